@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * lsc-kernels.h: the numeric kernel layer of Longscope.
+ *
+ * Kernels are plain C (plus OpenBLAS/OpenMP fast paths in cpu/ and CUDA in
+ * cuda/) with no GLib: they never allocate behind the caller's back, never
+ * print and never exit. Fallible kernels return an LscStatus.
+ *
+ * Conventions: output arguments come first, sizes are explicit, and every
+ * buffer's shape is stated in the comment of the function that takes it.
+ *
+ * Example: widen one row of bf16 weights to float32.
+ *
+ *   float row[4096];
+ *   lsc_bf16_to_f32 (row, weights + r * 4096, 4096);
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+  LSC_STATUS_OK = 0,
+  LSC_STATUS_INVALID_ARGUMENT,
+  LSC_STATUS_UNSUPPORTED,
+  LSC_STATUS_NO_DEVICE,
+  LSC_STATUS_OUT_OF_MEMORY,
+  LSC_STATUS_DEVICE_ERROR,
+  LSC_STATUS_CANCELLED,
+} LscStatus;
+
+const char *lsc_status_to_string (LscStatus status);
+
+/* Storage types of weights as they lie in model files. */
+typedef enum {
+  LSC_DTYPE_F32 = 0,
+  LSC_DTYPE_F16,
+  LSC_DTYPE_BF16,
+  LSC_DTYPE_Q8_0,
+  LSC_DTYPE_I32,
+  LSC_DTYPE_I64,
+  LSC_DTYPE_N_TYPES,
+} LscDType;
+
+/* Q8_0 as in GGUF: blocks of 32 int8 values sharing one f16 scale. */
+#define LSC_Q8_0_BLOCK 32
+typedef struct {
+  uint16_t d;                 /* f16 scale */
+  int8_t qs[LSC_Q8_0_BLOCK];  /* value = d * qs[i] */
+} LscBlockQ8_0;
+
+const char *lsc_dtype_name (LscDType dtype);
+/* Bytes for n elements of dtype, or 0 when n does not fit the type's block
+ * size (Q8_0 needs a multiple of 32). */
+size_t lsc_dtype_row_bytes (LscDType dtype, size_t n);
+
+float lsc_f16_to_f32_1 (uint16_t h);
+uint16_t lsc_f32_to_f16_1 (float f);        /* round to nearest even */
+float lsc_bf16_to_f32_1 (uint16_t h);
+uint16_t lsc_f32_to_bf16_1 (float f);       /* round to nearest even, NaN kept */
+
+/* out (n) <- in (n) */
+void lsc_f16_to_f32 (float *out, const uint16_t *in, size_t n);
+void lsc_bf16_to_f32 (float *out, const uint16_t *in, size_t n);
+/* out (n) <- in (n / 32 blocks); n must be a multiple of 32 */
+void lsc_q8_0_to_f32 (float *out, const LscBlockQ8_0 *in, size_t n);
+/* out (n / 32 blocks) <- in (n); n must be a multiple of 32 */
+void lsc_f32_to_q8_0 (LscBlockQ8_0 *out, const float *in, size_t n);
+
+/* out (n) <- n elements of any dtype starting at in. */
+LscStatus lsc_to_f32 (float *out, const void *in, LscDType dtype, size_t n);
+
+/* CUDA backend entry points; available when built with CUDA (LSC_HAVE_CUDA). */
+LscStatus lsc_cuda_device_count (int *n_devices);
+/* Smoke test of the toolchain and the device: out (n) <- a * x (n) + y (n)
+ * computed on the GPU. */
+LscStatus lsc_cuda_saxpy (float *out, float a, const float *x, const float *y, size_t n);

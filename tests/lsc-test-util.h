@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Helpers shared by the GLib tests: where the shared test data lies, and
+ * scratch files that are removed when the test ends.
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* The absolute path of `rel` under the shared data folder ($LSC_SHARED_DIR,
+ * by default the `shared/` folder beside the source tree), or NULL after
+ * g_test_skip () with a message naming the missing file. */
+char *lsc_test_shared_path (const char *rel);
+
+/* A fresh scratch directory for this test process, removed at exit. */
+const char *lsc_test_tmpdir (void);
+/* tmpdir/name, written with `len` bytes of data; returns the path. */
+char *lsc_test_write_file (const char *name, const void *data, gsize len);
+/* Reads a whole file or fails the test. */
+GBytes *lsc_test_read_file (const char *path);
+
+/* Asserts that `error` is set with the domain and code, and that its message
+ * contains every NULL-terminated fragment; prints the message on failure. */
+void lsc_test_assert_error (const GError *error, GQuark domain, int code, ...) G_GNUC_NULL_TERMINATED;
+
+G_END_DECLS
