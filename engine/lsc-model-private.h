@@ -18,6 +18,8 @@ struct _LscModel {
   GArray *tensors;             /* (element-type LscTensor) in file order */
   GHashTable *by_name;         /* name -> index + 1 (GUINT_TO_POINTER) */
   GPtrArray *warnings;         /* (element-type char*) NULL-terminated when read */
+  int *weight_index;           /* (LSC_TENSOR_N_ROLES, n_layers + 1) tensor index, -1 = absent;
+                                  slot n_layers holds the non-layer roles */
   gpointer format_data;        /* the loader's own state (the parsed GGUF for GGUF) */
   GDestroyNotify format_data_free;
 };
@@ -48,5 +50,16 @@ gboolean _lsc_model_load_llama2c (LscModel *model, const char *file, GError **er
  * snapshot (refs/main when present); returns a newly allocated path, or a
  * copy of `dir` when it is not such a folder. */
 char *_lsc_hf_resolve_snapshot (const char *dir);
+
+/* Maps one safetensors file, appends it to model->files (its position is
+ * returned in file_index) and adds its tensors (lsc-safetensors.c). */
+gboolean _lsc_safetensors_add_file (LscModel *model, const char *path, guint *file_index,
+                                    GError **error);
+
+/* Parses `len` bytes of JSON text (json-c, strict, UTF-8 checked, trailing
+ * whitespace allowed); a json_object to json_object_put (), or NULL with
+ * LSC_MODEL_ERROR_CORRUPT whose message starts with `what`. */
+struct json_object *_lsc_json_parse (const char *what, const char *text, gsize len,
+                                     GError **error);
 
 G_END_DECLS

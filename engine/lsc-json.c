@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "lsc-json.h"
+
+G_DEFINE_QUARK (lsc-job-error-quark, lsc_job_error)
+
+/* Duplicate keys: json-c has already checked the syntax, so a small scanner
+ * that follows strings and nesting is enough. Each open object keeps the set
+ * of its keys; a key seen twice is reported with its JSON path. */
+typedef struct {
+  GHashTable *keys;   /* NULL for arrays */
+  char *path;
+  int index;          /* next array element */
+} Frame;
+
+static char *
+scan_string (const char *p, const char *end, const char **after)
+{
+  GString *s = g_string_new (NULL);
+  p++;                                 /* opening quote */
+  while (p < end && *p != '"')
+    {
+      if (*p == '\\' && p + 1 < end)
+        {
+          g_string_append_c (s, *p++);
+        }
+      g_string_append_c (s, *p++);
+    }
+  *after = p < end ? p + 1 : end;
+  return g_string_free (s, FALSE);
+}
+
+static gboolean
+check_duplicates (const char *name, const char *text, gsize len, GError **error)
+{
+  const char *p = text, *end = text + len;
+  g_autoptr(GArray) stack = g_array_new (FALSE, TRUE, sizeof (Frame));
+  g_autofree char *pending = NULL;    /* path of the value that comes next */
+  gboolean ok = TRUE;
+
+  while (p < end && ok)
+    {
+      char ch = *p;
+      Frame *top = stack->len ? &g_array_index (stack, Frame, stack->len - 1) : NULL;
+
+      if (ch == '{' || ch == '[')
+        {
+          Frame f = { 0 };
+          if (pending != NULL)
+            f.path = g_steal_pointer (&pending);
+          else if (top != NULL && top->keys == NULL)
+            f.path = g_strdup_printf ("%s[%d]", top->path, top->index);
+          else
+            f.path = g_strdup ("$");
+          f.keys = ch == '{' ? g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL) : NULL;
+          g_array_append_val (stack, f);
+          p++;
+        }
+      else if (ch == '}' || ch == ']')
+        {
+          if (top != NULL)
+            {
+              g_clear_pointer (&top->keys, g_hash_table_unref);
+              g_free (top->path);
+              g_array_set_size (stack, stack->len - 1);
+            }
+          g_clear_pointer (&pending, g_free);
+          p++;
+        }
+      else if (ch == '"')
+        {
+          const char *after;
+          char *s = scan_string (p, end, &after);
+          const char *q = after;
+          while (q < end && g_ascii_isspace (*q))
+            q++;
+          if (top != NULL && top->keys != NULL && q < end && *q == ':')
+            {
+              g_free (pending);
+              pending = g_strdup_printf ("%s.%s", top->path, s);
+              if (!g_hash_table_add (top->keys, s))
+                {
+                  g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_SYNTAX,
+                               "%s: %s: duplicate key", name, pending);
+                  ok = FALSE;
+                }
+              p = q + 1;
+              continue;
+            }
+          g_free (s);
+          g_clear_pointer (&pending, g_free);
+          p = after;
+        }
+      else if (ch == ',')
+        {
+          if (top != NULL && top->keys == NULL)
+            top->index++;
+          g_clear_pointer (&pending, g_free);
+          p++;
+        }
+      else
+        p++;
+    }
+
+  for (guint i = 0; i < stack->len; i++)
+    {
+      Frame *f = &g_array_index (stack, Frame, i);
+      g_clear_pointer (&f->keys, g_hash_table_unref);
+      g_free (f->path);
+    }
+  return ok;
+}
+
+json_object *
+lsc_json_parse (const char *name, const char *text, gsize len, GError **error)
+{
+  json_tokener *tok = json_tokener_new ();
+  json_object *obj;
+
+  json_tokener_set_flags (tok, JSON_TOKENER_STRICT);
+  obj = json_tokener_parse_ex (tok, text, (int) MIN (len, G_MAXINT));
+  enum json_tokener_error jerr = json_tokener_get_error (tok);
+  size_t offset = json_tokener_get_parse_end (tok);
+  json_tokener_free (tok);
+
+  if (obj == NULL || jerr != json_tokener_success || len > G_MAXINT)
+    {
+      int line = 1, col = 1;
+      for (size_t i = 0; i < offset && i < len; i++)
+        {
+          if (text[i] == '\n')
+            line++, col = 1;
+          else
+            col++;
+        }
+      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_SYNTAX, "%s:%d:%d: not valid JSON: %s",
+                   name, line, col,
+                   jerr == json_tokener_continue ? "unexpected end of input"
+                                                 : json_tokener_error_desc (jerr));
+      json_object_put (obj);
+      return NULL;
+    }
+  /* trailing content after the value */
+  for (size_t i = offset; i < len; i++)
+    if (!g_ascii_isspace (text[i]))
+      {
+        g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_SYNTAX,
+                     "%s: not valid JSON: unexpected text after the end of the document", name);
+        json_object_put (obj);
+        return NULL;
+      }
+  if (!check_duplicates (name, text, len, error))
+    {
+      json_object_put (obj);
+      return NULL;
+    }
+  return obj;
+}
+
+json_object *
+lsc_json_double (double v)
+{
+  return isfinite (v) ? json_object_new_double (v) : NULL;
+}
+
+gboolean
+lsc_json_write_file (json_object *obj, const char *path, GError **error)
+{
+  const char *text = json_object_to_json_string_ext (obj, JSON_C_TO_STRING_PRETTY
+                                                          | JSON_C_TO_STRING_SPACED
+                                                          | JSON_C_TO_STRING_NOSLASHESCAPE);
+  g_autofree char *with_nl = g_strconcat (text, "\n", NULL);
+  /* g_file_set_contents writes a temporary file and renames it over path */
+  return g_file_set_contents (path, with_nl, -1, error);
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * JSON helpers over json-c for job and result files: strict parsing that
+ * rejects duplicate keys (json-c alone silently keeps the last one), and
+ * writing that never emits NaN or Infinity (written as null instead).
+ */
+#pragma once
+
+#include <glib.h>
+#include <json-c/json.h>
+
+G_BEGIN_DECLS
+
+#define LSC_JOB_ERROR (lsc_job_error_quark ())
+GQuark lsc_job_error_quark (void);
+
+typedef enum {
+  LSC_JOB_ERROR_IO,
+  LSC_JOB_ERROR_SYNTAX,        /* not JSON, or duplicate keys */
+  LSC_JOB_ERROR_INVALID,       /* a field is missing, unknown, or of the wrong type or range */
+} LscJobError;
+
+/* Parses `len` bytes of JSON text; `name` (a file name) goes into messages,
+ * which give line and column for syntax errors and the JSON path ($.a.b[2])
+ * of a duplicate key. */
+json_object *lsc_json_parse (const char *name, const char *text, gsize len, GError **error);
+
+/* A finite double, or null for NaN and infinities. */
+json_object *lsc_json_double (double v);
+
+/* Serialises `obj` (pretty, with a final newline) to `path` atomically:
+ * a temporary file beside it, then rename. */
+gboolean lsc_json_write_file (json_object *obj, const char *path, GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (json_object, json_object_put)
+
+G_END_DECLS

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs the whole test suite twice: a normal build (build-test/) and a build
+# with AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/).
+# Benchmarks never run here (meson test --benchmark runs them).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+tools/setup.sh --deps-only || exit 1
+
+passed=0 failed=0 skipped=0 status=0
+run_suite () {
+  local dir=$1; shift
+  if [ ! -d "$dir" ]; then
+    meson setup "$dir" "$@" || return 1
+  fi
+  ninja -C "$dir" || return 1
+  local log="$dir/meson-logs/run-tests.txt"
+  meson test -C "$dir" --print-errorlogs --num-processes 2 --timeout-multiplier 3 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  local ok fail skip timeout
+  ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+  fail=$(sed -n 's/^Fail: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+  timeout=$(sed -n 's/^Timeout: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+  skip=$(sed -n 's/^Skipped: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+  passed=$((passed + ${ok:-0}))
+  failed=$((failed + ${fail:-0} + ${timeout:-0}))
+  skipped=$((skipped + ${skip:-0}))
+  return "$rc"
+}
+
+run_suite build-test --buildtype=debugoptimized || status=1
+run_suite build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false || status=1
+
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ] || status=1
+exit "$status"
