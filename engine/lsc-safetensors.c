@@ -1,1 +1,392 @@
-/* SPDX-License-Identifier: MIT */
+/* SPDX-License-Identifier: MIT
+ *
+ * lsc-safetensors.c: the safetensors file format (Hugging Face).
+ *
+ * Layout, all integers little-endian:
+ *
+ *   offset 0       u64 N          length of the JSON header in bytes
+ *   offset 8       N bytes        JSON header (UTF-8), possibly padded with
+ *                                 trailing spaces
+ *   offset 8 + N   data section   the tensors' bytes, back to back
+ *
+ * The header is one JSON object. Each key is a tensor name mapped to
+ *
+ *   { "dtype": "F32" | "F16" | "BF16" | ...,
+ *     "shape": [d0, d1, ...],                  outermost first, may be []
+ *     "data_offsets": [begin, end] }           relative to the data section
+ *
+ * plus an optional "__metadata__" object of string -> string, which we
+ * ignore. A tensor's bytes are [8 + N + begin, 8 + N + end) in the file and
+ * must hold exactly prod(shape) * sizeof(dtype) bytes, row-major.
+ *
+ * We compute with F32, F16 and BF16; every other dtype (F64, I64, U8,
+ * F8_E4M3, ...) fails with LSC_MODEL_ERROR_UNSUPPORTED_DTYPE naming the
+ * tensor. Shapes may have 0 to LSC_MAX_DIMS dimensions, except that a Mamba
+ * `conv1d.weight` stored as [E, 1, K] is squeezed to (E, K) on load, the
+ * shape lsc-model.h gives the SSM_CONV1D role.
+ *
+ * Everything is checked before it is used: the header length against the
+ * file size (and a 100 MiB cap), each size computed in 64 bits with overflow
+ * checks, and each data range against the data section.
+ */
+#include "config.h"
+
+#include "lsc-model-private.h"
+#include "lsc-error.h"
+
+#include <json-c/json.h>
+#include <string.h>
+
+#define LSC_SAFETENSORS_MAX_HEADER (100 * 1024 * 1024)
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (json_object, json_object_put)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (json_tokener, json_tokener_free)
+
+/* One header entry, collected before any tensor is added so that tensors
+ * are added in data order. */
+typedef struct {
+  const char *name;              /* owned by the JSON header */
+  LscDType dtype;
+  int n_dims;
+  gint64 shape[LSC_MAX_DIMS];    /* (n_dims) outermost first */
+  guint64 begin;                 /* relative to the data section */
+} SafetensorsEntry;
+
+json_object *
+_lsc_json_parse (const char *what, const char *text, gsize len, GError **error)
+{
+  g_autoptr(json_tokener) tok = NULL;
+  const char *nul;
+  json_object *root;
+  gsize end;
+
+  if (len > G_MAXINT)
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
+                   "%s: %" G_GSIZE_FORMAT " bytes of JSON is too large", what, len);
+      return NULL;
+    }
+  nul = memchr (text, '\0', len);
+  if (nul != NULL)
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
+                   "%s: not valid JSON: contains a NUL byte at offset %" G_GSIZE_FORMAT,
+                   what, (gsize) (nul - text));
+      return NULL;
+    }
+
+  tok = json_tokener_new ();
+  json_tokener_set_flags (tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS
+                               | JSON_TOKENER_VALIDATE_UTF8);
+  root = json_tokener_parse_ex (tok, text, (int) len);
+  if (root == NULL)
+    {
+      enum json_tokener_error jerr = json_tokener_get_error (tok);
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
+                   "%s: not valid JSON: %s at offset %" G_GSIZE_FORMAT, what,
+                   jerr == json_tokener_continue ? "unexpected end of text"
+                                                 : json_tokener_error_desc (jerr),
+                   (gsize) json_tokener_get_parse_end (tok));
+      return NULL;
+    }
+
+  /* Only whitespace (safetensors pads with spaces) may follow the value. */
+  for (end = json_tokener_get_parse_end (tok); end < len; end++)
+    if (!g_ascii_isspace (text[end]))
+      {
+        json_object_put (root);
+        g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
+                     "%s: not valid JSON: unexpected text after the value at offset %"
+                     G_GSIZE_FORMAT, what, end);
+        return NULL;
+      }
+  return root;
+}
+
+static guint64
+read_u64_le (const guint8 *p)
+{
+  guint64 v;
+  memcpy (&v, p, sizeof v);
+  return GUINT64_FROM_LE (v);
+}
+
+/* Known safetensors dtype names; only the first three are computed with. */
+static gboolean
+parse_dtype (const char *name, LscDType *dtype, gsize *elem_size)
+{
+  if (g_str_equal (name, "F32"))
+    *dtype = LSC_DTYPE_F32, *elem_size = 4;
+  else if (g_str_equal (name, "F16"))
+    *dtype = LSC_DTYPE_F16, *elem_size = 2;
+  else if (g_str_equal (name, "BF16"))
+    *dtype = LSC_DTYPE_BF16, *elem_size = 2;
+  else
+    return FALSE;
+  return TRUE;
+}
+
+static void
+format_shape (GString *out, json_object *shape)
+{
+  gsize n = json_object_array_length (shape);
+
+  g_string_append_c (out, '[');
+  for (gsize i = 0; i < n; i++)
+    g_string_append_printf (out, "%s%s", i > 0 ? ", " : "",
+                            json_object_to_json_string_ext (json_object_array_get_idx (shape, i),
+                                                            JSON_C_TO_STRING_PLAIN));
+  g_string_append_c (out, ']');
+}
+
+/* A non-negative JSON integer (json-c keeps integers above G_MAXINT64 as
+ * unsigned). */
+static gboolean
+get_json_u64 (json_object *value, guint64 *out)
+{
+  if (value == NULL || !json_object_is_type (value, json_type_int))
+    return FALSE;
+  if (json_object_get_int64 (value) < 0)
+    return FALSE;
+  *out = json_object_get_uint64 (value);
+  return TRUE;
+}
+
+static gboolean
+parse_entry (const char *path, const char *name, json_object *desc, guint64 data_size,
+             SafetensorsEntry *entry, GError **error)
+{
+  static const char *const fields[] = { "dtype", "shape", "data_offsets" };
+  json_object *dtype_obj, *shape_obj, *offsets_obj;
+  gsize elem_size = 0, n_dims;
+  guint64 n_bytes, begin, end;
+  g_autoptr(GString) shape_str = g_string_new (NULL);
+
+  if (!json_object_is_type (desc, json_type_object))
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
+                   "%s: tensor '%s': expected an object with dtype, shape and data_offsets, found %s",
+                   path, name, json_type_to_name (json_object_get_type (desc)));
+      return FALSE;
+    }
+  for (gsize i = 0; i < G_N_ELEMENTS (fields); i++)
+    if (!json_object_object_get_ex (desc, fields[i], NULL))
+      {
+        g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
+                     "%s: tensor '%s': missing field '%s'", path, name, fields[i]);
+        return FALSE;
+      }
+  json_object_object_get_ex (desc, "dtype", &dtype_obj);
+  json_object_object_get_ex (desc, "shape", &shape_obj);
+  json_object_object_get_ex (desc, "data_offsets", &offsets_obj);
+
+  entry->name = name;
+
+  /* dtype */
+  if (!json_object_is_type (dtype_obj, json_type_string))
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
+                   "%s: tensor '%s': dtype: expected a string, found %s", path, name,
+                   json_type_to_name (json_object_get_type (dtype_obj)));
+      return FALSE;
+    }
+  if (!parse_dtype (json_object_get_string (dtype_obj), &entry->dtype, &elem_size))
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_UNSUPPORTED_DTYPE,
+                   "%s: tensor '%s': dtype %s is not supported (F32, F16 and BF16 are)",
+                   path, name, json_object_get_string (dtype_obj));
+      return FALSE;
+    }
+
+  /* shape */
+  if (!json_object_is_type (shape_obj, json_type_array))
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
+                   "%s: tensor '%s': shape: expected an array, found %s", path, name,
+                   json_type_to_name (json_object_get_type (shape_obj)));
+      return FALSE;
+    }
+  n_dims = json_object_array_length (shape_obj);
+  format_shape (shape_str, shape_obj);
+  if (n_dims > LSC_MAX_DIMS)
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
+                   "%s: tensor '%s': shape %s has %" G_GSIZE_FORMAT
+                   " dimensions, at most %d are supported",
+                   path, name, shape_str->str, n_dims, LSC_MAX_DIMS);
+      return FALSE;
+    }
+  n_bytes = elem_size;
+  for (gsize i = 0; i < n_dims; i++)
+    {
+      guint64 d;
+      if (!get_json_u64 (json_object_array_get_idx (shape_obj, i), &d) || d > G_MAXINT64)
+        {
+          g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
+                       "%s: tensor '%s': shape %s: dimension %" G_GSIZE_FORMAT
+                       " is not a non-negative integer", path, name, shape_str->str, i);
+          return FALSE;
+        }
+      if (!g_uint64_checked_mul (&n_bytes, n_bytes, d))
+        {
+          g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
+                       "%s: tensor '%s': shape %s of %s overflows 64 bits", path, name,
+                       shape_str->str, json_object_get_string (dtype_obj));
+          return FALSE;
+        }
+      entry->shape[i] = (gint64) d;
+    }
+  entry->n_dims = (int) n_dims;
+
+  /* data_offsets */
+  if (!json_object_is_type (offsets_obj, json_type_array)
+      || json_object_array_length (offsets_obj) != 2
+      || !get_json_u64 (json_object_array_get_idx (offsets_obj, 0), &begin)
+      || !get_json_u64 (json_object_array_get_idx (offsets_obj, 1), &end))
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
+                   "%s: tensor '%s': data_offsets %s is not a pair of non-negative integers",
+                   path, name,
+                   json_object_to_json_string_ext (offsets_obj, JSON_C_TO_STRING_PLAIN
+                                                   | JSON_C_TO_STRING_NOSLASHESCAPE));
+      return FALSE;
+    }
+  if (begin > end || end - begin != n_bytes)
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
+                   "%s: tensor '%s': data_offsets [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
+                   "] do not match shape %s of %s (%" G_GUINT64_FORMAT " bytes)",
+                   path, name, begin, end, shape_str->str,
+                   json_object_get_string (dtype_obj), n_bytes);
+      return FALSE;
+    }
+  if (end > data_size)
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_TRUNCATED,
+                   "%s: tensor '%s': data_offsets [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
+                   "] are past the end of the data section (%" G_GUINT64_FORMAT " bytes)",
+                   path, name, begin, end, data_size);
+      return FALSE;
+    }
+  entry->begin = begin;
+
+  /* Mamba's depthwise conv1d.weight [E, 1, K] is the (E, K) of SSM_CONV1D. */
+  if (entry->n_dims == 3 && entry->shape[1] == 1 && g_str_has_suffix (name, "conv1d.weight"))
+    {
+      entry->shape[1] = entry->shape[2];
+      entry->n_dims = 2;
+    }
+  return TRUE;
+}
+
+static gint
+compare_entries (gconstpointer a, gconstpointer b)
+{
+  const SafetensorsEntry *ea = a, *eb = b;
+
+  if (ea->begin != eb->begin)
+    return ea->begin < eb->begin ? -1 : 1;
+  return strcmp (ea->name, eb->name);
+}
+
+/* Reads the header of `file` and adds its tensors to `model` as file
+ * `file_index`. */
+static gboolean
+add_tensors (LscModel *model, const LscMappedFile *file, guint file_index, GError **error)
+{
+  g_autoptr(json_object) header = NULL;
+  g_autoptr(GArray) entries = NULL;   /* (element-type SafetensorsEntry) in data order */
+  g_autofree char *what = NULL;
+  guint64 header_len, data_start, data_size;
+
+  if (file->size < 8)
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_TRUNCATED,
+                   "%s: header length: the file is %" G_GUINT64_FORMAT
+                   " bytes, shorter than the 8-byte header length", file->path, file->size);
+      return FALSE;
+    }
+  header_len = read_u64_le (file->data);
+  if (header_len > file->size - 8)
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_TRUNCATED,
+                   "%s: header length %" G_GUINT64_FORMAT " is past the end of the file (%"
+                   G_GUINT64_FORMAT " bytes)", file->path, header_len, file->size);
+      return FALSE;
+    }
+  if (header_len > LSC_SAFETENSORS_MAX_HEADER)
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
+                   "%s: header length %" G_GUINT64_FORMAT " is over the %d-byte limit",
+                   file->path, header_len, LSC_SAFETENSORS_MAX_HEADER);
+      return FALSE;
+    }
+  data_start = 8 + header_len;
+  data_size = file->size - data_start;
+
+  what = g_strdup_printf ("%s: header", file->path);
+  header = _lsc_json_parse (what, (const char *) file->data + 8, header_len, error);
+  if (header == NULL)
+    return FALSE;
+  if (!json_object_is_type (header, json_type_object))
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
+                   "%s: header: expected a JSON object, found %s", file->path,
+                   json_type_to_name (json_object_get_type (header)));
+      return FALSE;
+    }
+
+  entries = g_array_new (FALSE, TRUE, sizeof (SafetensorsEntry));
+  json_object_object_foreach (header, key, value)
+    {
+      SafetensorsEntry entry = { 0 };
+
+      if (g_str_equal (key, "__metadata__"))
+        {
+          if (!json_object_is_type (value, json_type_object))
+            {
+              g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
+                           "%s: __metadata__: expected an object, found %s", file->path,
+                           json_type_to_name (json_object_get_type (value)));
+              return FALSE;
+            }
+          continue;
+        }
+      if (!parse_entry (file->path, key, value, data_size, &entry, error))
+        return FALSE;
+      g_array_append_val (entries, entry);
+    }
+  g_array_sort (entries, compare_entries);
+
+  for (guint i = 0; i < entries->len; i++)
+    {
+      const SafetensorsEntry *e = &g_array_index (entries, SafetensorsEntry, i);
+      if (_lsc_model_add_tensor (model, e->name, e->dtype, e->n_dims, e->shape, file_index,
+                                 data_start + e->begin, error) == NULL)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+_lsc_safetensors_add_file (LscModel *model, const char *path, guint *file_index,
+                           GError **error)
+{
+  LscMappedFile *file;
+  guint index;
+
+  g_return_val_if_fail (model != NULL, FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
+
+  file = lsc_mapped_file_open (path, error);
+  if (file == NULL)
+    return FALSE;
+
+  /* The model owns the map from here on, so tensors may point into it. */
+  index = model->files->len;
+  g_ptr_array_add (model->files, file);
+  if (file_index != NULL)
+    *file_index = index;
+
+  return add_tensors (model, file, index, error);
+}
