@@ -45,4 +45,16 @@ typedef enum {
   LSC_TOKENIZER_ERROR_INVALID_ID,      /* a token id outside the vocabulary */
 } LscTokenizerError;
 
+/* Running a model: sessions, generation, scoring. */
+#define LSC_RUN_ERROR (lsc_run_error_quark ())
+GQuark lsc_run_error_quark (void);
+
+typedef enum {
+  LSC_RUN_ERROR_UNSUPPORTED,     /* an architecture or feature this backend does not run */
+  LSC_RUN_ERROR_CONTEXT_FULL,    /* more tokens than the session's context */
+  LSC_RUN_ERROR_INVALID_TOKEN,   /* a token id outside the model's vocabulary */
+  LSC_RUN_ERROR_OUT_OF_MEMORY,   /* an allocation the session needs would exceed the budget */
+  LSC_RUN_ERROR_CANCELLED,
+} LscRunError;
+
 G_END_DECLS

@@ -48,12 +48,6 @@ typedef enum {
   LSC_FORMAT_LLAMA2C,
 } LscModelFormat;
 
-/* Which dimensions RoPE rotates together. */
-typedef enum {
-  LSC_ROPE_NEOX,         /* HF rotate_half: i pairs with i + d/2 (safetensors, qwen2 GGUF) */
-  LSC_ROPE_INTERLEAVED,  /* pairs (2i, 2i+1): llama-arch GGUF (permuted q/k rows), llama2.c */
-} LscRopeLayout;
-
 typedef enum {
   LSC_ROPE_SCALING_NONE,
   LSC_ROPE_SCALING_LINEAR,

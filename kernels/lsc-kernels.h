@@ -70,6 +70,30 @@ void lsc_f32_to_q8_0 (LscBlockQ8_0 *out, const float *in, size_t n);
 /* out (n) <- n elements of any dtype starting at in. */
 LscStatus lsc_to_f32 (float *out, const void *in, LscDType dtype, size_t n);
 
+/* Which dimensions RoPE rotates together. */
+typedef enum {
+  LSC_ROPE_NEOX,         /* HF rotate_half: i pairs with i + d/2 (safetensors, qwen2 GGUF) */
+  LSC_ROPE_INTERLEAVED,  /* pairs (2i, 2i+1): llama-arch GGUF (permuted q/k rows), llama2.c */
+} LscRopeLayout;
+
+/* ---- reference CPU kernels (kernels/cpu/lsc-cpu-ref.c) ----
+ * Plain loops, the ground truth every fast path and GPU kernel is tested
+ * against. No allocation; output first. */
+
+/* out (n) <- x (n) / sqrt(mean(x^2) + eps) * w (n) */
+void lsc_rmsnorm (float *out, const float *x, const float *w, int n, float eps);
+/* out (d) <- W (d, n) x (n), W stored in dtype, row-major */
+void lsc_matvec (float *out, const float *x, const void *w, LscDType dtype, int n, int d);
+/* dot product of row `row` of W (d, n) in dtype with x (n) */
+float lsc_dot_row (const void *w, LscDType dtype, int n, int row, const float *x);
+/* x (n_heads, head_dim) rotated in place; cos, sin (head_dim / 2) for this position */
+void lsc_rope (float *x, int n_heads, int head_dim, const float *cos, const float *sin,
+               LscRopeLayout layout);
+/* x (n) <- softmax(x) in place, max-subtracted */
+void lsc_softmax (float *x, int n);
+/* out (n) <- silu(gate (n)) * up (n) */
+void lsc_swiglu (float *out, const float *gate, const float *up, int n);
+
 /* CUDA backend entry points; available when built with CUDA (LSC_HAVE_CUDA). */
 LscStatus lsc_cuda_device_count (int *n_devices);
 /* Smoke test of the toolchain and the device: out (n) <- a * x (n) + y (n)

@@ -1,0 +1,364 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The Llama-family forward pass (Llama, Mistral, Qwen2) on the CPU.
+ *
+ * lsc_session_eval () runs either the reference path, forward_token () below,
+ * which is llama2.c's forward() generalised (GQA, biases, RoPE layouts and
+ * scaling, sliding windows, any weight dtype), or the fast batched path of
+ * lsc-llama-fast.c. Both read the weights through the same LscLayer table and
+ * write the same KV cache.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "lsc-error.h"
+#include "lsc-llama-private.h"
+#include "lsc-rope.h"
+
+void
+lsc_session_params_init (LscSessionParams *params)
+{
+  memset (params, 0, sizeof *params);
+}
+
+/* A 1-D tensor (norm weight or bias) widened to float32, or NULL when absent. */
+static float *
+widen (const LscTensor *t)
+{
+  if (t == NULL)
+    return NULL;
+  float *out = g_new (float, lsc_tensor_n_elements (t));
+  lsc_to_f32 (out, t->data, t->dtype, (size_t) lsc_tensor_n_elements (t));
+  return out;
+}
+
+static LscMatrix
+matrix (const LscTensor *t)
+{
+  LscMatrix m = { NULL, LSC_DTYPE_F32, 0, 0 };
+  if (t != NULL)
+    {
+      m.data = t->data;
+      m.dtype = t->dtype;
+      m.rows = (int) t->shape[0];
+      m.cols = (int) t->shape[1];
+    }
+  return m;
+}
+
+LscSession *
+lsc_session_new (LscModel *model, const LscSessionParams *params, GError **error)
+{
+  const LscModelConfig *c = lsc_model_get_config (model);
+
+  g_return_val_if_fail (model != NULL && params != NULL, NULL);
+
+  if (c->arch == LSC_ARCH_MAMBA || c->arch == LSC_ARCH_MAMBA2)
+    {
+      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
+                   "%s: the %s forward pass is not implemented yet", lsc_model_get_path (model),
+                   lsc_arch_name (c->arch));
+      return NULL;
+    }
+
+  LscSession *s = g_new0 (LscSession, 1);
+  s->model = model;
+  s->c = *c;
+  s->params = *params;
+  if (s->params.n_ctx <= 0)
+    s->params.n_ctx = 4096;   /* a model's context length is advisory: never a cap */
+  if (s->params.n_threads <= 0)
+    s->params.n_threads = (int) g_get_num_processors ();
+
+  int n_ctx = s->params.n_ctx;
+  int q_dim = c->n_heads * c->head_dim;
+  int kv_dim = c->n_kv_heads * c->head_dim;
+
+  s->embd = matrix (lsc_model_get_weight (model, LSC_TENSOR_TOKEN_EMBD, -1));
+  s->output = lsc_model_get_weight (model, LSC_TENSOR_OUTPUT, -1) != NULL
+                ? matrix (lsc_model_get_weight (model, LSC_TENSOR_OUTPUT, -1))
+                : s->embd;
+  s->output_norm = widen (lsc_model_get_weight (model, LSC_TENSOR_OUTPUT_NORM, -1));
+  s->layers = g_new0 (LscLayer, c->n_layers);
+  for (int l = 0; l < c->n_layers; l++)
+    {
+      LscLayer *L = &s->layers[l];
+      L->attn_norm = widen (lsc_model_get_weight (model, LSC_TENSOR_ATTN_NORM, l));
+      L->ffn_norm = widen (lsc_model_get_weight (model, LSC_TENSOR_FFN_NORM, l));
+      L->bq = widen (lsc_model_get_weight (model, LSC_TENSOR_ATTN_Q_BIAS, l));
+      L->bk = widen (lsc_model_get_weight (model, LSC_TENSOR_ATTN_K_BIAS, l));
+      L->bv = widen (lsc_model_get_weight (model, LSC_TENSOR_ATTN_V_BIAS, l));
+      L->wq = matrix (lsc_model_get_weight (model, LSC_TENSOR_ATTN_Q, l));
+      L->wk = matrix (lsc_model_get_weight (model, LSC_TENSOR_ATTN_K, l));
+      L->wv = matrix (lsc_model_get_weight (model, LSC_TENSOR_ATTN_V, l));
+      L->wo = matrix (lsc_model_get_weight (model, LSC_TENSOR_ATTN_O, l));
+      L->w_gate = matrix (lsc_model_get_weight (model, LSC_TENSOR_FFN_GATE, l));
+      L->w_up = matrix (lsc_model_get_weight (model, LSC_TENSOR_FFN_UP, l));
+      L->w_down = matrix (lsc_model_get_weight (model, LSC_TENSOR_FFN_DOWN, l));
+      L->window = _lsc_layer_window (c, l);
+    }
+
+  gsize cache = (gsize) c->n_layers * n_ctx * kv_dim;
+  s->key_cache = g_try_new (float, cache);
+  s->value_cache = g_try_new (float, cache);
+  if (s->key_cache == NULL || s->value_cache == NULL)
+    {
+      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_OUT_OF_MEMORY,
+                   "the KV cache of %d tokens needs %.1f MiB, which could not be allocated",
+                   n_ctx, 2.0 * cache * sizeof (float) / 1048576.0);
+      lsc_session_free (s);
+      return NULL;
+    }
+
+  s->x = g_new (float, c->dim);
+  s->xb = g_new (float, MAX (c->dim, q_dim));
+  s->xb2 = g_new (float, c->dim);
+  s->hb = g_new (float, c->hidden_dim);
+  s->hb2 = g_new (float, c->hidden_dim);
+  s->q = g_new (float, q_dim);
+  s->k = g_new (float, kv_dim);
+  s->v = g_new (float, kv_dim);
+  s->att = g_new (float, n_ctx);
+  s->inv_freq = g_new (double, c->head_dim / 2);
+  s->rope_cos = g_new (float, c->head_dim / 2);
+  s->rope_sin = g_new (float, c->head_dim / 2);
+  s->rope_seq_len = -1;
+  return s;
+}
+
+void
+lsc_session_free (LscSession *s)
+{
+  if (s == NULL)
+    return;
+  for (int l = 0; s->layers != NULL && l < s->c.n_layers; l++)
+    {
+      LscLayer *L = &s->layers[l];
+      g_free (L->attn_norm);
+      g_free (L->ffn_norm);
+      g_free (L->bq);
+      g_free (L->bk);
+      g_free (L->bv);
+    }
+  g_free (s->layers);
+  g_free (s->output_norm);
+  g_free (s->key_cache);
+  g_free (s->value_cache);
+  g_free (s->x);
+  g_free (s->xb);
+  g_free (s->xb2);
+  g_free (s->hb);
+  g_free (s->hb2);
+  g_free (s->q);
+  g_free (s->k);
+  g_free (s->v);
+  g_free (s->att);
+  g_free (s->inv_freq);
+  g_free (s->rope_cos);
+  g_free (s->rope_sin);
+  _lsc_session_free_fast (s);
+  g_free (s);
+}
+
+const LscSessionParams *
+lsc_session_get_params (const LscSession *s)
+{
+  return &s->params;
+}
+
+int
+lsc_session_get_pos (const LscSession *s)
+{
+  return s->pos;
+}
+
+void
+lsc_session_rewind (LscSession *s, int pos)
+{
+  g_return_if_fail (pos >= 0);
+  s->pos = MIN (s->pos, pos);
+}
+
+int
+_lsc_layer_window (const LscModelConfig *c, int layer)
+{
+  if (c->sliding_window <= 0)
+    return 0;
+  /* Qwen2: only layers from max_window_layers on slide (HF layer_types) */
+  return layer >= c->max_window_layers ? c->sliding_window : 0;
+}
+
+void
+_lsc_session_prepare_rope (LscSession *s, int seq_len)
+{
+  /* Only dynamic NTK depends on the length; recompute when it changes. */
+  if (s->rope_seq_len >= 0
+      && (s->c.rope_scaling.type != LSC_ROPE_SCALING_DYNAMIC || s->rope_seq_len == seq_len))
+    return;
+  s->rope_factor = lsc_rope_inv_freq (&s->c, seq_len, s->inv_freq);
+  s->rope_seq_len = seq_len;
+}
+
+void
+_lsc_embed (const LscSession *s, int token, float *out)
+{
+  const LscMatrix *e = &s->embd;
+  size_t row_bytes = lsc_dtype_row_bytes (e->dtype, e->cols);
+  lsc_to_f32 (out, (const guint8 *) e->data + (size_t) token * row_bytes, e->dtype, e->cols);
+}
+
+static void
+add_bias (float *x, const float *b, int n)
+{
+  if (b != NULL)
+    for (int i = 0; i < n; i++)
+      x[i] += b[i];
+}
+
+/* The reference forward of one token at position pos; logits (vocab) may be NULL. */
+static gboolean
+forward_token (LscSession *s, int token, int pos, float *logits, LscCancelFunc cancel,
+               gpointer cancel_data)
+{
+  const LscModelConfig *c = &s->c;
+  int dim = c->dim, hd = c->head_dim, n_ctx = s->params.n_ctx;
+  int kv_dim = c->n_kv_heads * hd;
+  int group = c->n_heads / c->n_kv_heads;   /* query heads per KV head (GQA) */
+  float scale = 1.0f / sqrtf ((float) hd);
+  float *x = s->x;
+
+  /* the token's embedding row */
+  _lsc_embed (s, token, x);
+  lsc_rope_cos_sin (s->inv_freq, hd / 2, s->rope_factor, pos, s->rope_cos, s->rope_sin);
+
+  for (int l = 0; l < c->n_layers; l++)
+    {
+      const LscLayer *L = &s->layers[l];
+      float *key_cache = s->key_cache + (size_t) l * n_ctx * kv_dim;     /* (n_ctx, kv_dim) */
+      float *value_cache = s->value_cache + (size_t) l * n_ctx * kv_dim; /* (n_ctx, kv_dim) */
+
+      if (cancel != NULL && cancel (cancel_data))
+        return FALSE;
+
+      /* attention rmsnorm */
+      lsc_rmsnorm (s->xb, x, L->attn_norm, dim, (float) c->norm_eps);
+
+      /* q, k, v projections (+ Qwen2 biases), then RoPE at this position */
+      lsc_matvec (s->q, s->xb, L->wq.data, L->wq.dtype, dim, L->wq.rows);
+      lsc_matvec (s->k, s->xb, L->wk.data, L->wk.dtype, dim, kv_dim);
+      lsc_matvec (s->v, s->xb, L->wv.data, L->wv.dtype, dim, kv_dim);
+      add_bias (s->q, L->bq, L->wq.rows);
+      add_bias (s->k, L->bk, kv_dim);
+      add_bias (s->v, L->bv, kv_dim);
+      lsc_rope (s->q, c->n_heads, hd, s->rope_cos, s->rope_sin, c->rope_layout);
+      lsc_rope (s->k, c->n_kv_heads, hd, s->rope_cos, s->rope_sin, c->rope_layout);
+
+      /* keys and values into the cache at pos */
+      memcpy (key_cache + (size_t) pos * kv_dim, s->k, kv_dim * sizeof (float));
+      memcpy (value_cache + (size_t) pos * kv_dim, s->v, kv_dim * sizeof (float));
+
+      /* multi-head attention over positions [first, pos]; query head h reads KV head h / group */
+      int first = L->window > 0 ? MAX (0, pos - L->window + 1) : 0;
+      for (int h = 0; h < c->n_heads; h++)
+        {
+          const float *q = s->q + h * hd;
+          int kvh = h / group;
+          float *att = s->att;
+          for (int t = first; t <= pos; t++)
+            {
+              const float *k = key_cache + (size_t) t * kv_dim + kvh * hd;
+              float score = 0.0f;
+              for (int i = 0; i < hd; i++)
+                score += q[i] * k[i];
+              att[t - first] = score * scale;
+            }
+          lsc_softmax (att, pos - first + 1);
+
+          float *out = s->xb + h * hd;
+          memset (out, 0, hd * sizeof (float));
+          for (int t = first; t <= pos; t++)
+            {
+              const float *v = value_cache + (size_t) t * kv_dim + kvh * hd;
+              float a = att[t - first];
+              for (int i = 0; i < hd; i++)
+                out[i] += a * v[i];
+            }
+        }
+
+      /* output projection and residual */
+      lsc_matvec (s->xb2, s->xb, L->wo.data, L->wo.dtype, L->wo.cols, dim);
+      for (int i = 0; i < dim; i++)
+        x[i] += s->xb2[i];
+
+      /* ffn rmsnorm, SwiGLU MLP: down(silu(gate(x)) * up(x)), residual */
+      lsc_rmsnorm (s->xb, x, L->ffn_norm, dim, (float) c->norm_eps);
+      lsc_matvec (s->hb, s->xb, L->w_gate.data, L->w_gate.dtype, dim, c->hidden_dim);
+      lsc_matvec (s->hb2, s->xb, L->w_up.data, L->w_up.dtype, dim, c->hidden_dim);
+      lsc_swiglu (s->hb, s->hb, s->hb2, c->hidden_dim);
+      lsc_matvec (s->xb2, s->hb, L->w_down.data, L->w_down.dtype, c->hidden_dim, dim);
+      for (int i = 0; i < dim; i++)
+        x[i] += s->xb2[i];
+    }
+
+  /* final rmsnorm and the classifier (tied to the embedding when there is no output matrix) */
+  if (logits != NULL)
+    {
+      lsc_rmsnorm (s->xb, x, s->output_norm, dim, (float) c->norm_eps);
+      lsc_matvec (logits, s->xb, s->output.data, s->output.dtype, dim, s->output.rows);
+    }
+  return TRUE;
+}
+
+gboolean
+lsc_session_eval (LscSession *s, const gint32 *tokens, int n, float *logits, gboolean all_logits,
+                  LscCancelFunc cancel, gpointer cancel_data, GError **error)
+{
+  int vocab = s->output.rows;
+  int start = s->pos;
+
+  g_return_val_if_fail (n >= 0, FALSE);
+  if (n == 0)
+    return TRUE;
+  if (n > s->params.n_ctx - s->pos)
+    {
+      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_CONTEXT_FULL,
+                   "%d tokens do not fit: the session holds %d of %d", n, s->pos, s->params.n_ctx);
+      return FALSE;
+    }
+  for (int i = 0; i < n; i++)
+    if (tokens[i] < 0 || tokens[i] >= s->embd.rows)
+      {
+        g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_INVALID_TOKEN,
+                     "token %d (at index %d) is outside the model's vocabulary of %d", tokens[i], i,
+                     s->embd.rows);
+        return FALSE;
+      }
+
+  _lsc_session_prepare_rope (s, s->pos + n);
+
+  gboolean ok;
+  if (s->params.reference)
+    {
+      ok = TRUE;
+      for (int i = 0; ok && i < n; i++)
+        {
+          float *out = NULL;
+          if (logits != NULL && (all_logits || i == n - 1))
+            out = logits + (all_logits ? (size_t) i * vocab : 0);
+          ok = forward_token (s, tokens[i], start + i, out, cancel, cancel_data);
+        }
+    }
+  else
+    ok = _lsc_session_eval_fast (s, tokens, n, logits, all_logits, cancel, cancel_data);
+
+  if (!ok)
+    {
+      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_CANCELLED, "cancelled");
+      s->pos = start;
+      return FALSE;
+    }
+  s->pos = start + n;
+  return TRUE;
+}

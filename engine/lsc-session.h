@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * lsc-session.h: running a Llama-family model (Llama, Mistral, Qwen2) on the
+ * CPU: a KV cache, prompt prefill, incremental decode and all-position
+ * logits for teacher-forced scoring.
+ *
+ * Compute is float32 whatever the weights' dtype (f32, f16, bf16, q8_0).
+ * Two paths compute the same function: the reference path
+ * (LscSessionParams.reference = TRUE) runs llama2.c's one-token-at-a-time
+ * forward with the plain kernels of kernels/cpu/lsc-cpu-ref.c; the default
+ * fast path batches the prompt through OpenBLAS GEMMs and blocked attention
+ * with OpenMP. Tests hold the two together.
+ *
+ * Example:
+ *
+ *   LscSessionParams p;
+ *   lsc_session_params_init (&p);
+ *   p.n_ctx = 4096;
+ *   g_autoptr(LscSession) s = lsc_session_new (model, &p, &error);
+ *   float *logits = g_new (float, vocab);
+ *   lsc_session_eval (s, prompt, n_prompt, logits, FALSE, NULL, NULL, &error);
+ *   // logits of the next token after the prompt
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "lsc-model.h"
+
+G_BEGIN_DECLS
+
+typedef struct _LscSession LscSession;
+
+/* Returns TRUE to stop: checked per layer and per block of rows. */
+typedef gboolean (*LscCancelFunc) (gpointer user_data);
+
+typedef struct {
+  int n_ctx;             /* KV cache length in tokens; 0 = 4096 (the model's own context
+                            length is advisory and never caps it) */
+  int n_threads;         /* 0 = all cores */
+  gboolean reference;    /* TRUE: the plain reference path, one token at a time */
+} LscSessionParams;
+
+void lsc_session_params_init (LscSessionParams *params);
+
+/* The model must outlive the session. */
+LscSession *lsc_session_new (LscModel *model, const LscSessionParams *params, GError **error);
+void lsc_session_free (LscSession *session);
+
+const LscSessionParams *lsc_session_get_params (const LscSession *session);
+/* Tokens in the KV cache. */
+int lsc_session_get_pos (const LscSession *session);
+/* Drops the cache back to `pos` tokens (0 = empty). */
+void lsc_session_rewind (LscSession *session, int pos);
+
+/* Runs tokens (n) at positions pos .. pos + n - 1, appending them to the
+ * cache. logits receives (n, vocab) when all_logits, else (vocab) for the
+ * last token; it may be NULL. Fails with LSC_RUN_ERROR (CONTEXT_FULL,
+ * INVALID_TOKEN, CANCELLED); a cancelled call leaves the cache at its old
+ * position. */
+gboolean lsc_session_eval (LscSession *session, const gint32 *tokens, int n, float *logits,
+                           gboolean all_logits, LscCancelFunc cancel, gpointer cancel_data,
+                           GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (LscSession, lsc_session_free)
+
+G_END_DECLS
