@@ -80,6 +80,11 @@ typedef struct {
 typedef struct _LscGguf LscGguf;
 
 LscGguf *lsc_gguf_open (const char *path, GError **error);
+/* Parses GGUF bytes that the caller has mapped and keeps alive (unchanged)
+ * as long as the LscGguf: the model loader's own LscMappedFile, or memory
+ * in tests. `path` names the file in messages. */
+LscGguf *lsc_gguf_new_from_data (const char *path, const guint8 *data, guint64 size,
+                                 GError **error);
 void lsc_gguf_free (LscGguf *gguf);
 
 const char *lsc_gguf_get_path (const LscGguf *gguf);
