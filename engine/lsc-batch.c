@@ -1,36 +1,29 @@
 /* SPDX-License-Identifier: MIT
  *
  * The batch runner behind `longscope --batch job.json [--output DIR]`.
+ * The job schema (version 1) is documented in the README; its keys are
+ * listed in job_keys[] below with their types and ranges.
  *
- * Job schema, version 1 (documented in the README; names are stable):
- *
- *   {
- *     "schema_version": 1,        optional, must be 1
- *     "model": "path",            required; relative paths are relative to the job file
- *     "kind": "info"              optional; "info" (default) describes the model
- *   }
- *
- * Writes DIR/results.json atomically:
- *
- *   { "schema_version": 1, "kind": "info", "status": "done",
- *     "provenance": { "longscope_version", "longscope_commit", "model_path", "model_format",
- *                     "model_bytes", "config_sha256" },
- *     "job": { ...the job as read... },
- *     "model": { "architecture", "vocab_size", "dim", ..., "tensors": [ {name, dtype, shape, role} ] },
- *     "warnings": [ ... ] }
- *
- * The forward pass extends this schema with prompts and generation (issue 3).
+ * Output: DIR/results.json, written atomically (temporary file + rename).
+ * Progress goes to stderr. SIGINT stops the run at the next layer boundary
+ * and still writes a valid result marked "status": "interrupted".
  */
 #include "config.h"
 
 #include <errno.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lsc-batch.h"
 #include "lsc-error.h"
+#include "lsc-generate.h"
 #include "lsc-json.h"
 #include "lsc-model.h"
+#include "lsc-session.h"
+#include "lsc-tokenizer.h"
 
 #define SCHEMA_VERSION 1
 
@@ -39,14 +32,24 @@ enum {
   EXIT_RUNTIME = 1,
   EXIT_INVALID = 2,
   EXIT_LOAD = 3,
+  EXIT_INTERRUPTED = 130,
 };
 
 typedef struct {
-  char *name;            /* the job file as given, for messages */
-  char *base_dir;        /* relative paths are resolved here */
-  json_object *root;     /* (owned) */
-  char *model;           /* resolved model path */
-  char *kind;
+  char *name;              /* the job file as given, for messages */
+  char *base_dir;          /* relative paths are resolved here */
+  json_object *root;       /* (owned) the job as read */
+
+  char *model;             /* resolved paths */
+  char *tokenizer;         /* NULL: found next to the model */
+  char *prompt;            /* NULL: no prompt (describe the model only) */
+  int threads;
+  int n_ctx;
+  gboolean bos;
+  gboolean reference;
+  gboolean score;
+  gboolean stop_at_eos;
+  LscGenerateParams gen;
 } LscJob;
 
 static void
@@ -56,7 +59,51 @@ job_clear (LscJob *job)
   g_free (job->base_dir);
   json_object_put (job->root);
   g_free (job->model);
-  g_free (job->kind);
+  g_free (job->tokenizer);
+  g_free (job->prompt);
+}
+
+/* ---- reading the job ---- */
+
+typedef enum { KEY_INT, KEY_NUMBER, KEY_BOOL, KEY_STRING } KeyType;
+
+typedef struct {
+  const char *key;
+  KeyType type;
+  double min, max;   /* for numbers */
+} JobKey;
+
+static const JobKey job_keys[] = {
+  { "schema_version", KEY_INT, SCHEMA_VERSION, SCHEMA_VERSION },
+  { "model", KEY_STRING },
+  { "tokenizer", KEY_STRING },
+  { "backend", KEY_STRING },
+  { "threads", KEY_INT, 0, 1024 },
+  { "n_ctx", KEY_INT, 0, 1 << 24 },
+  { "prompt", KEY_STRING },
+  { "prompt_file", KEY_STRING },
+  { "bos", KEY_BOOL },
+  { "max_tokens", KEY_INT, 0, 1 << 24 },
+  { "temperature", KEY_NUMBER, 0, 100 },
+  { "top_k", KEY_INT, 0, 1 << 24 },
+  { "top_p", KEY_NUMBER, 0, 1 },
+  { "seed", KEY_INT, 0, 9007199254740991.0 },
+  { "stop_at_eos", KEY_BOOL },
+  { "score", KEY_BOOL },
+  { "reference", KEY_BOOL },
+};
+
+static const char *
+type_name (KeyType t)
+{
+  switch (t)
+    {
+    case KEY_INT: return "an integer";
+    case KEY_NUMBER: return "a number";
+    case KEY_BOOL: return "true or false";
+    case KEY_STRING: return "a string";
+    }
+  return "?";
 }
 
 static const char *
@@ -66,9 +113,54 @@ json_type_label (json_object *v)
 }
 
 static gboolean
+check_key (const LscJob *job, const JobKey *k, json_object *v, GError **error)
+{
+  gboolean ok;
+  switch (k->type)
+    {
+    case KEY_INT: ok = json_object_is_type (v, json_type_int); break;
+    case KEY_NUMBER: ok = json_object_is_type (v, json_type_int) || json_object_is_type (v, json_type_double); break;
+    case KEY_BOOL: ok = json_object_is_type (v, json_type_boolean); break;
+    case KEY_STRING: ok = json_object_is_type (v, json_type_string); break;
+    default: ok = FALSE;
+    }
+  if (!ok)
+    {
+      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID, "%s: $.%s: expected %s, found %s",
+                   job->name, k->key, type_name (k->type), json_type_label (v));
+      return FALSE;
+    }
+  if (k->type == KEY_INT || k->type == KEY_NUMBER)
+    {
+      double d = json_object_get_double (v);
+      if (!(d >= k->min && d <= k->max))
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: $.%s: expected a value in [%g, %g], found %s", job->name, k->key,
+                       k->min, k->max, json_object_to_json_string (v));
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+static json_object *
+get (const LscJob *job, const char *key)
+{
+  json_object *v = NULL;
+  json_object_object_get_ex (job->root, key, &v);
+  return v;
+}
+
+static char *
+resolve (const LscJob *job, const char *path)
+{
+  return g_path_is_absolute (path) ? g_strdup (path) : g_build_filename (job->base_dir, path, NULL);
+}
+
+static gboolean
 job_parse (LscJob *job, const char *text, gsize len, GError **error)
 {
-  static const char *const known[] = { "schema_version", "model", "kind", NULL };
   json_object *v;
 
   job->root = lsc_json_parse (job->name, text, len, error);
@@ -81,77 +173,100 @@ job_parse (LscJob *job, const char *text, gsize len, GError **error)
       return FALSE;
     }
 
+  /* every key known and well-typed */
   json_object_object_foreach (job->root, key, val)
     {
-      (void) val;
-      if (!g_strv_contains (known, key))
+      const JobKey *k = NULL;
+      for (gsize i = 0; i < G_N_ELEMENTS (job_keys); i++)
+        if (strcmp (job_keys[i].key, key) == 0)
+          k = &job_keys[i];
+      if (k == NULL)
         {
-          g_autofree char *list = g_strjoinv (", ", (char **) known);
+          g_autoptr(GString) list = g_string_new (NULL);
+          for (gsize i = 0; i < G_N_ELEMENTS (job_keys); i++)
+            g_string_append_printf (list, i ? ", %s" : "%s", job_keys[i].key);
           g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
-                       "%s: $.%s: unknown key (expected one of %s)", job->name, key, list);
+                       "%s: $.%s: unknown key (expected one of %s)", job->name, key, list->str);
           return FALSE;
         }
+      if (!check_key (job, k, val, error))
+        return FALSE;
     }
 
-  if (json_object_object_get_ex (job->root, "schema_version", &v)
-      && (!json_object_is_type (v, json_type_int) || json_object_get_int64 (v) != SCHEMA_VERSION))
-    {
-      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
-                   "%s: $.schema_version: expected %d, found %s", job->name, SCHEMA_VERSION,
-                   json_object_to_json_string (v));
-      return FALSE;
-    }
-
-  if (!json_object_object_get_ex (job->root, "model", &v))
+  if ((v = get (job, "model")) == NULL || json_object_get_string_len (v) == 0)
     {
       g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
                    "%s: $.model: missing (expected the path of a model)", job->name);
       return FALSE;
     }
-  if (!json_object_is_type (v, json_type_string) || json_object_get_string_len (v) == 0)
+  job->model = resolve (job, json_object_get_string (v));
+  if ((v = get (job, "tokenizer")) != NULL)
+    job->tokenizer = resolve (job, json_object_get_string (v));
+
+  if ((v = get (job, "backend")) != NULL && strcmp (json_object_get_string (v), "cpu") != 0
+      && strcmp (json_object_get_string (v), "auto") != 0)
     {
       g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
-                   "%s: $.model: expected a non-empty string, found %s", job->name,
-                   json_type_label (v));
+                   "%s: $.backend: expected \"cpu\" or \"auto\" (the CUDA backend is not "
+                   "available yet), found %s", job->name, json_object_to_json_string (v));
       return FALSE;
     }
-  const char *model = json_object_get_string (v);
-  job->model = g_path_is_absolute (model) ? g_strdup (model)
-                                          : g_build_filename (job->base_dir, model, NULL);
 
-  job->kind = g_strdup ("info");
-  if (json_object_object_get_ex (job->root, "kind", &v))
+  if (get (job, "prompt") != NULL && get (job, "prompt_file") != NULL)
     {
-      if (!json_object_is_type (v, json_type_string) || strcmp (json_object_get_string (v), "info"))
+      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                   "%s: $.prompt_file: give either prompt or prompt_file, not both", job->name);
+      return FALSE;
+    }
+  if ((v = get (job, "prompt")) != NULL)
+    job->prompt = g_strdup (json_object_get_string (v));
+  if ((v = get (job, "prompt_file")) != NULL)
+    {
+      g_autofree char *path = resolve (job, json_object_get_string (v));
+      g_autoptr(GError) local = NULL;
+      if (!g_file_get_contents (path, &job->prompt, NULL, &local))
         {
-          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
-                       "%s: $.kind: expected \"info\", found %s", job->name,
-                       json_object_to_json_string (v));
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID, "%s: $.prompt_file: %s",
+                       job->name, local->message);
           return FALSE;
         }
+    }
+
+  lsc_generate_params_init (&job->gen);
+  job->threads = (v = get (job, "threads")) ? json_object_get_int (v) : 0;
+  job->n_ctx = (v = get (job, "n_ctx")) ? json_object_get_int (v) : 0;
+  job->bos = (v = get (job, "bos")) ? json_object_get_boolean (v) : TRUE;
+  job->reference = (v = get (job, "reference")) ? json_object_get_boolean (v) : FALSE;
+  job->score = (v = get (job, "score")) ? json_object_get_boolean (v) : FALSE;
+  job->stop_at_eos = (v = get (job, "stop_at_eos")) ? json_object_get_boolean (v) : TRUE;
+  if ((v = get (job, "max_tokens")) != NULL)
+    job->gen.max_tokens = json_object_get_int (v);
+  if ((v = get (job, "temperature")) != NULL)
+    job->gen.sampler.temperature = (float) json_object_get_double (v);
+  if ((v = get (job, "top_k")) != NULL)
+    job->gen.sampler.top_k = json_object_get_int (v);
+  if ((v = get (job, "top_p")) != NULL)
+    job->gen.sampler.top_p = (float) json_object_get_double (v);
+  if ((v = get (job, "seed")) != NULL)
+    job->gen.sampler.seed = (guint64) json_object_get_int64 (v);
+  if (job->score && job->prompt == NULL)
+    {
+      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                   "%s: $.score: scoring needs a prompt or prompt_file", job->name);
+      return FALSE;
     }
   return TRUE;
 }
 
-static json_object *
-shape_to_json (const LscTensor *t)
-{
-  json_object *a = json_object_new_array ();
-  for (int d = 0; d < t->n_dims; d++)
-    json_object_array_add (a, json_object_new_int64 (t->shape[d]));
-  return a;
-}
+/* ---- results ---- */
 
 static json_object *
 model_to_json (const LscModel *model)
 {
   const LscModelConfig *c = lsc_model_get_config (model);
   json_object *o = json_object_new_object ();
-  json_object *tensors = json_object_new_array ();
 
   json_object_object_add (o, "architecture", json_object_new_string (lsc_arch_name (c->arch)));
-  json_object_object_add (o, "format",
-                          json_object_new_string (lsc_model_format_name (lsc_model_get_format (model))));
 #define INT_FIELD(name) json_object_object_add (o, #name, json_object_new_int (c->name))
   INT_FIELD (vocab_size);
   INT_FIELD (dim);
@@ -164,49 +279,44 @@ model_to_json (const LscModel *model)
   INT_FIELD (sliding_window);
   INT_FIELD (bos_id);
   INT_FIELD (eos_id);
-  INT_FIELD (ssm_d_inner);
-  INT_FIELD (ssm_d_state);
-  INT_FIELD (ssm_d_conv);
-  INT_FIELD (ssm_dt_rank);
 #undef INT_FIELD
   json_object_object_add (o, "norm_eps", lsc_json_double (c->norm_eps));
   json_object_object_add (o, "rope_theta", lsc_json_double (c->rope_theta));
-  json_object_object_add (o, "rope_layout",
-                          json_object_new_string (c->rope_layout == LSC_ROPE_NEOX ? "neox" : "interleaved"));
   json_object_object_add (o, "tied_embeddings", json_object_new_boolean (c->tied_embeddings));
-  json_object_object_add (o, "qkv_bias", json_object_new_boolean (c->attn_qkv_bias));
-
-  for (guint i = 0; i < lsc_model_get_n_tensors (model); i++)
-    {
-      const LscTensor *t = lsc_model_get_tensor (model, i);
-      json_object *jt = json_object_new_object ();
-      json_object_object_add (jt, "name", json_object_new_string (t->name));
-      json_object_object_add (jt, "dtype", json_object_new_string (lsc_dtype_name (t->dtype)));
-      json_object_object_add (jt, "shape", shape_to_json (t));
-      json_object_object_add (jt, "role", json_object_new_string (lsc_tensor_role_name (t->role)));
-      json_object_array_add (tensors, jt);
-    }
-  json_object_object_add (o, "tensors", tensors);
+  json_object_object_add (o, "n_tensors", json_object_new_int ((int) lsc_model_get_n_tensors (model)));
   return o;
 }
 
 static json_object *
-provenance_to_json (const LscModel *model)
+provenance_to_json (const LscJob *job, const LscModel *model, int threads)
 {
   json_object *o = json_object_new_object ();
   const char *path = lsc_model_get_path (model);
   guint64 bytes = 0;
+  gboolean seen[LSC_DTYPE_N_TYPES] = { FALSE };
+  json_object *dtypes = json_object_new_array ();
 
   for (guint i = 0; i < lsc_model_get_n_tensors (model); i++)
-    bytes += lsc_model_get_tensor (model, i)->n_bytes;
+    {
+      const LscTensor *t = lsc_model_get_tensor (model, i);
+      bytes += t->n_bytes;
+      if (!seen[t->dtype])
+        json_object_array_add (dtypes, json_object_new_string (lsc_dtype_name (t->dtype)));
+      seen[t->dtype] = TRUE;
+    }
   json_object_object_add (o, "longscope_version", json_object_new_string (PACKAGE_VERSION));
   json_object_object_add (o, "longscope_commit", json_object_new_string (LSC_GIT_COMMIT));
   json_object_object_add (o, "model_path", json_object_new_string (path));
   json_object_object_add (o, "model_format",
                           json_object_new_string (lsc_model_format_name (lsc_model_get_format (model))));
   json_object_object_add (o, "weight_bytes", json_object_new_int64 ((gint64) bytes));
+  json_object_object_add (o, "weight_dtypes", dtypes);
+  json_object_object_add (o, "backend", json_object_new_string ("cpu"));
+  json_object_object_add (o, "forward", json_object_new_string (job->reference ? "reference" : "fast"));
+  json_object_object_add (o, "threads", json_object_new_int (threads));
+  json_object_object_add (o, "seed", json_object_new_int64 ((gint64) job->gen.sampler.seed));
 
-  /* hash of the file that defines the model: config.json, or the file itself (its header) */
+  /* the file that defines the model: config.json, or the model file itself (first MiB) */
   g_autofree char *config = g_build_filename (path, "config.json", NULL);
   const char *hashed = g_file_test (config, G_FILE_TEST_IS_REGULAR) ? config : path;
   g_autoptr(GMappedFile) mf = g_mapped_file_new (hashed, FALSE, NULL);
@@ -221,30 +331,238 @@ provenance_to_json (const LscModel *model)
   return o;
 }
 
+static json_object *
+ints_to_json (const gint32 *v, guint n)
+{
+  json_object *a = json_object_new_array_ext ((int) n);
+  for (guint i = 0; i < n; i++)
+    json_object_array_add (a, json_object_new_int (v[i]));
+  return a;
+}
+
+static json_object *
+doubles_to_json (const double *v, guint n)
+{
+  json_object *a = json_object_new_array_ext ((int) n);
+  for (guint i = 0; i < n; i++)
+    json_object_array_add (a, lsc_json_double (v[i]));
+  return a;
+}
+
+/* ---- running ---- */
+
+static volatile sig_atomic_t interrupted;
+
+static void
+on_sigint (int sig)
+{
+  interrupted = 1;
+}
+
+static gboolean
+is_interrupted (gpointer data)
+{
+  return interrupted != 0;
+}
+
+typedef struct {
+  gint64 start_us;
+  int max_tokens;
+  gboolean tty;
+} Progress;
+
+static gboolean
+on_token (int token, int index, gpointer data)
+{
+  Progress *p = data;
+  int done = index + 1;
+  if (p->tty)
+    g_printerr ("\rlongscope: generated %d / %d tokens", done, p->max_tokens);
+  else if (done % 32 == 0)
+    g_printerr ("longscope: generated %d / %d tokens\n", done, p->max_tokens);
+  return TRUE;
+}
+
+static double
+seconds_since (gint64 start_us)
+{
+  return (g_get_monotonic_time () - start_us) / 1e6;
+}
+
 static int
 run_job (LscJob *job, const char *output_dir)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(LscModel) model = NULL;
+  g_autoptr(LscTokenizer) tok = NULL;
+  g_autoptr(LscSession) session = NULL;
+  g_autoptr(json_object) results = json_object_new_object ();
+  json_object *timings = json_object_new_object ();
+  const char *status = "done";
+  int exit_status = EXIT_DONE;
+  gint64 t0 = g_get_monotonic_time ();
 
   g_printerr ("longscope: loading %s\n", job->model);
   model = lsc_model_load (job->model, &error);
   if (model == NULL)
     {
       g_printerr ("longscope: %s: $.model: %s\n", job->name, error->message);
+      json_object_put (timings);
       return EXIT_LOAD;
     }
+  json_object_object_add (timings, "load_s", lsc_json_double (seconds_since (t0)));
 
-  g_autoptr(json_object) results = json_object_new_object ();
+  LscSessionParams sp;
+  lsc_session_params_init (&sp);
+  sp.n_threads = job->threads;
+  sp.n_ctx = job->n_ctx;
+  sp.reference = job->reference;
+
+  json_object_object_add (results, "schema_version", json_object_new_int (SCHEMA_VERSION));
+  json_object_object_add (results, "status", NULL);
+  json_object_object_add (results, "job", json_object_get (job->root));
+  json_object_object_add (results, "model", model_to_json (model));
+
+  if (job->prompt != NULL)
+    {
+      tok = lsc_tokenizer_load (job->tokenizer != NULL ? job->tokenizer : job->model, &error);
+      if (tok == NULL)
+        {
+          g_printerr ("longscope: %s: $.%s: %s\n", job->name,
+                      job->tokenizer != NULL ? "tokenizer" : "model", error->message);
+          json_object_put (timings);
+          return EXIT_LOAD;
+        }
+      g_autoptr(GArray) prompt = lsc_tokenizer_encode (tok, job->prompt, -1, job->bos, &error);
+      if (prompt == NULL)
+        {
+          g_printerr ("longscope: %s: $.prompt: %s\n", job->name, error->message);
+          json_object_put (timings);
+          return EXIT_INVALID;
+        }
+      if (prompt->len == 0)
+        {
+          g_printerr ("longscope: %s: $.prompt: the prompt encodes to no tokens "
+                      "(set \"bos\": true or give some text)\n", job->name);
+          json_object_put (timings);
+          return EXIT_INVALID;
+        }
+      if (sp.n_ctx == 0)
+        sp.n_ctx = MAX (4096, (int) prompt->len + job->gen.max_tokens);
+
+      session = lsc_session_new (model, &sp, &error);
+      if (session == NULL)
+        {
+          g_printerr ("longscope: %s\n", error->message);
+          json_object_put (timings);
+          return EXIT_RUNTIME;
+        }
+      json_object_object_add (results, "prompt_tokens",
+                              ints_to_json ((const gint32 *) prompt->data, prompt->len));
+
+      struct sigaction sa = { 0 }, old_sa;
+      sa.sa_handler = on_sigint;
+      sigaction (SIGINT, &sa, &old_sa);
+      interrupted = 0;
+
+      if (job->score && prompt->len >= 2)
+        {
+          g_autofree double *lp = g_new (double, prompt->len - 1);
+          double ppl = 0;
+          gint64 ts = g_get_monotonic_time ();
+          g_printerr ("longscope: scoring %u tokens\n", prompt->len);
+          if (lsc_score (session, (const gint32 *) prompt->data, (int) prompt->len, lp, &ppl,
+                         is_interrupted, NULL, &error))
+            {
+              json_object *score = json_object_new_object ();
+              json_object_object_add (score, "logprobs", doubles_to_json (lp, prompt->len - 1));
+              json_object_object_add (score, "mean_nll", lsc_json_double (log (ppl)));
+              json_object_object_add (score, "perplexity", lsc_json_double (ppl));
+              json_object_object_add (results, "score", score);
+              json_object_object_add (timings, "score_s", lsc_json_double (seconds_since (ts)));
+            }
+          lsc_session_rewind (session, 0);
+        }
+
+      if (error == NULL && job->gen.max_tokens > 0)
+        {
+          LscGenerateParams gp = job->gen;
+          if (job->stop_at_eos)
+            {
+              gp.eos_id = lsc_tokenizer_get_eos (tok);
+              /* llama2.c checkpoints end a story with BOS */
+              if (lsc_model_get_format (model) == LSC_FORMAT_LLAMA2C)
+                gp.bos_id = lsc_tokenizer_get_bos (tok);
+            }
+          g_autoptr(GArray) out = g_array_new (FALSE, FALSE, sizeof (gint32));
+          g_autoptr(GArray) lps = g_array_new (FALSE, FALSE, sizeof (double));
+          Progress progress = { g_get_monotonic_time (), gp.max_tokens, isatty (2) };
+
+          /* prefill and decode timed apart: the prompt first, then generation */
+          gint64 tp = g_get_monotonic_time ();
+          g_autofree float *logits = NULL;
+          g_printerr ("longscope: prefill of %u tokens\n", prompt->len);
+          gboolean ok = lsc_session_eval (session, (const gint32 *) prompt->data,
+                                          (int) prompt->len - 1, NULL, FALSE, is_interrupted, NULL,
+                                          &error);
+          double prefill_s = seconds_since (tp);
+          gint64 td = g_get_monotonic_time ();
+          if (ok)
+            ok = lsc_generate (session, (const gint32 *) prompt->data + prompt->len - 1, 1, &gp,
+                               out, lps, on_token, &progress, is_interrupted, NULL, &error);
+          double decode_s = seconds_since (td);
+          if (progress.tty)
+            g_printerr ("\n");
+
+          g_autofree char *text = lsc_tokenizer_decode (tok, (const gint32 *) out->data, out->len);
+          json_object_object_add (results, "text", json_object_new_string (text));
+          json_object_object_add (results, "tokens", ints_to_json ((const gint32 *) out->data, out->len));
+          json_object_object_add (results, "logprobs", doubles_to_json ((const double *) lps->data, lps->len));
+          json_object_object_add (timings, "prefill_s", lsc_json_double (prefill_s));
+          json_object_object_add (timings, "prefill_tokens", json_object_new_int ((int) prompt->len - 1));
+          json_object_object_add (timings, "decode_s", lsc_json_double (decode_s));
+          json_object_object_add (timings, "decode_tokens", json_object_new_int ((int) out->len));
+          json_object_object_add (timings, "decode_tokens_per_s",
+                                  lsc_json_double (decode_s > 0 ? out->len / decode_s : NAN));
+          if (ok)
+            fputs (text, stdout), fputc ('\n', stdout);
+        }
+      sigaction (SIGINT, &old_sa, NULL);
+
+      if (error != NULL)
+        {
+          if (g_error_matches (error, LSC_RUN_ERROR, LSC_RUN_ERROR_CANCELLED))
+            {
+              status = "interrupted";
+              exit_status = EXIT_INTERRUPTED;
+              g_printerr ("longscope: interrupted; writing the partial result\n");
+            }
+          else
+            {
+              status = "failed";
+              exit_status = EXIT_RUNTIME;
+              g_printerr ("longscope: %s\n", error->message);
+              json_object_object_add (results, "error", json_object_new_string (error->message));
+            }
+        }
+    }
+  else
+    {
+      g_autoptr(GString) summary = g_string_new (NULL);
+      lsc_model_describe (model, summary, FALSE);
+      fputs (summary->str, stdout);
+    }
+
   json_object *warnings = json_object_new_array ();
   for (const char *const *w = lsc_model_get_warnings (model); *w != NULL; w++)
     json_object_array_add (warnings, json_object_new_string (*w));
-  json_object_object_add (results, "schema_version", json_object_new_int (SCHEMA_VERSION));
-  json_object_object_add (results, "kind", json_object_new_string (job->kind));
-  json_object_object_add (results, "status", json_object_new_string ("done"));
-  json_object_object_add (results, "provenance", provenance_to_json (model));
-  json_object_object_add (results, "job", json_object_get (job->root));
-  json_object_object_add (results, "model", model_to_json (model));
+  json_object_object_add (timings, "total_s", lsc_json_double (seconds_since (t0)));
+  json_object_object_add (results, "status", json_object_new_string (status));
+  json_object_object_add (results, "provenance",
+                          provenance_to_json (job, model, session != NULL
+                                                          ? lsc_session_get_params (session)->n_threads
+                                                          : job->threads));
+  json_object_object_add (results, "timings", timings);
   json_object_object_add (results, "warnings", warnings);
 
   if (g_mkdir_with_parents (output_dir, 0755) != 0)
@@ -259,11 +577,8 @@ run_job (LscJob *job, const char *output_dir)
       g_printerr ("longscope: %s\n", error->message);
       return EXIT_RUNTIME;
     }
-  g_autoptr(GString) summary = g_string_new (NULL);
-  lsc_model_describe (model, summary, FALSE);
-  fputs (summary->str, stdout);
   g_printerr ("longscope: wrote %s\n", out);
-  return EXIT_DONE;
+  return exit_status;
 }
 
 int

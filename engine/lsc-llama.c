@@ -169,6 +169,12 @@ lsc_session_get_params (const LscSession *s)
 }
 
 int
+lsc_session_get_n_vocab (const LscSession *s)
+{
+  return s->output.rows;
+}
+
+int
 lsc_session_get_pos (const LscSession *s)
 {
   return s->pos;

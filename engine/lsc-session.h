@@ -48,6 +48,8 @@ LscSession *lsc_session_new (LscModel *model, const LscSessionParams *params, GE
 void lsc_session_free (LscSession *session);
 
 const LscSessionParams *lsc_session_get_params (const LscSession *session);
+/* Rows of the logits (the model's vocabulary, padding included). */
+int lsc_session_get_n_vocab (const LscSession *session);
 /* Tokens in the KV cache. */
 int lsc_session_get_pos (const LscSession *session);
 /* Drops the cache back to `pos` tokens (0 = empty). */

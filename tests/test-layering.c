@@ -21,6 +21,7 @@ test_no_gui_libraries (void)
   /* touch the engine so that it is really linked in */
   g_assert_null (lsc_model_load ("/nonexistent/model.gguf", &error));
   g_assert_nonnull (error);
+  g_clear_error (&error);
 
   g_file_get_contents ("/proc/self/maps", &maps, NULL, &error);
   g_assert_no_error (error);
