@@ -349,6 +349,22 @@ doubles_to_json (const double *v, guint n)
   return a;
 }
 
+/* The generated text as it continues the prompt: decoding the new tokens
+ * alone would drop the leading space SentencePiece tokenizers strip at the
+ * start of a text, so decode prompt + new and cut the prompt's text off. */
+static char *
+decode_continuation (const LscTokenizer *tok, const GArray *prompt, const GArray *out)
+{
+  g_autoptr(GArray) all = g_array_sized_new (FALSE, FALSE, sizeof (gint32), prompt->len + out->len);
+  g_array_append_vals (all, prompt->data, prompt->len);
+  g_array_append_vals (all, out->data, out->len);
+  g_autofree char *head = lsc_tokenizer_decode (tok, (const gint32 *) prompt->data, prompt->len);
+  g_autofree char *full = lsc_tokenizer_decode (tok, (const gint32 *) all->data, all->len);
+  if (g_str_has_prefix (full, head))
+    return g_strdup (full + strlen (head));
+  return lsc_tokenizer_decode (tok, (const gint32 *) out->data, out->len);
+}
+
 /* ---- running ---- */
 
 static volatile sig_atomic_t interrupted;
@@ -514,7 +530,7 @@ run_job (LscJob *job, const char *output_dir)
           if (progress.tty)
             g_printerr ("\n");
 
-          g_autofree char *text = lsc_tokenizer_decode (tok, (const gint32 *) out->data, out->len);
+          g_autofree char *text = decode_continuation (tok, prompt, out);
           json_object_object_add (results, "text", json_object_new_string (text));
           json_object_object_add (results, "tokens", ints_to_json ((const gint32 *) out->data, out->len));
           json_object_object_add (results, "logprobs", doubles_to_json ((const double *) lps->data, lps->len));

@@ -1,11 +1,228 @@
-/* SPDX-License-Identifier: MIT */
+/* SPDX-License-Identifier: MIT
+ *
+ * The `longscope` command as a user runs it: --info, --tokenize,
+ * --detokenize and --batch, with their outputs, files and exit codes.
+ */
 #include "config.h"
 
+#include <gio/gio.h>
+#include <json-c/json.h>
+#include <string.h>
+
 #include "lsc-test-util.h"
+
+typedef struct {
+  int status;
+  char *out;
+  char *err;
+} Run;
+
+static void
+run_clear (Run *r)
+{
+  g_free (r->out);
+  g_free (r->err);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Run, run_clear)
+
+/* Runs longscope with argv (NULL-terminated) and `input` on stdin. */
+static void
+run (Run *r, const char *input, ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  va_list ap;
+  const char *a;
+
+  g_ptr_array_add (argv, (char *) g_getenv ("LSC_LONGSCOPE"));
+  va_start (ap, input);
+  while ((a = va_arg (ap, const char *)) != NULL)
+    g_ptr_array_add (argv, (char *) a);
+  va_end (ap);
+  g_ptr_array_add (argv, NULL);
+
+  g_autoptr(GSubprocess) p = g_subprocess_newv ((const char *const *) argv->pdata,
+                                                G_SUBPROCESS_FLAGS_STDIN_PIPE
+                                                | G_SUBPROCESS_FLAGS_STDOUT_PIPE
+                                                | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (p, input, NULL, &r->out, &r->err, &error);
+  g_assert_no_error (error);
+  r->status = g_subprocess_get_exit_status (p);
+}
+
+static void
+test_info (void)
+{
+  g_autofree char *path = lsc_test_shared_path ("models/stories260K/stories260K.bin");
+  if (path == NULL)
+    return;
+  g_auto(Run) r = { 0 };
+  run (&r, "", "--info", path, NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_nonnull (strstr (r.out, "format:           llama2.c\n"));
+  g_assert_nonnull (strstr (r.out, "n_kv_heads:       4\n"));
+  g_assert_nonnull (strstr (r.out, "rope_layout:      interleaved\n"));
+  g_assert_nonnull (strstr (r.out, "blk.4.ffn_up.weight"));
+  g_assert_nonnull (strstr (r.out, "[172, 64]"));
+
+  g_auto(Run) missing = { 0 };
+  run (&missing, "", "--info", "/nonexistent/model.gguf", NULL);
+  g_assert_cmpint (missing.status, ==, 3);
+  g_assert_nonnull (strstr (missing.err, "/nonexistent/model.gguf: no such file or directory"));
+}
+
+static void
+test_tokenize (void)
+{
+  g_autofree char *tok = lsc_test_shared_path ("models/stories260K/tok512.bin");
+  if (tok == NULL)
+    return;
+  g_auto(Run) r = { 0 };
+  run (&r, "Once upon a time", "--tokenize", tok, NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_cmpstr (r.out, ==, "403 407 261 378\n");
+
+  g_auto(Run) bos = { 0 };
+  run (&bos, "Lily's mom said, \"Let's go!\"", "--tokenize", tok, "--bos", NULL);
+  g_assert_cmpstr (bos.out, ==, "1 317 439 419 357 336 432 313 438 316 439 419 298 414 443 436\n");
+
+  /* stdin is taken verbatim: the trailing newline is a token (<0x0A>) */
+  g_auto(Run) nl = { 0 };
+  run (&nl, "Zoo\n", "--tokenize", tok, NULL);
+  g_assert_cmpstr (nl.out, ==, "410 469 347 13\n");
+
+  g_auto(Run) empty = { 0 };
+  run (&empty, "", "--tokenize", tok, NULL);
+  g_assert_cmpint (empty.status, ==, 0);
+  g_assert_cmpstr (empty.out, ==, "\n");
+
+  /* through a model path: the tokenizer beside the checkpoint */
+  g_autofree char *model = lsc_test_shared_path ("models/stories260K/stories260K.bin");
+  g_auto(Run) m = { 0 };
+  run (&m, "Zoo", "--tokenize", model, "--bos", NULL);
+  g_assert_cmpstr (m.out, ==, "1 410 469 347\n");
+
+  g_auto(Run) d = { 0 };
+  run (&d, "403 407 261 378\n", "--detokenize", tok, NULL);
+  g_assert_cmpint (d.status, ==, 0);
+  g_assert_cmpstr (d.out, ==, "Once upon a time");
+
+  g_auto(Run) bad = { 0 };
+  run (&bad, "403 x7", "--detokenize", tok, NULL);
+  g_assert_cmpint (bad.status, ==, 2);
+  g_assert_nonnull (strstr (bad.err, "'x7' is not a token id"));
+}
+
+static void
+test_detokenize_padding (void)
+{
+  /* tiny-mamba's model vocabulary (112) pads its tokenizer's 105 pieces */
+  g_autofree char *tok = lsc_test_shared_path ("models/random/tiny-mamba/tokenizer.model");
+  if (tok == NULL)
+    return;
+  g_auto(Run) r = { 0 };
+  run (&r, "34 110 9", "--detokenize", tok, NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_nonnull (strstr (r.err, "token 110 is beyond the tokenizer's 105 pieces"));
+}
+
+static json_object *
+read_results (const char *dir)
+{
+  g_autofree char *path = g_build_filename (dir, "results.json", NULL);
+  json_object *o = json_object_from_file (path);
+  g_assert_nonnull (o);
+  return o;
+}
+
+static void
+test_batch_generate (void)
+{
+  g_autofree char *model = lsc_test_shared_path ("models/stories260K/stories260K.bin");
+  if (model == NULL)
+    return;
+  g_autofree char *job = g_strdup_printf ("{\"model\": \"%s\", \"prompt\": \"Zoo\", "
+                                          "\"max_tokens\": 57, \"temperature\": 0, \"seed\": 7, "
+                                          "\"score\": true}", model);
+  g_autofree char *job_path = lsc_test_write_file ("zoo.json", job, strlen (job));
+  g_autofree char *out_dir = g_build_filename (lsc_test_tmpdir (), "zoo-out", NULL);
+  g_auto(Run) r = { 0 };
+  run (&r, "", "--batch", job_path, "--output", out_dir, NULL);
+  g_assert_cmpint (r.status, ==, 0);
+
+  json_object *res = read_results (out_dir);
+  g_assert_cmpint (json_object_get_int (json_object_object_get (res, "schema_version")), ==, 1);
+  g_assert_cmpstr (json_object_get_string (json_object_object_get (res, "status")), ==, "done");
+  const char *text = json_object_get_string (json_object_object_get (res, "text"));
+  g_assert_true (g_str_has_prefix (text, " was a little girl named Lily."));
+  g_assert_true (g_str_has_suffix (text, "but she didn't want to play with"));
+  json_object *tokens = json_object_object_get (res, "tokens");
+  json_object *logprobs = json_object_object_get (res, "logprobs");
+  g_assert_cmpuint (json_object_array_length (tokens), ==, 57);
+  g_assert_cmpuint (json_object_array_length (logprobs), ==, 57);
+  g_assert_cmpint (json_object_get_int (json_object_array_get_idx (
+                     json_object_object_get (res, "prompt_tokens"), 1)), ==, 410);
+  json_object *score = json_object_object_get (res, "score");
+  g_assert_cmpuint (json_object_array_length (json_object_object_get (score, "logprobs")), ==, 3);
+  g_assert_cmpfloat (json_object_get_double (json_object_object_get (score, "perplexity")), >, 1.0);
+  json_object *prov = json_object_object_get (res, "provenance");
+  g_assert_cmpstr (json_object_get_string (json_object_object_get (prov, "model_path")), ==, model);
+  g_assert_cmpint (json_object_get_int (json_object_object_get (prov, "seed")), ==, 7);
+  g_assert_nonnull (json_object_object_get (json_object_object_get (res, "timings"), "decode_tokens_per_s"));
+  g_assert_cmpstr (json_object_get_string (json_object_object_get (
+                     json_object_object_get (res, "job"), "prompt")), ==, "Zoo");
+  json_object_put (res);
+
+  /* the same job from standard input */
+  g_autofree char *out2 = g_build_filename (lsc_test_tmpdir (), "stdin-out", NULL);
+  g_auto(Run) r2 = { 0 };
+  run (&r2, job, "--batch", "-", "--output", out2, NULL);
+  g_assert_cmpint (r2.status, ==, 0);
+  json_object *res2 = read_results (out2);
+  g_assert_cmpstr (json_object_get_string (json_object_object_get (res2, "text")), ==, text);
+  json_object_put (res2);
+}
+
+/* Invalid jobs: exit 2 and a message naming the file and the JSON path. */
+static void
+test_batch_invalid (void)
+{
+  static const struct { const char *job; int status; const char *msg; } cases[] = {
+    { "{\"model\": \"a\", \"model\": \"b\"}", 2, "bad.json: $.model: duplicate key" },
+    { "{\"model\": \"m\", \"promt\": \"x\"}", 2, "bad.json: $.promt: unknown key" },
+    { "{\"model\": 3}", 2, "bad.json: $.model: expected a string, found int" },
+    { "{\"prompt\": \"x\"}", 2, "bad.json: $.model: missing" },
+    { "{\"model\": \"m\", \"temperature\": -1}", 2, "bad.json: $.temperature: expected a value in [0, 100], found -1" },
+    { "{\"model\": \"m\", \"max_tokens\": 1.5}", 2, "bad.json: $.max_tokens: expected an integer, found double" },
+    { "{\"model\": \"m\", \"prompt\": \"a\", \"prompt_file\": \"b\"}", 2, "$.prompt_file: give either" },
+    { "{\"model\": \"m\", \"backend\": \"tpu\"}", 2, "bad.json: $.backend: expected \"cpu\" or \"auto\"" },
+    { "{\"model\": \"m\",\n \"seed\": }", 2, "bad.json:2:" },
+    { "[1, 2]", 2, "bad.json: $: expected an object, found array" },
+    { "{\"model\": \"no/such/model.gguf\"}", 3, "bad.json: $.model: " },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *path = lsc_test_write_file ("bad.json", cases[i].job, strlen (cases[i].job));
+      g_autofree char *out = g_build_filename (lsc_test_tmpdir (), "bad-out", NULL);
+      g_auto(Run) r = { 0 };
+      run (&r, "", "--batch", path, "--output", out, NULL);
+      if (r.status != cases[i].status || strstr (r.err, cases[i].msg) == NULL)
+        g_error ("job %s: exit %d, stderr: %s", cases[i].job, r.status, r.err);
+      g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
+    }
+}
 
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  if (g_getenv ("LSC_LONGSCOPE") == NULL)
+    g_error ("LSC_LONGSCOPE must name the longscope binary (meson test sets it)");
+  g_test_add_func ("/cli/info", test_info);
+  g_test_add_func ("/cli/tokenize", test_tokenize);
+  g_test_add_func ("/cli/detokenize-padding", test_detokenize_padding);
+  g_test_add_func ("/cli/batch/generate", test_batch_generate);
+  g_test_add_func ("/cli/batch/invalid", test_batch_invalid);
   return g_test_run ();
 }
