@@ -77,6 +77,8 @@ void _lsc_tokenizer_bpe_decode_piece (const LscTokenizer *tok, int id, GString *
 /* BYTE_BPE pre-tokenizers by llama.cpp's `tokenizer.ggml.pre` name ("gpt-2",
  * "llama-bpe", "qwen2", "falcon", "mpt", ...); UNSUPPORTED error otherwise. */
 gboolean _lsc_tokenizer_bpe_set_pre (LscTokenizer *tok, const char *pre_name, GError **error);
+/* GPT-2's bytes_to_unicode: the printable character byte-level BPE uses for a byte. */
+gunichar _lsc_tokenizer_bpe_byte_char (guint8 byte);
 
 /* Readers. */
 LscTokenizer *_lsc_tokenizer_load_llama2c (const char *path, int n_vocab, GError **error);
