@@ -155,7 +155,8 @@ get (const LscJob *job, const char *key)
 static char *
 resolve (const LscJob *job, const char *path)
 {
-  return g_path_is_absolute (path) ? g_strdup (path) : g_build_filename (job->base_dir, path, NULL);
+  /* absolute and without ../ so that provenance names the file unambiguously */
+  return g_canonicalize_filename (path, job->base_dir);
 }
 
 static gboolean

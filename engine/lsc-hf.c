@@ -365,9 +365,13 @@ parse_arch (const HfJson *j, LscArch *arch, GError **error)
   return FALSE;
 }
 
+/* rope_scaling (transformers 4) or rope_parameters (transformers 5, which
+ * also carries rope_theta). A top-level original_max_position_embeddings
+ * wins over the one inside, as in transformers. */
 static gboolean
-parse_rope_scaling (const HfJson *root, LscRopeScaling *rs, GError **error)
+parse_rope_scaling (const HfJson *root, LscModelConfig *c, GError **error)
 {
+  LscRopeScaling *rs = &c->rope_scaling;
   static const struct {
     const char *name;
     LscRopeScalingType type;
@@ -378,8 +382,10 @@ parse_rope_scaling (const HfJson *root, LscRopeScaling *rs, GError **error)
     { "yarn", LSC_ROPE_SCALING_YARN },
     { "llama3", LSC_ROPE_SCALING_LLAMA3 },
   };
-  json_object *value = lookup (root, "rope_scaling");
-  HfJson j = { root->file, "rope_scaling.", value };
+  gboolean v5 = lookup (root, "rope_scaling") == NULL && lookup (root, "rope_parameters") != NULL;
+  const char *key = v5 ? "rope_parameters" : "rope_scaling";
+  json_object *value = lookup (root, key);
+  HfJson j = { root->file, v5 ? "rope_parameters." : "rope_scaling.", value };
   json_object *type;
   const char *type_key = "rope_type";
   gboolean known = FALSE;
@@ -389,7 +395,9 @@ parse_rope_scaling (const HfJson *root, LscRopeScaling *rs, GError **error)
   if (value == NULL)
     return TRUE;
   if (!json_object_is_type (value, json_type_object))
-    return set_type_error (root, "rope_scaling", "an object or null", value, error);
+    return set_type_error (root, key, "an object or null", value, error);
+  if (!get_double (&j, "rope_theta", FALSE, FALSE, &c->rope_theta, error))
+    return FALSE;
 
   type = lookup (&j, "rope_type");
   if (type == NULL)
@@ -397,6 +405,8 @@ parse_rope_scaling (const HfJson *root, LscRopeScaling *rs, GError **error)
       type_key = "type";
       type = lookup (&j, "type");
     }
+  if (type == NULL && v5)
+    return TRUE;
   if (type == NULL)
     return set_missing_error (&j, "rope_type", error);
   if (!json_object_is_type (type, json_type_string))
@@ -410,8 +420,9 @@ parse_rope_scaling (const HfJson *root, LscRopeScaling *rs, GError **error)
   if (!known)
     {
       g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_BAD_CONFIG,
-                   "%s: 'rope_scaling.%s': '%s' is not supported (default, linear, dynamic, "
-                   "yarn and llama3 are)", root->file, type_key, json_object_get_string (type));
+                   "%s: '%s%s': '%s' is not supported (default, linear, dynamic, "
+                   "yarn and llama3 are)", root->file, j.prefix, type_key,
+                   json_object_get_string (type));
       return FALSE;
     }
   if (rs->type == LSC_ROPE_SCALING_NONE)
@@ -420,6 +431,8 @@ parse_rope_scaling (const HfJson *root, LscRopeScaling *rs, GError **error)
   if (!get_double (&j, "factor", TRUE, FALSE, &rs->factor, error)
       || !get_int (&j, "original_max_position_embeddings",
                    rs->type == LSC_ROPE_SCALING_LLAMA3, 1, LSC_HF_MAX_POSITION,
+                   &rs->original_max_position, error)
+      || !get_int (root, "original_max_position_embeddings", FALSE, 1, LSC_HF_MAX_POSITION,
                    &rs->original_max_position, error))
     return FALSE;
 
@@ -444,6 +457,48 @@ parse_rope_scaling (const HfJson *root, LscRopeScaling *rs, GError **error)
           || !get_double (&j, "attention_factor", FALSE, TRUE, &rs->attention_factor, error))
         return FALSE;
     }
+  return TRUE;
+}
+
+/* Qwen2's layer_types, when given, overrides max_window_layers: the engine
+ * supports full layers first, then sliding ones (what max_window_layers
+ * describes). */
+static gboolean
+parse_layer_types (const HfJson *j, LscModelConfig *c, GError **error)
+{
+  json_object *types = lookup (j, "layer_types");
+  int first_sliding = -1;
+
+  if (types == NULL)
+    return TRUE;
+  if (!json_object_is_type (types, json_type_array)
+      || json_object_array_length (types) != (size_t) c->n_layers)
+    return set_type_error (j, "layer_types", "an array with one entry per layer", types, error);
+  for (int i = 0; i < c->n_layers; i++)
+    {
+      const char *t = json_object_get_string (json_object_array_get_idx (types, i));
+      gboolean sliding = g_strcmp0 (t, "sliding_attention") == 0;
+      if (!sliding && g_strcmp0 (t, "full_attention") != 0)
+        {
+          g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_BAD_CONFIG,
+                       "%s: 'layer_types[%d]': expected \"full_attention\" or "
+                       "\"sliding_attention\", found %s", j->file, i, t != NULL ? t : "null");
+          return FALSE;
+        }
+      if (sliding && first_sliding < 0)
+        first_sliding = i;
+      if (!sliding && first_sliding >= 0)
+        {
+          g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_BAD_CONFIG,
+                       "%s: 'layer_types[%d]': a full-attention layer after sliding ones is not "
+                       "supported", j->file, i);
+          return FALSE;
+        }
+    }
+  if (first_sliding < 0)
+    c->sliding_window = 0;
+  else
+    c->max_window_layers = first_sliding;
   return TRUE;
 }
 
@@ -473,7 +528,7 @@ parse_transformer (const HfJson *j, LscModelConfig *c, GError **error)
       || !get_double (j, "rms_norm_eps", FALSE, FALSE, &c->norm_eps, error)
       || !get_double (j, "rope_theta", FALSE, FALSE, &c->rope_theta, error)
       || !get_bool (j, "tie_word_embeddings", &c->tied_embeddings, error)
-      || !parse_rope_scaling (j, &c->rope_scaling, error))
+      || !parse_rope_scaling (j, c, error))
     return FALSE;
 
   if (c->n_heads % c->n_kv_heads != 0)
@@ -521,12 +576,16 @@ parse_transformer (const HfJson *j, LscModelConfig *c, GError **error)
           c->max_window_layers = 28;
           if (!get_int (j, "sliding_window", FALSE, 1, G_MAXINT, &c->sliding_window, error)
               || !get_int (j, "max_window_layers", FALSE, 0, LSC_HF_MAX_LAYERS,
-                           &c->max_window_layers, error))
+                           &c->max_window_layers, error)
+              || !parse_layer_types (j, c, error))
             return FALSE;
         }
       break;
     case LSC_ARCH_MISTRAL:
-      if (!get_int (j, "sliding_window", FALSE, 1, G_MAXINT, &c->sliding_window, error))
+      /* transformers' MistralConfig default: absent means 4096, null means none */
+      if (!json_object_object_get_ex (j->obj, "sliding_window", NULL))
+        c->sliding_window = 4096;
+      else if (!get_int (j, "sliding_window", FALSE, 1, G_MAXINT, &c->sliding_window, error))
         return FALSE;
       G_GNUC_FALLTHROUGH;
     case LSC_ARCH_LLAMA:
