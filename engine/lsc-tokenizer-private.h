@@ -65,9 +65,11 @@ void _lsc_tokenizer_add_special (LscTokenizer *tok, int id);
 int _lsc_tokenizer_piece_id (const LscTokenizer *tok, const char *piece, gssize len);
 
 /* Algorithms: encode one stretch of text with no special tokens in it,
- * appending ids to out. `at_start` is TRUE for the first stretch of the input. */
+ * appending ids to out. SPM gives every stretch its dummy-prefix "▁" (the
+ * start of the input and each stretch after a special token), as llama.cpp
+ * and Hugging Face's Mistral tokenizer do. */
 void _lsc_tokenizer_spm_encode (const LscTokenizer *tok, const char *text, gsize len,
-                                gboolean at_start, GArray *out);
+                                GArray *out);
 void _lsc_tokenizer_bpe_encode (const LscTokenizer *tok, const char *text, gsize len,
                                 GArray *out);
 /* Appends the bytes of one piece to out. */

@@ -4,8 +4,8 @@
  * llama.cpp's llm_tokenizer_spm and llama2.c's encode () do it:
  *
  *  1. normalise: every ' ' becomes U+2581 ("▁"); when the tokenizer asks
- *     for a dummy prefix, the caller says `at_start` and there is text, "▁"
- *     is prepended (llama2.c's leading " " token plays the same part);
+ *     for a dummy prefix and there is text, "▁" is prepended to the stretch
+ *     (llama2.c's leading " " token plays the same part);
  *  2. split the normalised text into one symbol per UTF-8 character;
  *  3. repeatedly merge the adjacent pair of symbols that is best:
  *       - score merging (SentencePiece .model, llama2.c .bin, GGUF "llama"):
@@ -60,11 +60,11 @@ lsc_spm_utf8_len (guint8 c)
 
 /* The text with ' ' replaced by U+2581, and the dummy prefix when asked. */
 static GString *
-lsc_spm_normalise (const LscTokenizer *tok, const char *text, gsize len, gboolean at_start)
+lsc_spm_normalise (const LscTokenizer *tok, const char *text, gsize len)
 {
   GString *norm = g_string_sized_new (len + len / 2 + LSC_SPM_SPACE_LEN);
 
-  if (tok->add_dummy_prefix && at_start && len > 0)
+  if (tok->add_dummy_prefix && len > 0)
     g_string_append_len (norm, LSC_SPM_SPACE, LSC_SPM_SPACE_LEN);
   for (gsize i = 0; i < len; i++)
     {
@@ -209,7 +209,7 @@ lsc_spm_emit_symbol (const LscTokenizer *tok, const char *piece, gsize len, GArr
 
 void
 _lsc_tokenizer_spm_encode (const LscTokenizer *tok, const char *text, gsize len,
-                           gboolean at_start, GArray *out)
+                           GArray *out)
 {
   g_autoptr(GString) norm = NULL;
   g_autoptr(GString) key = NULL;
@@ -220,7 +220,7 @@ _lsc_tokenizer_spm_encode (const LscTokenizer *tok, const char *text, gsize len,
   g_return_if_fail (tok != NULL && out != NULL);
   g_return_if_fail (text != NULL || len == 0);
 
-  norm = lsc_spm_normalise (tok, text, len, at_start);
+  norm = lsc_spm_normalise (tok, text, len);
   if (norm->len == 0)
     return;
   g_return_if_fail (norm->len < G_MAXINT);

@@ -305,7 +305,7 @@ encode_stretch (const LscTokenizer *tok, const char *text, gsize len, GArray *ou
     }
 
   if (tok->kind == LSC_TOKENIZER_SPM_BPE)
-    _lsc_tokenizer_spm_encode (tok, text, len, TRUE, out);
+    _lsc_tokenizer_spm_encode (tok, text, len, out);
   else
     _lsc_tokenizer_bpe_encode (tok, text, len, out);
 }
