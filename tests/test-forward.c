@@ -39,19 +39,26 @@ ref_logits_free (RefLogits *r)
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (RefLogits, ref_logits_free)
 
-/* {"n_vocab": V, "sequences": [{"tokens": [...], "logits": [[V floats] per position]}]} */
+/* The shared files: {"n_vocab": V, "sequences": [{"tokens": [...], "logits":
+ * [[V floats] per position]}]}; the fixtures of tools/make-hf-fixtures.py:
+ * {"tokens": [...], "logits": [...], ...}, one sequence. */
 static RefLogits *
-load_ref (const char *rel)
+load_ref_file (const char *path)
 {
-  g_autofree char *path = lsc_test_shared_path (rel);
-  if (path == NULL)
-    return NULL;
   json_object *root = json_object_from_file (path);
   g_assert_nonnull (root);
   RefLogits *r = g_new0 (RefLogits, 1);
   r->seqs = g_ptr_array_new_with_free_func ((GDestroyNotify) ref_seq_free);
-  r->vocab = json_object_get_int (json_object_object_get (root, "n_vocab"));
   json_object *seqs = json_object_object_get (root, "sequences");
+  json_object *single = NULL;
+  if (seqs == NULL)
+    {
+      single = json_object_new_array ();
+      json_object_array_add (single, json_object_get (root));
+      seqs = single;
+    }
+  json_object *first = json_object_object_get (json_object_array_get_idx (seqs, 0), "logits");
+  r->vocab = (int) json_object_array_length (json_object_array_get_idx (first, 0));
   for (size_t i = 0; i < json_object_array_length (seqs); i++)
     {
       json_object *seq = json_object_array_get_idx (seqs, i);
@@ -73,8 +80,16 @@ load_ref (const char *rel)
         }
       g_ptr_array_add (r->seqs, rs);
     }
+  json_object_put (single);
   json_object_put (root);
   return r;
+}
+
+static RefLogits *
+load_ref (const char *rel)
+{
+  g_autofree char *path = lsc_test_shared_path (rel);
+  return path != NULL ? load_ref_file (path) : NULL;
 }
 
 static int
@@ -108,15 +123,9 @@ compare_logits (const float *got, const float *want, int n, int vocab, const cha
 }
 
 static void
-check_model_against (const char *model_rel, const char *ref_rel, gboolean reference)
+check_model (const char *model_path, RefLogits *ref, const char *model_rel, gboolean reference)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *model_path = lsc_test_shared_path (model_rel);
-  if (model_path == NULL)
-    return;
-  g_autoptr(RefLogits) ref = load_ref (ref_rel);
-  if (ref == NULL)
-    return;
   g_autoptr(LscModel) model = lsc_model_load (model_path, &error);
   g_assert_no_error (error);
 
@@ -143,6 +152,30 @@ check_model_against (const char *model_rel, const char *ref_rel, gboolean refere
                                                reference ? "reference" : "fast");
       g_assert_cmpfloat (compare_logits (logits, rs->logits, n, vocab, what), <=, 1e-4);
     }
+}
+
+static void
+check_model_against (const char *model_rel, const char *ref_rel, gboolean reference)
+{
+  g_autofree char *model_path = lsc_test_shared_path (model_rel);
+  if (model_path == NULL)
+    return;
+  g_autoptr(RefLogits) ref = load_ref (ref_rel);
+  if (ref != NULL)
+    check_model (model_path, ref, model_rel, reference);
+}
+
+/* tests/fixtures/hf/<name>: small models written by transformers with the
+ * logits of its own forward (RoPE scalings, sliding windows, bf16, head_dim). */
+static void
+test_hf_fixture (gconstpointer data)
+{
+  const char *name = data;
+  g_autofree char *dir = g_test_build_filename (G_TEST_DIST, "fixtures", "hf", name, NULL);
+  g_autofree char *expected = g_build_filename (dir, "expected.json", NULL);
+  g_autoptr(RefLogits) ref = load_ref_file (expected);
+  check_model (dir, ref, name, FALSE);
+  check_model (dir, ref, name, TRUE);
 }
 
 #define MODEL_TEST(fn, model, ref)                            \
@@ -268,6 +301,16 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/forward/tiny-llama-gguf", test_llama_gguf);
   g_test_add_func ("/engine/forward/tiny-qwen2-hf", test_qwen2_hf);
   g_test_add_func ("/engine/forward/tiny-qwen2-gguf", test_qwen2_gguf);
+  static const char *const fixtures[] = {
+    "llama-rope-none", "llama-rope-linear", "llama-rope-dynamic", "llama-rope-yarn",
+    "llama-rope-llama3", "llama-head-dim", "mistral-sliding-window", "qwen2-sliding-window",
+    "qwen2-bf16",
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (fixtures); i++)
+    {
+      g_autofree char *test_path = g_strconcat ("/engine/forward/hf/", fixtures[i], NULL);
+      g_test_add_data_func (test_path, fixtures[i], test_hf_fixture);
+    }
   g_test_add_func ("/engine/forward/incremental", test_incremental);
   g_test_add_func ("/engine/forward/fast-matches-reference", test_fast_matches_reference);
   g_test_add_func ("/engine/forward/errors", test_errors);
