@@ -154,7 +154,7 @@ test_batch_generate (void)
   json_object *res = read_results (out_dir);
   g_assert_cmpint (json_object_get_int (json_object_object_get (res, "schema_version")), ==, 1);
   g_assert_cmpstr (json_object_get_string (json_object_object_get (res, "status")), ==, "done");
-  const char *text = json_object_get_string (json_object_object_get (res, "text"));
+  g_autofree char *text = g_strdup (json_object_get_string (json_object_object_get (res, "text")));
   g_assert_true (g_str_has_prefix (text, " was a little girl named Lily."));
   g_assert_true (g_str_has_suffix (text, "but she didn't want to play with"));
   json_object *tokens = json_object_object_get (res, "tokens");
