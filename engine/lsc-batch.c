@@ -164,7 +164,7 @@ job_parse (LscJob *job, const char *text, gsize len, GError **error)
 {
   json_object *v;
 
-  job->root = lsc_json_parse (job->name, text, len, error);
+  job->root = lsc_json_parse (job->name, text, len, LSC_JOB_ERROR, LSC_JOB_ERROR_SYNTAX, error);
   if (job->root == NULL)
     return FALSE;
   if (!json_object_is_type (job->root, json_type_object))

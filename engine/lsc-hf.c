@@ -43,6 +43,7 @@
 
 #include "lsc-model-private.h"
 #include "lsc-error.h"
+#include "lsc-json.h"
 
 #include <json-c/json.h>
 #include <math.h>
@@ -56,7 +57,6 @@
 #define LSC_HF_MAX_POSITION  (1 << 30)
 #define LSC_HF_MAX_JSON      (100 * 1024 * 1024)
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (json_object, json_object_put)
 
 /* A JSON object being read, with what error messages call it. */
 typedef struct {
@@ -166,7 +166,7 @@ read_json_file (const char *path, GError **error)
                    "%s", local_error->message);
       return NULL;
     }
-  return _lsc_json_parse (path, text, len, error);
+  return lsc_json_parse (path, text, len, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT, error);
 }
 
 /* A short rendering of a JSON value for messages. */

@@ -35,7 +35,8 @@ scan_string (const char *p, const char *end, const char **after)
 }
 
 static gboolean
-check_duplicates (const char *name, const char *text, gsize len, GError **error)
+check_duplicates (const char *name, const char *text, gsize len, GQuark domain, int code,
+                  GError **error)
 {
   const char *p = text, *end = text + len;
   g_autoptr(GArray) stack = g_array_new (FALSE, TRUE, sizeof (Frame));
@@ -84,8 +85,7 @@ check_duplicates (const char *name, const char *text, gsize len, GError **error)
               pending = g_strdup_printf ("%s.%s", top->path, s);
               if (!g_hash_table_add (top->keys, s))
                 {
-                  g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_SYNTAX,
-                               "%s: %s: duplicate key", name, pending);
+                  g_set_error (error, domain, code, "%s: %s: duplicate key", name, pending);
                   ok = FALSE;
                 }
               p = q + 1;
@@ -115,45 +115,69 @@ check_duplicates (const char *name, const char *text, gsize len, GError **error)
   return ok;
 }
 
-json_object *
-lsc_json_parse (const char *name, const char *text, gsize len, GError **error)
+/* Line and column (1-based) of byte `offset` in text, for messages. */
+static void
+line_col (const char *text, gsize len, gsize offset, int *line, int *col)
 {
-  json_tokener *tok = json_tokener_new ();
-  json_object *obj;
-
-  json_tokener_set_flags (tok, JSON_TOKENER_STRICT);
-  obj = json_tokener_parse_ex (tok, text, (int) MIN (len, G_MAXINT));
-  enum json_tokener_error jerr = json_tokener_get_error (tok);
-  size_t offset = json_tokener_get_parse_end (tok);
-  json_tokener_free (tok);
-
-  if (obj == NULL || jerr != json_tokener_success || len > G_MAXINT)
+  *line = 1;
+  *col = 1;
+  for (gsize i = 0; i < offset && i < len; i++)
     {
-      int line = 1, col = 1;
-      for (size_t i = 0; i < offset && i < len; i++)
-        {
-          if (text[i] == '\n')
-            line++, col = 1;
-          else
-            col++;
-        }
-      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_SYNTAX, "%s:%d:%d: not valid JSON: %s",
-                   name, line, col,
-                   jerr == json_tokener_continue ? "unexpected end of input"
-                                                 : json_tokener_error_desc (jerr));
-      json_object_put (obj);
+      if (text[i] == '\n')
+        (*line)++, *col = 1;
+      else
+        (*col)++;
+    }
+}
+
+json_object *
+lsc_json_parse (const char *name, const char *text, gsize len, GQuark domain, int code,
+                GError **error)
+{
+  g_autoptr(json_tokener) tok = NULL;
+  const char *nul;
+  json_object *obj;
+  int line, col;
+
+  if (len > G_MAXINT)
+    {
+      g_set_error (error, domain, code, "%s: %" G_GSIZE_FORMAT " bytes of JSON is too large",
+                   name, len);
       return NULL;
     }
-  /* trailing content after the value */
-  for (size_t i = offset; i < len; i++)
+  /* json-c would stop at a NUL and call the rest trailing text */
+  if ((nul = memchr (text, '\0', len)) != NULL)
+    {
+      line_col (text, len, nul - text, &line, &col);
+      g_set_error (error, domain, code, "%s:%d:%d: not valid JSON: contains a NUL byte", name,
+                   line, col);
+      return NULL;
+    }
+
+  tok = json_tokener_new ();
+  json_tokener_set_flags (tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS
+                               | JSON_TOKENER_VALIDATE_UTF8);
+  obj = json_tokener_parse_ex (tok, text, (int) len);
+  if (obj == NULL)
+    {
+      enum json_tokener_error jerr = json_tokener_get_error (tok);
+      line_col (text, len, json_tokener_get_parse_end (tok), &line, &col);
+      g_set_error (error, domain, code, "%s:%d:%d: not valid JSON: %s", name, line, col,
+                   jerr == json_tokener_continue || jerr == json_tokener_success
+                     ? "unexpected end of text" : json_tokener_error_desc (jerr));
+      return NULL;
+    }
+  /* only whitespace may follow the value (safetensors pads its header with spaces) */
+  for (gsize i = json_tokener_get_parse_end (tok); i < len; i++)
     if (!g_ascii_isspace (text[i]))
       {
-        g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_SYNTAX,
-                     "%s: not valid JSON: unexpected text after the end of the document", name);
+        line_col (text, len, i, &line, &col);
+        g_set_error (error, domain, code, "%s:%d:%d: not valid JSON: unexpected text after the value",
+                     name, line, col);
         json_object_put (obj);
         return NULL;
       }
-  if (!check_duplicates (name, text, len, error))
+  if (!check_duplicates (name, text, len, domain, code, error))
     {
       json_object_put (obj);
       return NULL;

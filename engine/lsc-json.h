@@ -20,10 +20,13 @@ typedef enum {
   LSC_JOB_ERROR_INVALID,       /* a field is missing, unknown, or of the wrong type or range */
 } LscJobError;
 
-/* Parses `len` bytes of JSON text; `name` (a file name) goes into messages,
- * which give line and column for syntax errors and the JSON path ($.a.b[2])
- * of a duplicate key. */
-json_object *lsc_json_parse (const char *name, const char *text, gsize len, GError **error);
+/* Parses `len` bytes of JSON text strictly: valid UTF-8, no NUL bytes,
+ * nothing but whitespace after the value, no duplicate keys. Failures use
+ * `domain` and `code` (each caller has its own module's error), and name
+ * `name` (a file name) with line and column for syntax errors and the JSON
+ * path ($.a.b[2]) of a duplicate key. */
+json_object *lsc_json_parse (const char *name, const char *text, gsize len, GQuark domain,
+                             int code, GError **error);
 
 /* A finite double, or null for NaN and infinities. */
 json_object *lsc_json_double (double v);
@@ -33,5 +36,6 @@ json_object *lsc_json_double (double v);
 gboolean lsc_json_write_file (json_object *obj, const char *path, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (json_object, json_object_put)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (json_tokener, json_tokener_free)
 
 G_END_DECLS

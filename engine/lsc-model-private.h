@@ -56,10 +56,4 @@ char *_lsc_hf_resolve_snapshot (const char *dir);
 gboolean _lsc_safetensors_add_file (LscModel *model, const char *path, guint *file_index,
                                     GError **error);
 
-/* Parses `len` bytes of JSON text (json-c, strict, UTF-8 checked, trailing
- * whitespace allowed); a json_object to json_object_put (), or NULL with
- * LSC_MODEL_ERROR_CORRUPT whose message starts with `what`. */
-struct json_object *_lsc_json_parse (const char *what, const char *text, gsize len,
-                                     GError **error);
-
 G_END_DECLS

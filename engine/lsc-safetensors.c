@@ -33,14 +33,13 @@
 
 #include "lsc-model-private.h"
 #include "lsc-error.h"
+#include "lsc-json.h"
 
 #include <json-c/json.h>
 #include <string.h>
 
 #define LSC_SAFETENSORS_MAX_HEADER (100 * 1024 * 1024)
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (json_object, json_object_put)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (json_tokener, json_tokener_free)
 
 /* One header entry, collected before any tensor is added so that tensors
  * are added in data order. */
@@ -51,57 +50,6 @@ typedef struct {
   gint64 shape[LSC_MAX_DIMS];    /* (n_dims) outermost first */
   guint64 begin;                 /* relative to the data section */
 } SafetensorsEntry;
-
-json_object *
-_lsc_json_parse (const char *what, const char *text, gsize len, GError **error)
-{
-  g_autoptr(json_tokener) tok = NULL;
-  const char *nul;
-  json_object *root;
-  gsize end;
-
-  if (len > G_MAXINT)
-    {
-      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
-                   "%s: %" G_GSIZE_FORMAT " bytes of JSON is too large", what, len);
-      return NULL;
-    }
-  nul = memchr (text, '\0', len);
-  if (nul != NULL)
-    {
-      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
-                   "%s: not valid JSON: contains a NUL byte at offset %" G_GSIZE_FORMAT,
-                   what, (gsize) (nul - text));
-      return NULL;
-    }
-
-  tok = json_tokener_new ();
-  json_tokener_set_flags (tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS
-                               | JSON_TOKENER_VALIDATE_UTF8);
-  root = json_tokener_parse_ex (tok, text, (int) len);
-  if (root == NULL)
-    {
-      enum json_tokener_error jerr = json_tokener_get_error (tok);
-      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
-                   "%s: not valid JSON: %s at offset %" G_GSIZE_FORMAT, what,
-                   jerr == json_tokener_continue ? "unexpected end of text"
-                                                 : json_tokener_error_desc (jerr),
-                   (gsize) json_tokener_get_parse_end (tok));
-      return NULL;
-    }
-
-  /* Only whitespace (safetensors pads with spaces) may follow the value. */
-  for (end = json_tokener_get_parse_end (tok); end < len; end++)
-    if (!g_ascii_isspace (text[end]))
-      {
-        json_object_put (root);
-        g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
-                     "%s: not valid JSON: unexpected text after the value at offset %"
-                     G_GSIZE_FORMAT, what, end);
-        return NULL;
-      }
-  return root;
-}
 
 static guint64
 read_u64_le (const guint8 *p)
@@ -325,7 +273,8 @@ add_tensors (LscModel *model, const LscMappedFile *file, guint file_index, GErro
   data_size = file->size - data_start;
 
   what = g_strdup_printf ("%s: header", file->path);
-  header = _lsc_json_parse (what, (const char *) file->data + 8, header_len, error);
+  header = lsc_json_parse (what, (const char *) file->data + 8, header_len, LSC_MODEL_ERROR,
+                           LSC_MODEL_ERROR_CORRUPT, error);
   if (header == NULL)
     return FALSE;
   if (!json_object_is_type (header, json_type_object))

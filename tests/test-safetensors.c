@@ -869,6 +869,14 @@ test_bad_safetensors (void)
                          "model.safetensors", "not valid JSON", "after the value", NULL);
   g_clear_error (&error);
 
+  /* json-c alone would keep the second entry and lose the first */
+  error = load_bad_header ("st-duplicate",
+                           "{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
+                           " \"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}", 8);
+  lsc_test_assert_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
+                         "model.safetensors", "$.w: duplicate key", NULL);
+  g_clear_error (&error);
+
   error = load_bad_header ("st-array", "[1, 2, 3]", 0);
   lsc_test_assert_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
                          "model.safetensors", "header", "expected a JSON object", "array", NULL);
