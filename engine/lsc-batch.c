@@ -589,9 +589,10 @@ run_job (LscJob *job, const char *output_dir)
       return EXIT_RUNTIME;
     }
   g_autofree char *out = g_build_filename (output_dir, "results.json", NULL);
-  if (!lsc_json_write_file (results, out, &error))
+  g_autoptr(GError) write_error = NULL;
+  if (!lsc_json_write_file (results, out, &write_error))
     {
-      g_printerr ("longscope: %s\n", error->message);
+      g_printerr ("longscope: %s\n", write_error->message);
       return EXIT_RUNTIME;
     }
   g_printerr ("longscope: wrote %s\n", out);

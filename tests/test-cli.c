@@ -7,6 +7,7 @@
 
 #include <gio/gio.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <string.h>
 
 #include "lsc-test-util.h"
@@ -185,6 +186,49 @@ test_batch_generate (void)
   json_object_put (res2);
 }
 
+/* Ctrl-C stops a run at the next layer and still leaves a valid result. */
+static void
+test_batch_interrupt (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *model = lsc_test_shared_path ("models/stories260K/stories260K.bin");
+  if (model == NULL)
+    return;
+  g_autofree char *job = g_strdup_printf ("{\"model\": \"%s\", \"prompt\": \"Once\", "
+                                          "\"max_tokens\": 100000, \"stop_at_eos\": false}", model);
+  g_autofree char *job_path = lsc_test_write_file ("long.json", job, strlen (job));
+  g_autofree char *out_dir = g_build_filename (lsc_test_tmpdir (), "long-out", NULL);
+  const char *argv[] = { g_getenv ("LSC_LONGSCOPE"), "--batch", job_path, "--output", out_dir, NULL };
+  g_autoptr(GSubprocess) p = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_SILENCE
+                                                      | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
+  g_assert_no_error (error);
+
+  /* wait until generation has started, then interrupt */
+  g_autoptr(GDataInputStream) err = g_data_input_stream_new (g_subprocess_get_stderr_pipe (p));
+  char *line;
+  while ((line = g_data_input_stream_read_line (err, NULL, NULL, &error)) != NULL)
+    {
+      gboolean started = strstr (line, "generated 32 /") != NULL;
+      g_free (line);
+      if (started)
+        break;
+    }
+  g_assert_no_error (error);
+  g_subprocess_send_signal (p, SIGINT);
+  g_subprocess_wait (p, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (p));
+  g_assert_cmpint (g_subprocess_get_exit_status (p), ==, 130);
+
+  json_object *res = read_results (out_dir);
+  g_assert_cmpstr (json_object_get_string (json_object_object_get (res, "status")), ==, "interrupted");
+  size_t n = json_object_array_length (json_object_object_get (res, "tokens"));
+  g_assert_cmpuint (n, >=, 32);
+  g_assert_cmpuint (n, <, 100000);
+  g_assert_cmpuint (json_object_array_length (json_object_object_get (res, "logprobs")), ==, n);
+  json_object_put (res);
+}
+
 /* Invalid jobs: exit 2 and a message naming the file and the JSON path. */
 static void
 test_batch_invalid (void)
@@ -225,5 +269,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/detokenize-padding", test_detokenize_padding);
   g_test_add_func ("/cli/batch/generate", test_batch_generate);
   g_test_add_func ("/cli/batch/invalid", test_batch_invalid);
+  g_test_add_func ("/cli/batch/interrupt", test_batch_interrupt);
   return g_test_run ();
 }
