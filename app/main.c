@@ -85,17 +85,24 @@ run_info (const char *path)
   return EXIT_DONE;
 }
 
+static LscTokenizer *
+load_tokenizer (const char *path)
+{
+  g_autoptr(GError) error = NULL;
+  LscTokenizer *tok = lsc_tokenizer_load (path, &error);
+  if (tok == NULL)
+    g_printerr ("longscope: %s\n", error->message);
+  return tok;
+}
+
 static int
 run_tokenize (const char *path)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(LscTokenizer) tok = lsc_tokenizer_load (path, &error);
-  if (tok == NULL)
-    {
-      g_printerr ("longscope: %s\n", error->message);
-      return EXIT_LOAD;
-    }
   gsize len;
+  g_autoptr(LscTokenizer) tok = load_tokenizer (path);
+  if (tok == NULL)
+    return EXIT_LOAD;
   g_autofree char *text = read_stdin (&len);
   g_autoptr(GArray) ids = lsc_tokenizer_encode (tok, text, len, opt_bos, &error);
   if (ids == NULL)
@@ -115,13 +122,10 @@ static int
 run_detokenize (const char *path)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(LscTokenizer) tok = lsc_tokenizer_load (path, &error);
-  if (tok == NULL)
-    {
-      g_printerr ("longscope: %s\n", error->message);
-      return EXIT_LOAD;
-    }
   gsize len;
+  g_autoptr(LscTokenizer) tok = load_tokenizer (path);
+  if (tok == NULL)
+    return EXIT_LOAD;
   g_autofree char *text = read_stdin (&len);
   g_auto(GStrv) words = g_strsplit_set (text, " \t\r\n,", -1);
   g_autoptr(GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint32));
