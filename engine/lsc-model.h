@@ -179,6 +179,21 @@ const char *lsc_tensor_role_name (LscTensorRole role);
  * line per tensor with name, role, dtype and shape). */
 void lsc_model_describe (const LscModel *model, GString *out, gboolean with_tensors);
 
+/* ---- synthetic models (lsc-synthetic.c) ----
+ * The shape of a real checkpoint with random weights generated in memory, for
+ * benchmarks and tests. Named shapes: "llama-1b" (Llama 3.2 1B: dim 2048,
+ * 16 layers, 32/8 heads, head dim 64, FFN 8192, vocab 128256, tied, rope_theta
+ * 500000) and "stories260K-shape" (dim 64, 5 layers, 8/4 heads, FFN 172,
+ * vocab 512). */
+
+/* Fills config with a named shape; FALSE (config untouched) when unknown. */
+gboolean lsc_model_config_init_shape (LscModelConfig *config, const char *name);
+/* A Llama-family model of `config` (arch LLAMA/MISTRAL/QWEN2) whose matrices
+ * are dtype (F32, BF16, F16 or Q8_0) uniform(-a, a), a = 1 / sqrt(cols), and
+ * whose norms are F32 1 + small noise; the same seed gives the same weights. */
+LscModel *lsc_model_new_synthetic (const LscModelConfig *config, LscDType dtype, guint64 seed,
+                                   GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (LscModel, lsc_model_free)
 
 G_END_DECLS

@@ -99,3 +99,26 @@ LscStatus lsc_cuda_device_count (int *n_devices);
 /* Smoke test of the toolchain and the device: out (n) <- a * x (n) + y (n)
  * computed on the GPU. */
 LscStatus lsc_cuda_saxpy (float *out, float a, const float *x, const float *y, size_t n);
+
+/* ---- fast paths (kernels/cpu/lsc-cpu-fast.c) ----
+ * Vectorized twins of the reference kernels, used by the fast forward
+ * (engine/lsc-llama-fast.c) and tested against their references in
+ * tests/test-fast-kernels.c. No allocation, no threads: callers split work
+ * across threads. Sums run in another order than the reference's, so results
+ * agree to rounding; conversions are bit-exact. */
+
+/* Most tokens lsc_fast_xwt_rows () takes at once. */
+#define LSC_FAST_MAX_T 8
+
+/* y[t * ldy + i] <- row (row0 + i) of W (d, n, stored in dtype) . x[t * ldx ..]
+ * for t < T, i < n_rows: y (T, ldy), x (T, ldx), 1 <= T <= LSC_FAST_MAX_T.
+ * Each row is read once for all T tokens. Reference: lsc_dot_row (). */
+void lsc_fast_xwt_rows (float *y, int ldy, const float *x, int ldx, int T, const void *w,
+                        LscDType dtype, int n, int row0, int n_rows);
+/* out (n) <- n elements of dtype at in, widened. Reference: lsc_to_f32 (). */
+LscStatus lsc_fast_to_f32 (float *out, const void *in, LscDType dtype, size_t n);
+/* One query head against n_keys cached keys/values (rows `stride` floats
+ * apart): att (n_keys) <- softmax(scale * keys q), out (head_dim) <- att^T
+ * values. Reference: the attention loop of forward_token () (lsc-llama.c). */
+void lsc_fast_attend_one (float *out, float *att, const float *q, const float *keys,
+                          const float *values, int n_keys, int head_dim, int stride, float scale);

@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Synthetic Llama-family models: the shape of a real checkpoint with random
+ * weights generated in memory, for benchmarks and tests that need a big model
+ * without shipping one.
+ *
+ * The weights live in one anonymous memory map wrapped in an LscMappedFile
+ * (lsc_mapped_file_free () unmaps it like a file map), under GGUF names
+ * (token_embd.weight, blk.N.attn_q.weight, ...), and are bound by the same
+ * _lsc_model_bind_tensors () as every loader. Matrices are uniform(-a, a) with
+ * a = 1 / sqrt(cols), so that activations keep unit scale through the layers;
+ * norm weights are 1 + uniform(-0.02, 0.02), biases uniform(-0.02, 0.02).
+ * Each row has its own xorshift stream seeded from (seed, tensor, row): the
+ * weights do not depend on the thread count, and rows are filled in parallel.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "lsc-error.h"
+#include "lsc-model-private.h"
+
+#define TENSOR_ALIGN 64   /* bytes; every tensor starts on a cache line */
+
+typedef struct {
+  const char *name;
+  LscModelConfig config;
+} NamedShape;
+
+static void
+shape_defaults (LscModelConfig *c)
+{
+  memset (c, 0, sizeof *c);
+  c->arch = LSC_ARCH_LLAMA;
+  c->rope_layout = LSC_ROPE_INTERLEAVED;
+  c->rope_scaling.type = LSC_ROPE_SCALING_NONE;
+  c->rope_scaling.factor = 1.0;
+  c->norm_eps = 1e-5;
+  c->tied_embeddings = TRUE;
+  c->bos_id = 1;
+  c->eos_id = 2;
+}
+
+gboolean
+lsc_model_config_init_shape (LscModelConfig *config, const char *name)
+{
+  g_return_val_if_fail (config != NULL && name != NULL, FALSE);
+
+  shape_defaults (config);
+  if (g_str_equal (name, "llama-1b"))
+    {
+      /* Llama 3.2 1B (without its llama3 RoPE scaling) */
+      config->vocab_size = 128256;
+      config->dim = 2048;
+      config->n_layers = 16;
+      config->n_heads = 32;
+      config->n_kv_heads = 8;
+      config->head_dim = 64;
+      config->hidden_dim = 8192;
+      config->rope_theta = 500000.0;
+      config->max_position = 131072;
+      config->bos_id = 128000;
+      config->eos_id = 128001;
+      return TRUE;
+    }
+  if (g_str_equal (name, "stories260K-shape"))
+    {
+      config->vocab_size = 512;
+      config->dim = 64;
+      config->n_layers = 5;
+      config->n_heads = 8;
+      config->n_kv_heads = 4;
+      config->head_dim = 8;
+      config->hidden_dim = 172;
+      config->rope_theta = 10000.0;
+      config->max_position = 512;
+      return TRUE;
+    }
+  return FALSE;
+}
+
+/* One tensor to generate. */
+typedef struct {
+  char *name;
+  int n_dims;
+  gint64 shape[2];          /* (rows, cols); cols = 1 for vectors */
+  LscDType dtype;
+  int kind;                 /* KIND_* */
+  guint64 offset;           /* into the map */
+} Plan;
+
+enum { KIND_MATRIX, KIND_NORM, KIND_BIAS };
+
+static guint64
+splitmix64 (guint64 *state)
+{
+  guint64 z = (*state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/* xorshift64*: a uniform float in [-1, 1) */
+static inline float
+next_uniform (guint64 *x)
+{
+  *x ^= *x >> 12;
+  *x ^= *x << 25;
+  *x ^= *x >> 27;
+  guint64 r = *x * 0x2545f4914f6cdd1dull;
+  return (float) (r >> 40) * (2.0f / 16777216.0f) - 1.0f;
+}
+
+/* Fills row `row` of plan p (cols values) at dst. */
+static void
+fill_row (guint8 *dst, const Plan *p, guint64 seed, guint tensor, gint64 row)
+{
+  gint64 cols = p->shape[1];
+  guint64 st = seed ^ ((guint64) tensor << 40) ^ (guint64) row;
+  guint64 x = splitmix64 (&st) | 1;
+  float a = p->kind == KIND_MATRIX ? 1.0f / sqrtf ((float) cols) : 0.02f;
+  float base = p->kind == KIND_NORM ? 1.0f : 0.0f;
+
+  switch (p->dtype)
+    {
+    case LSC_DTYPE_F32:
+      {
+        float *out = (float *) dst;
+        for (gint64 j = 0; j < cols; j++)
+          out[j] = base + a * next_uniform (&x);
+        break;
+      }
+    case LSC_DTYPE_BF16:
+      {
+        guint16 *out = (guint16 *) dst;
+        for (gint64 j = 0; j < cols; j++)
+          out[j] = lsc_f32_to_bf16_1 (base + a * next_uniform (&x));
+        break;
+      }
+    case LSC_DTYPE_F16:
+      {
+        guint16 *out = (guint16 *) dst;
+        for (gint64 j = 0; j < cols; j++)
+          out[j] = lsc_f32_to_f16_1 (base + a * next_uniform (&x));
+        break;
+      }
+    case LSC_DTYPE_Q8_0:
+      {
+        LscBlockQ8_0 *out = (LscBlockQ8_0 *) dst;
+        float block[LSC_Q8_0_BLOCK];   /* one block of values before quantisation */
+        for (gint64 b = 0; b < cols / LSC_Q8_0_BLOCK; b++)
+          {
+            for (int j = 0; j < LSC_Q8_0_BLOCK; j++)
+              block[j] = base + a * next_uniform (&x);
+            lsc_f32_to_q8_0 (out + b, block, LSC_Q8_0_BLOCK);
+          }
+        break;
+      }
+    case LSC_DTYPE_I32:
+    case LSC_DTYPE_I64:
+    case LSC_DTYPE_N_TYPES:
+      g_assert_not_reached ();
+    }
+}
+
+static void
+plan_add (GArray *plans, LscDType dtype, int kind, gint64 rows, gint64 cols, const char *fmt, ...)
+  G_GNUC_PRINTF (6, 7);
+
+static void
+plan_add (GArray *plans, LscDType dtype, int kind, gint64 rows, gint64 cols, const char *fmt, ...)
+{
+  va_list ap;
+  Plan p = { 0 };
+  va_start (ap, fmt);
+  p.name = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  p.n_dims = kind == KIND_MATRIX ? 2 : 1;
+  p.shape[0] = rows;
+  p.shape[1] = cols;
+  p.dtype = kind == KIND_MATRIX ? dtype : LSC_DTYPE_F32;
+  p.kind = kind;
+  g_array_append_val (plans, p);
+}
+
+static void
+plan_clear (gpointer data)
+{
+  g_free (((Plan *) data)->name);
+}
+
+LscModel *
+lsc_model_new_synthetic (const LscModelConfig *config, LscDType dtype, guint64 seed,
+                         GError **error)
+{
+  const LscModelConfig *c = config;
+
+  g_return_val_if_fail (config != NULL, NULL);
+
+  if (dtype != LSC_DTYPE_F32 && dtype != LSC_DTYPE_BF16 && dtype != LSC_DTYPE_F16
+      && dtype != LSC_DTYPE_Q8_0)
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_UNSUPPORTED_DTYPE,
+                   "synthetic model: weights of type %s are not supported", lsc_dtype_name (dtype));
+      return NULL;
+    }
+  if (c->arch == LSC_ARCH_MAMBA || c->arch == LSC_ARCH_MAMBA2 || c->n_layers <= 0 || c->dim <= 0
+      || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads != 0
+      || c->head_dim <= 0 || c->head_dim % 2 != 0 || c->hidden_dim <= 0 || c->vocab_size <= 0)
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_BAD_CONFIG,
+                   "synthetic model: the config is not a complete Llama-family transformer");
+      return NULL;
+    }
+  gint64 q_dim = (gint64) c->n_heads * c->head_dim, kv_dim = (gint64) c->n_kv_heads * c->head_dim;
+  if (dtype == LSC_DTYPE_Q8_0
+      && (c->dim % LSC_Q8_0_BLOCK != 0 || q_dim % LSC_Q8_0_BLOCK != 0
+          || c->hidden_dim % LSC_Q8_0_BLOCK != 0))
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_BAD_CONFIG,
+                   "synthetic model: Q8_0 needs matrix widths that are multiples of %d",
+                   LSC_Q8_0_BLOCK);
+      return NULL;
+    }
+
+  /* the tensors, in GGUF order */
+  g_autoptr(GArray) plans = g_array_new (FALSE, TRUE, sizeof (Plan));
+  g_array_set_clear_func (plans, plan_clear);
+  plan_add (plans, dtype, KIND_MATRIX, c->vocab_size, c->dim, "token_embd.weight");
+  plan_add (plans, dtype, KIND_NORM, c->dim, 1, "output_norm.weight");
+  if (!c->tied_embeddings)
+    plan_add (plans, dtype, KIND_MATRIX, c->vocab_size, c->dim, "output.weight");
+  for (int l = 0; l < c->n_layers; l++)
+    {
+      plan_add (plans, dtype, KIND_NORM, c->dim, 1, "blk.%d.attn_norm.weight", l);
+      plan_add (plans, dtype, KIND_MATRIX, q_dim, c->dim, "blk.%d.attn_q.weight", l);
+      plan_add (plans, dtype, KIND_MATRIX, kv_dim, c->dim, "blk.%d.attn_k.weight", l);
+      plan_add (plans, dtype, KIND_MATRIX, kv_dim, c->dim, "blk.%d.attn_v.weight", l);
+      if (c->attn_qkv_bias)
+        {
+          plan_add (plans, dtype, KIND_BIAS, q_dim, 1, "blk.%d.attn_q.bias", l);
+          plan_add (plans, dtype, KIND_BIAS, kv_dim, 1, "blk.%d.attn_k.bias", l);
+          plan_add (plans, dtype, KIND_BIAS, kv_dim, 1, "blk.%d.attn_v.bias", l);
+        }
+      plan_add (plans, dtype, KIND_MATRIX, c->dim, q_dim, "blk.%d.attn_output.weight", l);
+      plan_add (plans, dtype, KIND_NORM, c->dim, 1, "blk.%d.ffn_norm.weight", l);
+      plan_add (plans, dtype, KIND_MATRIX, c->hidden_dim, c->dim, "blk.%d.ffn_gate.weight", l);
+      plan_add (plans, dtype, KIND_MATRIX, c->hidden_dim, c->dim, "blk.%d.ffn_up.weight", l);
+      plan_add (plans, dtype, KIND_MATRIX, c->dim, c->hidden_dim, "blk.%d.ffn_down.weight", l);
+    }
+
+  /* offsets: vectors are generated as (n, 1), i.e. one row of n values */
+  guint64 size = 0;
+  for (guint i = 0; i < plans->len; i++)
+    {
+      Plan *p = &g_array_index (plans, Plan, i);
+      if (p->kind != KIND_MATRIX)
+        {
+          p->shape[1] = p->shape[0];
+          p->shape[0] = 1;
+        }
+      p->offset = size;
+      size += lsc_dtype_row_bytes (p->dtype, (size_t) (p->shape[0] * p->shape[1]));
+      size = (size + TENSOR_ALIGN - 1) / TENSOR_ALIGN * TENSOR_ALIGN;
+    }
+
+  guint8 *map = mmap (NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (map == MAP_FAILED)
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_IO,
+                   "synthetic model: cannot map %.1f MiB of anonymous memory",
+                   size / 1048576.0);
+      return NULL;
+    }
+
+  for (guint i = 0; i < plans->len; i++)
+    {
+      const Plan *p = &g_array_index (plans, Plan, i);
+      size_t row_bytes = lsc_dtype_row_bytes (p->dtype, (size_t) p->shape[1]);
+      gint64 rows = p->shape[0];
+#pragma omp parallel for schedule (static)
+      for (gint64 r = 0; r < rows; r++)
+        fill_row (map + p->offset + (size_t) r * row_bytes, p, seed, i, r);
+    }
+  mprotect (map, size, PROT_READ);
+
+  g_autofree char *path = g_strdup_printf ("synthetic(dim %d, %d layers, %s, seed %" G_GUINT64_FORMAT ")",
+                                           c->dim, c->n_layers, lsc_dtype_name (dtype), seed);
+  LscModel *model = _lsc_model_new (path, LSC_FORMAT_GGUF);
+  model->config = *c;
+  LscMappedFile *file = g_new0 (LscMappedFile, 1);
+  file->path = g_strdup (path);
+  file->data = map;
+  file->size = size;
+  g_ptr_array_add (model->files, file);   /* owns the map from here on */
+
+  for (guint i = 0; i < plans->len; i++)
+    {
+      const Plan *p = &g_array_index (plans, Plan, i);
+      gint64 shape[2] = { p->shape[0], p->shape[1] };
+      if (p->kind != KIND_MATRIX)
+        shape[0] = p->shape[1];
+      if (_lsc_model_add_tensor (model, p->name, p->dtype, p->n_dims, shape, 0, p->offset,
+                                 error) == NULL)
+        {
+          lsc_model_free (model);
+          return NULL;
+        }
+    }
+  if (!_lsc_model_bind_tensors (model, error))
+    {
+      lsc_model_free (model);
+      return NULL;
+    }
+  return model;
+}
