@@ -632,7 +632,8 @@ lsc_batch_run_file (const char *job_path, const char *output_dir)
           return EXIT_INVALID;
         }
       job.name = g_strdup (job_path);
-      job.base_dir = g_path_get_dirname (job_path);
+      g_autofree char *dir = g_path_get_dirname (job_path);
+      job.base_dir = g_canonicalize_filename (dir, NULL);
       g_autofree char *base = g_path_get_basename (job_path);
       char *dot = strrchr (base, '.');
       if (dot != NULL && dot != base)

@@ -8,6 +8,7 @@
 #include <gio/gio.h>
 #include <json-c/json.h>
 #include <signal.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "lsc-test-util.h"
@@ -26,30 +27,50 @@ run_clear (Run *r)
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Run, run_clear)
 
-/* Runs longscope with argv (NULL-terminated) and `input` on stdin. */
+/* Runs longscope in `cwd` (NULL: this process's) with argv (NULL-terminated)
+ * and `input` on stdin. */
 static void
-run (Run *r, const char *input, ...)
+run_in (Run *r, const char *cwd, const char *input, va_list ap)
 {
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   g_autoptr(GError) error = NULL;
-  va_list ap;
   const char *a;
 
   g_ptr_array_add (argv, (char *) g_getenv ("LSC_LONGSCOPE"));
-  va_start (ap, input);
   while ((a = va_arg (ap, const char *)) != NULL)
     g_ptr_array_add (argv, (char *) a);
-  va_end (ap);
   g_ptr_array_add (argv, NULL);
 
-  g_autoptr(GSubprocess) p = g_subprocess_newv ((const char *const *) argv->pdata,
-                                                G_SUBPROCESS_FLAGS_STDIN_PIPE
-                                                | G_SUBPROCESS_FLAGS_STDOUT_PIPE
-                                                | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
+  g_autoptr(GSubprocessLauncher) launcher =
+    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE
+                               | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  if (cwd != NULL)
+    g_subprocess_launcher_set_cwd (launcher, cwd);
+  g_autoptr(GSubprocess) p = g_subprocess_launcher_spawnv (launcher,
+                                                           (const char *const *) argv->pdata,
+                                                           &error);
   g_assert_no_error (error);
   g_subprocess_communicate_utf8 (p, input, NULL, &r->out, &r->err, &error);
   g_assert_no_error (error);
   r->status = g_subprocess_get_exit_status (p);
+}
+
+static void
+run (Run *r, const char *input, ...)
+{
+  va_list ap;
+  va_start (ap, input);
+  run_in (r, NULL, input, ap);
+  va_end (ap);
+}
+
+static void
+run_cwd (Run *r, const char *cwd, const char *input, ...)
+{
+  va_list ap;
+  va_start (ap, input);
+  run_in (r, cwd, input, ap);
+  va_end (ap);
 }
 
 static void
@@ -176,6 +197,26 @@ test_batch_generate (void)
                      json_object_object_get (res, "job"), "prompt")), ==, "Zoo");
   json_object_put (res);
 
+  /* a relative job path and a relative model path, resolved against the job's folder */
+  g_autofree char *model_dir = g_path_get_dirname (model);
+  g_autofree char *rel_job = g_strdup_printf ("{\"model\": \"stories260K.bin\", \"prompt\": \"Zoo\", "
+                                              "\"max_tokens\": 3}");
+  g_autofree char *rel_path = lsc_test_write_file ("rel/zoo.json", rel_job, strlen (rel_job));
+  g_autofree char *link = g_build_filename (lsc_test_tmpdir (), "rel", "stories260K.bin", NULL);
+  g_autofree char *tok = g_build_filename (model_dir, "tok512.bin", NULL);
+  g_autofree char *tok_link = g_build_filename (lsc_test_tmpdir (), "rel", "tok512.bin", NULL);
+  g_assert_cmpint (symlink (model, link), ==, 0);
+  g_assert_cmpint (symlink (tok, tok_link), ==, 0);
+  g_auto(Run) rr = { 0 };
+  run_cwd (&rr, lsc_test_tmpdir (), "", "--batch", "rel/zoo.json", "--output", "rel-out", NULL);
+  if (rr.status != 0)
+    g_error ("relative job: exit %d: %s", rr.status, rr.err);
+  g_autofree char *rel_out = g_build_filename (lsc_test_tmpdir (), "rel-out", NULL);
+  json_object *rel_res = read_results (rel_out);
+  json_object *rel_prov = json_object_object_get (rel_res, "provenance");
+  g_assert_cmpstr (json_object_get_string (json_object_object_get (rel_prov, "model_path")), ==, link);
+  json_object_put (rel_res);
+
   /* the same job from standard input */
   g_autofree char *out2 = g_build_filename (lsc_test_tmpdir (), "stdin-out", NULL);
   g_auto(Run) r2 = { 0 };
@@ -184,6 +225,26 @@ test_batch_generate (void)
   json_object *res2 = read_results (out2);
   g_assert_cmpstr (json_object_get_string (json_object_object_get (res2, "text")), ==, text);
   json_object_put (res2);
+}
+
+/* The README's main job: data/demo-job.json, which reads ../shared. */
+static void
+test_demo_job (void)
+{
+  g_autofree char *model = lsc_test_shared_path ("models/stories260K/stories260K.bin");
+  if (model == NULL)
+    return;
+  g_autofree char *job = g_test_build_filename (G_TEST_DIST, "..", "data", "demo-job.json", NULL);
+  g_autofree char *out_dir = g_build_filename (lsc_test_tmpdir (), "demo-out", NULL);
+  g_auto(Run) r = { 0 };
+  run (&r, "", "--batch", job, "--output", out_dir, NULL);
+  if (r.status != 0)
+    g_error ("demo job: exit %d: %s", r.status, r.err);
+  g_assert_true (g_str_has_prefix (r.out, ", there was a little girl named Lily."));
+  json_object *res = read_results (out_dir);
+  g_assert_cmpstr (json_object_get_string (json_object_object_get (res, "status")), ==, "done");
+  g_assert_nonnull (json_object_object_get (res, "score"));
+  json_object_put (res);
 }
 
 /* Ctrl-C stops a run at the next layer and still leaves a valid result. */
@@ -269,6 +330,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/detokenize-padding", test_detokenize_padding);
   g_test_add_func ("/cli/batch/generate", test_batch_generate);
   g_test_add_func ("/cli/batch/invalid", test_batch_invalid);
+  g_test_add_func ("/cli/batch/demo-job", test_demo_job);
   g_test_add_func ("/cli/batch/interrupt", test_batch_interrupt);
   return g_test_run ();
 }
