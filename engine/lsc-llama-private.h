@@ -58,6 +58,8 @@ struct _LscSession {
   float *att;                        /* (n_ctx) */
 
   LscFastState *fast;                /* buffers of the batched path, grown on demand */
+  LscAttentionStore *attention;      /* capture store, NULL when not capturing */
+  guint8 *hidden;                    /* (n_ctx) mask-hook scratch of the reference path */
 };
 
 int _lsc_layer_window (const LscModelConfig *c, int layer);
@@ -68,5 +70,15 @@ void _lsc_embed (const LscSession *s, int token, float *out);
 gboolean _lsc_session_eval_fast (LscSession *s, const gint32 *tokens, int n, float *logits,
                                  gboolean all_logits, LscCancelFunc cancel, gpointer cancel_data);
 void _lsc_session_free_fast (LscSession *s);
+
+/* The capture store (lsc-attention.c). */
+LscAttentionStore *_lsc_attention_store_new (const LscSession *s, const LscCapturePlan *plan,
+                                             GError **error);
+void _lsc_attention_store_free (LscAttentionStore *store);
+/* TRUE when row `pos` of `layer` is captured (store may be NULL). */
+gboolean _lsc_attention_wants (const LscAttentionStore *store, int layer, int pos);
+/* Records query q (head_dim), the normaliser and the logit scale of (layer, head, pos). */
+void _lsc_attention_put (LscAttentionStore *store, int layer, int head, int pos, const float *q,
+                         float lse, float scale);
 
 G_END_DECLS

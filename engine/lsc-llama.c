@@ -125,6 +125,16 @@ lsc_session_new (LscModel *model, const LscSessionParams *params, GError **error
   s->rope_cos = g_new (float, c->head_dim / 2);
   s->rope_sin = g_new (float, c->head_dim / 2);
   s->rope_seq_len = -1;
+  s->hidden = g_new (guint8, n_ctx);
+  if (params->capture.enabled)
+    {
+      s->attention = _lsc_attention_store_new (s, &params->capture, error);
+      if (s->attention == NULL)
+        {
+          lsc_session_free (s);
+          return NULL;
+        }
+    }
   return s;
 }
 
@@ -159,6 +169,8 @@ lsc_session_free (LscSession *s)
   g_free (s->rope_cos);
   g_free (s->rope_sin);
   _lsc_session_free_fast (s);
+  _lsc_attention_store_free (s->attention);
+  g_free (s->hidden);
   g_free (s);
 }
 
@@ -166,6 +178,12 @@ const LscSessionParams *
 lsc_session_get_params (const LscSession *s)
 {
   return &s->params;
+}
+
+const LscAttentionStore *
+lsc_session_get_attention (const LscSession *s)
+{
+  return s->attention;
 }
 
 int
@@ -272,15 +290,32 @@ forward_token (LscSession *s, int token, int pos, float *logits, LscCancelFunc c
           const float *q = s->q + h * hd;
           int kvh = h / group;
           float *att = s->att;
+          /* the logit scale, times a plugin's temperature */
+          float row_scale = scale;
+          if (s->params.hooks.scale != NULL)
+            row_scale *= s->params.hooks.scale (s->params.hooks.data, l, h, pos);
           for (int t = first; t <= pos; t++)
             {
+              /* accumulated in double: the normaliser then matches a float64
+               * softmax of the same q and k, which captured tiles are held to */
               const float *k = key_cache + (size_t) t * kv_dim + kvh * hd;
-              float score = 0.0f;
+              double score = 0.0;
               for (int i = 0; i < hd; i++)
-                score += q[i] * k[i];
-              att[t - first] = score * scale;
+                score += (double) q[i] * k[i];
+              att[t - first] = (float) (score * row_scale);
             }
-          lsc_softmax (att, pos - first + 1);
+          /* keys a plugin or KV policy hides */
+          if (s->params.hooks.mask_row != NULL)
+            {
+              memset (s->hidden, 0, (size_t) pos + 1);
+              s->params.hooks.mask_row (s->params.hooks.data, l, h, pos, s->hidden);
+              for (int t = first; t <= pos; t++)
+                if (s->hidden[t])
+                  att[t - first] = -INFINITY;
+            }
+          float lse = lsc_softmax_lse (att, pos - first + 1);
+          if (_lsc_attention_wants (s->attention, l, pos))
+            _lsc_attention_put (s->attention, l, h, pos, q, lse, row_scale);
 
           float *out = s->xb + h * hd;
           memset (out, 0, hd * sizeof (float));
@@ -345,7 +380,8 @@ lsc_session_eval (LscSession *s, const gint32 *tokens, int n, float *logits, gbo
   _lsc_session_prepare_rope (s, s->pos + n);
 
   gboolean ok;
-  if (s->params.reference)
+  if (s->params.reference || s->attention != NULL || s->params.hooks.scale != NULL
+      || s->params.hooks.mask_row != NULL)
     {
       ok = TRUE;
       for (int i = 0; ok && i < n; i++)

@@ -25,6 +25,7 @@
 
 #include <glib.h>
 
+#include "lsc-attention.h"
 #include "lsc-model.h"
 
 G_BEGIN_DECLS
@@ -39,6 +40,8 @@ typedef struct {
                             length is advisory and never caps it) */
   int n_threads;         /* 0 = all cores */
   gboolean reference;    /* TRUE: the plain reference path, one token at a time */
+  LscCapturePlan capture;      /* attention capture (lsc-attention.h); off by default */
+  LscAttentionHooks hooks;     /* logit scale and mask hooks; none by default */
 } LscSessionParams;
 
 void lsc_session_params_init (LscSessionParams *params);
@@ -52,6 +55,8 @@ const LscSessionParams *lsc_session_get_params (const LscSession *session);
 int lsc_session_get_n_vocab (const LscSession *session);
 /* Tokens in the KV cache. */
 int lsc_session_get_pos (const LscSession *session);
+/* The attention capture store, or NULL when the session captures nothing. */
+const LscAttentionStore *lsc_session_get_attention (const LscSession *session);
 /* Drops the cache back to `pos` tokens (0 = empty). */
 void lsc_session_rewind (LscSession *session, int pos);
 

@@ -91,6 +91,9 @@ void lsc_rope (float *x, int n_heads, int head_dim, const float *cos, const floa
                LscRopeLayout layout);
 /* x (n) <- softmax(x) in place, max-subtracted */
 void lsc_softmax (float *x, int n);
+/* The same, returning the log-sum-exp of the input (max + ln sum exp(x - max),
+ * the sum accumulated in double): the row's normaliser for exact recompute. */
+float lsc_softmax_lse (float *x, int n);
 /* out (n) <- silu(gate (n)) * up (n) */
 void lsc_swiglu (float *out, const float *gate, const float *up, int n);
 

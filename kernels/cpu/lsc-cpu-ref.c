@@ -108,6 +108,24 @@ lsc_softmax (float *x, int n)
     x[i] /= sum;
 }
 
+float
+lsc_softmax_lse (float *x, int n)
+{
+  float max = x[0];
+  for (int i = 1; i < n; i++)
+    max = fmaxf (max, x[i]);
+  double sum = 0.0;
+  for (int i = 0; i < n; i++)
+    {
+      x[i] = expf (x[i] - max);
+      sum += x[i];
+    }
+  float inv = (float) (1.0 / sum);
+  for (int i = 0; i < n; i++)
+    x[i] *= inv;
+  return (float) (max + log (sum));
+}
+
 void
 lsc_swiglu (float *out, const float *gate, const float *up, int n)
 {

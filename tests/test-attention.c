@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Attention capture: tiles recomputed from the store against a naive
+ * float64 softmax over the same queries and keys, masks and scales from
+ * hooks, the pooled pyramid and statistics against pooling of the full map,
+ * partial plans and the memory budget.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "lsc-error.h"
+#include "lsc-session.h"
+#include "lsc-test-util.h"
+
+typedef struct {
+  LscModel *model;
+  LscSession *session;
+  const LscAttentionStore *store;
+  const LscModelConfig *c;
+  int n;
+} Run;
+
+static void
+run_clear (Run *r)
+{
+  lsc_session_free (r->session);
+  lsc_model_free (r->model);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Run, run_clear)
+
+static gboolean
+run_model (Run *r, const char *rel, int n, const LscSessionParams *params)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = rel[0] == '/' ? g_strdup (rel) : lsc_test_shared_path (rel);
+  if (path == NULL)
+    return FALSE;
+  r->model = lsc_model_load (path, &error);
+  g_assert_no_error (error);
+  r->c = lsc_model_get_config (r->model);
+  r->session = lsc_session_new (r->model, params, &error);
+  g_assert_no_error (error);
+  g_autofree gint32 *tokens = g_new (gint32, n);
+  for (int i = 0; i < n; i++)
+    tokens[i] = i == 0 ? 1 : (int) ((i * 2654435761u) % (guint) r->c->vocab_size);
+  g_assert_true (lsc_session_eval (r->session, tokens, n, NULL, FALSE, NULL, NULL, &error));
+  g_assert_no_error (error);
+  r->store = lsc_session_get_attention (r->session);
+  r->n = n;
+  return TRUE;
+}
+
+/* Naive float64 softmax of row i over its visible keys; hidden (i + 1) may be NULL. */
+static void
+naive_row (const Run *r, int layer, int head, int i, int window, double scale_mult,
+           const guint8 *hidden, double *p)
+{
+  int hd = r->c->head_dim, kvh = head / (r->c->n_heads / r->c->n_kv_heads);
+  float q[256], k[256];
+  g_autoptr(GError) error = NULL;
+  g_assert_true (lsc_attention_get_query (r->store, layer, head, i, q, &error));
+  double scale = scale_mult / sqrt ((double) hd), max = -INFINITY, sum = 0;
+  int first = window > 0 ? MAX (0, i - window + 1) : 0;
+  for (int j = 0; j <= i; j++)
+    {
+      p[j] = -INFINITY;
+      if (j < first || (hidden != NULL && hidden[j]))
+        continue;
+      g_assert_true (lsc_attention_get_key (r->store, layer, kvh, j, k, &error));
+      double dot = 0;
+      for (int d = 0; d < hd; d++)
+        dot += (double) q[d] * k[d];
+      p[j] = scale * dot;
+      max = fmax (max, p[j]);
+    }
+  for (int j = 0; j <= i; j++)
+    sum += isinf (p[j]) ? 0 : exp (p[j] - max);
+  for (int j = 0; j <= i; j++)
+    p[j] = isinf (p[j]) ? 0 : exp (p[j] - max) / sum;
+}
+
+typedef void (*MaskFunc) (int layer, int head, int pos, guint8 *hidden);
+
+/* Random tiles, the diagonal, the masked upper triangle and the last row,
+ * all within |p - p64| <= 1e-6 + 1e-5 p64. */
+static void
+check_tiles (const Run *r, int window, double (*scale_of) (int, int, int), MaskFunc mask)
+{
+  g_autoptr(GError) error = NULL;
+  int n = r->n, row0 = lsc_attention_get_row_start (r->store);
+  int row1 = row0 + lsc_attention_get_n_rows (r->store);   /* captured rows [row0, row1) */
+  g_autofree double *p64 = g_new (double, n);
+  g_autofree float *tile = g_new (float, (gsize) n * n);
+  g_autofree guint8 *hidden = g_new (guint8, n);
+  double worst = 0;
+
+  for (int t = 0; t < 24; t++)
+    {
+      int layer = g_test_rand_int_range (0, r->c->n_layers);
+      int head = g_test_rand_int_range (0, r->c->n_heads);
+      int q0, q1, k0, k1;
+      if (!lsc_attention_has_head (r->store, layer, head))
+        {
+          t--;
+          continue;
+        }
+      switch (t % 4)
+        {
+        case 0:   /* the diagonal */
+          q0 = g_test_rand_int_range (row0, row1 - 16);
+          q1 = q0 + 16;
+          k0 = q0;
+          k1 = q1;
+          break;
+        case 1:   /* the last row, every key */
+          q0 = row1 - 1;
+          q1 = row1;
+          k0 = 0;
+          k1 = n;
+          break;
+        case 2:   /* above the diagonal: all masked */
+          q0 = row0;
+          q1 = row0 + 8;
+          k0 = row0 + 8;
+          k1 = MIN (n, row0 + 40);
+          break;
+        default:  /* anywhere */
+          q0 = g_test_rand_int_range (row0, row1 - 1);
+          q1 = g_test_rand_int_range (q0 + 1, row1 + 1);
+          k0 = g_test_rand_int_range (0, n - 1);
+          k1 = g_test_rand_int_range (k0 + 1, n + 1);
+        }
+      lsc_attention_tile (r->store, layer, head, q0, q1, k0, k1, -1.0f, tile, &error);
+      g_assert_no_error (error);
+      for (int i = q0; i < q1; i++)
+        {
+          memset (hidden, 0, n);
+          if (mask != NULL)
+            mask (layer, head, i, hidden);
+          naive_row (r, layer, head, i, window, scale_of ? scale_of (layer, head, i) : 1.0,
+                     mask != NULL ? hidden : NULL, p64);
+          for (int j = k0; j < k1; j++)
+            {
+              float got = tile[(gsize) (i - q0) * (k1 - k0) + (j - k0)];
+              gboolean visible = j <= i && p64[j] > 0;
+              if (!visible && j <= i && !(j < (window > 0 ? i - window + 1 : 0)) && !hidden[j])
+                visible = TRUE;   /* visible but underflowed to 0 in float64 too */
+              if (!visible)
+                {
+                  g_assert_cmpfloat (got, ==, -1.0f);
+                  continue;
+                }
+              double err = fabs (got - p64[j]);
+              worst = fmax (worst, err / (1e-6 + 1e-5 * p64[j]));
+              if (err > 1e-6 + 1e-5 * p64[j])
+                g_error ("layer %d head %d p[%d][%d] = %.9g, float64 %.9g", layer, head, i, j,
+                         got, p64[j]);
+            }
+        }
+    }
+  g_test_message ("worst error: %.3f of the tolerance", worst);
+}
+
+static LscSessionParams
+capture_all (gboolean reference)
+{
+  LscSessionParams p;
+  lsc_session_params_init (&p);
+  p.reference = reference;
+  p.capture.enabled = TRUE;
+  return p;
+}
+
+static void
+test_tiles_stories (void)
+{
+  LscSessionParams p = capture_all (FALSE);
+  g_auto(Run) r = { 0 };
+  if (!run_model (&r, "models/stories260K/stories260K.bin", 200, &p))
+    return;
+  check_tiles (&r, 0, NULL, NULL);
+  g_assert_cmpint (lsc_attention_get_n_rows (r.store), ==, 200);
+  /* queries and normalisers only: 5 layers x 8 heads x 200 rows x (8 + 1) floats */
+  g_assert_cmpuint (lsc_attention_get_bytes (r.store), ==, 5ull * 8 * 4096 * 9 * 4);
+}
+
+static void
+test_tiles_tiny_llama (void)
+{
+  LscSessionParams p = capture_all (FALSE);
+  g_auto(Run) r = { 0 };
+  if (!run_model (&r, "models/random/tiny-llama", 300, &p))
+    return;
+  check_tiles (&r, 0, NULL, NULL);
+}
+
+static void
+test_tiles_sliding_window (void)
+{
+  LscSessionParams p = capture_all (FALSE);
+  g_autofree char *dir = g_test_build_filename (G_TEST_DIST, "fixtures", "hf",
+                                                "mistral-sliding-window", NULL);
+  g_auto(Run) r = { 0 };
+  run_model (&r, dir, 48, &p);
+  g_assert_cmpint (r.c->sliding_window, ==, 8);
+  check_tiles (&r, 8, NULL, NULL);
+}
+
+/* A hand-made mask and scale: head 1 of every layer cannot see odd keys
+ * other than itself; layer 0 head 0 runs at temperature 0.5. */
+static void
+odd_mask (int layer, int head, int pos, guint8 *hidden)
+{
+  if (head == 1)
+    for (int j = 1; j < pos; j += 2)
+      hidden[j] = 1;
+}
+
+static void
+hook_mask (gpointer data, int layer, int head, int pos, guint8 *hidden)
+{
+  odd_mask (layer, head, pos, hidden);
+}
+
+static double
+hot_scale (int layer, int head, int pos)
+{
+  return layer == 0 && head == 0 ? 2.0 : 1.0;
+}
+
+static float
+hook_scale (gpointer data, int layer, int head, int pos)
+{
+  return (float) hot_scale (layer, head, pos);
+}
+
+static void
+test_hooks (void)
+{
+  g_autoptr(GError) error = NULL;
+  LscSessionParams p = capture_all (FALSE);
+  p.hooks.scale = hook_scale;
+  p.hooks.mask_row = hook_mask;
+  g_auto(Run) r = { 0 };
+  if (!run_model (&r, "models/stories260K/stories260K.bin", 120, &p))
+    return;
+  check_tiles (&r, 0, hot_scale, odd_mask);
+
+  /* the hooks changed what the model computed */
+  float scale, lse;
+  g_assert_true (lsc_attention_get_row (r.store, 0, 0, 50, &scale, &lse, &error));
+  g_assert_cmpfloat (fabsf (scale - 2.0f / sqrtf (8.0f)), <, 1e-7);
+  g_autofree float *row = g_new (float, 120);
+  g_assert_true (lsc_attention_tile (r.store, 2, 1, 99, 100, 0, 100, -1.0f, row, &error));
+  g_assert_cmpfloat (row[1], ==, -1.0f);
+  g_assert_cmpfloat (row[97], ==, -1.0f);
+  g_assert_cmpfloat (row[98], >=, 0.0f);
+  g_assert_cmpfloat (row[99], >=, 0.0f);
+}
+
+/* Reference and fast paths capture the same store. */
+static void
+test_paths_agree (void)
+{
+  g_autoptr(GError) error = NULL;
+  LscSessionParams pf = capture_all (FALSE), pr = capture_all (TRUE);
+  g_auto(Run) f = { 0 };
+  g_auto(Run) r = { 0 };
+  if (!run_model (&f, "models/stories260K/stories260K.bin", 150, &pf)
+      || !run_model (&r, "models/stories260K/stories260K.bin", 150, &pr))
+    return;
+  g_autofree float *a = g_new (float, 150 * 150);
+  g_autofree float *b = g_new (float, 150 * 150);
+  for (int l = 0; l < 5; l++)
+    for (int h = 0; h < 8; h++)
+      {
+        g_assert_true (lsc_attention_tile (f.store, l, h, 0, 150, 0, 150, 0, a, &error));
+        g_assert_true (lsc_attention_tile (r.store, l, h, 0, 150, 0, 150, 0, b, &error));
+        for (int i = 0; i < 150 * 150; i++)
+          g_assert_cmpfloat (fabsf (a[i] - b[i]), <=, 1e-6f + 1e-5f * b[i]);
+      }
+}
+
+/* Pyramid and statistics against pooling of the full map. */
+static void
+test_pyramid_and_stats (void)
+{
+  g_autoptr(GError) error = NULL;
+  LscSessionParams p = capture_all (FALSE);
+  g_auto(Run) r = { 0 };
+  const int n = 700;   /* 700^2 > 2^18: the finest stored level pools 2 x 2 */
+  if (!run_model (&r, "models/random/tiny-llama", n, &p))
+    return;
+  g_autofree float *map = g_new (float, (gsize) n * n);
+  for (int layer = 0; layer < 3; layer += 2)
+    {
+      int head = layer + 1;
+      g_autoptr(LscAttentionPyramid) pyr = NULL;
+      LscHeadStats st;
+      g_assert_true (lsc_attention_analyze (r.store, layer, head, 4, &pyr, &st, &error));
+      g_assert_no_error (error);
+      g_assert_true (lsc_attention_tile (r.store, layer, head, 0, n, 0, n, NAN, map, &error));
+
+      /* statistics */
+      double entropy = 0, sink = 0, maxp = 0, dist = 0;
+      for (int i = 0; i < n; i++)
+        {
+          double m = 0;
+          for (int j = 0; j <= i; j++)
+            {
+              double x = map[(gsize) i * n + j];
+              if (x > 0)
+                entropy -= x * log (x);
+              if (j < 4)
+                sink += x;
+              m = fmax (m, x);
+              dist += x * (i - j);
+            }
+          maxp += m;
+        }
+      g_assert_cmpfloat (fabs (st.entropy - entropy / n), <=, 1e-4 * entropy / n);
+      g_assert_cmpfloat (fabs (st.sink_mass - sink / n), <=, 1e-5);
+      g_assert_cmpfloat (fabs (st.max_prob - maxp / n), <=, 1e-5);
+      g_assert_cmpfloat (fabs (st.mean_distance - dist / n), <=, 1e-4 * dist / n);
+
+      /* every level against naive pooling */
+      g_assert_cmpint (pyr->levels[0].block, ==, 2);
+      g_assert_cmpint (pyr->levels[pyr->n_levels - 1].rows, ==, 1);
+      for (int k = 0; k < pyr->n_levels; k++)
+        {
+          const LscPyramidLevel *lv = &pyr->levels[k];
+          g_assert_cmpint (lv->rows, ==, (n + lv->block - 1) / lv->block);
+          for (int br = 0; br < lv->rows; br++)
+            for (int bc = 0; bc < lv->cols; bc++)
+              {
+                double mx = NAN, sum = 0;
+                int count = 0;
+                for (int i = br * lv->block; i < MIN (n, (br + 1) * lv->block); i++)
+                  for (int j = bc * lv->block; j < MIN (n, (bc + 1) * lv->block); j++)
+                    {
+                      float x = map[(gsize) i * n + j];
+                      if (isnan (x))
+                        continue;
+                      mx = isnan (mx) ? x : fmax (mx, x);
+                      sum += x;
+                      count++;
+                    }
+                float gmax = lv->max[br * lv->cols + bc], gmean = lv->mean[br * lv->cols + bc];
+                if (count == 0)
+                  {
+                    g_assert_true (isnan (gmax) && isnan (gmean));
+                    continue;
+                  }
+                g_assert_cmpfloat (fabs (gmax - mx), <=, 1e-6 + 1e-4 * mx);
+                g_assert_cmpfloat (fabs (gmean - sum / count), <=, 1e-6 + 1e-4 * sum / count);
+              }
+        }
+
+      /* mass: every row sums to one; a key span of a query span */
+      double mass;
+      g_assert_true (lsc_attention_mass (r.store, layer, head, 0, n, 0, n, &mass, &error));
+      g_assert_cmpfloat (fabs (mass - n), <=, 1e-3);
+      g_assert_true (lsc_attention_mass (r.store, layer, head, 600, 700, 0, 4, &mass, &error));
+      double want = 0;
+      for (int i = 600; i < 700; i++)
+        for (int j = 0; j < 4; j++)
+          want += map[(gsize) i * n + j];
+      g_assert_cmpfloat (fabs (mass - want), <=, 1e-5 * MAX (want, 1));
+    }
+}
+
+static void
+test_partial_plan_and_budget (void)
+{
+  g_autoptr(GError) error = NULL;
+  const int layers[] = { 1 }, heads[] = { 0, 3 };
+  LscSessionParams p = capture_all (FALSE);
+  p.capture.layers = layers;
+  p.capture.n_layers = 1;
+  p.capture.heads = heads;
+  p.capture.n_heads = 2;
+  p.capture.row_start = 50;
+  p.capture.row_end = 120;
+  g_auto(Run) r = { 0 };
+  if (!run_model (&r, "models/stories260K/stories260K.bin", 150, &p))
+    return;
+  g_assert_true (lsc_attention_has_head (r.store, 1, 3));
+  g_assert_false (lsc_attention_has_head (r.store, 1, 1));
+  g_assert_false (lsc_attention_has_head (r.store, 0, 0));
+  g_assert_cmpint (lsc_attention_get_n_rows (r.store), ==, 70);
+  g_assert_cmpuint (lsc_attention_get_bytes (r.store), ==, 1ull * 2 * 70 * 9 * 4);
+  check_tiles (&r, 0, NULL, NULL);
+
+  float tile[4];
+  g_assert_false (lsc_attention_tile (r.store, 1, 1, 60, 61, 0, 4, 0, tile, &error));
+  lsc_test_assert_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
+                         "layer 1 head 1 was not captured", NULL);
+  g_clear_error (&error);
+  g_assert_false (lsc_attention_tile (r.store, 1, 0, 40, 41, 0, 4, 0, tile, &error));
+  lsc_test_assert_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED, "rows [40, 41)",
+                         "captured rows [50, 120)", NULL);
+  g_clear_error (&error);
+
+  /* rewinding drops the rows past the new position */
+  lsc_session_rewind (r.session, 100);
+  g_assert_cmpint (lsc_attention_get_n_rows (r.store), ==, 50);
+
+  /* a store over the budget fails before anything runs */
+  g_autofree char *path = lsc_test_shared_path ("models/stories260K/stories260K.bin");
+  LscSessionParams big = capture_all (FALSE);
+  big.n_ctx = 100000;
+  big.capture.memory_budget = 64 << 20;
+  g_autoptr(LscSession) s = lsc_session_new (r.model, &big, &error);
+  g_assert_null (s);
+  lsc_test_assert_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_OUT_OF_MEMORY,
+                         "5 layers x 8 heads x 100000 rows needs 137.3 MiB",
+                         "capture budget of 64.0 MiB", NULL);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/engine/attention/tiles-stories260K", test_tiles_stories);
+  g_test_add_func ("/engine/attention/tiles-tiny-llama", test_tiles_tiny_llama);
+  g_test_add_func ("/engine/attention/tiles-sliding-window", test_tiles_sliding_window);
+  g_test_add_func ("/engine/attention/hooks", test_hooks);
+  g_test_add_func ("/engine/attention/paths-agree", test_paths_agree);
+  g_test_add_func ("/engine/attention/pyramid-and-stats", test_pyramid_and_stats);
+  g_test_add_func ("/engine/attention/partial-plan-and-budget", test_partial_plan_and_budget);
+  return g_test_run ();
+}
