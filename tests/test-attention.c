@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <json-c/json.h>
 #include <math.h>
 #include <string.h>
 
@@ -419,6 +420,56 @@ test_partial_plan_and_budget (void)
                          "capture budget of 64.0 MiB", NULL);
 }
 
+/* The full maps equal transformers' output_attentions (eager, float32),
+ * fixtures made by tools/make-attention-fixture.py. */
+static void
+test_hf_output_attentions (gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_test_build_filename (G_TEST_DIST, "fixtures", "hf", data, NULL);
+  g_autofree char *path = g_build_filename (dir, "attentions.json", NULL);
+  json_object *root = json_object_from_file (path);
+  g_assert_nonnull (root);
+  json_object *toks = json_object_object_get (root, "tokens");
+  json_object *maps = json_object_object_get (root, "attentions");
+  int n = (int) json_object_array_length (toks);
+  g_autofree gint32 *tokens = g_new (gint32, n);
+  for (int i = 0; i < n; i++)
+    tokens[i] = json_object_get_int (json_object_array_get_idx (toks, i));
+
+  g_autoptr(LscModel) model = lsc_model_load (dir, &error);
+  g_assert_no_error (error);
+  LscSessionParams p = capture_all (FALSE);
+  g_autoptr(LscSession) s = lsc_session_new (model, &p, &error);
+  g_assert_true (lsc_session_eval (s, tokens, n, NULL, FALSE, NULL, NULL, &error));
+  g_assert_no_error (error);
+  const LscAttentionStore *store = lsc_session_get_attention (s);
+  g_autofree float *tile = g_new (float, (gsize) n * n);
+  double worst = 0;
+  for (size_t l = 0; l < json_object_array_length (maps); l++)
+    {
+      json_object *heads = json_object_array_get_idx (maps, l);
+      for (size_t h = 0; h < json_object_array_length (heads); h++)
+        {
+          json_object *rows = json_object_array_get_idx (heads, h);
+          g_assert_true (lsc_attention_tile (store, (int) l, (int) h, 0, n, 0, n, 0.0f, tile,
+                                             &error));
+          for (int i = 0; i < n; i++)
+            {
+              json_object *row = json_object_array_get_idx (rows, i);
+              for (int j = 0; j < n; j++)
+                {
+                  double want = json_object_get_double (json_object_array_get_idx (row, j));
+                  worst = fmax (worst, fabs (tile[(gsize) i * n + j] - want));
+                }
+            }
+        }
+    }
+  json_object_put (root);
+  g_test_message ("%s: largest difference from transformers %.3g", (const char *) data, worst);
+  g_assert_cmpfloat (worst, <=, 1e-5);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -430,5 +481,9 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/attention/paths-agree", test_paths_agree);
   g_test_add_func ("/engine/attention/pyramid-and-stats", test_pyramid_and_stats);
   g_test_add_func ("/engine/attention/partial-plan-and-budget", test_partial_plan_and_budget);
+  g_test_add_data_func ("/engine/attention/hf/llama-rope-none", "llama-rope-none",
+                        test_hf_output_attentions);
+  g_test_add_data_func ("/engine/attention/hf/mistral-sliding-window", "mistral-sliding-window",
+                        test_hf_output_attentions);
   return g_test_run ();
 }
