@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "lsc-batch.h"
+#include "lsc-batch-private.h"
 #include "lsc-error.h"
 #include "lsc-generate.h"
 #include "lsc-json.h"
@@ -50,6 +51,7 @@ typedef struct {
   gboolean score;
   gboolean stop_at_eos;
   LscGenerateParams gen;
+  LscJobCapture capture;
 } LscJob;
 
 static void
@@ -61,11 +63,12 @@ job_clear (LscJob *job)
   g_free (job->model);
   g_free (job->tokenizer);
   g_free (job->prompt);
+  _lsc_job_capture_clear (&job->capture);
 }
 
 /* ---- reading the job ---- */
 
-typedef enum { KEY_INT, KEY_NUMBER, KEY_BOOL, KEY_STRING } KeyType;
+typedef enum { KEY_INT, KEY_NUMBER, KEY_BOOL, KEY_STRING, KEY_OBJECT } KeyType;
 
 typedef struct {
   const char *key;
@@ -91,6 +94,7 @@ static const JobKey job_keys[] = {
   { "stop_at_eos", KEY_BOOL },
   { "score", KEY_BOOL },
   { "reference", KEY_BOOL },
+  { "capture", KEY_OBJECT },
 };
 
 static const char *
@@ -102,6 +106,7 @@ type_name (KeyType t)
     case KEY_NUMBER: return "a number";
     case KEY_BOOL: return "true or false";
     case KEY_STRING: return "a string";
+    case KEY_OBJECT: return "an object";
     }
   return "?";
 }
@@ -122,6 +127,7 @@ check_key (const LscJob *job, const JobKey *k, json_object *v, GError **error)
     case KEY_NUMBER: ok = json_object_is_type (v, json_type_int) || json_object_is_type (v, json_type_double); break;
     case KEY_BOOL: ok = json_object_is_type (v, json_type_boolean); break;
     case KEY_STRING: ok = json_object_is_type (v, json_type_string); break;
+    case KEY_OBJECT: ok = json_object_is_type (v, json_type_object); break;
     default: ok = FALSE;
     }
   if (!ok)
@@ -250,6 +256,17 @@ job_parse (LscJob *job, const char *text, gsize len, GError **error)
     job->gen.sampler.top_p = (float) json_object_get_double (v);
   if ((v = get (job, "seed")) != NULL)
     job->gen.sampler.seed = (guint64) json_object_get_int64 (v);
+  if ((v = get (job, "capture")) != NULL)
+    {
+      if (!_lsc_job_capture_parse (&job->capture, job->name, v, error))
+        return FALSE;
+      if (job->prompt == NULL)
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: $.capture: capturing attention needs a prompt or prompt_file", job->name);
+          return FALSE;
+        }
+    }
   if (job->score && job->prompt == NULL)
     {
       g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
@@ -467,6 +484,8 @@ run_job (LscJob *job, const char *output_dir)
       if (sp.n_ctx == 0)
         sp.n_ctx = MAX (4096, (int) prompt->len + job->gen.max_tokens);
 
+      if (job->capture.enabled)
+        _lsc_job_capture_plan (&job->capture, (int) prompt->len, &sp);
       session = lsc_session_new (model, &sp, &error);
       if (session == NULL)
         {
@@ -544,7 +563,30 @@ run_job (LscJob *job, const char *output_dir)
           if (ok)
             fputs (text, stdout), fputc ('\n', stdout);
         }
+      /* without generation the prompt still has to run once for its attention */
+      if (error == NULL && job->gen.max_tokens == 0 && job->capture.enabled)
+        {
+          lsc_session_rewind (session, 0);
+          lsc_session_eval (session, (const gint32 *) prompt->data, (int) prompt->len, NULL, FALSE,
+                            is_interrupted, NULL, &error);
+        }
       sigaction (SIGINT, &old_sa, NULL);
+
+      if (error == NULL && job->capture.enabled)
+        {
+          g_autoptr(LscTensorWriter) writer = lsc_tensor_writer_new ();
+          g_printerr ("longscope: analysing the captured attention\n");
+          if (_lsc_job_capture_write (&job->capture, session, lsc_model_get_config (model), results,
+                                      writer, &error)
+              && lsc_tensor_writer_get_n_tensors (writer) > 0)
+            {
+              g_autofree char *tpath = g_build_filename (output_dir, "tensors.safetensors", NULL);
+              if (g_mkdir_with_parents (output_dir, 0755) == 0
+                  && lsc_tensor_writer_write (writer, tpath, &error))
+                json_object_object_add (results, "tensors_file",
+                                        json_object_new_string ("tensors.safetensors"));
+            }
+        }
 
       if (error != NULL)
         {

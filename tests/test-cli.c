@@ -7,6 +7,7 @@
 
 #include <gio/gio.h>
 #include <json-c/json.h>
+#include <math.h>
 #include <signal.h>
 #include <unistd.h>
 #include <string.h>
@@ -290,6 +291,71 @@ test_batch_interrupt (void)
   json_object_put (res);
 }
 
+/* Attention capture from a job: statistics, a pyramid and a tile in
+ * tensors.safetensors, named as the README documents. */
+static void
+test_batch_capture (void)
+{
+  g_autofree char *model = lsc_test_shared_path ("models/stories260K/stories260K.bin");
+  if (model == NULL)
+    return;
+  g_autofree char *job = g_strdup_printf (
+    "{\"model\": \"%s\", \"prompt\": \"Once upon a time, there was a little girl named Lily.\", "
+    "\"max_tokens\": 0, \"capture\": {\"layers\": [1, 4], \"pyramids\": true, "
+    "\"tiles\": [{\"layer\": 4, \"head\": 2, \"rows\": [5, 12], \"keys\": [0, 16]}]}}", model);
+  g_autofree char *job_path = lsc_test_write_file ("capture.json", job, strlen (job));
+  g_autofree char *out_dir = g_build_filename (lsc_test_tmpdir (), "capture-out", NULL);
+  g_auto(Run) r = { 0 };
+  run (&r, "", "--batch", job_path, "--output", out_dir, NULL);
+  if (r.status != 0)
+    g_error ("capture job: exit %d: %s", r.status, r.err);
+
+  json_object *res = read_results (out_dir);
+  json_object *att = json_object_object_get (res, "attention");
+  int n = (int) json_object_array_length (json_object_object_get (res, "prompt_tokens"));
+  g_assert_cmpint (json_object_get_int (json_object_array_get_idx (json_object_object_get (att, "rows"), 1)), ==, n);
+  g_assert_cmpstr (json_object_get_string (json_object_object_get (res, "tensors_file")), ==,
+                   "tensors.safetensors");
+  json_object_put (res);
+
+  /* the safetensors header: u64 length, then JSON */
+  g_autofree char *tpath = g_build_filename (out_dir, "tensors.safetensors", NULL);
+  g_autoptr(GBytes) bytes = lsc_test_read_file (tpath);
+  gsize size;
+  const guint8 *data = g_bytes_get_data (bytes, &size);
+  guint64 hlen;
+  memcpy (&hlen, data, 8);
+  g_assert_cmpuint ((8 + hlen) % 8, ==, 0);
+  json_object *header = json_tokener_parse (g_strndup ((const char *) data + 8, hlen));
+  json_object *ent = json_object_object_get (header, "attn.stats.entropy");
+  g_assert_cmpint (json_object_get_int (json_object_array_get_idx (json_object_object_get (ent, "shape"), 0)), ==, 5);
+  g_assert_cmpint (json_object_get_int (json_object_array_get_idx (json_object_object_get (ent, "shape"), 1)), ==, 8);
+  g_assert_nonnull (json_object_object_get (header, "attn.4.7.pyramid.1.max"));
+  g_assert_null (json_object_object_get (header, "attn.0.0.pyramid.1.max"));
+  json_object *tile = json_object_object_get (header, "attn.4.2.tile.5-12.0-16");
+  g_assert_nonnull (tile);
+  gint64 begin = json_object_get_int64 (json_object_array_get_idx (json_object_object_get (tile, "data_offsets"), 0));
+  const float *p = (const float *) (data + 8 + hlen + begin);
+  for (int i = 0; i < 7; i++)
+    {
+      double sum = 0;
+      for (int j = 0; j < 16; j++)
+        {
+          float x = p[i * 16 + j];
+          g_assert_true (j > 5 + i ? isnan (x) : x >= 0);
+          if (!isnan (x))
+            sum += x;
+        }
+      g_assert_cmpfloat (fabs (sum - 1.0), <, 1e-5);   /* rows up to 12 see keys < 16 only */
+    }
+  /* entropy of an uncaptured layer is NaN */
+  json_object *eoff = json_object_object_get (ent, "data_offsets");
+  const float *e = (const float *) (data + 8 + hlen + json_object_get_int64 (json_object_array_get_idx (eoff, 0)));
+  g_assert_true (isnan (e[0]));
+  g_assert_true (e[1 * 8] > 0);
+  json_object_put (header);
+}
+
 /* Invalid jobs: exit 2 and a message naming the file and the JSON path. */
 static void
 test_batch_invalid (void)
@@ -305,6 +371,13 @@ test_batch_invalid (void)
     { "{\"model\": \"m\", \"backend\": \"tpu\"}", 2, "bad.json: $.backend: expected \"cpu\" or \"auto\"" },
     { "{\"model\": \"m\",\n \"seed\": }", 2, "bad.json:2:" },
     { "[1, 2]", 2, "bad.json: $: expected an object, found array" },
+    { "{\"model\": \"m\", \"prompt\": \"a\", \"capture\": {\"rows\": \"some\"}}", 2,
+      "bad.json: $.capture.rows: expected \"prompt\" or \"all\", found \"some\"" },
+    { "{\"model\": \"m\", \"prompt\": \"a\", \"capture\": {\"tiles\": [{\"layer\": 0}]}}", 2,
+      "bad.json: $.capture.tiles[0]: expected {\"layer\": L" },
+    { "{\"model\": \"m\", \"prompt\": \"a\", \"capture\": {\"layer\": [0]}}", 2,
+      "bad.json: $.capture.layer: unknown key" },
+    { "{\"model\": \"m\", \"capture\": {}}", 2, "bad.json: $.capture: capturing attention needs a prompt" },
     { "{\"model\": \"no/such/model.gguf\"}", 3, "bad.json: $.model: " },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -331,6 +404,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/batch/generate", test_batch_generate);
   g_test_add_func ("/cli/batch/invalid", test_batch_invalid);
   g_test_add_func ("/cli/batch/demo-job", test_demo_job);
+  g_test_add_func ("/cli/batch/capture", test_batch_capture);
   g_test_add_func ("/cli/batch/interrupt", test_batch_interrupt);
   return g_test_run ();
 }
