@@ -19,6 +19,12 @@
 #include <unistd.h>
 
 #include "lsc-batch.h"
+#ifdef LSC_HAVE_FIGURES
+#include "lsc-app-figures.h"
+#define FIGURE_RENDERER lsc_app_render_figure
+#else
+#define FIGURE_RENDERER NULL
+#endif
 #include "lsc-model.h"
 #include "lsc-tokenizer.h"
 
@@ -191,7 +197,7 @@ main (int argc, char **argv)
   if (opt_detokenize != NULL)
     return run_detokenize (opt_detokenize);
   if (opt_batch != NULL)
-    return lsc_batch_run_file (opt_batch, opt_output);
+    return lsc_batch_run_file (opt_batch, opt_output, FIGURE_RENDERER, NULL);
   if (argc == 2)
     return run_info (argv[1]);
 

@@ -35,6 +35,8 @@ _lsc_job_capture_clear (LscJobCapture *c)
   g_clear_pointer (&c->layers, g_array_unref);
   g_clear_pointer (&c->heads, g_array_unref);
   g_clear_pointer (&c->tiles, g_array_unref);
+  for (int i = 0; i < 4; i++)
+    g_clear_pointer (&c->stat_values[i], g_free);
 }
 
 static gboolean
@@ -188,7 +190,7 @@ _lsc_job_capture_plan (const LscJobCapture *c, int n_prompt, LscSessionParams *p
 }
 
 gboolean
-_lsc_job_capture_write (const LscJobCapture *c, const LscSession *session,
+_lsc_job_capture_write (LscJobCapture *c, const LscSession *session,
                         const LscModelConfig *config, json_object *results,
                         LscTensorWriter *writer, GError **error)
 {
@@ -208,8 +210,13 @@ _lsc_job_capture_write (const LscJobCapture *c, const LscSession *session,
   if (c->stats || c->pyramids)
     {
       gsize n = (gsize) L * H;
-      g_autofree float *entropy = g_new (float, n), *sink = g_new (float, n);
-      g_autofree float *maxp = g_new (float, n), *dist = g_new (float, n);
+      for (int i = 0; i < 4; i++)
+        {
+          g_free (c->stat_values[i]);
+          c->stat_values[i] = g_new (float, n);
+        }
+      float *entropy = c->stat_values[0], *sink = c->stat_values[1];
+      float *maxp = c->stat_values[2], *dist = c->stat_values[3];
       for (gsize i = 0; i < n; i++)
         entropy[i] = sink[i] = maxp[i] = dist[i] = NAN;
       for (int l = 0; l < L; l++)

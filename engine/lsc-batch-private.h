@@ -7,7 +7,9 @@
 
 #include <json-c/json.h>
 
+#include "lsc-batch.h"
 #include "lsc-session.h"
+#include "lsc-tokenizer.h"
 #include "lsc-tensor-writer.h"
 
 G_BEGIN_DECLS
@@ -27,6 +29,8 @@ typedef struct {
   gboolean pyramids;
   gboolean stats;
   int sink_tokens;
+  float *stat_values[4];   /* (n_layers, n_heads) entropy, sink_mass, max_prob, mean_distance,
+                              filled by _lsc_job_capture_write; NaN where not captured */
 } LscJobCapture;
 
 void _lsc_job_capture_clear (LscJobCapture *capture);
@@ -35,8 +39,53 @@ gboolean _lsc_job_capture_parse (LscJobCapture *capture, const char *job_name, j
 /* Fills params->capture from the job (row_end = n_prompt unless all_rows). */
 void _lsc_job_capture_plan (const LscJobCapture *capture, int n_prompt, LscSessionParams *params);
 /* Writes "attention" into results and the arrays into writer. */
-gboolean _lsc_job_capture_write (const LscJobCapture *capture, const LscSession *session,
+gboolean _lsc_job_capture_write (LscJobCapture *capture, const LscSession *session,
                                  const LscModelConfig *config, json_object *results,
                                  LscTensorWriter *writer, GError **error);
+
+/* The job's "figures" array (lsc-batch-figures.c). */
+typedef enum {
+  LSC_JOB_FIGURE_ATTENTION,    /* an exact tile */
+  LSC_JOB_FIGURE_PYRAMID,      /* a pooled level of a whole map */
+  LSC_JOB_FIGURE_STATS,        /* a per-head statistic, layers x heads */
+  LSC_JOB_FIGURE_LOSS,         /* teacher-forced loss against position */
+} LscJobFigureKind;
+
+typedef struct {
+  LscJobFigureKind kind;
+  char *file;                  /* relative to the output folder */
+  char *title;                 /* NULL: a default */
+  char *colormap, *scale;
+  double dpi;
+  int layer, head;
+  int q0, q1, k0, k1;          /* attention */
+  int level;                   /* pyramid: index, -1 = the first with at most 512 x 512 blocks */
+  gboolean reduce_mean;        /* pyramid: mean instead of max */
+  char *stat;                  /* stats: entropy, sink_mass, max_prob, mean_distance */
+} LscJobFigure;
+
+/* Parses $.figures into figures (element-type LscJobFigure, cleared with
+ * _lsc_job_figures_free). needs_capture / needs_score report what they use. */
+GArray *_lsc_job_figures_parse (const char *job_name, json_object *array, gboolean *needs_capture,
+                                gboolean *needs_score, GError **error);
+void _lsc_job_figures_free (GArray *figures);
+
+typedef struct {
+  const LscSession *session;   /* with its capture store, or NULL */
+  const LscJobCapture *capture; /* its statistics, or NULL */
+  const LscModelConfig *config;
+  const LscTokenizer *tokenizer;
+  const gint32 *tokens;        /* (n_tokens) every position the session ran */
+  int n_tokens;
+  const double *score;         /* (n_score) teacher-forced log-probabilities, or NULL */
+  int n_score;
+  int sink_tokens;
+} LscJobFigureContext;
+
+/* Draws every figure through `render` into output_dir; returns the written
+ * file names in `written`. */
+gboolean _lsc_job_figures_render (GArray *figures, const LscJobFigureContext *ctx,
+                                  const char *output_dir, LscFigureFunc render, gpointer data,
+                                  json_object *written, GError **error);
 
 G_END_DECLS

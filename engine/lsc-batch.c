@@ -52,6 +52,7 @@ typedef struct {
   gboolean stop_at_eos;
   LscGenerateParams gen;
   LscJobCapture capture;
+  GArray *figures;         /* (element-type LscJobFigure) or NULL */
 } LscJob;
 
 static void
@@ -64,11 +65,12 @@ job_clear (LscJob *job)
   g_free (job->tokenizer);
   g_free (job->prompt);
   _lsc_job_capture_clear (&job->capture);
+  _lsc_job_figures_free (job->figures);
 }
 
 /* ---- reading the job ---- */
 
-typedef enum { KEY_INT, KEY_NUMBER, KEY_BOOL, KEY_STRING, KEY_OBJECT } KeyType;
+typedef enum { KEY_INT, KEY_NUMBER, KEY_BOOL, KEY_STRING, KEY_OBJECT, KEY_ARRAY } KeyType;
 
 typedef struct {
   const char *key;
@@ -95,6 +97,7 @@ static const JobKey job_keys[] = {
   { "score", KEY_BOOL },
   { "reference", KEY_BOOL },
   { "capture", KEY_OBJECT },
+  { "figures", KEY_ARRAY },
 };
 
 static const char *
@@ -107,6 +110,7 @@ type_name (KeyType t)
     case KEY_BOOL: return "true or false";
     case KEY_STRING: return "a string";
     case KEY_OBJECT: return "an object";
+    case KEY_ARRAY: return "an array";
     }
   return "?";
 }
@@ -128,6 +132,7 @@ check_key (const LscJob *job, const JobKey *k, json_object *v, GError **error)
     case KEY_BOOL: ok = json_object_is_type (v, json_type_boolean); break;
     case KEY_STRING: ok = json_object_is_type (v, json_type_string); break;
     case KEY_OBJECT: ok = json_object_is_type (v, json_type_object); break;
+    case KEY_ARRAY: ok = json_object_is_type (v, json_type_array); break;
     default: ok = FALSE;
     }
   if (!ok)
@@ -264,6 +269,25 @@ job_parse (LscJob *job, const char *text, gsize len, GError **error)
         {
           g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
                        "%s: $.capture: capturing attention needs a prompt or prompt_file", job->name);
+          return FALSE;
+        }
+    }
+  if ((v = get (job, "figures")) != NULL)
+    {
+      gboolean needs_capture, needs_score;
+      job->figures = _lsc_job_figures_parse (job->name, v, &needs_capture, &needs_score, error);
+      if (job->figures == NULL)
+        return FALSE;
+      if (needs_capture && !job->capture.enabled)
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: $.figures: attention figures need a \"capture\" section", job->name);
+          return FALSE;
+        }
+      if (needs_score && !job->score)
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: $.figures: a loss figure needs \"score\": true", job->name);
           return FALSE;
         }
     }
@@ -424,7 +448,7 @@ seconds_since (gint64 start_us)
 }
 
 static int
-run_job (LscJob *job, const char *output_dir)
+run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer figure_data)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(LscModel) model = NULL;
@@ -501,10 +525,13 @@ run_job (LscJob *job, const char *output_dir)
       sigaction (SIGINT, &sa, &old_sa);
       interrupted = 0;
 
+      /* every position the session runs, for figure labels: the prompt, then new tokens */
+      g_autoptr(GArray) all_tokens = g_array_copy (prompt);
+      g_autofree double *lp = NULL;   /* (prompt->len - 1) teacher-forced log-probabilities */
       if (job->score && prompt->len >= 2)
         {
-          g_autofree double *lp = g_new (double, prompt->len - 1);
           double ppl = 0;
+          lp = g_new (double, prompt->len - 1);
           gint64 ts = g_get_monotonic_time ();
           g_printerr ("longscope: scoring %u tokens\n", prompt->len);
           if (lsc_score (session, (const gint32 *) prompt->data, (int) prompt->len, lp, &ppl,
@@ -536,7 +563,6 @@ run_job (LscJob *job, const char *output_dir)
 
           /* prefill and decode timed apart: the prompt first, then generation */
           gint64 tp = g_get_monotonic_time ();
-          g_autofree float *logits = NULL;
           g_printerr ("longscope: prefill of %u tokens\n", prompt->len);
           gboolean ok = lsc_session_eval (session, (const gint32 *) prompt->data,
                                           (int) prompt->len - 1, NULL, FALSE, is_interrupted, NULL,
@@ -550,6 +576,7 @@ run_job (LscJob *job, const char *output_dir)
           if (progress.tty)
             g_printerr ("\n");
 
+          g_array_append_vals (all_tokens, out->data, out->len);
           g_autofree char *text = decode_continuation (tok, prompt, out);
           json_object_object_add (results, "text", json_object_new_string (text));
           json_object_object_add (results, "tokens", ints_to_json ((const gint32 *) out->data, out->len));
@@ -586,6 +613,27 @@ run_job (LscJob *job, const char *output_dir)
                 json_object_object_add (results, "tensors_file",
                                         json_object_new_string ("tensors.safetensors"));
             }
+        }
+
+      if (error == NULL && job->figures != NULL)
+        {
+          LscJobFigureContext ctx = {
+            .session = session,
+            .capture = job->capture.enabled ? &job->capture : NULL,
+            .config = lsc_model_get_config (model),
+            .tokenizer = tok,
+            .tokens = (const gint32 *) all_tokens->data,
+            .n_tokens = (int) all_tokens->len,
+            .score = lp,
+            .n_score = lp != NULL ? (int) prompt->len - 1 : 0,
+            .sink_tokens = job->capture.sink_tokens,
+          };
+          json_object *files = json_object_new_array ();
+          json_object_object_add (results, "figures", files);
+          g_printerr ("longscope: drawing %u figures\n", job->figures->len);
+          if (g_mkdir_with_parents (output_dir, 0755) == 0)
+            _lsc_job_figures_render (job->figures, &ctx, output_dir, figure, figure_data, files,
+                                     &error);
         }
 
       if (error != NULL)
@@ -642,7 +690,8 @@ run_job (LscJob *job, const char *output_dir)
 }
 
 int
-lsc_batch_run_file (const char *job_path, const char *output_dir)
+lsc_batch_run_file (const char *job_path, const char *output_dir, LscFigureFunc figure,
+                    gpointer figure_data)
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *text = NULL;
@@ -689,7 +738,7 @@ lsc_batch_run_file (const char *job_path, const char *output_dir)
       job_clear (&job);
       return EXIT_INVALID;
     }
-  status = run_job (&job, output_dir != NULL ? output_dir : default_out);
+  status = run_job (&job, output_dir != NULL ? output_dir : default_out, figure, figure_data);
   job_clear (&job);
   return status;
 }

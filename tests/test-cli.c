@@ -356,6 +356,43 @@ test_batch_capture (void)
   json_object_put (header);
 }
 
+/* Figures drawn by a job: one of each kind, in each format. */
+static void
+test_batch_figures (void)
+{
+  g_autofree char *model = lsc_test_shared_path ("models/stories260K/stories260K.bin");
+  if (model == NULL)
+    return;
+  g_autofree char *job = g_strdup_printf (
+    "{\"model\": \"%s\", \"prompt\": \"Once upon a time, there was a little girl.\", "
+    "\"max_tokens\": 4, \"score\": true, \"capture\": {\"rows\": \"all\"}, \"figures\": ["
+    "{\"kind\": \"attention\", \"layer\": 2, \"head\": 1, \"rows\": [0, 12], \"keys\": [0, 12], \"file\": \"tile.png\"},"
+    "{\"kind\": \"pyramid\", \"layer\": 4, \"head\": 5, \"scale\": \"log\", \"file\": \"pyramid.svg\"},"
+    "{\"kind\": \"stats\", \"stat\": \"sink_mass\", \"colormap\": \"magma\", \"file\": \"sink.pdf\"},"
+    "{\"kind\": \"loss\"}]}", model);
+  g_autofree char *job_path = lsc_test_write_file ("figures.json", job, strlen (job));
+  g_autofree char *out_dir = g_build_filename (lsc_test_tmpdir (), "figures-out", NULL);
+  g_auto(Run) r = { 0 };
+  run (&r, "", "--batch", job_path, "--output", out_dir, NULL);
+  if (r.status != 0)
+    g_error ("figures job: exit %d: %s", r.status, r.err);
+  static const struct { const char *file; const char *magic; } files[] = {
+    { "tile.png", "\x89PNG" }, { "pyramid.svg", "<?xml" }, { "sink.pdf", "%PDF-" },
+    { "loss.png", "\x89PNG" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (files); i++)
+    {
+      g_autofree char *path = g_build_filename (out_dir, files[i].file, NULL);
+      g_autoptr(GBytes) b = lsc_test_read_file (path);
+      g_assert_cmpuint (g_bytes_get_size (b), >, 1000);
+      g_assert_cmpmem (g_bytes_get_data (b, NULL), strlen (files[i].magic), files[i].magic,
+                       strlen (files[i].magic));
+    }
+  json_object *res = read_results (out_dir);
+  g_assert_cmpuint (json_object_array_length (json_object_object_get (res, "figures")), ==, 4);
+  json_object_put (res);
+}
+
 /* Invalid jobs: exit 2 and a message naming the file and the JSON path. */
 static void
 test_batch_invalid (void)
@@ -378,6 +415,14 @@ test_batch_invalid (void)
     { "{\"model\": \"m\", \"prompt\": \"a\", \"capture\": {\"layer\": [0]}}", 2,
       "bad.json: $.capture.layer: unknown key" },
     { "{\"model\": \"m\", \"capture\": {}}", 2, "bad.json: $.capture: capturing attention needs a prompt" },
+    { "{\"model\": \"m\", \"prompt\": \"a\", \"figures\": [{\"kind\": \"loss\"}]}", 2,
+      "bad.json: $.figures: a loss figure needs \"score\": true" },
+    { "{\"model\": \"m\", \"prompt\": \"a\", \"figures\": [{\"kind\": \"stats\", \"stat\": \"entropy\"}]}", 2,
+      "bad.json: $.figures: attention figures need a \"capture\" section" },
+    { "{\"model\": \"m\", \"prompt\": \"a\", \"capture\": {}, \"figures\": [{\"kind\": \"attention\", \"layer\": 0, \"head\": 0, \"rows\": [3, 1], \"keys\": [0, 2]}]}", 2,
+      "bad.json: $.figures[0].rows: expected [q0, q1] with 0 <= q0 < q1, found [ 3, 1 ]" },
+    { "{\"model\": \"m\", \"prompt\": \"a\", \"score\": true, \"figures\": [{\"kind\": \"loss\", \"file\": \"../x.png\"}]}", 2,
+      "bad.json: $.figures[0].file: expected a file name ending in .png, .svg or .pdf" },
     { "{\"model\": \"no/such/model.gguf\"}", 3, "bad.json: $.model: " },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -405,6 +450,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/batch/invalid", test_batch_invalid);
   g_test_add_func ("/cli/batch/demo-job", test_demo_job);
   g_test_add_func ("/cli/batch/capture", test_batch_capture);
+  g_test_add_func ("/cli/batch/figures", test_batch_figures);
   g_test_add_func ("/cli/batch/interrupt", test_batch_interrupt);
   return g_test_run ();
 }

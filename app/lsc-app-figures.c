@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <string.h>
+
+#include "lsc-app-figures.h"
+#include "lsc-figure.h"
+
+static LscScaleKind
+scale_kind (const char *name)
+{
+  if (g_strcmp0 (name, "log") == 0)
+    return LSC_SCALE_LOG;
+  if (g_strcmp0 (name, "quantile") == 0)
+    return LSC_SCALE_QUANTILE;
+  return LSC_SCALE_LINEAR;
+}
+
+gboolean
+lsc_app_render_figure (const LscFigureSpec *spec, gpointer user_data, GError **error)
+{
+  g_autoptr(LscFigure) fig = NULL;
+  LscChartParams chart;
+  LscFigureOutput out;
+
+  lsc_chart_params_init (&chart);
+  chart.title = spec->title;
+  chart.x_label = spec->x_label;
+  chart.y_label = spec->y_label;
+  switch (spec->kind)
+    {
+    case LSC_FIGURE_SPEC_HEATMAP:
+      {
+        LscHeatmapParams hp;
+        lsc_heatmap_params_init (&hp);
+        hp.title = spec->title;
+        hp.x_label = spec->x_label;
+        hp.y_label = spec->y_label;
+        hp.colorbar_label = spec->value_label;
+        if (spec->colormap != NULL && !lsc_colormap_from_name (spec->colormap, &hp.colormap))
+          {
+            g_set_error (error, LSC_FIGURE_ERROR, LSC_FIGURE_ERROR_INVALID_ARGUMENT,
+                         "unknown colour map '%s'", spec->colormap);
+            return FALSE;
+          }
+        hp.scale.kind = scale_kind (spec->scale);
+        hp.scale.diverging = lsc_colormap_is_diverging (hp.colormap);
+        hp.row_offset = spec->row_offset;
+        hp.col_offset = spec->col_offset;
+        hp.row_labels = spec->row_labels;
+        hp.col_labels = spec->col_labels;
+        fig = lsc_figure_new_heatmap (spec->data, spec->rows, spec->cols, &hp, error);
+        break;
+      }
+    case LSC_FIGURE_SPEC_BARS:
+      fig = lsc_figure_new_bar_chart (spec->labels, spec->y, spec->n, spec->max_bars, &chart, error);
+      break;
+    case LSC_FIGURE_SPEC_LINE:
+      chart.legend = FALSE;
+      fig = lsc_figure_new_line_chart (&chart, error);
+      if (fig != NULL && !lsc_figure_add_series (fig, NULL, spec->x, spec->y, spec->n, error))
+        return FALSE;
+      break;
+    }
+  if (fig == NULL)
+    return FALSE;
+  lsc_figure_output_init (&out);
+  out.dpi = spec->dpi > 0 ? spec->dpi : out.dpi;
+  return lsc_figure_save (fig, spec->path, &out, error);
+}

@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The "figures" of a batch job. Each entry is an object:
+ *
+ *   common: "kind", "file" (default <kind>-...png; the extension picks PNG,
+ *           SVG or PDF), "title", "colormap" (viridis | magma | rdbu_r),
+ *           "scale" (linear | log | quantile), "dpi" (150)
+ *   {"kind": "attention", "layer": L, "head": H, "rows": [q0, q1], "keys": [k0, k1]}
+ *           an exact tile, token labels on the axes when they fit
+ *   {"kind": "pyramid", "layer": L, "head": H, "level": k, "reduce": "max" | "mean"}
+ *           a pooled level of the whole map (default: the first level with at
+ *           most 512 x 512 blocks)
+ *   {"kind": "stats", "stat": "entropy" | "sink_mass" | "max_prob" | "mean_distance"}
+ *           one value per head, layers x heads
+ *   {"kind": "loss"}
+ *           teacher-forced negative log-likelihood against position (needs "score")
+ *
+ * The engine prepares the numbers and labels; the drawing is the caller's
+ * LscFigureFunc (ui/figures in the app), so the engine needs no Cairo.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "lsc-batch-private.h"
+#include "lsc-json.h"
+
+static void
+figure_clear (LscJobFigure *f)
+{
+  g_free (f->file);
+  g_free (f->title);
+  g_free (f->colormap);
+  g_free (f->scale);
+  g_free (f->stat);
+}
+
+void
+_lsc_job_figures_free (GArray *figures)
+{
+  if (figures == NULL)
+    return;
+  for (guint i = 0; i < figures->len; i++)
+    figure_clear (&g_array_index (figures, LscJobFigure, i));
+  g_array_unref (figures);
+}
+
+static gboolean
+bad (GError **error, const char *job, guint i, const char *key, const char *expected,
+     json_object *found)
+{
+  g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+               "%s: $.figures[%u]%s%s: expected %s, found %s", job, i, key[0] ? "." : "", key,
+               expected, found == NULL ? "nothing" : json_object_to_json_string (found));
+  return FALSE;
+}
+
+static gboolean
+get_int (json_object *o, const char *key, int *out)
+{
+  json_object *v = json_object_object_get (o, key);
+  if (!json_object_is_type (v, json_type_int) || json_object_get_int64 (v) < 0
+      || json_object_get_int64 (v) > G_MAXINT)
+    return FALSE;
+  *out = json_object_get_int (v);
+  return TRUE;
+}
+
+static gboolean
+get_range (json_object *o, const char *key, int *a, int *b)
+{
+  json_object *v = json_object_object_get (o, key);
+  if (!json_object_is_type (v, json_type_array) || json_object_array_length (v) != 2)
+    return FALSE;
+  json_object *x = json_object_array_get_idx (v, 0), *y = json_object_array_get_idx (v, 1);
+  if (!json_object_is_type (x, json_type_int) || !json_object_is_type (y, json_type_int))
+    return FALSE;
+  *a = json_object_get_int (x);
+  *b = json_object_get_int (y);
+  return *a >= 0 && *a < *b;
+}
+
+static gboolean
+get_choice (json_object *o, const char *key, const char *const *choices, char **out)
+{
+  json_object *v = json_object_object_get (o, key);
+  if (v == NULL)
+    return TRUE;
+  if (!json_object_is_type (v, json_type_string)
+      || !g_strv_contains (choices, json_object_get_string (v)))
+    return FALSE;
+  g_free (*out);
+  *out = g_strdup (json_object_get_string (v));
+  return TRUE;
+}
+
+static gboolean
+parse_one (LscJobFigure *f, const char *job, guint i, json_object *o, GError **error)
+{
+  static const char *const kinds[] = { "attention", "pyramid", "stats", "loss", NULL };
+  static const char *const colormaps[] = { "viridis", "magma", "rdbu_r", NULL };
+  static const char *const scales[] = { "linear", "log", "quantile", NULL };
+  static const char *const stats[] = { "entropy", "sink_mass", "max_prob", "mean_distance", NULL };
+  static const char *const reduces[] = { "max", "mean", NULL };
+  static const char *const known[] = { "kind", "file", "title", "colormap", "scale", "dpi",
+                                       "layer", "head", "rows", "keys", "level", "reduce", "stat",
+                                       NULL };
+  json_object *v;
+  g_autofree char *kind = NULL, *reduce = NULL;
+
+  memset (f, 0, sizeof *f);
+  f->dpi = 150;
+  f->level = -1;
+  f->colormap = g_strdup ("viridis");
+  f->scale = g_strdup ("linear");
+  if (!json_object_is_type (o, json_type_object))
+    return bad (error, job, i, "", "an object", o);
+  json_object_object_foreach (o, key, val)
+    {
+      (void) val;
+      if (!g_strv_contains (known, key))
+        {
+          g_autofree char *list = g_strjoinv (", ", (char **) known);
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: $.figures[%u].%s: unknown key (expected one of %s)", job, i, key, list);
+          return FALSE;
+        }
+    }
+  if (!get_choice (o, "kind", kinds, &kind) || kind == NULL)
+    return bad (error, job, i, "kind", "\"attention\", \"pyramid\", \"stats\" or \"loss\"",
+                json_object_object_get (o, "kind"));
+  if (!get_choice (o, "colormap", colormaps, &f->colormap))
+    return bad (error, job, i, "colormap", "\"viridis\", \"magma\" or \"rdbu_r\"",
+                json_object_object_get (o, "colormap"));
+  if (!get_choice (o, "scale", scales, &f->scale))
+    return bad (error, job, i, "scale", "\"linear\", \"log\" or \"quantile\"",
+                json_object_object_get (o, "scale"));
+  if ((v = json_object_object_get (o, "dpi")) != NULL)
+    {
+      if (!(json_object_is_type (v, json_type_int) || json_object_is_type (v, json_type_double))
+          || json_object_get_double (v) < 10 || json_object_get_double (v) > 2400)
+        return bad (error, job, i, "dpi", "a number in [10, 2400]", v);
+      f->dpi = json_object_get_double (v);
+    }
+  if ((v = json_object_object_get (o, "title")) != NULL)
+    {
+      if (!json_object_is_type (v, json_type_string))
+        return bad (error, job, i, "title", "a string", v);
+      f->title = g_strdup (json_object_get_string (v));
+    }
+
+  if (strcmp (kind, "attention") == 0 || strcmp (kind, "pyramid") == 0)
+    {
+      if (!get_int (o, "layer", &f->layer))
+        return bad (error, job, i, "layer", "a layer index", json_object_object_get (o, "layer"));
+      if (!get_int (o, "head", &f->head))
+        return bad (error, job, i, "head", "a head index", json_object_object_get (o, "head"));
+    }
+  if (strcmp (kind, "attention") == 0)
+    {
+      f->kind = LSC_JOB_FIGURE_ATTENTION;
+      if (!get_range (o, "rows", &f->q0, &f->q1))
+        return bad (error, job, i, "rows", "[q0, q1] with 0 <= q0 < q1",
+                    json_object_object_get (o, "rows"));
+      if (!get_range (o, "keys", &f->k0, &f->k1))
+        return bad (error, job, i, "keys", "[k0, k1] with 0 <= k0 < k1",
+                    json_object_object_get (o, "keys"));
+      f->file = g_strdup_printf ("attention-L%d-H%d-%d-%d.png", f->layer, f->head, f->q0, f->k0);
+    }
+  else if (strcmp (kind, "pyramid") == 0)
+    {
+      f->kind = LSC_JOB_FIGURE_PYRAMID;
+      if (json_object_object_get (o, "level") != NULL && !get_int (o, "level", &f->level))
+        return bad (error, job, i, "level", "a level index >= 0", json_object_object_get (o, "level"));
+      if (!get_choice (o, "reduce", reduces, &reduce))
+        return bad (error, job, i, "reduce", "\"max\" or \"mean\"", json_object_object_get (o, "reduce"));
+      f->reduce_mean = reduce != NULL && strcmp (reduce, "mean") == 0;
+      f->file = g_strdup_printf ("pyramid-L%d-H%d.png", f->layer, f->head);
+    }
+  else if (strcmp (kind, "stats") == 0)
+    {
+      f->kind = LSC_JOB_FIGURE_STATS;
+      if (!get_choice (o, "stat", stats, &f->stat) || f->stat == NULL)
+        return bad (error, job, i, "stat", "\"entropy\", \"sink_mass\", \"max_prob\" or "
+                    "\"mean_distance\"", json_object_object_get (o, "stat"));
+      f->file = g_strdup_printf ("stats-%s.png", f->stat);
+    }
+  else
+    {
+      f->kind = LSC_JOB_FIGURE_LOSS;
+      f->file = g_strdup ("loss.png");
+    }
+
+  if ((v = json_object_object_get (o, "file")) != NULL)
+    {
+      const char *name = json_object_is_type (v, json_type_string) ? json_object_get_string (v) : "";
+      g_autofree char *base = g_path_get_basename (name);
+      if (name[0] == '\0' || strcmp (base, name) != 0
+          || !(g_str_has_suffix (name, ".png") || g_str_has_suffix (name, ".svg")
+               || g_str_has_suffix (name, ".pdf")))
+        return bad (error, job, i, "file", "a file name ending in .png, .svg or .pdf", v);
+      g_free (f->file);
+      f->file = g_strdup (name);
+    }
+  return TRUE;
+}
+
+GArray *
+_lsc_job_figures_parse (const char *job, json_object *array, gboolean *needs_capture,
+                        gboolean *needs_score, GError **error)
+{
+  GArray *figures = g_array_new (FALSE, TRUE, sizeof (LscJobFigure));
+
+  *needs_capture = *needs_score = FALSE;
+  if (!json_object_is_type (array, json_type_array))
+    {
+      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                   "%s: $.figures: expected an array of figures, found %s", job,
+                   json_object_to_json_string (array));
+      g_array_unref (figures);
+      return NULL;
+    }
+  for (guint i = 0; i < json_object_array_length (array); i++)
+    {
+      LscJobFigure f;
+      if (!parse_one (&f, job, i, json_object_array_get_idx (array, i), error))
+        {
+          figure_clear (&f);
+          _lsc_job_figures_free (figures);
+          return NULL;
+        }
+      *needs_capture |= f.kind != LSC_JOB_FIGURE_LOSS;
+      *needs_score |= f.kind == LSC_JOB_FIGURE_LOSS;
+      g_array_append_val (figures, f);
+    }
+  return figures;
+}
+
+/* Token labels for positions [p0, p1): decoded pieces, NULL-terminated. */
+static char **
+token_labels (const LscJobFigureContext *ctx, int p0, int p1)
+{
+  char **labels = g_new0 (char *, p1 - p0 + 1);
+  for (int p = p0; p < p1; p++)
+    labels[p - p0] = p < ctx->n_tokens && ctx->tokenizer != NULL
+                       ? lsc_tokenizer_decode (ctx->tokenizer, &ctx->tokens[p], 1)
+                       : g_strdup ("");
+  return labels;
+}
+
+static gboolean
+render_one (const LscJobFigure *f, const LscJobFigureContext *ctx, const char *path,
+            LscFigureFunc render, gpointer data, GError **error)
+{
+  const LscAttentionStore *a = ctx->session != NULL ? lsc_session_get_attention (ctx->session) : NULL;
+  LscFigureSpec spec = { 0 };
+  g_autofree char *title = NULL;
+  g_autofree float *cells = NULL;
+  g_autofree double *x = NULL, *y = NULL;
+  g_auto(GStrv) row_labels = NULL, col_labels = NULL;
+  g_autoptr(LscAttentionPyramid) pyr = NULL;
+
+  spec.path = path;
+  spec.dpi = f->dpi;
+  spec.colormap = f->colormap;
+  spec.scale = f->scale;
+  switch (f->kind)
+    {
+    case LSC_JOB_FIGURE_ATTENTION:
+      {
+        gsize n = (gsize) (f->q1 - f->q0) * (f->k1 - f->k0);
+        if (n > ((gsize) 1 << 24))
+          {
+            g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                         "%s: a %d x %d tile is too large for a figure (use a pyramid)", f->file,
+                         f->q1 - f->q0, f->k1 - f->k0);
+            return FALSE;
+          }
+        cells = g_new (float, n);
+        if (!lsc_attention_tile (a, f->layer, f->head, f->q0, f->q1, f->k0, f->k1, NAN, cells, error))
+          return FALSE;
+        row_labels = token_labels (ctx, f->q0, f->q1);
+        col_labels = token_labels (ctx, f->k0, f->k1);
+        title = g_strdup_printf ("Layer %d, head %d", f->layer, f->head);
+        spec.kind = LSC_FIGURE_SPEC_HEATMAP;
+        spec.data = cells;
+        spec.rows = f->q1 - f->q0;
+        spec.cols = f->k1 - f->k0;
+        spec.row_offset = f->q0;
+        spec.col_offset = f->k0;
+        spec.row_labels = (const char *const *) row_labels;
+        spec.col_labels = (const char *const *) col_labels;
+        spec.x_label = "Key position";
+        spec.y_label = "Query position";
+        spec.value_label = "Attention probability";
+        break;
+      }
+    case LSC_JOB_FIGURE_PYRAMID:
+      {
+        if (!lsc_attention_analyze (a, f->layer, f->head, ctx->sink_tokens, &pyr, NULL, error))
+          return FALSE;
+        int level = f->level;
+        if (level < 0)
+          for (level = 0; level < pyr->n_levels - 1; level++)
+            if (pyr->levels[level].rows <= 512 && pyr->levels[level].cols <= 512)
+              break;
+        if (level >= pyr->n_levels)
+          {
+            g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                         "%s: level %d does not exist (the pyramid has %d)", f->file, level,
+                         pyr->n_levels);
+            return FALSE;
+          }
+        const LscPyramidLevel *lv = &pyr->levels[level];
+        title = g_strdup_printf ("Layer %d, head %d: block %s, %d x %d tokens per cell", f->layer,
+                                 f->head, f->reduce_mean ? "mean" : "max", lv->block, lv->block);
+        spec.kind = LSC_FIGURE_SPEC_HEATMAP;
+        spec.data = f->reduce_mean ? lv->mean : lv->max;
+        spec.rows = lv->rows;
+        spec.cols = lv->cols;
+        spec.x_label = lv->block > 1 ? "Key block" : "Key position";
+        spec.y_label = lv->block > 1 ? "Query block" : "Query position";
+        spec.value_label = f->reduce_mean ? "Mean probability" : "Max probability";
+        break;
+      }
+    case LSC_JOB_FIGURE_STATS:
+      {
+        static const char *const names[] = { "entropy", "sink_mass", "max_prob", "mean_distance" };
+        int which = 0;
+        while (strcmp (names[which], f->stat) != 0)
+          which++;
+        g_assert (ctx->capture != NULL && ctx->capture->stat_values[which] != NULL);
+        spec.kind = LSC_FIGURE_SPEC_HEATMAP;
+        spec.data = ctx->capture->stat_values[which];
+        spec.rows = ctx->config->n_layers;
+        spec.cols = ctx->config->n_heads;
+        title = g_strdup_printf ("Per-head %s", f->stat);
+        spec.x_label = "Head";
+        spec.y_label = "Layer";
+        spec.value_label = f->stat;
+        break;
+      }
+    case LSC_JOB_FIGURE_LOSS:
+      x = g_new (double, MAX (ctx->n_score, 1));
+      y = g_new (double, MAX (ctx->n_score, 1));
+      for (int i = 0; i < ctx->n_score; i++)
+        {
+          x[i] = i + 1;
+          y[i] = -ctx->score[i];
+        }
+      title = g_strdup ("Loss against position");
+      spec.kind = LSC_FIGURE_SPEC_LINE;
+      spec.x = x;
+      spec.y = y;
+      spec.n = ctx->n_score;
+      spec.x_label = "Position";
+      spec.y_label = "Negative log-likelihood (nats)";
+      break;
+    }
+  spec.title = f->title != NULL ? f->title : title;
+  if (!render (&spec, data, error))
+    {
+      g_prefix_error (error, "%s: ", path);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+_lsc_job_figures_render (GArray *figures, const LscJobFigureContext *ctx, const char *output_dir,
+                         LscFigureFunc render, gpointer data, json_object *written, GError **error)
+{
+  for (guint i = 0; i < figures->len; i++)
+    {
+      const LscJobFigure *f = &g_array_index (figures, LscJobFigure, i);
+      g_autofree char *path = g_build_filename (output_dir, f->file, NULL);
+      if (render == NULL)
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "$.figures[%u]: this longscope was built without the figure renderer "
+                       "(Cairo and Pango)", i);
+          return FALSE;
+        }
+      if (!render_one (f, ctx, path, render, data, error))
+        {
+          g_prefix_error (error, "$.figures[%u]: ", i);
+          return FALSE;
+        }
+      json_object_array_add (written, json_object_new_string (f->file));
+    }
+  return TRUE;
+}
