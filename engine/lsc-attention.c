@@ -20,6 +20,8 @@
 #include "lsc-error.h"
 #include "lsc-llama-private.h"
 
+extern void openblas_set_num_threads (int num_threads);
+
 #define DEFAULT_BUDGET ((guint64) 4 << 30)
 #define PYRAMID_MAX_CELLS (1 << 18)
 
@@ -436,67 +438,59 @@ lsc_attention_analyze (const LscAttentionStore *a, int layer, int head, int sink
   for (gsize i = 0; i < (gsize) rows_b * cols_b; i++)
     bmax[i] = NAN;
 
-  /* rows a block at a time: S = Q_blk K^T by one GEMM, then p per row */
+  /* Rows a block at a time: S = Q_blk K^T by one GEMM, then p per row. The
+   * threads take whole blocks, each with its own buffer and a single-threaded
+   * OpenBLAS (never a threaded OpenBLAS inside an OpenMP region); a block
+   * covers whole pyramid rows, so no two threads pool into the same cell. */
   int step = MAX (block, 16);
-  g_autofree float *S = g_new (float, (gsize) step * n_keys);          /* (step, n_keys) */
+  int n_blocks = ceil_div (n_rows, step);
   double entropy = 0, sink = 0, maxp = 0, dist = 0;
   gboolean hooked = a->session->params.hooks.mask_row != NULL;
   int nt = a->session->params.n_threads;
 
-  for (int i0 = r0; i0 < r0 + n_rows; i0 += step)
-    {
-      int i1 = MIN (i0 + step, r0 + n_rows);
-      int kmax = i1;   /* keys [0, i1) cover every row of the block */
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, kmax, v.hd, 1.0f,
-                   v.q + (gsize) i0 * v.q_stride, v.q_stride, v.keys, v.kv_dim, 0.0f, S, kmax);
+  openblas_set_num_threads (1);
 #pragma omp parallel num_threads (nt) reduction (+:entropy, sink, maxp, dist)
+  {
+    float *S = g_new (float, (gsize) step * n_keys);   /* (step, n_keys) */
+    guint8 *buf = hooked ? g_malloc (n_keys) : NULL;
+#pragma omp for schedule (dynamic, 1)
+    for (int b = 0; b < n_blocks; b++)
       {
-        guint8 *buf = hooked ? g_malloc (i1) : NULL;
-#pragma omp for schedule (static)
+        int i0 = r0 + b * step, i1 = MIN (i0 + step, r0 + n_rows);
+        int kmax = i1;   /* keys [0, i1) cover every row of the block */
+        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, kmax, v.hd, 1.0f,
+                     v.q + (gsize) i0 * v.q_stride, v.q_stride, v.keys, v.kv_dim, 0.0f, S, kmax);
         for (int i = i0; i < i1; i++)
           {
-            float *row = S + (gsize) (i - i0) * kmax;
+            const float *row = S + (gsize) (i - i0) * kmax;
             int first = row_first_key (&v, i);
             const guint8 *hidden = row_hidden (&v, i, buf);
             float s = row_scale (&v, i), lse = v.lse[i];
             float rmax = 0;
-            for (int j = 0; j <= i; j++)
+            gsize cell_row = (gsize) ((i - r0) / block) * cols_b;
+            for (int j = first; j <= i; j++)
               {
-                if (j < first || (hidden != NULL && hidden[j]))
-                  {
-                    row[j] = NAN;
-                    continue;
-                  }
+                if (hidden != NULL && hidden[j])
+                  continue;
                 float p = expf (s * row[j] - lse);
-                row[j] = p;
                 rmax = fmaxf (rmax, p);
                 if (p > 0)
-                  entropy -= p * log (p);
+                  entropy -= p * logf (p);
                 if (j < sink_tokens)
                   sink += p;
                 dist += (double) p * (i - j);
+                gsize cell = cell_row + j / block;
+                bmax[cell] = isnan (bmax[cell]) ? p : fmaxf (bmax[cell], p);
+                bsum[cell] += p;
+                bcount[cell]++;
               }
             maxp += rmax;
           }
-        g_free (buf);
       }
-      /* pool the block's rows into the finest level (rows of one block row never straddle two
-       * pyramid rows when step is a multiple of block) */
-      for (int i = i0; i < i1; i++)
-        {
-          const float *row = S + (gsize) (i - i0) * kmax;
-          gsize br = (gsize) (i - r0) / block;
-          for (int j = 0; j <= i; j++)
-            {
-              if (isnan (row[j]))
-                continue;
-              gsize cell = br * cols_b + j / block;
-              bmax[cell] = isnan (bmax[cell]) ? row[j] : fmaxf (bmax[cell], row[j]);
-              bsum[cell] += row[j];
-              bcount[cell]++;
-            }
-        }
-    }
+    g_free (S);
+    g_free (buf);
+  }
+  openblas_set_num_threads (nt);
 
   if (stats != NULL)
     {
