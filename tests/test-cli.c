@@ -326,7 +326,8 @@ test_batch_capture (void)
   guint64 hlen;
   memcpy (&hlen, data, 8);
   g_assert_cmpuint ((8 + hlen) % 8, ==, 0);
-  json_object *header = json_tokener_parse (g_strndup ((const char *) data + 8, hlen));
+  g_autofree char *header_text = g_strndup ((const char *) data + 8, hlen);
+  json_object *header = json_tokener_parse (header_text);
   json_object *ent = json_object_object_get (header, "attn.stats.entropy");
   g_assert_cmpint (json_object_get_int (json_object_array_get_idx (json_object_object_get (ent, "shape"), 0)), ==, 5);
   g_assert_cmpint (json_object_get_int (json_object_array_get_idx (json_object_object_get (ent, "shape"), 1)), ==, 8);
