@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "lsc-model-private.h"
+#include "lsc-demo.h"
 #include "lsc-error.h"
 #include "lsc-gguf.h"
 
@@ -134,6 +135,11 @@ lsc_model_load (const char *path, GError **error)
 
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  /* built-in demo models (lsc-demo.c) */
+  const char *demo = lsc_demo_match_path (path);
+  if (demo != NULL)
+    return lsc_demo_model_new (demo, error);
 
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
     {

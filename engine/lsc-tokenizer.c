@@ -34,6 +34,7 @@
 
 #include "lsc-tokenizer-private.h"
 
+#include "lsc-demo.h"
 #include "lsc-error.h"
 #include "lsc-gguf.h"
 
@@ -768,6 +769,11 @@ lsc_tokenizer_load (const char *path, GError **error)
 {
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  /* built-in demo tokenizers (lsc-demo.c) */
+  const char *demo = lsc_demo_match_path (path);
+  if (demo != NULL)
+    return lsc_demo_tokenizer_new (demo, error);
 
   if (g_file_test (path, G_FILE_TEST_IS_DIR))
     return load_from_dir (path, path, error);
