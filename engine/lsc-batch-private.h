@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT
  *
  * The parts of a batch job beyond generation, each in its own file:
- * attention capture (lsc-batch-attention.c).
+ * attention capture (lsc-batch-attention.c), retrieval-head detection
+ * (lsc-batch-retrieval.c).
  */
 #pragma once
 
@@ -87,5 +88,36 @@ typedef struct {
 gboolean _lsc_job_figures_render (GArray *figures, const LscJobFigureContext *ctx,
                                   const char *output_dir, LscFigureFunc render, gpointer data,
                                   json_object *written, GError **error);
+
+/* The job's "retrieval" object (lsc-batch-retrieval.c). */
+typedef struct {
+  gboolean enabled;
+  char *haystack_file;     /* resolved path */
+  GPtrArray *needles;      /* (element-type char *) needle, question, answer, needle, ... */
+  GArray *context_lengths; /* (element-type int) */
+  GArray *depths;          /* (element-type double) percent */
+  int buffer_tokens;
+  int cue_tokens;
+  int chat_template;       /* LscChatTemplate */
+  int max_tokens;
+  double recall_threshold;
+  double score_threshold;
+  GArray *ablation;        /* (element-type int) K values */
+  guint64 seed;
+  guint64 budget;          /* capture store bytes */
+} LscJobRetrieval;
+
+void _lsc_job_retrieval_clear (LscJobRetrieval *retrieval);
+/* base_dir resolves haystack_file. */
+gboolean _lsc_job_retrieval_parse (LscJobRetrieval *retrieval, const char *job_name,
+                                   const char *base_dir, json_object *obj, GError **error);
+/* Runs detection (and ablation), writes "retrieval" and "ablation" into
+ * results, arrays into writer and DIR/retrieval_heads.json. On failure or
+ * cancellation the sections hold the samples done so far. */
+gboolean _lsc_job_retrieval_run (const LscJobRetrieval *retrieval, LscModel *model,
+                                 const LscTokenizer *tok, int threads, gboolean reference,
+                                 gboolean bos, gboolean stop_at_eos, const char *output_dir,
+                                 json_object *results, LscTensorWriter *writer,
+                                 LscCancelFunc cancel, gpointer cancel_data, GError **error);
 
 G_END_DECLS

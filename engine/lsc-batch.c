@@ -53,6 +53,7 @@ typedef struct {
   LscGenerateParams gen;
   LscJobCapture capture;
   GArray *figures;         /* (element-type LscJobFigure) or NULL */
+  LscJobRetrieval retrieval;   /* lsc-batch-retrieval.c */
 } LscJob;
 
 static void
@@ -66,6 +67,7 @@ job_clear (LscJob *job)
   g_free (job->prompt);
   _lsc_job_capture_clear (&job->capture);
   _lsc_job_figures_free (job->figures);
+  _lsc_job_retrieval_clear (&job->retrieval);
 }
 
 /* ---- reading the job ---- */
@@ -98,6 +100,7 @@ static const JobKey job_keys[] = {
   { "reference", KEY_BOOL },
   { "capture", KEY_OBJECT },
   { "figures", KEY_ARRAY },
+  { "retrieval", KEY_OBJECT },
 };
 
 static const char *
@@ -166,6 +169,9 @@ get (const LscJob *job, const char *key)
 static char *
 resolve (const LscJob *job, const char *path)
 {
+  /* built-in demo models are names, not files */
+  if (g_str_has_prefix (path, "demo:"))
+    return g_strdup (path);
   /* absolute and without ../ so that provenance names the file unambiguously */
   return g_canonicalize_filename (path, job->base_dir);
 }
@@ -291,6 +297,20 @@ job_parse (LscJob *job, const char *text, gsize len, GError **error)
           return FALSE;
         }
     }
+  /* ---- retrieval-head detection (lsc-batch-retrieval.c): builds its own prompts ---- */
+  if ((v = get (job, "retrieval")) != NULL)
+    {
+      if (job->prompt != NULL || job->capture.enabled || job->score || job->figures != NULL)
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: $.retrieval: a retrieval job builds its own prompts (give no prompt, "
+                       "prompt_file, capture, score or figures with it)", job->name);
+          return FALSE;
+        }
+      if (!_lsc_job_retrieval_parse (&job->retrieval, job->name, job->base_dir, v, error))
+        return FALSE;
+    }
+  /* ---- end of retrieval ---- */
   if (job->score && job->prompt == NULL)
     {
       g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
@@ -447,6 +467,59 @@ seconds_since (gint64 start_us)
   return (g_get_monotonic_time () - start_us) / 1e6;
 }
 
+/* ---- retrieval-head detection (lsc-batch-retrieval.c) ---- */
+
+/* Runs the job's "retrieval" section; returns the exit status and sets *status. */
+static int
+run_retrieval_job (LscJob *job, LscModel *model, const char *output_dir, json_object *results,
+                   json_object *timings, const char **status)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LscTokenizer) tok = NULL;
+  g_autoptr(LscTensorWriter) writer = lsc_tensor_writer_new ();
+  gint64 t0 = g_get_monotonic_time ();
+
+  tok = lsc_tokenizer_load (job->tokenizer != NULL ? job->tokenizer : job->model, &error);
+  if (tok == NULL)
+    {
+      g_printerr ("longscope: %s: $.%s: %s\n", job->name,
+                  job->tokenizer != NULL ? "tokenizer" : "model", error->message);
+      *status = "failed";
+      json_object_object_add (results, "error", json_object_new_string (error->message));
+      return EXIT_LOAD;
+    }
+  struct sigaction sa = { 0 }, old_sa;
+  sa.sa_handler = on_sigint;
+  sigaction (SIGINT, &sa, &old_sa);
+  interrupted = 0;
+  _lsc_job_retrieval_run (&job->retrieval, model, tok, job->threads, job->reference, job->bos,
+                          job->stop_at_eos, output_dir, results, writer, is_interrupted, NULL,
+                          &error);
+  sigaction (SIGINT, &old_sa, NULL);
+  json_object_object_add (timings, "retrieval_s", lsc_json_double (seconds_since (t0)));
+
+  g_autoptr(GError) write_error = NULL;
+  g_autofree char *tpath = g_build_filename (output_dir, "tensors.safetensors", NULL);
+  if (lsc_tensor_writer_get_n_tensors (writer) > 0 && g_mkdir_with_parents (output_dir, 0755) == 0
+      && lsc_tensor_writer_write (writer, tpath, error == NULL ? &error : &write_error))
+    json_object_object_add (results, "tensors_file", json_object_new_string ("tensors.safetensors"));
+
+  if (error == NULL)
+    return EXIT_DONE;
+  if (g_error_matches (error, LSC_RUN_ERROR, LSC_RUN_ERROR_CANCELLED))
+    {
+      *status = "interrupted";
+      g_printerr ("longscope: interrupted; writing the partial result\n");
+      return EXIT_INTERRUPTED;
+    }
+  *status = "failed";
+  g_printerr ("longscope: %s\n", error->message);
+  json_object_object_add (results, "error", json_object_new_string (error->message));
+  return EXIT_RUNTIME;
+}
+
+/* ---- end of retrieval ---- */
+
 static int
 run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer figure_data)
 {
@@ -481,7 +554,9 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
   json_object_object_add (results, "job", json_object_get (job->root));
   json_object_object_add (results, "model", model_to_json (model));
 
-  if (job->prompt != NULL)
+  if (job->retrieval.enabled)   /* lsc-batch-retrieval.c */
+    exit_status = run_retrieval_job (job, model, output_dir, results, timings, &status);
+  else if (job->prompt != NULL)
     {
       tok = lsc_tokenizer_load (job->tokenizer != NULL ? job->tokenizer : job->model, &error);
       if (tok == NULL)
