@@ -3,24 +3,34 @@
  * The fast CPU path of the Llama-family forward: the same function as
  * forward_token () in lsc-llama.c, computed for a block of tokens at once.
  *
- *   - prefill (blocks of up to BLOCK_TOKENS tokens): every projection is one
- *     OpenBLAS GEMM over the block; weights stored as f16/bf16/q8_0 are
- *     widened to f32 into a slab first (q|k|v and gate|up together, so that
- *     one OpenMP region feeds several GEMMs);
- *   - attention is blocked: for a chunk of heads, S = Q K^T per head (GEMM),
- *     one OpenMP region masks and softmaxes every row, then O = P V (GEMM);
+ *   - prefill (blocks of up to BLOCK_TOKENS tokens): every projection is a
+ *     GEMM over the block. The weight rows (output columns) are split
+ *     between the threads of ONE OpenMP region, each calling
+ *     single-threaded OpenBLAS on its share (q|k|v and gate|up share a
+ *     region). Weights stored as f16/bf16/q8_0 are widened to f32 a
+ *     cache-sized tile at a time, just before the GEMM of that tile, so the
+ *     widened floats never go to memory (gemm_xwt_split ());
+ *   - attention is blocked: work items of (head, chunk of query rows) over
+ *     the threads, each S = Q K^T (GEMM) over the keys the chunk sees, masked
+ *     softmax, O = P V (GEMM);
  *   - a few tokens (decode, T <= LSC_FAST_MAX_T) never touch BLAS: the
  *     vectorized row kernel lsc_fast_xwt_rows () reads each weight row once
  *     (widening a chunk at a time), OpenMP across rows, and attention runs
  *     per (token, head) with lsc_fast_attend_one ().
  *
- * Threads: Debian's OpenBLAS is the pthreads build, so it is never called
- * from inside an OpenMP region; it threads itself with the session's thread
- * count. The two pools do not share cores well: libgomp's idle workers spin
- * for milliseconds after a region and slow the GEMM that follows, so the
- * prefill keeps OpenMP regions few (fused residual + norm, one region for
- * bias + RoPE + cache, one softmax region per chunk of heads), and decode is
- * OpenMP only.
+ * Threads: everything is OpenMP; OpenBLAS is set to one thread for the
+ * whole evaluation (and given the session's count back after) and only ever
+ * called from inside OpenMP regions. Debian's OpenBLAS is the pthreads
+ * build: a multi-threaded call from inside an OpenMP region is unsafe, and
+ * alternating the two pools was slow on few cores (libgomp's idle workers
+ * spin for milliseconds after a region, OpenBLAS's after a GEMM, and each
+ * steals the cores the other needs next). Single-threaded GEMMs in one
+ * region also let one thread widen a tile while the other multiplies.
+ *
+ * Widening bf16 into a 128 MiB slab and then calling a multi-threaded sgemm
+ * on it (the previous scheme) cost ~7 GB of extra memory traffic per
+ * 512-token block of a 1B model, and made the bf16 prefill slower than the
+ * f32 one; with the cache-sized tiles it is as fast as f32.
  */
 #include "config.h"
 
@@ -33,8 +43,9 @@
 #include "lsc-rope.h"
 
 #define BLOCK_TOKENS 512           /* tokens per block of the prefill */
-#define SLAB_FLOATS (32 << 20)     /* widened weights at a time (128 MiB): 1B gate + up */
-#define SCORES_FLOATS (8 << 20)    /* attention scores of a chunk of heads (32 MiB) */
+#define SLAB_FLOATS (256 << 10)    /* one thread's widened weight tile (1 MiB: its L2) */
+#define TILE_COLS 256              /* columns of a widened tile (a multiple of the Q8_0 block) */
+#define ATTN_ROWS 64               /* query rows per work item of the block attention */
 #define ROW_BLOCK 16               /* weight rows per OpenMP work item of the row kernels */
 #define WIDEN_MIN_T 32             /* f16/bf16/q8_0 prefill widens slabs from this many tokens */
 
@@ -49,9 +60,9 @@ struct _LscFastState {
   float *k, *v;              /* (cap, kv_dim) */
   float *hb, *hb2;           /* (cap, hidden) */
   gsize scores_len;          /* floats in scores */
-  float *scores;             /* (scores_len): attention rows of a chunk of heads */
-  gsize slab_len;            /* floats in slab; 0 when every matrix is f32 */
-  float *slab;               /* (slab_len) widened weights */
+  float *scores;             /* (scores_len): attention rows, see fast_state_get () */
+  gsize slab_len;            /* floats in one thread's slab; 0 when every matrix is f32 */
+  float *slab;               /* (n_threads, slab_len) widened weight tiles */
   float *cos, *sin;          /* (cap, head_dim / 2) */
 };
 
@@ -107,7 +118,6 @@ fast_state_get (LscSession *s, int n)
   fast_state_free (s->fast);
 
   int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
-  int max_cols = MAX (MAX (c->dim, q_dim), c->hidden_dim);
   gsize n_ctx = s->params.n_ctx;
   LscFastState *f = g_new0 (LscFastState, 1);
   f->cap = cap;
@@ -119,20 +129,85 @@ fast_state_get (LscSession *s, int n)
   f->v = g_new (float, (gsize) cap * kv_dim);
   f->hb = g_new (float, (gsize) cap * c->hidden_dim);
   f->hb2 = g_new (float, (gsize) cap * c->hidden_dim);
-  /* at least one head of the block against the whole cache, and the small-T
-   * attention's (LSC_FAST_MAX_T, n_heads) rows; more heads up to SCORES_FLOATS */
-  f->scores_len = MAX ((gsize) cap, (gsize) LSC_FAST_MAX_T * c->n_heads) * n_ctx;
-  f->scores_len = MAX (f->scores_len, MIN ((gsize) c->n_heads * cap * n_ctx, SCORES_FLOATS));
+  /* attention rows: the decode's (LSC_FAST_MAX_T, n_heads) against the whole
+   * cache, or each thread's (ATTN_ROWS) rows of attention_block () */
+  f->scores_len = (gsize) MAX (LSC_FAST_MAX_T * c->n_heads,
+                               s->params.n_threads * MIN (cap, ATTN_ROWS)) * n_ctx;
   f->scores = g_new (float, f->scores_len);
   if (cap >= WIDEN_MIN_T && !all_f32 (s))
     {
-      f->slab_len = MAX ((gsize) SLAB_FLOATS, (gsize) 64 * max_cols);
-      f->slab = g_new (float, f->slab_len);
+      f->slab_len = SLAB_FLOATS;
+      f->slab = g_new (float, f->slab_len * s->params.n_threads);
     }
   f->cos = g_new (float, (gsize) cap * (c->head_dim / 2));
   f->sin = g_new (float, (gsize) cap * (c->head_dim / 2));
   s->fast = f;
   return f;
+}
+
+typedef struct {
+  float *y;                  /* (T, ldy) */
+  int ldy;
+  const LscMatrix *w;        /* (d, n) */
+} XwtOut;
+
+/* Y_i (T, W_i.rows) <- X (T, n) W_i^T for n_o matrices of n columns, with
+ * single-threaded OpenBLAS (the caller has set it so) inside ONE OpenMP
+ * region: each thread owns a contiguous share of every W_i's rows (output
+ * columns). An f32 share is one sgemm straight from the weights. Any other
+ * dtype is widened to f32 a tile of (SLAB_FLOATS / TILE_COLS) rows x
+ * TILE_COLS columns at a time into the thread's own L2-sized slab and
+ * multiplied at once (beta = 1 past the first column tile): the widened
+ * floats are read back from cache, not memory, and one thread widens while
+ * the other multiplies. Tall, narrow tiles measured best (1B, bf16, 2 cores:
+ * 1024 x 256 > 512 x 512 > 256 x 1024, ~8 %): every sgemm call packs its
+ * (T, TILE_COLS) slice of X again, once per tile_rows weight rows. */
+static void
+gemm_xwt_split (LscSession *s, const XwtOut *o, int n_o, const float *x, int T)
+{
+  LscFastState *f = s->fast;
+
+#pragma omp parallel num_threads (s->params.n_threads)
+  {
+    int tid = omp_get_thread_num (), nth = omp_get_num_threads ();
+    float *slab = f->slab + (gsize) tid * f->slab_len;    /* (slab_len) */
+    for (int i = 0; i < n_o; i++)
+      {
+        const LscMatrix *w = o[i].w;
+        int n = w->cols;
+        /* this thread's rows [lo, hi), whole ROW_BLOCKs */
+        int n_blocks = (w->rows + ROW_BLOCK - 1) / ROW_BLOCK;
+        int lo = MIN (w->rows, n_blocks * tid / nth * ROW_BLOCK);
+        int hi = MIN (w->rows, n_blocks * (tid + 1) / nth * ROW_BLOCK);
+        if (hi <= lo)
+          continue;
+        if (w->dtype == LSC_DTYPE_F32)
+          {
+            cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, hi - lo, n, 1.0f, x, n,
+                         (const float *) w->data + (size_t) lo * n, n, 0.0f, o[i].y + lo,
+                         o[i].ldy);
+            continue;
+          }
+        size_t row_bytes = lsc_dtype_row_bytes (w->dtype, n);
+        int kc = MIN (n, TILE_COLS);
+        int tile_rows = (int) MIN ((gsize) (hi - lo), f->slab_len / kc);
+        for (int r0 = lo; r0 < hi; r0 += tile_rows)
+          {
+            int rows = MIN (tile_rows, hi - r0);
+            for (int k0 = 0; k0 < n; k0 += kc)
+              {
+                int m = MIN (kc, n - k0);
+                const guint8 *src = (const guint8 *) w->data + (size_t) r0 * row_bytes
+                                    + lsc_dtype_row_bytes (w->dtype, k0);
+                for (int r = 0; r < rows; r++)     /* slab (rows, m) */
+                  lsc_fast_to_f32 (slab + (size_t) r * m, src + (size_t) r * row_bytes, w->dtype,
+                                   m);
+                cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, rows, m, 1.0f, x + k0, n,
+                             slab, m, k0 == 0 ? 0.0f : 1.0f, o[i].y + r0, o[i].ldy);
+              }
+          }
+      }
+  }
 }
 
 /* y rows [0, d) for T <= LSC_FAST_MAX_T tokens with the row kernel, every
@@ -150,110 +225,40 @@ xwt_rows (LscSession *s, float *y, int ldy, const float *x, int T, const LscMatr
     }
 }
 
-/* Y (T, W.rows) <- X (T, W.cols) W^T; ldy is Y's row stride.
+/* Y_i (T, W_i.rows) <- X (T, n) W_i^T for n_w matrices of n columns; ldy[i]
+ * is Y_i's row stride. Several matrices at once (q|k|v, gate|up) share one
+ * OpenMP region.
  *
- * Few tokens (decode): the row kernel, OpenMP across rows, no BLAS. Many: one
- * OpenBLAS GEMM, over f32 weights directly, else over slabs of rows widened
- * to f32 (OpenMP) just before. OpenBLAS is never called inside an OpenMP
- * region. */
-static void
-gemm_xwt (LscSession *s, float *y, int ldy, const float *x, int T, const LscMatrix *w)
-{
-  int n = w->cols, d = w->rows, nt = s->params.n_threads;
-
-  if (T <= LSC_FAST_MAX_T)
-    {
-      xwt_rows (s, y, ldy, x, T, w);
-      return;
-    }
-  if (w->dtype == LSC_DTYPE_F32)
-    {
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, d, n, 1.0f, x, n, w->data, n, 0.0f,
-                   y, ldy);
-      return;
-    }
-  if (T < WIDEN_MIN_T || s->fast->slab == NULL)
-    {
-      /* widening every row would cost more than reading them T / 8 times */
-      for (int t = 0; t < T; t += LSC_FAST_MAX_T)
-        xwt_rows (s, y + (size_t) t * ldy, ldy, x + (size_t) t * n, MIN (LSC_FAST_MAX_T, T - t),
-                  w);
-      return;
-    }
-
-  size_t row_bytes = lsc_dtype_row_bytes (w->dtype, n);
-  float *slab = s->fast->slab;    /* (slab_rows, n) */
-  int slab_rows = (int) MIN ((gsize) d, s->fast->slab_len / n);
-  for (int r0 = 0; r0 < d; r0 += slab_rows)
-    {
-      int rows = MIN (slab_rows, d - r0);
-      int n_blocks = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
-#pragma omp parallel for num_threads (nt) schedule (static)
-      for (int b = 0; b < n_blocks; b++)
-        {
-          int r = b * ROW_BLOCK;
-          lsc_fast_to_f32 (slab + (size_t) r * n,
-                           (const guint8 *) w->data + (size_t) (r0 + r) * row_bytes, w->dtype,
-                           (size_t) MIN (ROW_BLOCK, rows - r) * n);
-        }
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, rows, n, 1.0f, x, n, slab, n, 0.0f,
-                   y + r0, ldy);
-    }
-}
-
-/* Y_i (T, W_i.rows) <- X (T, n) W_i^T for n_w matrices of n columns. When
- * they are stored as f16/bf16/q8_0 and fit the slab together, they are
- * widened in one OpenMP region, then each is one GEMM: fewer regions, fewer
- * OpenMP-vs-OpenBLAS hand-overs. Otherwise one gemm_xwt () each. */
+ * Few tokens (decode): the row kernel, OpenMP across rows, no BLAS; also
+ * below WIDEN_MIN_T tokens for weights not in f32, where widening every row
+ * would cost more than reading them T / 8 times. Else gemm_xwt_split (). */
 static void
 gemm_xwt_group (LscSession *s, float *const *y, const int *ldy, const float *x, int T,
                 const LscMatrix *const *w, int n_w)
 {
-  LscFastState *f = s->fast;
-  int n = w[0]->cols;
-  gsize total = 0;
-  gboolean widen = T >= WIDEN_MIN_T && f->slab != NULL;
+  gboolean f32 = TRUE;
   for (int i = 0; i < n_w; i++)
-    {
-      widen = widen && w[i]->dtype != LSC_DTYPE_F32 && w[i]->cols == n;
-      total += (gsize) w[i]->rows * n;
-    }
-  if (!widen || total > f->slab_len)
+    f32 = f32 && w[i]->dtype == LSC_DTYPE_F32;
+  if (T <= LSC_FAST_MAX_T || (!f32 && (T < WIDEN_MIN_T || s->fast->slab == NULL)))
     {
       for (int i = 0; i < n_w; i++)
-        gemm_xwt (s, y[i], ldy[i], x, T, w[i]);
+        for (int t = 0; t < T; t += LSC_FAST_MAX_T)
+          xwt_rows (s, y[i] + (size_t) t * ldy[i], ldy[i], x + (size_t) t * w[i]->cols,
+                    MIN (LSC_FAST_MAX_T, T - t), w[i]);
       return;
     }
+  XwtOut o[4];
+  g_assert (n_w <= (int) G_N_ELEMENTS (o));
+  for (int i = 0; i < n_w; i++)
+    o[i] = (XwtOut) { y[i], ldy[i], w[i] };
+  gemm_xwt_split (s, o, n_w, x, T);
+}
 
-  /* the slab holds W_0 rows, then W_1 rows, ... (total / n, n) */
-  int n_blocks[4] = { 0 }, all_blocks = 0;
-  g_assert (n_w <= 4);
-  for (int i = 0; i < n_w; i++)
-    all_blocks += n_blocks[i] = (w[i]->rows + ROW_BLOCK - 1) / ROW_BLOCK;
-#pragma omp parallel for num_threads (s->params.n_threads) schedule (static)
-  for (int b = 0; b < all_blocks; b++)
-    {
-      int i = 0, bb = b;
-      gsize base = 0;
-      while (bb >= n_blocks[i])
-        {
-          bb -= n_blocks[i];
-          base += (gsize) w[i]->rows * n;
-          i++;
-        }
-      int r = bb * ROW_BLOCK;
-      size_t row_bytes = lsc_dtype_row_bytes (w[i]->dtype, n);
-      lsc_fast_to_f32 (f->slab + base + (size_t) r * n,
-                       (const guint8 *) w[i]->data + (size_t) r * row_bytes, w[i]->dtype,
-                       (size_t) MIN (ROW_BLOCK, w[i]->rows - r) * n);
-    }
-  gsize base = 0;
-  for (int i = 0; i < n_w; i++)
-    {
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, w[i]->rows, n, 1.0f, x, n,
-                   f->slab + base, n, 0.0f, y[i], ldy[i]);
-      base += (gsize) w[i]->rows * n;
-    }
+/* Y (T, W.rows) <- X (T, W.cols) W^T; ldy is Y's row stride. */
+static void
+gemm_xwt (LscSession *s, float *y, int ldy, const float *x, int T, const LscMatrix *w)
+{
+  gemm_xwt_group (s, &y, &ldy, x, T, &w, 1);
 }
 
 /* x (T, dim) += add (T, dim) when add is not NULL, then out (T, dim) <-
@@ -303,9 +308,12 @@ attention_rows (LscSession *s, int l, int start, int T, float *out)
 }
 
 /* Attention of the block's T query rows (positions start .. start + T - 1)
- * for one layer, written to out (T, q_dim). Heads go in chunks: S = Q K^T
- * per head (GEMM), one OpenMP region masks and softmaxes every row of the
- * chunk, then O = P V per head (GEMM). */
+ * for one layer, written to out (T, q_dim), in one OpenMP region whose
+ * threads call single-threaded OpenBLAS. A work item is one head and a chunk
+ * of rc query rows: S = Q K^T over the keys the chunk can see (GEMM), mask and
+ * softmax each row, O = P V (GEMM). Chunking the rows skips the keys past the
+ * chunk's last position (about half of S on a first block) and keeps each
+ * thread's scores (rc, n_keys) small, in cache. */
 static gboolean
 attention_block (LscSession *s, int l, int start, int T, float *out, LscCancelFunc cancel,
                  gpointer cancel_data)
@@ -313,58 +321,51 @@ attention_block (LscSession *s, int l, int start, int T, float *out, LscCancelFu
   const LscModelConfig *c = &s->c;
   LscFastState *f = s->fast;
   int hd = c->head_dim, q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd;
-  int group = c->n_heads / c->n_kv_heads;
+  int group = c->n_heads / c->n_kv_heads, nt = s->params.n_threads;
   int window = s->layers[l].window;
   float scale = 1.0f / sqrtf ((float) hd);
   const float *key_cache = s->key_cache + (size_t) l * s->params.n_ctx * kv_dim;
   const float *value_cache = s->value_cache + (size_t) l * s->params.n_ctx * kv_dim;
 
-  /* keys [lo, end) are visible to at least one row of the block */
-  int end = start + T;
-  int lo = window > 0 ? MAX (0, start - window + 1) : 0;
-  int n_keys = end - lo;
-  gsize per_head = (gsize) T * n_keys;
-  int chunk = (int) MIN ((gsize) c->n_heads, MAX (1, f->scores_len / per_head));
+  if (cancel != NULL && cancel (cancel_data))
+    return FALSE;
 
-  for (int h0 = 0; h0 < c->n_heads; h0 += chunk)
+  int rc = MIN (T, ATTN_ROWS);      /* query rows per chunk */
+  int n_chunks = (T + rc - 1) / rc;
+  int max_keys = start + T;         /* scores of a thread: (rc, max_keys), fits (fast_state_get) */
+
+#pragma omp parallel for num_threads (nt) schedule (dynamic, 1)
+  for (int item = 0; item < c->n_heads * n_chunks; item++)
     {
-      int nh = MIN (chunk, c->n_heads - h0);
-      if (cancel != NULL && cancel (cancel_data))
-        return FALSE;
+      /* the last chunks have the most keys: hand them out first */
+      int h = item % c->n_heads, t0 = (n_chunks - 1 - item / c->n_heads) * rc;
+      int rows = MIN (rc, T - t0);
+      float *scores = f->scores + (gsize) omp_get_thread_num () * rc * max_keys;
+      /* keys [lo, hi) are visible to at least one row of the chunk */
+      int hi = start + t0 + rows;
+      int lo = window > 0 ? MAX (0, start + t0 - window + 1) : 0;
+      int n_keys = hi - lo;
+      const float *kh = key_cache + (size_t) lo * kv_dim + (h / group) * hd;
+      const float *vh = value_cache + (size_t) lo * kv_dim + (h / group) * hd;
 
-      /* S_h (T, n_keys) = Q_h K_h^T * scale */
-      for (int j = 0; j < nh; j++)
-        {
-          int h = h0 + j;
-          cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, n_keys, hd, scale,
-                       f->q + h * hd, q_dim, key_cache + (size_t) lo * kv_dim + (h / group) * hd,
-                       kv_dim, 0.0f, f->scores + j * per_head, n_keys);
-        }
-
+      /* S (rows, n_keys) = Q_h K_h^T * scale */
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, rows, n_keys, hd, scale,
+                   f->q + (size_t) t0 * q_dim + h * hd, q_dim, kh, kv_dim, 0.0f, scores, n_keys);
       /* causal (and window) mask, softmax per row */
-#pragma omp parallel for num_threads (s->params.n_threads) schedule (static)
-      for (int jt = 0; jt < nh * T; jt++)
+      for (int t = 0; t < rows; t++)
         {
-          int t = jt % T;
-          int pos = start + t;
+          int pos = start + t0 + t;
           int first = window > 0 ? MAX (0, pos - window + 1) : 0;
-          float *row = f->scores + (size_t) jt * n_keys;
+          float *row = scores + (size_t) t * n_keys;
           for (int j = 0; j < first - lo; j++)
             row[j] = 0.0f;
           lsc_softmax (row + (first - lo), pos - first + 1);
           for (int j = pos + 1 - lo; j < n_keys; j++)
             row[j] = 0.0f;
         }
-
-      /* O_h (T, hd) = P_h V_h */
-      for (int j = 0; j < nh; j++)
-        {
-          int h = h0 + j;
-          cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, n_keys, 1.0f,
-                       f->scores + j * per_head, n_keys,
-                       value_cache + (size_t) lo * kv_dim + (h / group) * hd, kv_dim, 0.0f,
-                       out + h * hd, q_dim);
-        }
+      /* O_h (rows, hd) = P V_h */
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, n_keys, 1.0f, scores,
+                   n_keys, vh, kv_dim, 0.0f, out + (size_t) t0 * q_dim + h * hd, q_dim);
     }
   return TRUE;
 }
@@ -472,9 +473,15 @@ _lsc_session_eval_fast (LscSession *s, const gint32 *tokens, int n, float *logit
 {
   int vocab = s->output.rows;
   fast_state_get (s, n);
-  openblas_set_num_threads (s->params.n_threads);
+  /* every BLAS call of this path runs inside an OpenMP region (see the top):
+   * single-threaded OpenBLAS, set once per evaluation, not per GEMM; decode
+   * (n <= LSC_FAST_MAX_T) calls no BLAS at all */
+  gboolean blas = n > LSC_FAST_MAX_T;
+  if (blas)
+    openblas_set_num_threads (1);
 
-  for (int done = 0; done < n; done += BLOCK_TOKENS)
+  gboolean ok = TRUE;
+  for (int done = 0; ok && done < n; done += BLOCK_TOKENS)
     {
       int T = MIN (BLOCK_TOKENS, n - done);
       gboolean last = done + T == n;
@@ -483,8 +490,9 @@ _lsc_session_eval_fast (LscSession *s, const gint32 *tokens, int n, float *logit
         out = logits + (size_t) done * vocab;
       else if (logits != NULL && last)
         out = logits;
-      if (!forward_block (s, tokens + done, s->pos + done, T, out, all_logits, cancel, cancel_data))
-        return FALSE;
+      ok = forward_block (s, tokens + done, s->pos + done, T, out, all_logits, cancel, cancel_data);
     }
-  return TRUE;
+  if (blas)   /* for the other users of OpenBLAS in this process */
+    openblas_set_num_threads (s->params.n_threads);
+  return ok;
 }
