@@ -135,6 +135,26 @@ _lsc_attention_wants (const LscAttentionStore *a, int layer, int pos)
          && pos < a->row_start + a->row_cap;
 }
 
+float
+_lsc_attention_refine_lse (const float *q, const float *keys, int kv_dim, int hd,
+                           const float *p, int n, float scale, float lse)
+{
+  double corr = 0.0;
+  for (int j = 0; j < n; j++)
+    {
+      if (p[j] < LSC_REFINE_MIN_P)
+        continue;
+      const float *k = keys + (gsize) j * kv_dim;
+      double dot = 0.0;
+      for (int d = 0; d < hd; d++)
+        dot += (double) q[d] * k[d];
+      /* the logit the float path used, recovered from its probability */
+      double x32 = log ((double) p[j]) + lse;
+      corr += p[j] * expm1 (scale * dot - x32);
+    }
+  return (float) (lse + log1p (corr));
+}
+
 void
 _lsc_attention_put (LscAttentionStore *a, int layer, int head, int pos, const float *q,
                     float lse, float scale)

@@ -61,6 +61,7 @@ struct _LscFastState {
   float *hb, *hb2;           /* (cap, hidden) */
   gsize scores_len;          /* floats in scores */
   float *scores;             /* (scores_len): attention rows, see fast_state_get () */
+  guint8 *hidden;            /* (n_threads, n_ctx) mask-hook scratch, NULL without a mask hook */
   gsize slab_len;            /* floats in one thread's slab; 0 when every matrix is f32 */
   float *slab;               /* (n_threads, slab_len) widened weight tiles */
   float *cos, *sin;          /* (cap, head_dim / 2) */
@@ -80,6 +81,7 @@ fast_state_free (LscFastState *f)
   g_free (f->hb);
   g_free (f->hb2);
   g_free (f->scores);
+  g_free (f->hidden);
   g_free (f->slab);
   g_free (f->cos);
   g_free (f->sin);
@@ -134,6 +136,8 @@ fast_state_get (LscSession *s, int n)
   f->scores_len = (gsize) MAX (LSC_FAST_MAX_T * c->n_heads,
                                s->params.n_threads * MIN (cap, ATTN_ROWS)) * n_ctx;
   f->scores = g_new (float, f->scores_len);
+  if (s->params.hooks.mask_row != NULL)
+    f->hidden = g_new (guint8, (gsize) s->params.n_threads * n_ctx);
   if (cap >= WIDEN_MIN_T && !all_f32 (s))
     {
       f->slab_len = SLAB_FLOATS;
@@ -299,11 +303,28 @@ attention_rows (LscSession *s, int l, int start, int T, float *out)
       int t = th / c->n_heads, h = th % c->n_heads, kvh = h / group;
       int pos = start + t;
       int first = window > 0 ? MAX (0, pos - window + 1) : 0;
-      lsc_fast_attend_one (out + (size_t) t * q_dim + h * hd, f->scores + (size_t) th * n_ctx,
-                           f->q + (size_t) t * q_dim + h * hd,
-                           key_cache + (size_t) first * kv_dim + kvh * hd,
-                           value_cache + (size_t) first * kv_dim + kvh * hd, pos - first + 1, hd,
-                           kv_dim, scale);
+      const float *q = f->q + (size_t) t * q_dim + h * hd;
+      float *o = out + (size_t) t * q_dim + h * hd;
+      float *att = f->scores + (size_t) th * n_ctx;
+      if (f->hidden != NULL)
+        {
+          /* a mask hook: the reference row, which applies it */
+          _lsc_attend_row (s, l, h, pos, q, o, att,
+                           f->hidden + (gsize) omp_get_thread_num () * n_ctx);
+          continue;
+        }
+      float row_scale = scale;
+      if (s->params.hooks.scale != NULL)
+        row_scale *= s->params.hooks.scale (s->params.hooks.data, l, h, pos);
+      float lse = lsc_fast_attend_one (o, att, q, key_cache + (size_t) first * kv_dim + kvh * hd,
+                                       value_cache + (size_t) first * kv_dim + kvh * hd,
+                                       pos - first + 1, hd, kv_dim, row_scale);
+      if (_lsc_attention_wants (s->attention, l, pos))
+        {
+          lse = _lsc_attention_refine_lse (q, key_cache + (size_t) first * kv_dim + kvh * hd, kv_dim,
+                                           hd, att, pos - first + 1, row_scale, lse);
+          _lsc_attention_put (s->attention, l, h, pos, q, lse, row_scale);
+        }
     }
 }
 
@@ -351,17 +372,43 @@ attention_block (LscSession *s, int l, int start, int T, float *out, LscCancelFu
       /* S (rows, n_keys) = Q_h K_h^T * scale */
       cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, rows, n_keys, hd, scale,
                    f->q + (size_t) t0 * q_dim + h * hd, q_dim, kh, kv_dim, 0.0f, scores, n_keys);
-      /* causal (and window) mask, softmax per row */
+      /* causal (and window) mask, hooks, softmax per row; captured rows keep
+       * their query and normaliser */
+      guint8 *hidden = f->hidden != NULL ? f->hidden + (gsize) omp_get_thread_num () * s->params.n_ctx
+                                         : NULL;
       for (int t = 0; t < rows; t++)
         {
           int pos = start + t0 + t;
           int first = window > 0 ? MAX (0, pos - window + 1) : 0;
           float *row = scores + (size_t) t * n_keys;
+          float row_scale = scale;
+          if (s->params.hooks.scale != NULL)
+            {
+              float temp = s->params.hooks.scale (s->params.hooks.data, l, h, pos);
+              row_scale *= temp;
+              for (int j = first - lo; j <= pos - lo; j++)
+                row[j] *= temp;
+            }
+          if (hidden != NULL)
+            {
+              memset (hidden, 0, (size_t) pos + 1);
+              s->params.hooks.mask_row (s->params.hooks.data, l, h, pos, hidden);
+              for (int j = first; j <= pos; j++)
+                if (hidden[j])
+                  row[j - lo] = -INFINITY;
+            }
           for (int j = 0; j < first - lo; j++)
             row[j] = 0.0f;
-          lsc_softmax (row + (first - lo), pos - first + 1);
+          float lse = lsc_softmax_lse (row + (first - lo), pos - first + 1);
           for (int j = pos + 1 - lo; j < n_keys; j++)
             row[j] = 0.0f;
+          if (_lsc_attention_wants (s->attention, l, pos))
+            {
+              const float *q = f->q + (size_t) (t0 + t) * q_dim + h * hd;
+              lse = _lsc_attention_refine_lse (q, kh + (size_t) (first - lo) * kv_dim, kv_dim, hd,
+                                               row + (first - lo), pos - first + 1, row_scale, lse);
+              _lsc_attention_put (s->attention, l, h, pos, q, lse, row_scale);
+            }
         }
       /* O_h (rows, hd) = P V_h */
       cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, n_keys, 1.0f, scores,

@@ -63,6 +63,12 @@ struct _LscSession {
 };
 
 int _lsc_layer_window (const LscModelConfig *c, int layer);
+/* The reference attention of one query row: out (head_dim) <- the head's
+ * attention over the cached keys/values of layer l at position pos, with the
+ * session's hooks applied and the row captured when the plan says so.
+ * att (n_ctx) and hidden (n_ctx) are scratch. */
+void _lsc_attend_row (LscSession *s, int l, int h, int pos, const float *q, float *out,
+                      float *att, guint8 *hidden);
 void _lsc_session_prepare_rope (LscSession *s, int seq_len);
 /* out (dim) <- embedding row of token */
 void _lsc_embed (const LscSession *s, int token, float *out);
@@ -77,6 +83,15 @@ LscAttentionStore *_lsc_attention_store_new (const LscSession *s, const LscCaptu
 void _lsc_attention_store_free (LscAttentionStore *store);
 /* TRUE when row `pos` of `layer` is captured (store may be NULL). */
 gboolean _lsc_attention_wants (const LscAttentionStore *store, int layer, int pos);
+/* The float32 paths compute a row's scores with float dot products; a tile
+ * recomputed in double would disagree with their normaliser by the float
+ * rounding of the large logits. This corrects lse to the double-precision
+ * scores of the keys that carry the mass (p >= LSC_REFINE_MIN_P):
+ * lse64 = lse + ln(1 + sum_j p_j (exp(x64_j - x32_j) - 1)), over the row's
+ * keys (n, kv_dim apart) and probabilities p (n). */
+#define LSC_REFINE_MIN_P 1e-3f
+float _lsc_attention_refine_lse (const float *q, const float *keys, int kv_dim, int hd,
+                                 const float *p, int n, float scale, float lse);
 /* Records query q (head_dim), the normaliser and the logit scale of (layer, head, pos). */
 void _lsc_attention_put (LscAttentionStore *store, int layer, int head, int pos, const float *q,
                          float lse, float scale);

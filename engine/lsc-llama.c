@@ -241,6 +241,56 @@ add_bias (float *x, const float *b, int n)
       x[i] += b[i];
 }
 
+void
+_lsc_attend_row (LscSession *s, int l, int h, int pos, const float *q, float *out, float *att,
+                 guint8 *hidden)
+{
+  const LscModelConfig *c = &s->c;
+  int hd = c->head_dim, n_ctx = s->params.n_ctx;
+  int kv_dim = c->n_kv_heads * hd;
+  int kvh = h / (c->n_heads / c->n_kv_heads);
+  int window = s->layers[l].window;
+  int first = window > 0 ? MAX (0, pos - window + 1) : 0;
+  const float *key_cache = s->key_cache + (size_t) l * n_ctx * kv_dim;     /* (n_ctx, kv_dim) */
+  const float *value_cache = s->value_cache + (size_t) l * n_ctx * kv_dim; /* (n_ctx, kv_dim) */
+
+  /* the logit scale, times a plugin's temperature */
+  float row_scale = 1.0f / sqrtf ((float) hd);
+  if (s->params.hooks.scale != NULL)
+    row_scale *= s->params.hooks.scale (s->params.hooks.data, l, h, pos);
+  for (int t = first; t <= pos; t++)
+    {
+      /* accumulated in double: the normaliser then matches a float64 softmax
+       * of the same q and k, which captured tiles are held to */
+      const float *k = key_cache + (size_t) t * kv_dim + kvh * hd;
+      double score = 0.0;
+      for (int i = 0; i < hd; i++)
+        score += (double) q[i] * k[i];
+      att[t - first] = (float) (score * row_scale);
+    }
+  /* keys a plugin or KV policy hides */
+  if (s->params.hooks.mask_row != NULL)
+    {
+      memset (hidden, 0, (size_t) pos + 1);
+      s->params.hooks.mask_row (s->params.hooks.data, l, h, pos, hidden);
+      for (int t = first; t <= pos; t++)
+        if (hidden[t])
+          att[t - first] = -INFINITY;
+    }
+  float lse = lsc_softmax_lse (att, pos - first + 1);
+  if (_lsc_attention_wants (s->attention, l, pos))
+    _lsc_attention_put (s->attention, l, h, pos, q, lse, row_scale);
+
+  memset (out, 0, hd * sizeof (float));
+  for (int t = first; t <= pos; t++)
+    {
+      const float *v = value_cache + (size_t) t * kv_dim + kvh * hd;
+      float a = att[t - first];
+      for (int i = 0; i < hd; i++)
+        out[i] += a * v[i];
+    }
+}
+
 /* The reference forward of one token at position pos; logits (vocab) may be NULL. */
 static gboolean
 forward_token (LscSession *s, int token, int pos, float *logits, LscCancelFunc cancel,
@@ -249,8 +299,6 @@ forward_token (LscSession *s, int token, int pos, float *logits, LscCancelFunc c
   const LscModelConfig *c = &s->c;
   int dim = c->dim, hd = c->head_dim, n_ctx = s->params.n_ctx;
   int kv_dim = c->n_kv_heads * hd;
-  int group = c->n_heads / c->n_kv_heads;   /* query heads per KV head (GQA) */
-  float scale = 1.0f / sqrtf ((float) hd);
   float *x = s->x;
 
   /* the token's embedding row */
@@ -284,49 +332,8 @@ forward_token (LscSession *s, int token, int pos, float *logits, LscCancelFunc c
       memcpy (value_cache + (size_t) pos * kv_dim, s->v, kv_dim * sizeof (float));
 
       /* multi-head attention over positions [first, pos]; query head h reads KV head h / group */
-      int first = L->window > 0 ? MAX (0, pos - L->window + 1) : 0;
       for (int h = 0; h < c->n_heads; h++)
-        {
-          const float *q = s->q + h * hd;
-          int kvh = h / group;
-          float *att = s->att;
-          /* the logit scale, times a plugin's temperature */
-          float row_scale = scale;
-          if (s->params.hooks.scale != NULL)
-            row_scale *= s->params.hooks.scale (s->params.hooks.data, l, h, pos);
-          for (int t = first; t <= pos; t++)
-            {
-              /* accumulated in double: the normaliser then matches a float64
-               * softmax of the same q and k, which captured tiles are held to */
-              const float *k = key_cache + (size_t) t * kv_dim + kvh * hd;
-              double score = 0.0;
-              for (int i = 0; i < hd; i++)
-                score += (double) q[i] * k[i];
-              att[t - first] = (float) (score * row_scale);
-            }
-          /* keys a plugin or KV policy hides */
-          if (s->params.hooks.mask_row != NULL)
-            {
-              memset (s->hidden, 0, (size_t) pos + 1);
-              s->params.hooks.mask_row (s->params.hooks.data, l, h, pos, s->hidden);
-              for (int t = first; t <= pos; t++)
-                if (s->hidden[t])
-                  att[t - first] = -INFINITY;
-            }
-          float lse = lsc_softmax_lse (att, pos - first + 1);
-          if (_lsc_attention_wants (s->attention, l, pos))
-            _lsc_attention_put (s->attention, l, h, pos, q, lse, row_scale);
-
-          float *out = s->xb + h * hd;
-          memset (out, 0, hd * sizeof (float));
-          for (int t = first; t <= pos; t++)
-            {
-              const float *v = value_cache + (size_t) t * kv_dim + kvh * hd;
-              float a = att[t - first];
-              for (int i = 0; i < hd; i++)
-                out[i] += a * v[i];
-            }
-        }
+        _lsc_attend_row (s, l, h, pos, s->q + h * hd, s->xb + h * hd, s->att, s->hidden);
 
       /* output projection and residual */
       lsc_matvec (s->xb2, s->xb, L->wo.data, L->wo.dtype, L->wo.cols, dim);
@@ -380,8 +387,7 @@ lsc_session_eval (LscSession *s, const gint32 *tokens, int n, float *logits, gbo
   _lsc_session_prepare_rope (s, s->pos + n);
 
   gboolean ok;
-  if (s->params.reference || s->attention != NULL || s->params.hooks.scale != NULL
-      || s->params.hooks.mask_row != NULL)
+  if (s->params.reference)
     {
       ok = TRUE;
       for (int i = 0; ok && i < n; i++)

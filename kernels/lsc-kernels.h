@@ -122,6 +122,7 @@ void lsc_fast_xwt_rows (float *y, int ldy, const float *x, int ldx, int T, const
 LscStatus lsc_fast_to_f32 (float *out, const void *in, LscDType dtype, size_t n);
 /* One query head against n_keys cached keys/values (rows `stride` floats
  * apart): att (n_keys) <- softmax(scale * keys q), out (head_dim) <- att^T
- * values. Reference: the attention loop of forward_token () (lsc-llama.c). */
-void lsc_fast_attend_one (float *out, float *att, const float *q, const float *keys,
-                          const float *values, int n_keys, int head_dim, int stride, float scale);
+ * values; returns the row's log-sum-exp. Reference: the attention loop of
+ * forward_token () (lsc-llama.c). */
+float lsc_fast_attend_one (float *out, float *att, const float *q, const float *keys,
+                           const float *values, int n_keys, int head_dim, int stride, float scale);

@@ -261,7 +261,9 @@ test_hooks (void)
   g_assert_cmpfloat (row[99], >=, 0.0f);
 }
 
-/* Reference and fast paths capture the same store. */
+/* Reference and fast paths capture the same maps: their queries and keys
+ * differ by the forward's own float rounding (GEMM vs matrix-vector sums),
+ * so the maps agree to that, not to the tiles' float64 tolerance. */
 static void
 test_paths_agree (void)
 {
@@ -280,7 +282,7 @@ test_paths_agree (void)
         g_assert_true (lsc_attention_tile (f.store, l, h, 0, 150, 0, 150, 0, a, &error));
         g_assert_true (lsc_attention_tile (r.store, l, h, 0, 150, 0, 150, 0, b, &error));
         for (int i = 0; i < 150 * 150; i++)
-          g_assert_cmpfloat (fabsf (a[i] - b[i]), <=, 1e-6f + 1e-5f * b[i]);
+          g_assert_cmpfloat (fabsf (a[i] - b[i]), <=, 1e-5f + 1e-4f * b[i]);
       }
 }
 

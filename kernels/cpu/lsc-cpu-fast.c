@@ -197,7 +197,7 @@ lsc_fast_to_f32 (float *out, const void *in, LscDType dtype, size_t n)
   return LSC_STATUS_UNSUPPORTED;
 }
 
-LSC_CLONES void
+LSC_CLONES float
 lsc_fast_attend_one (float *out, float *att, const float *q, const float *keys,
                      const float *values, int n_keys, int head_dim, int stride, float scale)
 {
@@ -217,7 +217,7 @@ lsc_fast_attend_one (float *out, float *att, const float *q, const float *keys,
       att[j] = (reduce_lanes (a) + tail) * scale;
     }
 
-  lsc_softmax (att, n_keys);
+  float lse = lsc_softmax_lse (att, n_keys);
 
   /* weighted sum of the values */
   memset (out, 0, (size_t) head_dim * sizeof (float));
@@ -228,4 +228,5 @@ lsc_fast_attend_one (float *out, float *att, const float *q, const float *keys,
       for (int i = 0; i < head_dim; i++)
         out[i] += p * v[i];
     }
+  return lse;
 }
