@@ -56,10 +56,12 @@ lsc_app_render_figure (const LscFigureSpec *spec, gpointer user_data, GError **e
       fig = lsc_figure_new_bar_chart (spec->labels, spec->y, spec->n, spec->max_bars, &chart, error);
       break;
     case LSC_FIGURE_SPEC_LINE:
-      chart.legend = FALSE;
+      chart.legend = spec->series_names != NULL;
       fig = lsc_figure_new_line_chart (&chart, error);
-      if (fig != NULL && !lsc_figure_add_series (fig, NULL, spec->x, spec->y, spec->n, error))
-        return FALSE;
+      for (int i = 0; fig != NULL && i < MAX (spec->n_series, 1); i++)
+        if (!lsc_figure_add_series (fig, spec->series_names ? spec->series_names[i] : NULL, spec->x,
+                                    spec->y + (gsize) i * spec->n, spec->n, error))
+          return FALSE;
       break;
     }
   if (fig == NULL)

@@ -14,6 +14,11 @@
  *           one value per head, layers x heads
  *   {"kind": "loss"}
  *           teacher-forced negative log-likelihood against position (needs "score")
+ *   {"kind": "retrieval_scores"}          retrieval scores, layers x heads
+ *   {"kind": "retrieval_ranking", "top": N}   the N best heads as bars (20)
+ *   {"kind": "ablation"}                  needle recall against the number of masked heads,
+ *                                         retrieval heads vs random heads
+ *           (the last three in a job with a "retrieval" section)
  *
  * The engine prepares the numbers and labels; the drawing is the caller's
  * LscFigureFunc (ui/figures in the app), so the engine needs no Cairo.
@@ -98,20 +103,22 @@ get_choice (json_object *o, const char *key, const char *const *choices, char **
 static gboolean
 parse_one (LscJobFigure *f, const char *job, guint i, json_object *o, GError **error)
 {
-  static const char *const kinds[] = { "attention", "pyramid", "stats", "loss", NULL };
+  static const char *const kinds[] = { "attention", "pyramid", "stats", "loss", "retrieval_scores",
+                                       "retrieval_ranking", "ablation", NULL };
   static const char *const colormaps[] = { "viridis", "magma", "rdbu_r", NULL };
   static const char *const scales[] = { "linear", "log", "quantile", NULL };
   static const char *const stats[] = { "entropy", "sink_mass", "max_prob", "mean_distance", NULL };
   static const char *const reduces[] = { "max", "mean", NULL };
   static const char *const known[] = { "kind", "file", "title", "colormap", "scale", "dpi",
                                        "layer", "head", "rows", "keys", "level", "reduce", "stat",
-                                       NULL };
+                                       "top", NULL };
   json_object *v;
   g_autofree char *kind = NULL, *reduce = NULL;
 
   memset (f, 0, sizeof *f);
   f->dpi = 150;
   f->level = -1;
+  f->top = 20;
   f->colormap = g_strdup ("viridis");
   f->scale = g_strdup ("linear");
   if (!json_object_is_type (o, json_type_object))
@@ -128,7 +135,8 @@ parse_one (LscJobFigure *f, const char *job, guint i, json_object *o, GError **e
         }
     }
   if (!get_choice (o, "kind", kinds, &kind) || kind == NULL)
-    return bad (error, job, i, "kind", "\"attention\", \"pyramid\", \"stats\" or \"loss\"",
+    return bad (error, job, i, "kind", "\"attention\", \"pyramid\", \"stats\", \"loss\", "
+                "\"retrieval_scores\", \"retrieval_ranking\" or \"ablation\"",
                 json_object_object_get (o, "kind"));
   if (!get_choice (o, "colormap", colormaps, &f->colormap))
     return bad (error, job, i, "colormap", "\"viridis\", \"magma\" or \"rdbu_r\"",
@@ -186,10 +194,27 @@ parse_one (LscJobFigure *f, const char *job, guint i, json_object *o, GError **e
                     "\"mean_distance\"", json_object_object_get (o, "stat"));
       f->file = g_strdup_printf ("stats-%s.png", f->stat);
     }
-  else
+  else if (strcmp (kind, "loss") == 0)
     {
       f->kind = LSC_JOB_FIGURE_LOSS;
       f->file = g_strdup ("loss.png");
+    }
+  else if (strcmp (kind, "retrieval_scores") == 0)
+    {
+      f->kind = LSC_JOB_FIGURE_RETRIEVAL_SCORES;
+      f->file = g_strdup ("retrieval-scores.png");
+    }
+  else if (strcmp (kind, "retrieval_ranking") == 0)
+    {
+      f->kind = LSC_JOB_FIGURE_RETRIEVAL_RANKING;
+      if (json_object_object_get (o, "top") != NULL && (!get_int (o, "top", &f->top) || f->top < 1))
+        return bad (error, job, i, "top", "a number of heads >= 1", json_object_object_get (o, "top"));
+      f->file = g_strdup ("retrieval-ranking.png");
+    }
+  else
+    {
+      f->kind = LSC_JOB_FIGURE_ABLATION;
+      f->file = g_strdup ("ablation.png");
     }
 
   if ((v = json_object_object_get (o, "file")) != NULL)
@@ -207,12 +232,12 @@ parse_one (LscJobFigure *f, const char *job, guint i, json_object *o, GError **e
 }
 
 GArray *
-_lsc_job_figures_parse (const char *job, json_object *array, gboolean *needs_capture,
-                        gboolean *needs_score, GError **error)
+_lsc_job_figures_parse (const char *job, json_object *array, LscJobFigureNeeds *needs,
+                        GError **error)
 {
   GArray *figures = g_array_new (FALSE, TRUE, sizeof (LscJobFigure));
 
-  *needs_capture = *needs_score = FALSE;
+  memset (needs, 0, sizeof *needs);
   if (!json_object_is_type (array, json_type_array))
     {
       g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
@@ -230,8 +255,13 @@ _lsc_job_figures_parse (const char *job, json_object *array, gboolean *needs_cap
           _lsc_job_figures_free (figures);
           return NULL;
         }
-      *needs_capture |= f.kind != LSC_JOB_FIGURE_LOSS;
-      *needs_score |= f.kind == LSC_JOB_FIGURE_LOSS;
+      gboolean retrieval = f.kind == LSC_JOB_FIGURE_RETRIEVAL_SCORES
+                           || f.kind == LSC_JOB_FIGURE_RETRIEVAL_RANKING
+                           || f.kind == LSC_JOB_FIGURE_ABLATION;
+      needs->capture |= f.kind <= LSC_JOB_FIGURE_STATS;
+      needs->score |= f.kind == LSC_JOB_FIGURE_LOSS;
+      needs->retrieval |= retrieval;
+      needs->other |= !retrieval;
       g_array_append_val (figures, f);
     }
   return figures;
@@ -247,6 +277,97 @@ token_labels (const LscJobFigureContext *ctx, int p0, int p1)
                        ? lsc_tokenizer_decode (ctx->tokenizer, &ctx->tokens[p], 1)
                        : g_strdup ("");
   return labels;
+}
+
+/* The retrieval figures read results.json's "retrieval" and "ablation". */
+static gboolean
+retrieval_figure (const LscJobFigure *f, const LscJobFigureContext *ctx, LscFigureSpec *spec,
+                  char **title, float **cells, double **x, double **y, char ***labels,
+                  GError **error)
+{
+  json_object *ret = json_object_object_get (ctx->results, "retrieval");
+  json_object *scores = json_object_object_get (ret, "scores");
+  json_object *ranking = json_object_object_get (ret, "ranking");
+
+  if (f->kind != LSC_JOB_FIGURE_ABLATION && !json_object_is_type (ranking, json_type_array))
+    {
+      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                   "%s: no retrieval scores to draw (no sample passed the recall filter)", f->file);
+      return FALSE;
+    }
+  if (f->kind == LSC_JOB_FIGURE_RETRIEVAL_SCORES)
+    {
+      int L = ctx->config->n_layers, H = ctx->config->n_heads;
+      *cells = g_new (float, (gsize) L * H);
+      for (int l = 0; l < L; l++)
+        for (int h = 0; h < H; h++)
+          (*cells)[l * H + h] = (float) json_object_get_double (
+            json_object_array_get_idx (json_object_array_get_idx (scores, l), h));
+      *title = g_strdup ("Retrieval score per head");
+      spec->kind = LSC_FIGURE_SPEC_HEATMAP;
+      spec->data = *cells;
+      spec->rows = L;
+      spec->cols = H;
+      spec->x_label = "Head";
+      spec->y_label = "Layer";
+      spec->value_label = "Retrieval score";
+      return TRUE;
+    }
+  if (f->kind == LSC_JOB_FIGURE_RETRIEVAL_RANKING)
+    {
+      int n = MIN ((int) json_object_array_length (ranking), f->top);
+      *labels = g_new0 (char *, n + 1);
+      *y = g_new (double, MAX (n, 1));
+      for (int i = 0; i < n; i++)
+        {
+          json_object *e = json_object_array_get_idx (ranking, i);
+          (*labels)[i] = g_strdup_printf ("layer %d head %d",
+                                          json_object_get_int (json_object_object_get (e, "layer")),
+                                          json_object_get_int (json_object_object_get (e, "head")));
+          (*y)[i] = json_object_get_double (json_object_object_get (e, "score"));
+        }
+      *title = g_strdup_printf ("Top %d retrieval heads", n);
+      spec->kind = LSC_FIGURE_SPEC_BARS;
+      spec->labels = (const char *const *) *labels;
+      spec->y = *y;
+      spec->n = n;
+      spec->x_label = "Retrieval score";
+      return TRUE;
+    }
+
+  /* ablation: recall at K = 0 (the baseline) and at each K, both kinds of heads masked */
+  json_object *abl = json_object_object_get (ctx->results, "ablation");
+  json_object *ks = json_object_object_get (abl, "k");
+  if (!json_object_is_type (ks, json_type_array) || json_object_array_length (ks) == 0)
+    {
+      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                   "%s: no ablation results to draw (give \"ablation\": [K, ...] and make sure "
+                   "some sample passes the recall filter)", f->file);
+      return FALSE;
+    }
+  int n = (int) json_object_array_length (ks) + 1;
+  static const char *const names[] = { "retrieval heads masked", "random heads masked" };
+  *x = g_new (double, n);
+  *y = g_new (double, 2 * n);
+  (*x)[0] = 0;
+  (*y)[0] = (*y)[n] = json_object_get_double (json_object_object_get (abl, "baseline_recall"));
+  for (int i = 1; i < n; i++)
+    {
+      json_object *e = json_object_array_get_idx (ks, i - 1);
+      (*x)[i] = json_object_get_int (json_object_object_get (e, "k"));
+      (*y)[i] = json_object_get_double (json_object_object_get (e, "retrieval_recall"));
+      (*y)[n + i] = json_object_get_double (json_object_object_get (e, "random_recall"));
+    }
+  *title = g_strdup ("Needle recall with heads masked");
+  spec->kind = LSC_FIGURE_SPEC_LINE;
+  spec->x = *x;
+  spec->y = *y;
+  spec->n = n;
+  spec->n_series = 2;
+  spec->series_names = names;
+  spec->x_label = "Heads masked";
+  spec->y_label = "Mean ROUGE-1 recall";
+  return TRUE;
 }
 
 static gboolean
@@ -356,6 +477,12 @@ render_one (const LscJobFigure *f, const LscJobFigureContext *ctx, const char *p
       spec.n = ctx->n_score;
       spec.x_label = "Position";
       spec.y_label = "Negative log-likelihood (nats)";
+      break;
+    case LSC_JOB_FIGURE_RETRIEVAL_SCORES:
+    case LSC_JOB_FIGURE_RETRIEVAL_RANKING:
+    case LSC_JOB_FIGURE_ABLATION:
+      if (!retrieval_figure (f, ctx, &spec, &title, &cells, &x, &y, &row_labels, error))
+        return FALSE;
       break;
     }
   spec.title = f->title != NULL ? f->title : title;

@@ -50,6 +50,9 @@ typedef enum {
   LSC_JOB_FIGURE_PYRAMID,      /* a pooled level of a whole map */
   LSC_JOB_FIGURE_STATS,        /* a per-head statistic, layers x heads */
   LSC_JOB_FIGURE_LOSS,         /* teacher-forced loss against position */
+  LSC_JOB_FIGURE_RETRIEVAL_SCORES,  /* retrieval scores, layers x heads */
+  LSC_JOB_FIGURE_RETRIEVAL_RANKING, /* the top retrieval heads as bars */
+  LSC_JOB_FIGURE_ABLATION,     /* needle recall against masked heads */
 } LscJobFigureKind;
 
 typedef struct {
@@ -63,12 +66,21 @@ typedef struct {
   int level;                   /* pyramid: index, -1 = the first with at most 512 x 512 blocks */
   gboolean reduce_mean;        /* pyramid: mean instead of max */
   char *stat;                  /* stats: entropy, sink_mass, max_prob, mean_distance */
+  int top;                     /* retrieval_ranking: bars (20) */
 } LscJobFigure;
 
+/* What a job's figures need from the rest of the job. */
+typedef struct {
+  gboolean capture;            /* attention, pyramid, stats */
+  gboolean score;              /* loss */
+  gboolean retrieval;          /* retrieval_scores, retrieval_ranking, ablation */
+  gboolean other;              /* any figure that is not a retrieval one */
+} LscJobFigureNeeds;
+
 /* Parses $.figures into figures (element-type LscJobFigure, cleared with
- * _lsc_job_figures_free). needs_capture / needs_score report what they use. */
-GArray *_lsc_job_figures_parse (const char *job_name, json_object *array, gboolean *needs_capture,
-                                gboolean *needs_score, GError **error);
+ * _lsc_job_figures_free) and says what they need. */
+GArray *_lsc_job_figures_parse (const char *job_name, json_object *array, LscJobFigureNeeds *needs,
+                                GError **error);
 void _lsc_job_figures_free (GArray *figures);
 
 typedef struct {
@@ -81,6 +93,7 @@ typedef struct {
   const double *score;         /* (n_score) teacher-forced log-probabilities, or NULL */
   int n_score;
   int sink_tokens;
+  json_object *results;        /* results.json so far: the retrieval figures read it */
 } LscJobFigureContext;
 
 /* Draws every figure through `render` into output_dir; returns the written

@@ -280,17 +280,30 @@ job_parse (LscJob *job, const char *text, gsize len, GError **error)
     }
   if ((v = get (job, "figures")) != NULL)
     {
-      gboolean needs_capture, needs_score;
-      job->figures = _lsc_job_figures_parse (job->name, v, &needs_capture, &needs_score, error);
+      LscJobFigureNeeds needs;
+      job->figures = _lsc_job_figures_parse (job->name, v, &needs, error);
       if (job->figures == NULL)
         return FALSE;
-      if (needs_capture && !job->capture.enabled)
+      if (needs.retrieval && get (job, "retrieval") == NULL)
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: $.figures: retrieval figures need a \"retrieval\" section", job->name);
+          return FALSE;
+        }
+      if (needs.other && get (job, "retrieval") != NULL)
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: $.figures: a retrieval job draws only retrieval_scores, "
+                       "retrieval_ranking and ablation figures", job->name);
+          return FALSE;
+        }
+      if (needs.capture && !job->capture.enabled)
         {
           g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
                        "%s: $.figures: attention figures need a \"capture\" section", job->name);
           return FALSE;
         }
-      if (needs_score && !job->score)
+      if (needs.score && !job->score)
         {
           g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
                        "%s: $.figures: a loss figure needs \"score\": true", job->name);
@@ -300,11 +313,11 @@ job_parse (LscJob *job, const char *text, gsize len, GError **error)
   /* ---- retrieval-head detection (lsc-batch-retrieval.c): builds its own prompts ---- */
   if ((v = get (job, "retrieval")) != NULL)
     {
-      if (job->prompt != NULL || job->capture.enabled || job->score || job->figures != NULL)
+      if (job->prompt != NULL || job->capture.enabled || job->score)
         {
           g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
                        "%s: $.retrieval: a retrieval job builds its own prompts (give no prompt, "
-                       "prompt_file, capture, score or figures with it)", job->name);
+                       "prompt_file, capture or score with it)", job->name);
           return FALSE;
         }
       if (!_lsc_job_retrieval_parse (&job->retrieval, job->name, job->base_dir, v, error))
@@ -472,7 +485,8 @@ seconds_since (gint64 start_us)
 /* Runs the job's "retrieval" section; returns the exit status and sets *status. */
 static int
 run_retrieval_job (LscJob *job, LscModel *model, const char *output_dir, json_object *results,
-                   json_object *timings, const char **status)
+                   json_object *timings, const char **status, LscFigureFunc figure,
+                   gpointer figure_data)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(LscTokenizer) tok = NULL;
@@ -497,6 +511,15 @@ run_retrieval_job (LscJob *job, LscModel *model, const char *output_dir, json_ob
                           &error);
   sigaction (SIGINT, &old_sa, NULL);
   json_object_object_add (timings, "retrieval_s", lsc_json_double (seconds_since (t0)));
+
+  if (error == NULL && job->figures != NULL)
+    {
+      LscJobFigureContext ctx = { .config = lsc_model_get_config (model), .results = results };
+      json_object *files = json_object_new_array ();
+      json_object_object_add (results, "figures", files);
+      if (g_mkdir_with_parents (output_dir, 0755) == 0)
+        _lsc_job_figures_render (job->figures, &ctx, output_dir, figure, figure_data, files, &error);
+    }
 
   g_autoptr(GError) write_error = NULL;
   g_autofree char *tpath = g_build_filename (output_dir, "tensors.safetensors", NULL);
@@ -555,7 +578,8 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
   json_object_object_add (results, "model", model_to_json (model));
 
   if (job->retrieval.enabled)   /* lsc-batch-retrieval.c */
-    exit_status = run_retrieval_job (job, model, output_dir, results, timings, &status);
+    exit_status = run_retrieval_job (job, model, output_dir, results, timings, &status, figure,
+                                     figure_data);
   else if (job->prompt != NULL)
     {
       tok = lsc_tokenizer_load (job->tokenizer != NULL ? job->tokenizer : job->model, &error);
@@ -702,6 +726,7 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
             .score = lp,
             .n_score = lp != NULL ? (int) prompt->len - 1 : 0,
             .sink_tokens = job->capture.sink_tokens,
+            .results = results,
           };
           json_object *files = json_object_new_array ();
           json_object_object_add (results, "figures", files);

@@ -36,8 +36,11 @@ typedef struct {
   const char *const *row_labels, *const *col_labels;   /* (rows), (cols) or NULL */
   /* bars and lines */
   const char *const *labels;   /* (n) bars */
-  const double *x, *y;         /* (n) line; y also the bar values */
+  const double *x;             /* (n) line */
+  const double *y;             /* (n_series, n) lines; (n) the bar values */
   int n;
+  int n_series;                /* lines: 0 or 1 = one unnamed series */
+  const char *const *series_names;   /* (n_series) legend, or NULL */
   int max_bars;                /* 0: all */
 } LscFigureSpec;
 
