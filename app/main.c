@@ -6,6 +6,7 @@
  *   longscope --tokenize PATH [--bos]  stdin text -> token ids on one line
  *   longscope --detokenize PATH        stdin ids -> text
  *   longscope --batch JOB [--output DIR]
+ *   longscope [MODEL]                  the GTK application (MODEL, else demo:induction)
  *
  * Exit status: 0 done, 1 runtime failure, 2 invalid job or arguments,
  * 3 model or file could not be loaded, 130 interrupted.
@@ -27,6 +28,10 @@
 #endif
 #include "lsc-model.h"
 #include "lsc-tokenizer.h"
+#ifdef LSC_HAVE_GUI_APP
+#include <glib/gi18n.h>
+#include "lsc-application.h"
+#endif
 
 enum {
   EXIT_DONE = 0,
@@ -166,6 +171,22 @@ run_detokenize (const char *path)
   return status;
 }
 
+#ifdef LSC_HAVE_GUI_APP
+/* The only place GTK is initialised (by the application's startup). */
+static int
+run_gui (const char *argv0, const char *model_path)
+{
+  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  textdomain (GETTEXT_PACKAGE);
+  g_set_application_name ("Longscope");
+
+  g_autoptr(LscApplication) app = lsc_application_new (model_path);
+  char *app_argv[] = { (char *) argv0, NULL };
+  return g_application_run (G_APPLICATION (app), 1, app_argv);
+}
+#endif
+
 int
 main (int argc, char **argv)
 {
@@ -198,10 +219,19 @@ main (int argc, char **argv)
     return run_detokenize (opt_detokenize);
   if (opt_batch != NULL)
     return lsc_batch_run_file (opt_batch, opt_output, FIGURE_RENDERER, NULL);
+#ifdef LSC_HAVE_GUI_APP
+  if (argc <= 2)
+    return run_gui (argv[0], argc == 2 ? argv[1] : NULL);
+#else
   if (argc == 2)
     return run_info (argv[1]);
+#endif
 
   g_autofree char *help = g_option_context_get_help (context, TRUE, NULL);
-  g_printerr ("%s\nThe graphical application is not built yet: use --batch or --info.\n", help);
+#ifdef LSC_HAVE_GUI_APP
+  g_printerr ("%s", help);
+#else
+  g_printerr ("%s\nThe graphical application is not built: use --batch or --info.\n", help);
+#endif
   return EXIT_USAGE;
 }

@@ -31,6 +31,12 @@ fi
 [ -d build ] || meson setup build --buildtype=release
 ninja -C build
 
-# The main job. Until the GUI lands (issue 6) it is the demo batch job, which
-# describes the stories260K model from ../shared/models.
+# The main job: with a display and the GUI built, the application on the demo
+# model (demo:induction, built in); otherwise the demo batch job, which runs
+# the stories260K model from ../shared/models. Run uninstalled, the
+# application finds its GSettings schema in build/data.
+if { [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ]; } \
+   && grep -q '^#define LSC_HAVE_GUI 1' build/config.h; then
+  exec build/app/longscope demo:induction
+fi
 exec build/app/longscope --batch data/demo-job.json --output build/demo-results

@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The application under a real display (tests/test-gui.sh starts Xvfb):
+ * starts it on demo:induction, runs, switches views, zooms, exports PNG,
+ * SVG and PDF, cancels a long run, shows a load error in the window, and
+ * saves a screenshot (gui-screenshot.png in the build folder) that must not
+ * be blank.
+ */
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <gtk/gtk.h>
+#include <string.h>
+
+#include "lsc-application.h"
+#include "lsc-demo.h"
+#include "lsc-window.h"
+
+typedef struct {
+  LscApplication *app;
+  LscWindow *win;
+  char *tmpdir;
+} Fixture;
+
+typedef gboolean (*CondFunc) (Fixture *f);
+
+/* Spins the main loop until cond holds or timeout_ms passes. */
+static gboolean
+wait_for (Fixture *f, CondFunc cond, int timeout_ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  while (!cond (f))
+    {
+      if (g_get_monotonic_time () > end)
+        return FALSE;
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (1000);
+    }
+  return TRUE;
+}
+
+static void
+spin (int ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
+  while (g_get_monotonic_time () < end)
+    {
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (1000);
+    }
+}
+
+static gboolean
+idle_model (Fixture *f)
+{
+  return !lsc_window_get_busy (f->win)
+         && (lsc_window_get_model (f->win) != NULL || lsc_window_get_error (f->win) != NULL);
+}
+
+static gboolean
+not_busy (Fixture *f)
+{
+  return !lsc_window_get_busy (f->win);
+}
+
+static void
+fixture_setup (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  f->tmpdir = g_dir_make_tmp ("lsc-gui-XXXXXX", &error);
+  g_assert_no_error (error);
+  f->app = lsc_application_new (data);
+  g_assert_true (g_application_register (G_APPLICATION (f->app), NULL, &error));
+  g_assert_no_error (error);
+  g_application_activate (G_APPLICATION (f->app));
+  GList *windows = gtk_application_get_windows (GTK_APPLICATION (f->app));
+  g_assert_nonnull (windows);
+  f->win = LSC_WINDOW (windows->data);
+  g_assert_true (wait_for (f, idle_model, 20000));
+}
+
+static void
+fixture_teardown (Fixture *f, gconstpointer data)
+{
+  gtk_window_destroy (GTK_WINDOW (f->win));
+  spin (50);
+  g_clear_object (&f->app);
+  g_autoptr(GDir) dir = g_dir_open (f->tmpdir, 0, NULL);
+  const char *name;
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (f->tmpdir, name, NULL);
+      g_remove (path);
+    }
+  g_rmdir (f->tmpdir);
+  g_free (f->tmpdir);
+}
+
+static void
+check_file_starts (const char *path, const char *magic, gsize min_size)
+{
+  g_autofree char *contents = NULL;
+  gsize len;
+  g_autoptr(GError) error = NULL;
+  g_assert_true (g_file_get_contents (path, &contents, &len, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (len, >=, min_size);
+  g_assert_true (memcmp (contents, magic, strlen (magic)) == 0);
+}
+
+static GdkTexture *
+screenshot (GtkWidget *widget)
+{
+  int w = gtk_widget_get_width (widget), h = gtk_widget_get_height (widget);
+  g_assert_cmpint (w, >, 0);
+  g_autoptr(GdkPaintable) paintable = gtk_widget_paintable_new (widget);
+  GtkSnapshot *snapshot = gtk_snapshot_new ();
+  gdk_paintable_snapshot (paintable, snapshot, w, h);
+  g_autoptr(GskRenderNode) node = gtk_snapshot_free_to_node (snapshot);
+  g_assert_nonnull (node);
+  GskRenderer *renderer = gtk_native_get_renderer (gtk_widget_get_native (widget));
+  return gsk_renderer_render_texture (renderer, node, &GRAPHENE_RECT_INIT (0, 0, w, h));
+}
+
+/* Distinct colours (8 bits per channel) in the texture, counted up to 10000. */
+static guint
+count_colours (GdkTexture *texture)
+{
+  int w = gdk_texture_get_width (texture), h = gdk_texture_get_height (texture);
+  gsize stride = (gsize) w * 4;
+  g_autofree guint8 *pixels = g_malloc (stride * h);
+  gdk_texture_download (texture, pixels, stride);
+  g_autoptr(GHashTable) seen = g_hash_table_new (NULL, NULL);
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++)
+      {
+        guint32 v;
+        memcpy (&v, pixels + stride * y + 4 * x, 4);
+        g_hash_table_add (seen, GUINT_TO_POINTER (v));
+        if (g_hash_table_size (seen) >= 10000)
+          return 10000;
+      }
+  return g_hash_table_size (seen);
+}
+
+static void
+test_demo_session (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_assert_null (lsc_window_get_error (f->win));
+  g_assert_cmpstr (lsc_loaded_model_get_path (lsc_window_get_model (f->win)), ==, LSC_DEMO_INDUCTION);
+
+  /* run */
+  lsc_window_set_prompt (f->win, "Longscope shows attention: Longscope shows");
+  lsc_window_set_max_tokens (f->win, 12);
+  g_action_group_activate_action (G_ACTION_GROUP (f->win), "run", NULL);
+  g_assert_true (lsc_window_get_busy (f->win));
+  g_assert_true (wait_for (f, not_busy, 60000));
+  g_assert_null (lsc_window_get_error (f->win));
+  LscRun *run = lsc_window_get_run (f->win);
+  g_assert_nonnull (run);
+  g_test_message ("output: %s", lsc_run_get_output (run));
+  g_assert_cmpuint (strlen (lsc_run_get_output (run)), >, 0);
+
+  LscAttentionView *view = lsc_window_get_attention_view (f->win);
+  LscHeatmap *heatmap = lsc_attention_view_get_heatmap (view);
+  g_assert_nonnull (lsc_heatmap_get_source (heatmap));
+
+  /* every view */
+  const char *views[] = { "retrieval", "ssm", "kv", "experiments", "attention" };
+  for (guint i = 0; i < G_N_ELEMENTS (views); i++)
+    {
+      g_autofree char *target = g_strdup (views[i]);
+      g_action_group_activate_action (G_ACTION_GROUP (f->win), "show-view", g_variant_new_string (target));
+      spin (30);
+      g_assert_cmpstr (lsc_window_get_view (f->win), ==, views[i]);
+    }
+
+  /* the copy head, through the overview's path */
+  lsc_attention_view_show_head (view, LSC_DEMO_INDUCTION_COPY_LAYER, LSC_DEMO_INDUCTION_COPY_HEAD);
+  LscAttentionSource *src = lsc_heatmap_get_source (heatmap);
+  g_assert_cmpint (lsc_attention_source_get_layer (src), ==, LSC_DEMO_INDUCTION_COPY_LAYER);
+  g_assert_cmpint (lsc_attention_source_get_head (src), ==, LSC_DEMO_INDUCTION_COPY_HEAD);
+  spin (100);
+
+  /* zoom through the widget actions */
+  LscHeatmapModel *model = lsc_heatmap_get_model (heatmap);
+  g_assert_cmpfloat (lsc_heatmap_model_get_zoom (model), ==, 1.0);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (heatmap), "zoom.in", NULL));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (heatmap), "zoom.in", NULL));
+  g_assert_cmpfloat_with_epsilon (lsc_heatmap_model_get_zoom (model), 2.0, 1e-9);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (heatmap), "zoom.out", NULL));
+  g_assert_cmpfloat_with_epsilon (lsc_heatmap_model_get_zoom (model), G_SQRT2, 1e-9);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (heatmap), "zoom.reset", NULL));
+  g_assert_cmpfloat (lsc_heatmap_model_get_zoom (model), ==, 1.0);
+  spin (100);
+
+  /* export the view in the three formats */
+  const struct { const char *ext, *magic; } formats[] = {
+    { "png", "\x89PNG\r\n\x1a\n" }, { "svg", "<?xml" }, { "pdf", "%PDF-" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (formats); i++)
+    {
+      g_autofree char *name = g_strdup_printf ("view.%s", formats[i].ext);
+      g_autofree char *path = g_build_filename (f->tmpdir, name, NULL);
+      g_assert_true (lsc_window_export_view (f->win, path, &error));
+      g_assert_no_error (error);
+      check_file_starts (path, formats[i].magic, 1000);
+    }
+  /* a placeholder view has nothing to export, and says so */
+  lsc_window_show_view (f->win, "kv");
+  g_autofree char *none = g_build_filename (f->tmpdir, "none.png", NULL);
+  g_assert_false (lsc_window_export_view (f->win, none, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+  g_clear_error (&error);
+  lsc_window_show_view (f->win, "attention");
+
+  /* zoomed in, then a screenshot of the whole window */
+  gtk_widget_activate_action (GTK_WIDGET (heatmap), "zoom.in", NULL);
+  spin (300);
+  g_autoptr(GdkTexture) shot = screenshot (GTK_WIDGET (f->win));
+  g_assert_nonnull (shot);
+  const char *dir = g_getenv ("G_TEST_BUILDDIR");
+  g_autofree char *shot_path = g_build_filename (dir ? dir : ".", "gui-screenshot.png", NULL);
+  g_assert_true (gdk_texture_save_to_png (shot, shot_path));
+  g_test_message ("screenshot: %s", shot_path);
+  guint colours = count_colours (shot);
+  g_test_message ("%u distinct colours", colours);
+  g_assert_cmpuint (colours, >=, 64);   /* widgets, text and a heatmap, not a blank window */
+
+  /* and of the heatmap alone: the map must be there */
+  g_autoptr(GdkTexture) map_shot = screenshot (GTK_WIDGET (heatmap));
+  g_assert_cmpuint (count_colours (map_shot), >=, 16);
+}
+
+static gboolean
+cancelled (Fixture *f)
+{
+  return !lsc_window_get_busy (f->win);
+}
+
+static void
+test_cancel (Fixture *f, gconstpointer data)
+{
+  lsc_window_set_prompt (f->win, "abcdefghij abcdefghij");
+  lsc_window_set_max_tokens (f->win, 6000);
+  g_action_group_activate_action (G_ACTION_GROUP (f->win), "run", NULL);
+  g_assert_true (lsc_window_get_busy (f->win));
+  spin (300);
+  g_assert_true (lsc_window_get_busy (f->win));   /* still generating */
+  gint64 t0 = g_get_monotonic_time ();
+  g_action_group_activate_action (G_ACTION_GROUP (f->win), "cancel", NULL);
+  g_assert_true (wait_for (f, cancelled, 1000));
+  g_test_message ("cancel returned after %.0f ms", (g_get_monotonic_time () - t0) / 1000.0);
+  g_assert_null (lsc_window_get_error (f->win));  /* cancelling is not an error */
+  g_assert_null (lsc_window_get_run (f->win));
+}
+
+static void
+test_load_error (Fixture *f, gconstpointer data)
+{
+  g_assert_null (lsc_window_get_model (f->win));
+  const char *error = lsc_window_get_error (f->win);
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error, "/nonexistent/model.gguf"));
+  g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (f->win), "run"));
+}
+
+int
+main (int argc, char **argv)
+{
+  gtk_test_init (&argc, &argv, NULL);
+  g_test_add ("/gui/Window/demo-session", Fixture, LSC_DEMO_INDUCTION, fixture_setup,
+              test_demo_session, fixture_teardown);
+  g_test_add ("/gui/Window/cancel", Fixture, LSC_DEMO_INDUCTION, fixture_setup,
+              test_cancel, fixture_teardown);
+  g_test_add ("/gui/Window/load-error", Fixture, "/nonexistent/model.gguf", fixture_setup,
+              test_load_error, fixture_teardown);
+  return g_test_run ();
+}

@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <glib/gi18n.h>
+#include <math.h>
+
+#include "lsc-figure.h"
+#include "lsc-head-grid.h"
+
+#define CELL 26.0
+#define HEADER 22.0
+
+struct _LscHeadGrid
+{
+  GtkWidget parent_instance;
+
+  /* owned data */
+  LscHeadStats *stats;   /* (n_layers * n_heads) */
+  int n_layers, n_heads;
+
+  /* settings and selection */
+  LscHeadStat stat;
+  int sel_layer, sel_head;
+};
+
+G_DEFINE_FINAL_TYPE (LscHeadGrid, lsc_head_grid, GTK_TYPE_WIDGET)
+
+enum { HEAD_ACTIVATED, N_SIGNALS };
+static guint signals[N_SIGNALS];
+
+static double
+stat_value (const LscHeadStats *s, LscHeadStat stat)
+{
+  switch (stat)
+    {
+    case LSC_HEAD_STAT_ENTROPY: return s->entropy;
+    case LSC_HEAD_STAT_SINK_MASS: return s->sink_mass;
+    case LSC_HEAD_STAT_MAX_PROB: return s->max_prob;
+    case LSC_HEAD_STAT_MEAN_DISTANCE: return s->mean_distance;
+    default: return NAN;
+    }
+}
+
+static void
+lsc_head_grid_measure (GtkWidget *widget, GtkOrientation orientation, int for_size,
+                       int *minimum, int *natural, int *min_baseline, int *nat_baseline)
+{
+  LscHeadGrid *self = LSC_HEAD_GRID (widget);
+  int n = orientation == GTK_ORIENTATION_HORIZONTAL ? self->n_heads : self->n_layers;
+  *minimum = *natural = (int) (HEADER + CELL * n + 2);
+}
+
+static void
+lsc_head_grid_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
+{
+  LscHeadGrid *self = LSC_HEAD_GRID (widget);
+  if (self->stats == NULL)
+    return;
+  int n = self->n_layers * self->n_heads;
+  double lo = INFINITY, hi = -INFINITY;
+  for (int i = 0; i < n; i++)
+    {
+      double v = stat_value (&self->stats[i], self->stat);
+      if (isfinite (v))
+        {
+          lo = MIN (lo, v);
+          hi = MAX (hi, v);
+        }
+    }
+  GdkRGBA fg;
+  gtk_style_context_get_color (gtk_widget_get_style_context (widget), &fg);  /* gtk_widget_get_color is 4.10 */
+  cairo_t *cr = gtk_snapshot_append_cairo (snapshot,
+      &GRAPHENE_RECT_INIT (0, 0, gtk_widget_get_width (widget), gtk_widget_get_height (widget)));
+  PangoLayout *layout = gtk_widget_create_pango_layout (widget, NULL);
+  PangoFontDescription *fd = pango_font_description_from_string ("Sans 7");
+  pango_layout_set_font_description (layout, fd);
+  pango_font_description_free (fd);
+
+  for (int l = 0; l < self->n_layers; l++)
+    for (int h = 0; h < self->n_heads; h++)
+      {
+        double v = stat_value (&self->stats[l * self->n_heads + h], self->stat);
+        double t = hi > lo ? (v - lo) / (hi - lo) : 0.5;
+        guint8 r, g, b;
+        lsc_colormap_rgb (LSC_COLORMAP_VIRIDIS, isfinite (v) ? t : NAN, &r, &g, &b);
+        cairo_set_source_rgb (cr, r / 255.0, g / 255.0, b / 255.0);
+        double x = HEADER + h * CELL, y = HEADER + l * CELL;
+        cairo_rectangle (cr, x, y, CELL - 1, CELL - 1);
+        cairo_fill (cr);
+        if (l == self->sel_layer && h == self->sel_head)
+          {
+            gdk_cairo_set_source_rgba (cr, &fg);
+            cairo_set_line_width (cr, 2);
+            cairo_rectangle (cr, x + 1, y + 1, CELL - 3, CELL - 3);
+            cairo_stroke (cr);
+          }
+      }
+  gdk_cairo_set_source_rgba (cr, &fg);
+  for (int h = 0; h < self->n_heads; h++)
+    {
+      g_autofree char *t = g_strdup_printf ("%d", h);
+      int lw, lh;
+      pango_layout_set_text (layout, t, -1);
+      pango_layout_get_pixel_size (layout, &lw, &lh);
+      cairo_move_to (cr, HEADER + h * CELL + (CELL - lw) / 2, (HEADER - lh) / 2);
+      pango_cairo_show_layout (cr, layout);
+    }
+  for (int l = 0; l < self->n_layers; l++)
+    {
+      g_autofree char *t = g_strdup_printf ("%d", l);
+      int lw, lh;
+      pango_layout_set_text (layout, t, -1);
+      pango_layout_get_pixel_size (layout, &lw, &lh);
+      cairo_move_to (cr, (HEADER - lw) / 2, HEADER + l * CELL + (CELL - lh) / 2);
+      pango_cairo_show_layout (cr, layout);
+    }
+  g_object_unref (layout);
+  cairo_destroy (cr);
+}
+
+static gboolean
+cell_at (LscHeadGrid *self, double x, double y, int *layer, int *head)
+{
+  if (x < HEADER || y < HEADER)
+    return FALSE;
+  int h = (int) ((x - HEADER) / CELL), l = (int) ((y - HEADER) / CELL);
+  if (l >= self->n_layers || h >= self->n_heads)
+    return FALSE;
+  *layer = l;
+  *head = h;
+  return TRUE;
+}
+
+static void
+on_pressed (GtkGestureClick *click, int n_press, double x, double y, LscHeadGrid *self)
+{
+  int l, h;
+  if (self->stats != NULL && cell_at (self, x, y, &l, &h))
+    {
+      lsc_head_grid_set_selected (self, l, h);
+      g_signal_emit (self, signals[HEAD_ACTIVATED], 0, l, h);
+    }
+}
+
+static gboolean
+on_query_tooltip (GtkWidget *widget, int x, int y, gboolean keyboard, GtkTooltip *tooltip,
+                  LscHeadGrid *self)
+{
+  int l, h;
+  if (self->stats == NULL || !cell_at (self, x, y, &l, &h))
+    return FALSE;
+  const LscHeadStats *s = &self->stats[l * self->n_heads + h];
+  g_autofree char *text = g_strdup_printf (
+      _("Layer %d, head %d\nEntropy %.3f nats\nSink mass %.3f\nMax probability %.3f\nMean distance %.1f tokens"),
+      l, h, s->entropy, s->sink_mass, s->max_prob, s->mean_distance);
+  gtk_tooltip_set_text (tooltip, text);
+  return TRUE;
+}
+
+static void
+lsc_head_grid_finalize (GObject *object)
+{
+  LscHeadGrid *self = LSC_HEAD_GRID (object);
+  g_free (self->stats);
+  G_OBJECT_CLASS (lsc_head_grid_parent_class)->finalize (object);
+}
+
+static void
+lsc_head_grid_class_init (LscHeadGridClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+  object_class->finalize = lsc_head_grid_finalize;
+  widget_class->measure = lsc_head_grid_measure;
+  widget_class->snapshot = lsc_head_grid_snapshot;
+  /* (layer, head) */
+  signals[HEAD_ACTIVATED] = g_signal_new ("head-activated", G_TYPE_FROM_CLASS (klass),
+                                          G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                                          G_TYPE_NONE, 2, G_TYPE_INT, G_TYPE_INT);
+  gtk_widget_class_set_css_name (widget_class, "headgrid");
+}
+
+static void
+lsc_head_grid_init (LscHeadGrid *self)
+{
+  self->sel_layer = self->sel_head = -1;
+  GtkGesture *click = gtk_gesture_click_new ();
+  g_signal_connect (click, "pressed", G_CALLBACK (on_pressed), self);
+  gtk_widget_add_controller (GTK_WIDGET (self), GTK_EVENT_CONTROLLER (click));
+  gtk_widget_set_has_tooltip (GTK_WIDGET (self), TRUE);
+  g_signal_connect (self, "query-tooltip", G_CALLBACK (on_query_tooltip), self);
+}
+
+GtkWidget *
+lsc_head_grid_new (void)
+{
+  return g_object_new (LSC_TYPE_HEAD_GRID, NULL);
+}
+
+void
+lsc_head_grid_set_stats (LscHeadGrid *self, const LscHeadStats *stats, int n_layers, int n_heads)
+{
+  g_return_if_fail (LSC_IS_HEAD_GRID (self));
+  g_clear_pointer (&self->stats, g_free);
+  self->n_layers = self->n_heads = 0;
+  if (stats != NULL && n_layers > 0 && n_heads > 0)
+    {
+      self->stats = g_memdup2 (stats, sizeof *stats * n_layers * n_heads);
+      self->n_layers = n_layers;
+      self->n_heads = n_heads;
+    }
+  gtk_widget_queue_resize (GTK_WIDGET (self));
+}
+
+void
+lsc_head_grid_set_stat (LscHeadGrid *self, LscHeadStat stat)
+{
+  g_return_if_fail (LSC_IS_HEAD_GRID (self));
+  self->stat = stat;
+  gtk_widget_queue_draw (GTK_WIDGET (self));
+}
+
+void
+lsc_head_grid_set_selected (LscHeadGrid *self, int layer, int head)
+{
+  g_return_if_fail (LSC_IS_HEAD_GRID (self));
+  self->sel_layer = layer;
+  self->sel_head = head;
+  gtk_widget_queue_draw (GTK_WIDGET (self));
+}

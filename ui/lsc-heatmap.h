@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * lsc-heatmap.h: the attention heatmap widget. It shows one head's map of
+ * any size: the visible region is fetched from an LscAttentionSource at no
+ * more values than the screen has pixels (pyramid blocks when zoomed out,
+ * exact tiles when zoomed in), rendered 1:1 into a GdkMemoryTexture (GTK 4.8
+ * has no scaled-texture nodes), with token labels when cells are tall
+ * enough, a hover read-out, and a colour bar.
+ *
+ * View state lives in an LscHeatmapModel (GTK-free). Actions: zoom.in,
+ * zoom.out, zoom.reset (Ctrl + plus / minus / 0); wheel zooms around the
+ * pointer, drag pans.
+ */
+#pragma once
+
+#include <gtk/gtk.h>
+
+#include "lsc-attention-source.h"
+#include "lsc-figure.h"
+#include "lsc-heatmap-model.h"
+
+G_BEGIN_DECLS
+
+#define LSC_TYPE_HEATMAP (lsc_heatmap_get_type ())
+G_DECLARE_FINAL_TYPE (LscHeatmap, lsc_heatmap, LSC, HEATMAP, GtkWidget)
+
+GtkWidget *lsc_heatmap_new (void);
+
+LscHeatmapModel *lsc_heatmap_get_model (LscHeatmap *self);
+
+/* Takes the source (may be NULL: nothing shown). labels (n_labels, copied,
+ * may be NULL) are the token texts by position, for both axes. */
+void lsc_heatmap_set_source (LscHeatmap *self, LscAttentionSource *source,
+                             const char *const *labels, int n_labels, const char *title);
+LscAttentionSource *lsc_heatmap_get_source (LscHeatmap *self);
+
+void lsc_heatmap_set_colormap (LscHeatmap *self, LscColormap colormap);
+void lsc_heatmap_set_scale_kind (LscHeatmap *self, LscScaleKind kind);
+
+/* Writes the visible region as a figure (ui/figures, the batch renderer);
+ * the format comes from the extension (.png, .svg, .pdf). */
+gboolean lsc_heatmap_export (LscHeatmap *self, const char *path, GError **error);
+
+G_END_DECLS

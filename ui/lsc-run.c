@@ -1,0 +1,385 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include "lsc-error.h"
+#include "lsc-generate.h"
+#include "lsc-run.h"
+#include "lsc-session.h"
+
+struct _LscRun
+{
+  GObject parent_instance;
+
+  /* set at construction, read-only afterwards (shared with the worker) */
+  LscLoadedModel *model;      /* (owned) */
+  LscRunParams params;        /* prompt owned */
+  GMainContext *context;      /* (owned) where progress is published */
+
+  /* written by the worker under `lock`, published by one idle */
+  GMutex lock;
+  double fraction;
+  char *phase;
+  guint progress_idle;        /* pending idle source id, 0 = none */
+
+  /* main thread: published copies */
+  double shown_fraction;
+  char *shown_phase;
+
+  /* results: written by the worker, read after finish */
+  LscSession *session;        /* (owned) holds the attention store */
+  GArray *tokens;             /* (gint32) prompt then generated */
+  int n_prompt;
+  char *output;
+  LscHeadStats *stats;        /* (n_layers * n_heads) or NULL */
+  int n_layers, n_heads;
+  gboolean started;
+};
+
+G_DEFINE_FINAL_TYPE (LscRun, lsc_run, G_TYPE_OBJECT)
+
+enum { PROP_0, PROP_FRACTION, PROP_PHASE, N_PROPS };
+static GParamSpec *properties[N_PROPS];
+
+void
+lsc_run_params_init (LscRunParams *params)
+{
+  *params = (LscRunParams) {
+    .prompt = "",
+    .max_tokens = 32,
+    .temperature = 0.0f,
+    .seed = 0,
+    .capture = TRUE,
+    .n_threads = 0,
+  };
+}
+
+static void
+lsc_run_finalize (GObject *object)
+{
+  LscRun *self = LSC_RUN (object);
+  g_clear_pointer (&self->session, lsc_session_free);
+  g_clear_pointer (&self->tokens, g_array_unref);
+  g_free (self->output);
+  g_free (self->stats);
+  g_free (self->phase);
+  g_free (self->shown_phase);
+  g_free ((char *) self->params.prompt);
+  g_clear_object (&self->model);
+  g_main_context_unref (self->context);
+  g_mutex_clear (&self->lock);
+  G_OBJECT_CLASS (lsc_run_parent_class)->finalize (object);
+}
+
+static void
+lsc_run_get_property (GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+  LscRun *self = LSC_RUN (object);
+  switch (prop_id)
+    {
+    case PROP_FRACTION:
+      g_value_set_double (value, self->shown_fraction);
+      break;
+    case PROP_PHASE:
+      g_value_set_string (value, self->shown_phase);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+lsc_run_class_init (LscRunClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  object_class->finalize = lsc_run_finalize;
+  object_class->get_property = lsc_run_get_property;
+  properties[PROP_FRACTION] = g_param_spec_double ("fraction", NULL, NULL, 0, 1, 0,
+                                                   G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+  properties[PROP_PHASE] = g_param_spec_string ("phase", NULL, NULL, NULL,
+                                                G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+lsc_run_init (LscRun *self)
+{
+  g_mutex_init (&self->lock);
+}
+
+LscRun *
+lsc_run_new (LscLoadedModel *model, const LscRunParams *params)
+{
+  g_return_val_if_fail (LSC_IS_LOADED_MODEL (model), NULL);
+  g_return_val_if_fail (params != NULL, NULL);
+  LscRun *self = g_object_new (LSC_TYPE_RUN, NULL);
+  self->model = g_object_ref (model);
+  self->params = *params;
+  self->params.prompt = g_strdup (params->prompt != NULL ? params->prompt : "");
+  self->context = g_main_context_ref_thread_default ();
+  return self;
+}
+
+/* ------------------------------------------------------------ progress */
+
+static gboolean
+publish_progress (gpointer data)
+{
+  LscRun *self = data;
+  g_mutex_lock (&self->lock);
+  self->progress_idle = 0;
+  double fraction = self->fraction;
+  char *phase = g_strdup (self->phase);
+  g_mutex_unlock (&self->lock);
+
+  if (fraction != self->shown_fraction)
+    {
+      self->shown_fraction = fraction;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_FRACTION]);
+    }
+  if (g_strcmp0 (phase, self->shown_phase) != 0)
+    {
+      g_free (self->shown_phase);
+      self->shown_phase = g_steal_pointer (&phase);
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_PHASE]);
+    }
+  g_free (phase);
+  return G_SOURCE_REMOVE;
+}
+
+/* Worker thread. phase NULL keeps the current one. */
+static void
+set_progress (LscRun *self, double fraction, const char *phase)
+{
+  g_mutex_lock (&self->lock);
+  self->fraction = CLAMP (fraction, 0.0, 1.0);
+  if (phase != NULL && g_strcmp0 (phase, self->phase) != 0)
+    {
+      g_free (self->phase);
+      self->phase = g_strdup (phase);
+    }
+  if (self->progress_idle == 0)
+    {
+      GSource *source = g_idle_source_new ();
+      g_source_set_priority (source, G_PRIORITY_DEFAULT_IDLE);
+      g_source_set_callback (source, publish_progress, g_object_ref (self), g_object_unref);
+      g_source_set_static_name (source, "[longscope] run progress");
+      self->progress_idle = g_source_attach (source, self->context);
+      g_source_unref (source);
+    }
+  g_mutex_unlock (&self->lock);
+}
+
+double
+lsc_run_get_fraction (LscRun *self)
+{
+  g_return_val_if_fail (LSC_IS_RUN (self), 0);
+  return self->shown_fraction;
+}
+
+char *
+lsc_run_dup_phase (LscRun *self)
+{
+  g_return_val_if_fail (LSC_IS_RUN (self), NULL);
+  return g_strdup (self->shown_phase);
+}
+
+/* -------------------------------------------------------------- worker */
+
+static gboolean
+is_cancelled (gpointer data)
+{
+  return g_cancellable_is_cancelled (data);
+}
+
+typedef struct {
+  LscRun *run;
+  GCancellable *cancellable;
+} TokenData;
+
+static gboolean
+on_token (int token, int index, gpointer user_data)
+{
+  TokenData *td = user_data;
+  int max = MAX (td->run->params.max_tokens, 1);
+  set_progress (td->run, 0.1 + 0.8 * (index + 1) / max, NULL);
+  return !g_cancellable_is_cancelled (td->cancellable);
+}
+
+/* Phase names are translated on the main thread by the window; the worker
+ * passes stable keys. */
+static gboolean
+execute (LscRun *self, GCancellable *cancellable, GError **error)
+{
+  LscModel *model = lsc_loaded_model_get_model (self->model);
+  LscTokenizer *tok = lsc_loaded_model_get_tokenizer (self->model);
+  const LscModelConfig *config = lsc_model_get_config (model);
+
+  set_progress (self, 0.0, "tokenize");
+  int bos = lsc_tokenizer_get_bos (tok);
+  g_autoptr(GArray) prompt = lsc_tokenizer_encode (tok, self->params.prompt, -1, bos >= 0, error);
+  if (prompt == NULL)
+    return FALSE;
+  if (prompt->len == 0)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "the prompt is empty");
+      return FALSE;
+    }
+
+  LscSessionParams sp;
+  lsc_session_params_init (&sp);
+  sp.n_ctx = MAX ((int) prompt->len + MAX (self->params.max_tokens, 0) + 1, 16);
+  sp.n_threads = self->params.n_threads;
+  sp.capture.enabled = self->params.capture;
+  g_autoptr(LscSession) session = lsc_session_new (model, &sp, error);
+  if (session == NULL)
+    return FALSE;
+
+  set_progress (self, 0.05, "prefill");
+  g_autoptr(GArray) generated = g_array_new (FALSE, FALSE, sizeof (gint32));
+  if (self->params.max_tokens > 0)
+    {
+      LscGenerateParams gp;
+      lsc_generate_params_init (&gp);
+      gp.max_tokens = self->params.max_tokens;
+      gp.sampler.temperature = self->params.temperature;
+      gp.sampler.seed = self->params.seed;
+      gp.eos_id = lsc_tokenizer_get_eos (tok);
+      TokenData td = { self, cancellable };
+      if (!lsc_generate (session, (const gint32 *) prompt->data, prompt->len, &gp, generated,
+                         NULL, on_token, &td, is_cancelled, cancellable, error))
+        return FALSE;
+    }
+  else if (!lsc_session_eval (session, (const gint32 *) prompt->data, prompt->len, NULL, FALSE,
+                              is_cancelled, cancellable, error))
+    return FALSE;
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+
+  const LscAttentionStore *store = lsc_session_get_attention (session);
+  if (store != NULL && config->n_heads > 0)
+    {
+      set_progress (self, 0.9, "analyze");
+      int nl = config->n_layers, nh = config->n_heads;
+      g_autofree LscHeadStats *stats = g_new0 (LscHeadStats, (gsize) nl * nh);
+      for (int l = 0; l < nl; l++)
+        for (int h = 0; h < nh; h++)
+          {
+            if (g_cancellable_set_error_if_cancelled (cancellable, error))
+              return FALSE;
+            if (!lsc_attention_has_head (store, l, h))
+              continue;
+            if (!lsc_attention_analyze (store, l, h, 1, NULL, &stats[l * nh + h], error))
+              return FALSE;
+            set_progress (self, 0.9 + 0.1 * (l * nh + h + 1) / (nl * nh), NULL);
+          }
+      self->stats = g_steal_pointer (&stats);
+      self->n_layers = nl;
+      self->n_heads = nh;
+    }
+
+  self->n_prompt = prompt->len;
+  self->output = lsc_tokenizer_decode (tok, (const gint32 *) generated->data, generated->len);
+  g_array_append_vals (prompt, generated->data, generated->len);
+  self->tokens = g_steal_pointer (&prompt);
+  self->session = g_steal_pointer (&session);
+  set_progress (self, 1.0, "done");
+  return TRUE;
+}
+
+static void
+execute_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  LscRun *self = source;
+  GError *error = NULL;
+  if (execute (self, cancellable, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    {
+      /* one notion of "cancelled" for the UI */
+      if (g_error_matches (error, LSC_RUN_ERROR, LSC_RUN_ERROR_CANCELLED))
+        {
+          g_clear_error (&error);
+          g_set_error_literal (&error, G_IO_ERROR, G_IO_ERROR_CANCELLED, "cancelled");
+        }
+      g_task_return_error (task, error);
+    }
+}
+
+void
+lsc_run_execute_async (LscRun *self, GCancellable *cancellable, GAsyncReadyCallback callback,
+                       gpointer user_data)
+{
+  g_return_if_fail (LSC_IS_RUN (self));
+  g_return_if_fail (!self->started);
+  self->started = TRUE;
+  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, lsc_run_execute_async);
+  g_task_set_return_on_cancel (task, FALSE);
+  g_task_run_in_thread (task, execute_thread);
+}
+
+/* Publishes pending progress now: the worker is done, and its last update
+ * must not arrive after the result. */
+static void
+flush_progress (LscRun *self)
+{
+  g_mutex_lock (&self->lock);
+  GSource *pending = self->progress_idle != 0
+      ? g_main_context_find_source_by_id (self->context, self->progress_idle) : NULL;
+  if (pending != NULL)
+    g_source_destroy (pending);
+  g_mutex_unlock (&self->lock);
+  publish_progress (self);
+}
+
+gboolean
+lsc_run_execute_finish (LscRun *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == lsc_run_execute_async, FALSE);
+  flush_progress (self);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+LscLoadedModel *
+lsc_run_get_model (LscRun *self)
+{
+  g_return_val_if_fail (LSC_IS_RUN (self), NULL);
+  return self->model;
+}
+
+const gint32 *
+lsc_run_get_tokens (LscRun *self, int *n_tokens, int *n_prompt)
+{
+  g_return_val_if_fail (LSC_IS_RUN (self), NULL);
+  if (n_tokens != NULL)
+    *n_tokens = self->tokens != NULL ? (int) self->tokens->len : 0;
+  if (n_prompt != NULL)
+    *n_prompt = self->n_prompt;
+  return self->tokens != NULL ? (const gint32 *) self->tokens->data : NULL;
+}
+
+const char *
+lsc_run_get_output (LscRun *self)
+{
+  g_return_val_if_fail (LSC_IS_RUN (self), NULL);
+  return self->output;
+}
+
+const LscAttentionStore *
+lsc_run_get_attention (LscRun *self)
+{
+  g_return_val_if_fail (LSC_IS_RUN (self), NULL);
+  return self->session != NULL ? lsc_session_get_attention (self->session) : NULL;
+}
+
+const LscHeadStats *
+lsc_run_get_head_stats (LscRun *self, int *n_layers, int *n_heads)
+{
+  g_return_val_if_fail (LSC_IS_RUN (self), NULL);
+  if (n_layers != NULL)
+    *n_layers = self->n_layers;
+  if (n_heads != NULL)
+    *n_heads = self->n_heads;
+  return self->stats;
+}

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * lsc-run.h: one run of a model on a prompt, on a worker thread: prefill
+ * with attention capture, generation, per-head statistics. GTK-free.
+ *
+ * Progress (fraction, phase) is written by the worker into a mutex-guarded
+ * struct and published on the main context by one pending idle, which
+ * notifies "fraction" and "phase". Cancellation goes through the
+ * GCancellable, which the engine polls per layer and per block of rows.
+ *
+ * Example:
+ *
+ *   LscRunParams p;
+ *   lsc_run_params_init (&p);
+ *   p.prompt = "abc abc";
+ *   LscRun *run = lsc_run_new (loaded_model, &p);
+ *   lsc_run_execute_async (run, cancellable, done_cb, self);
+ *   // done_cb: lsc_run_execute_finish (run, result, &error), then the getters
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "lsc-attention.h"
+#include "lsc-loaded-model.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  const char *prompt;     /* copied */
+  int max_tokens;         /* 32: new tokens (0: prefill only) */
+  float temperature;      /* 0: greedy */
+  guint64 seed;           /* 0 */
+  gboolean capture;       /* TRUE: capture attention, compute per-head statistics */
+  int n_threads;          /* 0: all cores */
+} LscRunParams;
+
+void lsc_run_params_init (LscRunParams *params);
+
+#define LSC_TYPE_RUN (lsc_run_get_type ())
+G_DECLARE_FINAL_TYPE (LscRun, lsc_run, LSC, RUN, GObject)
+
+LscRun *lsc_run_new (LscLoadedModel *model, const LscRunParams *params);
+
+/* Once per run. */
+void lsc_run_execute_async (LscRun *self, GCancellable *cancellable,
+                            GAsyncReadyCallback callback, gpointer user_data);
+gboolean lsc_run_execute_finish (LscRun *self, GAsyncResult *result, GError **error);
+
+/* Progress, main thread. */
+double lsc_run_get_fraction (LscRun *self);
+char *lsc_run_dup_phase (LscRun *self);
+
+/* Results, after a successful finish. */
+LscLoadedModel *lsc_run_get_model (LscRun *self);
+/* Tokens of the session: prompt (BOS included) then generated. */
+const gint32 *lsc_run_get_tokens (LscRun *self, int *n_tokens, int *n_prompt);
+const char *lsc_run_get_output (LscRun *self);   /* generated text */
+/* NULL when nothing was captured. */
+const LscAttentionStore *lsc_run_get_attention (LscRun *self);
+/* Per-head statistics (layer * n_heads + head), NULL without capture. */
+const LscHeadStats *lsc_run_get_head_stats (LscRun *self, int *n_layers, int *n_heads);
+
+G_END_DECLS

@@ -1,0 +1,631 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <glib/gi18n.h>
+
+#include "lsc-demo.h"
+#include "lsc-window.h"
+
+#define MAX_RECENT 8
+
+struct _LscWindow
+{
+  GtkApplicationWindow parent_instance;
+
+  /* template children */
+  GtkInfoBar *error_bar;
+  GtkLabel *error_label;
+  GtkLabel *model_label;
+  GtkMenuButton *recent_button;
+  GtkLabel *summary_label;
+  GtkTextView *prompt_view;
+  GtkLabel *token_count_label;
+  GtkSpinButton *max_tokens_spin;
+  GtkSpinButton *temperature_spin;
+  GtkSpinButton *seed_spin;
+  GtkCheckButton *capture_check;
+  GtkSpinButton *threads_spin;
+  GtkProgressBar *progress_bar;
+  GtkLabel *output_label;
+  GtkStack *view_stack;
+  LscAttentionView *attention_view;
+
+  /* owned */
+  GSettings *settings;            /* (nullable) */
+  GCancellable *cancellable;      /* the window's: cancelled on close */
+  GCancellable *run_cancellable;  /* (nullable) the running run's, child of the above */
+  LscLoadedModel *model;          /* (nullable) */
+  LscRun *running;                /* (nullable) in flight */
+  LscRun *run;                    /* (nullable) last finished */
+  GtkFileChooserNative *chooser;  /* (nullable) open or export dialog */
+  char *export_format;            /* for the export chooser */
+
+  /* state */
+  gboolean loading;
+  char *error_text;               /* (nullable) shown in the info bar */
+};
+
+G_DEFINE_FINAL_TYPE (LscWindow, lsc_window, GTK_TYPE_APPLICATION_WINDOW)
+
+enum { PROP_0, PROP_BUSY, N_PROPS };
+static GParamSpec *properties[N_PROPS];
+
+/* ------------------------------------------------------------ helpers */
+
+static void
+show_error (LscWindow *self, const char *primary, const GError *error)
+{
+  g_free (self->error_text);
+  self->error_text = error != NULL ? g_strdup_printf ("%s: %s", primary, error->message)
+                                   : g_strdup (primary);
+  gtk_label_set_text (self->error_label, self->error_text);
+  gtk_info_bar_set_revealed (self->error_bar, TRUE);
+}
+
+static void
+clear_error (LscWindow *self)
+{
+  g_clear_pointer (&self->error_text, g_free);
+  gtk_info_bar_set_revealed (self->error_bar, FALSE);
+}
+
+static void
+on_error_bar_response (LscWindow *self, int response)
+{
+  clear_error (self);
+}
+
+static void
+update_actions (LscWindow *self)
+{
+  gboolean busy = self->loading || self->running != NULL;
+  GAction *a;
+  a = g_action_map_lookup_action (G_ACTION_MAP (self), "run");
+  g_simple_action_set_enabled (G_SIMPLE_ACTION (a), self->model != NULL && !busy);
+  a = g_action_map_lookup_action (G_ACTION_MAP (self), "cancel");
+  g_simple_action_set_enabled (G_SIMPLE_ACTION (a), self->running != NULL);
+  a = g_action_map_lookup_action (G_ACTION_MAP (self), "export");
+  LscHeatmap *hm = lsc_attention_view_get_heatmap (self->attention_view);
+  g_simple_action_set_enabled (G_SIMPLE_ACTION (a), lsc_heatmap_get_source (hm) != NULL);
+  a = g_action_map_lookup_action (G_ACTION_MAP (self), "open-model");
+  g_simple_action_set_enabled (G_SIMPLE_ACTION (a), !busy);
+  a = g_action_map_lookup_action (G_ACTION_MAP (self), "open-demo");
+  g_simple_action_set_enabled (G_SIMPLE_ACTION (a), !busy);
+  a = g_action_map_lookup_action (G_ACTION_MAP (self), "open-recent");
+  g_simple_action_set_enabled (G_SIMPLE_ACTION (a), !busy);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BUSY]);
+}
+
+static char *
+get_prompt (LscWindow *self)
+{
+  GtkTextBuffer *buf = gtk_text_view_get_buffer (self->prompt_view);
+  GtkTextIter a, b;
+  gtk_text_buffer_get_bounds (buf, &a, &b);
+  return gtk_text_buffer_get_text (buf, &a, &b, FALSE);
+}
+
+static void
+update_token_count (LscWindow *self)
+{
+  if (self->model == NULL)
+    {
+      gtk_label_set_text (self->token_count_label, "");
+      return;
+    }
+  g_autofree char *text = get_prompt (self);
+  LscTokenizer *tok = lsc_loaded_model_get_tokenizer (self->model);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) ids = lsc_tokenizer_encode (tok, text, -1, lsc_tokenizer_get_bos (tok) >= 0, &error);
+  if (ids == NULL)
+    {
+      gtk_label_set_text (self->token_count_label, _("The prompt cannot be tokenised"));
+      return;
+    }
+  g_autofree char *label = g_strdup_printf (ngettext ("%u token", "%u tokens", ids->len), ids->len);
+  gtk_label_set_text (self->token_count_label, label);
+}
+
+static void
+update_recent_menu (LscWindow *self)
+{
+  g_autoptr(GMenu) menu = g_menu_new ();
+  g_auto(GStrv) recent = self->settings != NULL ? g_settings_get_strv (self->settings, "recent-models") : NULL;
+  for (guint i = 0; recent != NULL && recent[i] != NULL; i++)
+    {
+      g_autoptr(GMenuItem) item = g_menu_item_new (NULL, NULL);
+      g_autofree char *base = g_path_get_basename (recent[i]);
+      g_menu_item_set_label (item, lsc_demo_match_path (recent[i]) ? recent[i] : base);
+      g_menu_item_set_action_and_target_value (item, "win.open-recent", g_variant_new_string (recent[i]));
+      g_menu_append_item (menu, item);
+    }
+  gtk_menu_button_set_menu_model (self->recent_button, G_MENU_MODEL (menu));
+  gtk_widget_set_sensitive (GTK_WIDGET (self->recent_button), recent != NULL && recent[0] != NULL);
+}
+
+static void
+remember_model (LscWindow *self, const char *path)
+{
+  if (self->settings == NULL)
+    return;
+  g_auto(GStrv) old = g_settings_get_strv (self->settings, "recent-models");
+  g_autoptr(GStrvBuilder) b = g_strv_builder_new ();
+  g_strv_builder_add (b, path);
+  guint n = 1;
+  for (guint i = 0; old[i] != NULL && n < MAX_RECENT; i++)
+    if (g_strcmp0 (old[i], path) != 0)
+      {
+        g_strv_builder_add (b, old[i]);
+        n++;
+      }
+  g_auto(GStrv) list = g_strv_builder_end (b);
+  g_settings_set_strv (self->settings, "recent-models", (const char *const *) list);
+}
+
+static char *
+model_summary (LscLoadedModel *m)
+{
+  const LscModelConfig *c = lsc_model_get_config (lsc_loaded_model_get_model (m));
+  LscModelFormat format = lsc_model_get_format (lsc_loaded_model_get_model (m));
+  return g_strdup_printf (_("%s (%s)\n%d layers, %d heads (%d KV heads) of %d\n"
+                            "hidden size %d, vocabulary %d\ntrained context %d tokens"),
+                          lsc_arch_name (c->arch), lsc_model_format_name (format),
+                          c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
+                          c->dim, c->vocab_size, c->max_position);
+}
+
+/* ------------------------------------------------------- model loading */
+
+static void
+on_model_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(LscWindow) self = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LscLoadedModel) model = lsc_loaded_model_load_finish (result, &error);
+  self->loading = FALSE;
+  if (model == NULL)
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        show_error (self, _("Could not open the model"), error);
+      gtk_label_set_text (self->model_label,
+                          self->model ? lsc_loaded_model_get_path (self->model) : _("No model"));
+      update_actions (self);
+      return;
+    }
+  g_set_object (&self->model, model);
+  const char *path = lsc_loaded_model_get_path (model);
+  gtk_label_set_text (self->model_label, path);
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->model_label), path);
+  g_autofree char *summary = model_summary (model);
+  gtk_label_set_text (self->summary_label, summary);
+  remember_model (self, path);
+  update_token_count (self);
+  update_actions (self);
+}
+
+void
+lsc_window_open_model (LscWindow *self, const char *path)
+{
+  g_return_if_fail (LSC_IS_WINDOW (self));
+  g_return_if_fail (path != NULL);
+  if (self->loading || self->running != NULL)
+    return;
+  clear_error (self);
+  self->loading = TRUE;
+  g_autofree char *label = g_strdup_printf (_("Opening %s…"), path);
+  gtk_label_set_text (self->model_label, label);
+  update_actions (self);
+  lsc_loaded_model_load_async (path, self->cancellable, on_model_loaded, g_object_ref (self));
+}
+
+static void
+on_open_response (GtkNativeDialog *dialog, int response, LscWindow *self)
+{
+  if (response == GTK_RESPONSE_ACCEPT)
+    {
+      g_autoptr(GFile) file = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
+      g_autofree char *path = file ? g_file_get_path (file) : NULL;
+      if (path != NULL)
+        lsc_window_open_model (self, path);
+    }
+  g_clear_object (&self->chooser);
+}
+
+static void
+open_model_action (GSimpleAction *action, GVariant *param, gpointer data)
+{
+  LscWindow *self = data;
+  g_clear_object (&self->chooser);
+  self->chooser = gtk_file_chooser_native_new (_("Open Model"), GTK_WINDOW (self),
+                                               GTK_FILE_CHOOSER_ACTION_OPEN, _("_Open"), _("_Cancel"));
+  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (self->chooser), TRUE);
+  g_autoptr(GtkFileFilter) models = gtk_file_filter_new ();
+  gtk_file_filter_set_name (models, _("Models (GGUF, llama2.c, safetensors)"));
+  gtk_file_filter_add_suffix (models, "gguf");
+  gtk_file_filter_add_suffix (models, "bin");
+  gtk_file_filter_add_suffix (models, "safetensors");
+  gtk_file_filter_add_suffix (models, "json");
+  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (self->chooser), models);
+  g_signal_connect (self->chooser, "response", G_CALLBACK (on_open_response), self);
+  gtk_native_dialog_show (GTK_NATIVE_DIALOG (self->chooser));
+}
+
+static void
+open_demo_action (GSimpleAction *action, GVariant *param, gpointer data)
+{
+  lsc_window_open_model (data, LSC_DEMO_INDUCTION);
+}
+
+static void
+open_recent_action (GSimpleAction *action, GVariant *param, gpointer data)
+{
+  lsc_window_open_model (data, g_variant_get_string (param, NULL));
+}
+
+/* ----------------------------------------------------------------- runs */
+
+static const char *
+phase_text (const char *phase)
+{
+  if (g_strcmp0 (phase, "tokenize") == 0)
+    return _("Tokenising the prompt…");
+  if (g_strcmp0 (phase, "prefill") == 0)
+    return _("Running the model…");
+  if (g_strcmp0 (phase, "analyze") == 0)
+    return _("Computing per-head statistics…");
+  if (g_strcmp0 (phase, "done") == 0)
+    return _("Done");
+  return "";
+}
+
+static void
+on_run_progress (LscRun *run, GParamSpec *pspec, LscWindow *self)
+{
+  g_autofree char *phase = lsc_run_dup_phase (run);
+  gtk_progress_bar_set_fraction (self->progress_bar, lsc_run_get_fraction (run));
+  gtk_progress_bar_set_text (self->progress_bar, phase_text (phase));
+}
+
+static void
+on_run_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(LscWindow) self = user_data;
+  LscRun *run = LSC_RUN (source);
+  g_autoptr(GError) error = NULL;
+  gboolean ok = lsc_run_execute_finish (run, result, &error);
+  g_signal_handlers_disconnect_by_data (run, self);
+  g_clear_object (&self->running);
+  g_clear_object (&self->run_cancellable);
+  if (!ok)
+    {
+      gtk_progress_bar_set_fraction (self->progress_bar, 0);
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        gtk_progress_bar_set_text (self->progress_bar, _("Cancelled"));
+      else
+        {
+          gtk_progress_bar_set_text (self->progress_bar, _("Failed"));
+          show_error (self, _("The run failed"), error);
+        }
+      update_actions (self);
+      return;
+    }
+  g_set_object (&self->run, run);
+  gtk_label_set_text (self->output_label, lsc_run_get_output (run));
+  gtk_progress_bar_set_fraction (self->progress_bar, 1.0);
+  gtk_progress_bar_set_text (self->progress_bar, _("Done"));
+  lsc_attention_view_set_run (self->attention_view, run);
+  update_actions (self);
+}
+
+static void
+run_action (GSimpleAction *action, GVariant *param, gpointer data)
+{
+  LscWindow *self = data;
+  if (self->model == NULL || self->running != NULL || self->loading)
+    return;
+  clear_error (self);
+  g_autofree char *prompt = get_prompt (self);
+  LscRunParams p;
+  lsc_run_params_init (&p);
+  p.prompt = prompt;
+  p.max_tokens = gtk_spin_button_get_value_as_int (self->max_tokens_spin);
+  p.temperature = (float) gtk_spin_button_get_value (self->temperature_spin);
+  p.seed = (guint64) gtk_spin_button_get_value (self->seed_spin);
+  p.capture = gtk_check_button_get_active (self->capture_check);
+  p.n_threads = gtk_spin_button_get_value_as_int (self->threads_spin);
+
+  self->running = lsc_run_new (self->model, &p);
+  self->run_cancellable = g_cancellable_new ();
+  /* closing the window cancels the run too */
+  g_cancellable_connect (self->cancellable, G_CALLBACK (g_cancellable_cancel),
+                         g_object_ref (self->run_cancellable), g_object_unref);
+  g_signal_connect (self->running, "notify::fraction", G_CALLBACK (on_run_progress), self);
+  g_signal_connect (self->running, "notify::phase", G_CALLBACK (on_run_progress), self);
+  gtk_progress_bar_set_fraction (self->progress_bar, 0);
+  gtk_progress_bar_set_text (self->progress_bar, _("Starting…"));
+  lsc_run_execute_async (self->running, self->run_cancellable, on_run_done, g_object_ref (self));
+  update_actions (self);
+}
+
+static void
+cancel_action (GSimpleAction *action, GVariant *param, gpointer data)
+{
+  LscWindow *self = data;
+  if (self->run_cancellable != NULL)
+    g_cancellable_cancel (self->run_cancellable);
+  gtk_progress_bar_set_text (self->progress_bar, _("Cancelling…"));
+}
+
+/* --------------------------------------------------------------- export */
+
+gboolean
+lsc_window_export_view (LscWindow *self, const char *path, GError **error)
+{
+  g_return_val_if_fail (LSC_IS_WINDOW (self), FALSE);
+  const char *view = gtk_stack_get_visible_child_name (self->view_stack);
+  if (g_strcmp0 (view, "attention") != 0)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                           _("This view has nothing to export yet"));
+      return FALSE;
+    }
+  return lsc_heatmap_export (lsc_attention_view_get_heatmap (self->attention_view), path, error);
+}
+
+static void
+on_export_response (GtkNativeDialog *dialog, int response, LscWindow *self)
+{
+  if (response == GTK_RESPONSE_ACCEPT)
+    {
+      g_autoptr(GFile) file = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
+      g_autofree char *path = file ? g_file_get_path (file) : NULL;
+      g_autoptr(GError) error = NULL;
+      if (path != NULL && !g_str_has_suffix (path, self->export_format))
+        {
+          char *with_ext = g_strconcat (path, ".", self->export_format, NULL);
+          g_free (path);
+          path = with_ext;
+        }
+      if (path != NULL && !lsc_window_export_view (self, path, &error))
+        show_error (self, _("Could not export the view"), error);
+    }
+  g_clear_object (&self->chooser);
+}
+
+static void
+export_action (GSimpleAction *action, GVariant *param, gpointer data)
+{
+  LscWindow *self = data;
+  const char *format = g_variant_get_string (param, NULL);
+  g_free (self->export_format);
+  self->export_format = g_strdup (format);
+  g_clear_object (&self->chooser);
+  self->chooser = gtk_file_chooser_native_new (_("Export View"), GTK_WINDOW (self),
+                                               GTK_FILE_CHOOSER_ACTION_SAVE, _("_Export"), _("_Cancel"));
+  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (self->chooser), TRUE);
+  LscAttentionSource *src = lsc_heatmap_get_source (lsc_attention_view_get_heatmap (self->attention_view));
+  g_autofree char *name = src == NULL ? g_strdup_printf ("attention.%s", format)
+      : g_strdup_printf ("attention-layer%d-head%d.%s", lsc_attention_source_get_layer (src),
+                         lsc_attention_source_get_head (src), format);
+  gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (self->chooser), name);
+  g_signal_connect (self->chooser, "response", G_CALLBACK (on_export_response), self);
+  gtk_native_dialog_show (GTK_NATIVE_DIALOG (self->chooser));
+}
+
+static void
+show_view_action (GSimpleAction *action, GVariant *param, gpointer data)
+{
+  lsc_window_show_view (data, g_variant_get_string (param, NULL));
+}
+
+/* ------------------------------------------------------------- settings */
+
+static void
+on_threads_changed (LscWindow *self)
+{
+  if (self->settings != NULL)
+    g_settings_set_int (self->settings, "threads", gtk_spin_button_get_value_as_int (self->threads_spin));
+}
+
+static void
+on_settings_changed (GSettings *settings, const char *key, LscWindow *self)
+{
+  if (g_str_equal (key, "recent-models"))
+    update_recent_menu (self);
+}
+
+/* ---------------------------------------------------------------- class */
+
+static const GActionEntry win_actions[] = {
+  { "open-model", open_model_action },
+  { "open-demo", open_demo_action },
+  { "open-recent", open_recent_action, "s" },
+  { "run", run_action },
+  { "cancel", cancel_action },
+  { "export", export_action, "s" },
+  { "show-view", show_view_action, "s" },
+};
+
+static gboolean
+lsc_window_close_request (GtkWindow *window)
+{
+  LscWindow *self = LSC_WINDOW (window);
+  g_cancellable_cancel (self->cancellable);
+  return GTK_WINDOW_CLASS (lsc_window_parent_class)->close_request (window);
+}
+
+static void
+lsc_window_dispose (GObject *object)
+{
+  LscWindow *self = LSC_WINDOW (object);
+  g_cancellable_cancel (self->cancellable);
+  if (self->settings != NULL)
+    g_signal_handlers_disconnect_by_data (self->settings, self);
+  if (self->running != NULL)
+    g_signal_handlers_disconnect_by_data (self->running, self);
+  if (self->chooser != NULL)
+    gtk_native_dialog_destroy (GTK_NATIVE_DIALOG (self->chooser));
+  g_clear_object (&self->chooser);
+  gtk_widget_dispose_template (GTK_WIDGET (self), LSC_TYPE_WINDOW);
+  g_clear_object (&self->settings);
+  g_clear_object (&self->running);
+  g_clear_object (&self->run);
+  g_clear_object (&self->model);
+  g_clear_object (&self->run_cancellable);
+  G_OBJECT_CLASS (lsc_window_parent_class)->dispose (object);
+}
+
+static void
+lsc_window_finalize (GObject *object)
+{
+  LscWindow *self = LSC_WINDOW (object);
+  g_clear_object (&self->cancellable);
+  g_free (self->export_format);
+  g_free (self->error_text);
+  G_OBJECT_CLASS (lsc_window_parent_class)->finalize (object);
+}
+
+static void
+lsc_window_get_property (GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+  switch (prop_id)
+    {
+    case PROP_BUSY:
+      g_value_set_boolean (value, lsc_window_get_busy (LSC_WINDOW (object)));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+lsc_window_class_init (LscWindowClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+  GtkWindowClass *window_class = GTK_WINDOW_CLASS (klass);
+
+  object_class->dispose = lsc_window_dispose;
+  object_class->finalize = lsc_window_finalize;
+  object_class->get_property = lsc_window_get_property;
+  window_class->close_request = lsc_window_close_request;
+
+  properties[PROP_BUSY] = g_param_spec_boolean ("busy", NULL, NULL, FALSE,
+                                                G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  g_type_ensure (LSC_TYPE_ATTENTION_VIEW);
+  gtk_widget_class_set_template_from_resource (widget_class, "/io/github/longscope/Longscope/lsc-window.ui");
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, error_bar);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, error_label);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, model_label);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, recent_button);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, summary_label);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, prompt_view);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, token_count_label);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, max_tokens_spin);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, temperature_spin);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, seed_spin);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, capture_check);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, threads_spin);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, progress_bar);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, output_label);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, view_stack);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, attention_view);
+  gtk_widget_class_bind_template_callback (widget_class, on_error_bar_response);
+  gtk_widget_class_bind_template_callback (widget_class, on_threads_changed);
+}
+
+/* A prompt the demo model continues: a random-looking sequence, repeated. */
+#define DEFAULT_PROMPT "The quick brown fox jumps over the lazy dog. The quick brown fox"
+
+static void
+lsc_window_init (LscWindow *self)
+{
+  gtk_widget_init_template (GTK_WIDGET (self));
+  self->cancellable = g_cancellable_new ();
+  g_action_map_add_action_entries (G_ACTION_MAP (self), win_actions, G_N_ELEMENTS (win_actions), self);
+  GtkTextBuffer *buf = gtk_text_view_get_buffer (self->prompt_view);
+  gtk_text_buffer_set_text (buf, DEFAULT_PROMPT, -1);
+  g_signal_connect_swapped (buf, "changed", G_CALLBACK (update_token_count), self);
+  update_actions (self);
+}
+
+LscWindow *
+lsc_window_new (GtkApplication *app, GSettings *settings)
+{
+  LscWindow *self = g_object_new (LSC_TYPE_WINDOW, "application", app, NULL);
+  if (settings != NULL)
+    {
+      self->settings = g_object_ref (settings);
+      gtk_spin_button_set_value (self->threads_spin, g_settings_get_int (settings, "threads"));
+      g_signal_connect (settings, "changed::recent-models", G_CALLBACK (on_settings_changed), self);
+    }
+  lsc_attention_view_set_settings (self->attention_view, settings);
+  update_recent_menu (self);
+  return self;
+}
+
+LscLoadedModel *
+lsc_window_get_model (LscWindow *self)
+{
+  g_return_val_if_fail (LSC_IS_WINDOW (self), NULL);
+  return self->model;
+}
+
+void
+lsc_window_set_prompt (LscWindow *self, const char *text)
+{
+  g_return_if_fail (LSC_IS_WINDOW (self));
+  gtk_text_buffer_set_text (gtk_text_view_get_buffer (self->prompt_view), text, -1);
+}
+
+void
+lsc_window_set_max_tokens (LscWindow *self, int max_tokens)
+{
+  g_return_if_fail (LSC_IS_WINDOW (self));
+  gtk_spin_button_set_value (self->max_tokens_spin, max_tokens);
+}
+
+gboolean
+lsc_window_get_busy (LscWindow *self)
+{
+  g_return_val_if_fail (LSC_IS_WINDOW (self), FALSE);
+  return self->loading || self->running != NULL;
+}
+
+LscRun *
+lsc_window_get_run (LscWindow *self)
+{
+  g_return_val_if_fail (LSC_IS_WINDOW (self), NULL);
+  return self->run;
+}
+
+const char *
+lsc_window_get_error (LscWindow *self)
+{
+  g_return_val_if_fail (LSC_IS_WINDOW (self), NULL);
+  return self->error_text;
+}
+
+void
+lsc_window_show_view (LscWindow *self, const char *name)
+{
+  g_return_if_fail (LSC_IS_WINDOW (self));
+  if (gtk_stack_get_child_by_name (self->view_stack, name) != NULL)
+    gtk_stack_set_visible_child_name (self->view_stack, name);
+}
+
+const char *
+lsc_window_get_view (LscWindow *self)
+{
+  g_return_val_if_fail (LSC_IS_WINDOW (self), NULL);
+  return gtk_stack_get_visible_child_name (self->view_stack);
+}
+
+LscAttentionView *
+lsc_window_get_attention_view (LscWindow *self)
+{
+  g_return_val_if_fail (LSC_IS_WINDOW (self), NULL);
+  return self->attention_view;
+}

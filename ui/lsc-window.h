@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * lsc-window.h: the main window: the sidebar (model, prompt, generation and
+ * capture settings, Run / Cancel with progress) and the view stack.
+ * Errors show in an in-window info bar. Runs execute on a worker thread;
+ * the window owns a GCancellable that closing it cancels.
+ *
+ * Actions (win.): open-model, open-demo, open-recent(s), run, cancel,
+ * export(s: "png" | "svg" | "pdf"), show-view(s).
+ */
+#pragma once
+
+#include <gtk/gtk.h>
+
+#include "lsc-attention-view.h"
+#include "lsc-loaded-model.h"
+#include "lsc-run.h"
+
+G_BEGIN_DECLS
+
+#define LSC_TYPE_WINDOW (lsc_window_get_type ())
+G_DECLARE_FINAL_TYPE (LscWindow, lsc_window, LSC, WINDOW, GtkApplicationWindow)
+
+/* settings may be NULL (no schema installed): preferences are not kept. */
+LscWindow *lsc_window_new (GtkApplication *app, GSettings *settings);
+
+/* Loads the model off the main thread; errors go to the info bar. */
+void lsc_window_open_model (LscWindow *self, const char *path);
+LscLoadedModel *lsc_window_get_model (LscWindow *self);
+void lsc_window_set_prompt (LscWindow *self, const char *text);
+void lsc_window_set_max_tokens (LscWindow *self, int max_tokens);
+/* TRUE while a model loads or a run runs ("busy" is notified). */
+gboolean lsc_window_get_busy (LscWindow *self);
+/* The last successful run, or NULL. */
+LscRun *lsc_window_get_run (LscWindow *self);
+/* The text of the error shown in the window, or NULL. */
+const char *lsc_window_get_error (LscWindow *self);
+void lsc_window_show_view (LscWindow *self, const char *name);
+const char *lsc_window_get_view (LscWindow *self);
+LscAttentionView *lsc_window_get_attention_view (LscWindow *self);
+/* Exports the current view (format from the extension). */
+gboolean lsc_window_export_view (LscWindow *self, const char *path, GError **error);
+
+G_END_DECLS
