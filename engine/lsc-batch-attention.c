@@ -105,17 +105,8 @@ _lsc_job_capture_parse (LscJobCapture *c, const char *job, json_object *obj, GEr
   c->tiles = g_array_new (FALSE, FALSE, sizeof (LscJobTile));
   if (!json_object_is_type (obj, json_type_object))
     return invalid (error, job, "", "an object", obj);
-  json_object_object_foreach (obj, key, val)
-    {
-      (void) val;
-      if (!g_strv_contains (known, key))
-        {
-          g_autofree char *list = g_strjoinv (", ", (char **) known);
-          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
-                       "%s: $.capture.%s: unknown key (expected one of %s)", job, key, list);
-          return FALSE;
-        }
-    }
+  if (!lsc_json_check_keys (obj, known, job, "$.capture", error))
+    return FALSE;
   if (!parse_int_list (&c->layers, job, "layers", json_object_object_get (obj, "layers"), error)
       || !parse_int_list (&c->heads, job, "heads", json_object_object_get (obj, "heads"), error))
     return FALSE;

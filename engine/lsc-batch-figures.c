@@ -123,17 +123,9 @@ parse_one (LscJobFigure *f, const char *job, guint i, json_object *o, GError **e
   f->scale = g_strdup ("linear");
   if (!json_object_is_type (o, json_type_object))
     return bad (error, job, i, "", "an object", o);
-  json_object_object_foreach (o, key, val)
-    {
-      (void) val;
-      if (!g_strv_contains (known, key))
-        {
-          g_autofree char *list = g_strjoinv (", ", (char **) known);
-          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
-                       "%s: $.figures[%u].%s: unknown key (expected one of %s)", job, i, key, list);
-          return FALSE;
-        }
-    }
+  g_autofree char *path = g_strdup_printf ("$.figures[%u]", i);
+  if (!lsc_json_check_keys (o, known, job, path, error))
+    return FALSE;
   if (!get_choice (o, "kind", kinds, &kind) || kind == NULL)
     return bad (error, job, i, "kind", "\"attention\", \"pyramid\", \"stats\", \"loss\", "
                 "\"retrieval_scores\", \"retrieval_ranking\" or \"ablation\"",

@@ -176,17 +176,8 @@ _lsc_job_retrieval_parse (LscJobRetrieval *r, const char *job, const char *base_
   r->budget = (guint64) 4096 << 20;
   if (!json_object_is_type (obj, json_type_object))
     return invalid (error, job, "", "an object", obj);
-  json_object_object_foreach (obj, key, val)
-    {
-      (void) val;
-      if (!g_strv_contains (known, key))
-        {
-          g_autofree char *list = g_strjoinv (", ", (char **) known);
-          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
-                       "%s: $.retrieval.%s: unknown key (expected one of %s)", job, key, list);
-          return FALSE;
-        }
-    }
+  if (!lsc_json_check_keys (obj, known, job, "$.retrieval", error))
+    return FALSE;
 
   if ((v = json_object_object_get (obj, "haystack_file")) != NULL)
     {

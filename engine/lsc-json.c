@@ -185,6 +185,24 @@ lsc_json_parse (const char *name, const char *text, gsize len, GQuark domain, in
   return obj;
 }
 
+gboolean
+lsc_json_check_keys (json_object *obj, const char *const *known, const char *file,
+                     const char *path, GError **error)
+{
+  json_object_object_foreach (obj, key, val)
+    {
+      (void) val;
+      if (!g_strv_contains (known, key))
+        {
+          g_autofree char *list = g_strjoinv (", ", (char **) known);
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: %s.%s: unknown key (expected one of %s)", file, path, key, list);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
 json_object *
 lsc_json_double (double v)
 {

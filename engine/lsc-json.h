@@ -28,6 +28,12 @@ typedef enum {
 json_object *lsc_json_parse (const char *name, const char *text, gsize len, GQuark domain,
                              int code, GError **error);
 
+/* FALSE, with LSC_JOB_ERROR_INVALID "FILE: PATH.KEY: unknown key (expected
+ * one of A, B, ...)", when the object `obj` at JSON path `path` has a key not
+ * in `known` (NULL-terminated). */
+gboolean lsc_json_check_keys (json_object *obj, const char *const *known, const char *file,
+                              const char *path, GError **error);
+
 /* A finite double, or null for NaN and infinities. */
 json_object *lsc_json_double (double v);
 

@@ -89,10 +89,9 @@ float lsc_dot_row (const void *w, LscDType dtype, int n, int row, const float *x
 /* x (n_heads, head_dim) rotated in place; cos, sin (head_dim / 2) for this position */
 void lsc_rope (float *x, int n_heads, int head_dim, const float *cos, const float *sin,
                LscRopeLayout layout);
-/* x (n) <- softmax(x) in place, max-subtracted */
-void lsc_softmax (float *x, int n);
-/* The same, returning the log-sum-exp of the input (max + ln sum exp(x - max),
- * the sum accumulated in double): the row's normaliser for exact recompute. */
+/* x (n) <- softmax(x) in place, max-subtracted; returns the log-sum-exp of
+ * the input (max + ln sum exp(x - max), the sum accumulated in double): the
+ * row's normaliser, which attention capture keeps for exact recompute. */
 float lsc_softmax_lse (float *x, int n);
 /* out (n) <- silu(gate (n)) * up (n) */
 void lsc_swiglu (float *out, const float *gate, const float *up, int n);

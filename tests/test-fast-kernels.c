@@ -195,7 +195,7 @@ attend_one_ref (float *out, float *att, const float *q, const float *keys, const
         score += q[i] * k[i];
       att[t] = score * scale;
     }
-  lsc_softmax (att, n_keys);
+  lsc_softmax_lse (att, n_keys);
   memset (out, 0, head_dim * sizeof (float));
   for (int t = 0; t < n_keys; t++)
     {

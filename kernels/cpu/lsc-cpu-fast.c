@@ -8,7 +8,7 @@
  *   lsc_fast_xwt_rows    ~ lsc_dot_row      (row dots of a weight matrix)
  *   lsc_fast_to_f32      ~ lsc_to_f32       (bit-exact)
  *   lsc_fast_attend_one  ~ the attention loop of forward_token () in
- *                          lsc-llama.c (lsc_softmax between two plain loops)
+ *                          lsc-llama.c (lsc_softmax_lse between two plain loops)
  *
  * How they vectorize without -ffast-math: a dot product keeps 16 independent
  * partial sums (acc[16]), which GCC turns into SIMD accumulators; a stored

@@ -92,22 +92,6 @@ lsc_rope (float *x, int n_heads, int head_dim, const float *cos, const float *si
     }
 }
 
-void
-lsc_softmax (float *x, int n)
-{
-  float max = x[0];
-  for (int i = 1; i < n; i++)
-    max = fmaxf (max, x[i]);
-  float sum = 0.0f;
-  for (int i = 0; i < n; i++)
-    {
-      x[i] = expf (x[i] - max);
-      sum += x[i];
-    }
-  for (int i = 0; i < n; i++)
-    x[i] /= sum;
-}
-
 float
 lsc_softmax_lse (float *x, int n)
 {
