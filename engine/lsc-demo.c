@@ -95,7 +95,6 @@
 
 #include <math.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "lsc-demo.h"
 #include "lsc-error.h"
@@ -470,14 +469,10 @@ induction_model_new (GError **error)
     }
 
   /* anonymous pages are zero: every weight not set below stays 0 */
-  guint8 *map = mmap (NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (map == MAP_FAILED)
-    {
-      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_IO,
-                   "%s: cannot map %.1f MiB of anonymous memory", LSC_DEMO_INDUCTION,
-                   size / 1048576.0);
-      return NULL;
-    }
+  guint8 *map;
+  LscMappedFile *file = lsc_mapped_file_new_anonymous (LSC_DEMO_INDUCTION, size, &map, error);
+  if (file == NULL)
+    return NULL;
   for (guint i = 0; i < tensors->len; i++)
     {
       DemoTensor *t = &g_array_index (tensors, DemoTensor, i);
@@ -488,14 +483,10 @@ induction_model_new (GError **error)
   gboolean ok = build_layer0_previous_token (&w, error);
   if (ok)
     build_layer1_induction (&w);
-  mprotect (map, size, PROT_READ);
+  lsc_mapped_file_seal (file);
 
   LscModel *model = _lsc_model_new (LSC_DEMO_INDUCTION, LSC_FORMAT_GGUF);
   model->config = config;
-  LscMappedFile *file = g_new0 (LscMappedFile, 1);
-  file->path = g_strdup (LSC_DEMO_INDUCTION);
-  file->data = map;
-  file->size = size;
   g_ptr_array_add (model->files, file);   /* owns the map from here on */
   if (!ok)
     {

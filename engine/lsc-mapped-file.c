@@ -69,6 +69,33 @@ lsc_mapped_file_free (LscMappedFile *file)
   g_free (file);
 }
 
+LscMappedFile *
+lsc_mapped_file_new_anonymous (const char *name, guint64 size, guint8 **data, GError **error)
+{
+  void *p = size > 0 ? mmap (NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                             -1, 0)
+                     : NULL;
+  if (p == MAP_FAILED)
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_IO,
+                   "%s: cannot map %.1f MiB of anonymous memory", name, size / 1048576.0);
+      return NULL;
+    }
+  LscMappedFile *file = g_new0 (LscMappedFile, 1);
+  file->path = g_strdup (name);
+  file->data = p;
+  file->size = size;
+  *data = p;
+  return file;
+}
+
+void
+lsc_mapped_file_seal (LscMappedFile *file)
+{
+  if (file->data != NULL)
+    mprotect ((void *) file->data, file->size, PROT_READ);
+}
+
 gboolean
 lsc_mapped_file_has_range (const LscMappedFile *file, guint64 offset, guint64 size)
 {

@@ -19,6 +19,14 @@ typedef struct {
 LscMappedFile *lsc_mapped_file_open (const char *path, GError **error);
 void lsc_mapped_file_free (LscMappedFile *file);
 
+/* Zero-filled anonymous memory of `size` bytes standing in for a file (the
+ * weights of synthetic and demo models): the caller fills it through *data,
+ * then seals it read-only with lsc_mapped_file_seal (); it is freed like a
+ * file map. `name` is what messages call it. */
+LscMappedFile *lsc_mapped_file_new_anonymous (const char *name, guint64 size, guint8 **data,
+                                              GError **error);
+void lsc_mapped_file_seal (LscMappedFile *file);
+
 /* TRUE when [offset, offset + size) is inside the file, without overflow. */
 gboolean lsc_mapped_file_has_range (const LscMappedFile *file, guint64 offset, guint64 size);
 

@@ -17,7 +17,6 @@
 
 #include <math.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "lsc-error.h"
 #include "lsc-model-private.h"
@@ -266,14 +265,12 @@ lsc_model_new_synthetic (const LscModelConfig *config, LscDType dtype, guint64 s
       size = (size + TENSOR_ALIGN - 1) / TENSOR_ALIGN * TENSOR_ALIGN;
     }
 
-  guint8 *map = mmap (NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (map == MAP_FAILED)
-    {
-      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_IO,
-                   "synthetic model: cannot map %.1f MiB of anonymous memory",
-                   size / 1048576.0);
-      return NULL;
-    }
+  g_autofree char *path = g_strdup_printf ("synthetic(dim %d, %d layers, %s, seed %" G_GUINT64_FORMAT ")",
+                                           c->dim, c->n_layers, lsc_dtype_name (dtype), seed);
+  guint8 *map;
+  LscMappedFile *file = lsc_mapped_file_new_anonymous (path, size, &map, error);
+  if (file == NULL)
+    return NULL;
 
   for (guint i = 0; i < plans->len; i++)
     {
@@ -284,16 +281,10 @@ lsc_model_new_synthetic (const LscModelConfig *config, LscDType dtype, guint64 s
       for (gint64 r = 0; r < rows; r++)
         fill_row (map + p->offset + (size_t) r * row_bytes, p, seed, i, r);
     }
-  mprotect (map, size, PROT_READ);
+  lsc_mapped_file_seal (file);
 
-  g_autofree char *path = g_strdup_printf ("synthetic(dim %d, %d layers, %s, seed %" G_GUINT64_FORMAT ")",
-                                           c->dim, c->n_layers, lsc_dtype_name (dtype), seed);
   LscModel *model = _lsc_model_new (path, LSC_FORMAT_GGUF);
   model->config = *c;
-  LscMappedFile *file = g_new0 (LscMappedFile, 1);
-  file->path = g_strdup (path);
-  file->data = map;
-  file->size = size;
   g_ptr_array_add (model->files, file);   /* owns the map from here on */
 
   for (guint i = 0; i < plans->len; i++)
