@@ -19,6 +19,7 @@
 
 #include "lsc-batch.h"
 #include "lsc-batch-private.h"
+#include "lsc-demo.h"
 #include "lsc-error.h"
 #include "lsc-generate.h"
 #include "lsc-json.h"
@@ -170,7 +171,7 @@ static char *
 resolve (const LscJob *job, const char *path)
 {
   /* built-in demo models are names, not files */
-  if (g_str_has_prefix (path, "demo:"))
+  if (lsc_demo_match_path (path) != NULL)
     return g_strdup (path);
   /* absolute and without ../ so that provenance names the file unambiguously */
   return g_canonicalize_filename (path, job->base_dir);
