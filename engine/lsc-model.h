@@ -194,6 +194,14 @@ gboolean lsc_model_config_init_shape (LscModelConfig *config, const char *name);
 LscModel *lsc_model_new_synthetic (const LscModelConfig *config, LscDType dtype, guint64 seed,
                                    GError **error);
 
+/* A copy of a Llama-family model held in memory, with every 2-D weight
+ * matrix converted to dtype (F32, F16 or BF16; round to nearest even) and
+ * the 1-D tensors (norms, biases) kept as they are: "the same checkpoint in
+ * bf16" for backend parity tests and precision studies. The copy does not
+ * reference `model`. Fails with LSC_MODEL_ERROR_UNSUPPORTED_DTYPE for a
+ * q8_0 source or target. */
+LscModel *lsc_model_new_cast (LscModel *model, LscDType dtype, GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (LscModel, lsc_model_free)
 
 G_END_DECLS

@@ -12,6 +12,11 @@
  * norm weights are 1 + uniform(-0.02, 0.02), biases uniform(-0.02, 0.02).
  * Each row has its own xorshift stream seeded from (seed, tensor, row): the
  * weights do not depend on the thread count, and rows are filled in parallel.
+ *
+ * lsc_model_new_cast () builds the same kind of in-memory model from an
+ * existing one: the source's config, tensor names, shapes and order, with the
+ * float matrices converted (through float32, rounding to nearest even) and
+ * everything else copied byte for byte.
  */
 #include "config.h"
 
@@ -306,4 +311,139 @@ lsc_model_new_synthetic (const LscModelConfig *config, LscDType dtype, guint64 s
       return NULL;
     }
   return model;
+}
+
+/* Converts one row of cols values from `from` to `to` (F32, F16 or BF16);
+ * buf holds cols floats. */
+static void
+cast_row (guint8 *dst, LscDType to, const guint8 *src, LscDType from, gint64 cols, float *buf)
+{
+  if (from == to)
+    {
+      memcpy (dst, src, lsc_dtype_row_bytes (to, (size_t) cols));
+      return;
+    }
+  lsc_to_f32 (buf, src, from, (size_t) cols);
+  switch (to)
+    {
+    case LSC_DTYPE_F32:
+      memcpy (dst, buf, (size_t) cols * sizeof (float));
+      break;
+    case LSC_DTYPE_BF16:
+      {
+        guint16 *out = (guint16 *) dst;
+        for (gint64 j = 0; j < cols; j++)
+          out[j] = lsc_f32_to_bf16_1 (buf[j]);
+        break;
+      }
+    case LSC_DTYPE_F16:
+      {
+        guint16 *out = (guint16 *) dst;
+        for (gint64 j = 0; j < cols; j++)
+          out[j] = lsc_f32_to_f16_1 (buf[j]);
+        break;
+      }
+    case LSC_DTYPE_Q8_0:
+    case LSC_DTYPE_I32:
+    case LSC_DTYPE_I64:
+    case LSC_DTYPE_N_TYPES:
+      g_assert_not_reached ();
+    }
+}
+
+static gboolean
+is_float_dtype (LscDType dtype)
+{
+  return dtype == LSC_DTYPE_F32 || dtype == LSC_DTYPE_F16 || dtype == LSC_DTYPE_BF16;
+}
+
+LscModel *
+lsc_model_new_cast (LscModel *model, LscDType dtype, GError **error)
+{
+  g_return_val_if_fail (model != NULL, NULL);
+
+  if (!is_float_dtype (dtype))
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_UNSUPPORTED_DTYPE,
+                   "%s: casting the weights to %s is not supported (F32, F16 or BF16)",
+                   model->path, lsc_dtype_name (dtype));
+      return NULL;
+    }
+
+  /* the copy's layout: the source's tensors in order, matrices as dtype */
+  guint n = model->tensors->len;
+  g_autofree LscDType *dtypes = g_new (LscDType, MAX (n, 1));
+  g_autofree guint64 *offsets = g_new (guint64, MAX (n, 1));
+  guint64 size = 0;
+  for (guint i = 0; i < n; i++)
+    {
+      const LscTensor *t = &g_array_index (model->tensors, LscTensor, i);
+      if (t->dtype == LSC_DTYPE_Q8_0)
+        {
+          g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_UNSUPPORTED_DTYPE,
+                       "%s: tensor '%s' is %s: quantised weights cannot be cast to %s",
+                       model->path, t->name, lsc_dtype_name (t->dtype), lsc_dtype_name (dtype));
+          return NULL;
+        }
+      dtypes[i] = t->n_dims == 2 && is_float_dtype (t->dtype) ? dtype : t->dtype;
+      offsets[i] = size;
+      size += lsc_dtype_row_bytes (dtypes[i], (size_t) lsc_tensor_n_elements (t));
+      size = (size + TENSOR_ALIGN - 1) / TENSOR_ALIGN * TENSOR_ALIGN;
+    }
+
+  g_autofree char *lower = g_ascii_strdown (lsc_dtype_name (dtype), -1);
+  g_autofree char *path = g_strdup_printf ("%s (as %s)", model->path, lower);
+  guint8 *map;
+  LscMappedFile *file = lsc_mapped_file_new_anonymous (path, size, &map, error);
+  if (file == NULL)
+    return NULL;
+
+  for (guint i = 0; i < n; i++)
+    {
+      const LscTensor *t = &g_array_index (model->tensors, LscTensor, i);
+      if (dtypes[i] == t->dtype)
+        {
+          if (t->n_bytes > 0)
+            memcpy (map + offsets[i], t->data, t->n_bytes);
+          continue;
+        }
+      /* a float matrix to convert, row by row */
+      gint64 rows = t->shape[0], cols = t->shape[1];
+      size_t src_row = lsc_dtype_row_bytes (t->dtype, (size_t) cols);
+      size_t dst_row = lsc_dtype_row_bytes (dtypes[i], (size_t) cols);
+#pragma omp parallel
+      {
+        g_autofree float *buf = g_new (float, MAX (cols, 1));
+#pragma omp for schedule (static)
+        for (gint64 r = 0; r < rows; r++)
+          cast_row (map + offsets[i] + (size_t) r * dst_row, dtypes[i],
+                    (const guint8 *) t->data + (size_t) r * src_row, t->dtype, cols, buf);
+      }
+    }
+  lsc_mapped_file_seal (file);
+
+  LscModel *copy = _lsc_model_new (path, model->format);
+  copy->config = model->config;
+  g_ptr_array_add (copy->files, file);   /* owns the map from here on */
+
+  for (guint i = 0; i < n; i++)
+    {
+      const LscTensor *t = &g_array_index (model->tensors, LscTensor, i);
+      if (_lsc_model_add_tensor (copy, t->name, dtypes[i], t->n_dims, t->shape, 0, offsets[i],
+                                 error) == NULL)
+        {
+          lsc_model_free (copy);
+          return NULL;
+        }
+    }
+  if (!_lsc_model_bind_tensors (copy, error))
+    {
+      lsc_model_free (copy);
+      return NULL;
+    }
+  /* the source's notes, not the binding's repetition of them */
+  g_ptr_array_set_size (copy->warnings, 0);
+  for (const char *const *w = lsc_model_get_warnings (model); *w != NULL; w++)
+    g_ptr_array_add (copy->warnings, g_strdup (*w));
+  return copy;
 }
