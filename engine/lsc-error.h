@@ -55,6 +55,7 @@ typedef enum {
   LSC_RUN_ERROR_INVALID_TOKEN,   /* a token id outside the model's vocabulary */
   LSC_RUN_ERROR_OUT_OF_MEMORY,   /* an allocation the session needs would exceed the budget */
   LSC_RUN_ERROR_CANCELLED,
+  LSC_RUN_ERROR_DEVICE,          /* the GPU failed (driver, launch or copy error) */
 } LscRunError;
 
 G_END_DECLS

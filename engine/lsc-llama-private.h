@@ -25,6 +25,7 @@ typedef struct {
 } LscLayer;
 
 typedef struct _LscFastState LscFastState;
+typedef struct _LscCudaState LscCudaState;
 
 struct _LscSession {
   LscModel *model;                   /* borrowed */
@@ -58,6 +59,8 @@ struct _LscSession {
   float *att;                        /* (n_ctx) */
 
   LscFastState *fast;                /* buffers of the batched path, grown on demand */
+  LscCudaState *cuda;                /* the GPU copy of weights, cache and buffers; NULL on the CPU */
+  char *backend_note;                /* why CUDA/AUTO fell back to the CPU, or NULL */
   LscAttentionStore *attention;      /* capture store, NULL when not capturing */
   guint8 *hidden;                    /* (n_ctx) mask-hook scratch of the reference path */
 };
@@ -72,6 +75,17 @@ void _lsc_attend_row (LscSession *s, int l, int h, int pos, const float *q, floa
 void _lsc_session_prepare_rope (LscSession *s, int seq_len);
 /* out (dim) <- embedding row of token */
 void _lsc_embed (const LscSession *s, int token, float *out);
+
+/* The CUDA path (lsc-llama-cuda.c). init returns TRUE with s->cuda set, or
+ * TRUE with s->cuda NULL and s->backend_note saying why the session stays on
+ * the CPU; FALSE (error set) when CUDA was asked for explicitly and cannot
+ * run at all, or the device fails. */
+gboolean _lsc_session_init_cuda (LscSession *s, GError **error);
+/* FALSE with CANCELLED, DEVICE or OUT_OF_MEMORY set. */
+gboolean _lsc_session_eval_cuda (LscSession *s, const gint32 *tokens, int n, float *logits,
+                                 gboolean all_logits, LscCancelFunc cancel, gpointer cancel_data,
+                                 GError **error);
+void _lsc_session_free_cuda (LscSession *s);
 
 gboolean _lsc_session_eval_fast (LscSession *s, const gint32 *tokens, int n, float *logits,
                                  gboolean all_logits, LscCancelFunc cancel, gpointer cancel_data);
@@ -92,6 +106,13 @@ gboolean _lsc_attention_wants (const LscAttentionStore *store, int layer, int po
 #define LSC_REFINE_MIN_P 1e-3f
 float _lsc_attention_refine_lse (const float *q, const float *keys, int kv_dim, int hd,
                                  const float *p, int n, float scale, float lse);
+/* Where the store keeps (layer, head): the query of row pos at
+ * q + (pos - row_start) * q_stride floats, its normaliser at
+ * lse + (pos - row_start); rows [row_start, row_start + row_cap). FALSE when
+ * the head is not captured or the store keeps scales (a scale hook). For
+ * backends that write rows in bulk (the GPU). */
+gboolean _lsc_attention_slot (LscAttentionStore *store, int layer, int head, float **q,
+                              gsize *q_stride, float **lse, int *row_start, int *row_cap);
 /* Records query q (head_dim), the normaliser and the logit scale of (layer, head, pos). */
 void _lsc_attention_put (LscAttentionStore *store, int layer, int head, int pos, const float *q,
                          float lse, float scale);

@@ -23,6 +23,26 @@ lsc_session_params_init (LscSessionParams *params)
   memset (params, 0, sizeof *params);
 }
 
+static const char *const backend_names[] = { "cpu", "cuda", "auto" };
+
+const char *
+lsc_backend_name (LscBackend backend)
+{
+  return (guint) backend < G_N_ELEMENTS (backend_names) ? backend_names[backend] : "unknown";
+}
+
+gboolean
+lsc_backend_from_string (const char *name, LscBackend *backend)
+{
+  for (guint i = 0; name != NULL && i < G_N_ELEMENTS (backend_names); i++)
+    if (strcmp (name, backend_names[i]) == 0)
+      {
+        *backend = (LscBackend) i;
+        return TRUE;
+      }
+  return FALSE;
+}
+
 /* A 1-D tensor (norm weight or bias) widened to float32, or NULL when absent. */
 static float *
 widen (const LscTensor *t)
@@ -135,6 +155,11 @@ lsc_session_new (LscModel *model, const LscSessionParams *params, GError **error
           return NULL;
         }
     }
+  if (s->params.backend != LSC_BACKEND_CPU && !_lsc_session_init_cuda (s, error))
+    {
+      lsc_session_free (s);
+      return NULL;
+    }
   return s;
 }
 
@@ -169,6 +194,8 @@ lsc_session_free (LscSession *s)
   g_free (s->rope_cos);
   g_free (s->rope_sin);
   _lsc_session_free_fast (s);
+  _lsc_session_free_cuda (s);
+  g_free (s->backend_note);
   _lsc_attention_store_free (s->attention);
   g_free (s->hidden);
   g_free (s);
@@ -190,6 +217,18 @@ int
 lsc_session_get_n_vocab (const LscSession *s)
 {
   return s->output.rows;
+}
+
+LscBackend
+lsc_session_get_backend (const LscSession *s)
+{
+  return s->cuda != NULL ? LSC_BACKEND_CUDA : LSC_BACKEND_CPU;
+}
+
+const char *
+lsc_session_get_backend_note (const LscSession *s)
+{
+  return s->backend_note;
 }
 
 int
@@ -397,6 +436,15 @@ lsc_session_eval (LscSession *s, const gint32 *tokens, int n, float *logits, gbo
             out = logits + (all_logits ? (size_t) i * vocab : 0);
           ok = forward_token (s, tokens[i], start + i, out, cancel, cancel_data);
         }
+    }
+  else if (s->cuda != NULL)
+    {
+      if (!_lsc_session_eval_cuda (s, tokens, n, logits, all_logits, cancel, cancel_data, error))
+        {
+          s->pos = start;
+          return FALSE;
+        }
+      ok = TRUE;
     }
   else
     ok = _lsc_session_eval_fast (s, tokens, n, logits, all_logits, cancel, cancel_data);

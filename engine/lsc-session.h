@@ -35,11 +35,29 @@ typedef struct _LscSession LscSession;
 /* Returns TRUE to stop: checked per layer and per block of rows. */
 typedef gboolean (*LscCancelFunc) (gpointer user_data);
 
+/* Where a session computes. AUTO picks CUDA when the build has it, a device
+ * is present and the backend supports the model and settings, else the CPU. */
+typedef enum {
+  LSC_BACKEND_CPU = 0,
+  LSC_BACKEND_CUDA,
+  LSC_BACKEND_AUTO,
+} LscBackend;
+
+const char *lsc_backend_name (LscBackend backend);          /* "cpu", "cuda", "auto" */
+/* Parses "cpu", "cuda" or "auto"; FALSE for anything else. */
+gboolean lsc_backend_from_string (const char *name, LscBackend *backend);
+/* NULL when CUDA sessions can run here, else why not ("no CUDA device is
+ * present", "this Longscope was built without CUDA"). The first call probes
+ * the driver: applications call it early on their main thread. */
+const char *lsc_backend_cuda_unavailable (void);
+
 typedef struct {
   int n_ctx;             /* KV cache length in tokens; 0 = 4096 (the model's own context
                             length is advisory and never caps it) */
   int n_threads;         /* 0 = all cores */
-  gboolean reference;    /* TRUE: the plain reference path, one token at a time */
+  gboolean reference;    /* TRUE: the plain reference path, one token at a time (CPU) */
+  LscBackend backend;    /* CPU by default; CUDA fails without a device, and falls back to
+                            the CPU (with a note) for what the GPU backend does not run */
   LscCapturePlan capture;      /* attention capture (lsc-attention.h); off by default */
   LscAttentionHooks hooks;     /* logit scale and mask hooks; none by default */
 } LscSessionParams;
@@ -53,6 +71,14 @@ void lsc_session_free (LscSession *session);
 const LscSessionParams *lsc_session_get_params (const LscSession *session);
 /* Rows of the logits (the model's vocabulary, padding included). */
 int lsc_session_get_n_vocab (const LscSession *session);
+/* The backend the session runs on (CPU or CUDA, never AUTO). */
+LscBackend lsc_session_get_backend (const LscSession *session);
+/* Why the session runs on the CPU although CUDA or AUTO was asked for
+ * ("no CUDA device", "q8_0 weights (blk.0.attn_q.weight)", ...), or NULL. */
+const char *lsc_session_get_backend_note (const LscSession *session);
+/* The most device memory the session has held at once (weights, KV cache,
+ * buffers), in bytes; FALSE on the CPU. */
+gboolean lsc_session_get_device_memory (const LscSession *session, guint64 *peak_bytes);
 /* Tokens in the KV cache. */
 int lsc_session_get_pos (const LscSession *session);
 /* The attention capture store, or NULL when the session captures nothing. */

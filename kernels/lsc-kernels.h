@@ -96,11 +96,7 @@ float lsc_softmax_lse (float *x, int n);
 /* out (n) <- silu(gate (n)) * up (n) */
 void lsc_swiglu (float *out, const float *gate, const float *up, int n);
 
-/* CUDA backend entry points; available when built with CUDA (LSC_HAVE_CUDA). */
-LscStatus lsc_cuda_device_count (int *n_devices);
-/* Smoke test of the toolchain and the device: out (n) <- a * x (n) + y (n)
- * computed on the GPU. */
-LscStatus lsc_cuda_saxpy (float *out, float a, const float *x, const float *y, size_t n);
+/* The CUDA backend's kernels are declared in lsc-cuda.h. */
 
 /* ---- fast paths (kernels/cpu/lsc-cpu-fast.c) ----
  * Vectorized twins of the reference kernels, used by the fast forward

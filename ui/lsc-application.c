@@ -4,6 +4,7 @@
 #include <glib/gi18n.h>
 
 #include "lsc-application.h"
+#include "lsc-session.h"
 #include "lsc-demo.h"
 #include "lsc-window.h"
 
@@ -103,6 +104,10 @@ lsc_application_startup (GApplication *app)
   gtk_style_context_add_provider_for_display (gdk_display_get_default (), GTK_STYLE_PROVIDER (css),
                                               GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
   gtk_window_set_default_icon_name (LSC_APP_ID);
+
+  /* probe the GPU here, on the main thread, not first in a run's worker */
+  const char *no_gpu = lsc_backend_cuda_unavailable ();
+  g_debug ("runs use %s%s", no_gpu == NULL ? "the GPU" : "the CPU: ", no_gpu != NULL ? no_gpu : "");
 }
 
 static void

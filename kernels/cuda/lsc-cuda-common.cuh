@@ -1,14 +1,26 @@
 // SPDX-License-Identifier: MIT
 //
-// Error mapping shared by the CUDA kernels: a failing runtime call becomes an
-// LscStatus; nothing here prints or exits.
+// Shared by the CUDA translation units: error mapping (a failing runtime or
+// cuBLAS call becomes an LscStatus; nothing here prints or exits) and the
+// context every operation is queued on.
 #pragma once
 
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <unordered_map>
 
 extern "C" {
-#include "lsc-kernels.h"
+#include "lsc-cuda.h"
 }
+
+struct _LscCudaContext {
+  int device;
+  cudaStream_t stream;
+  cublasHandle_t blas;
+  size_t held;          // bytes allocated through lsc_cuda_alloc now
+  size_t peak;          // the most ever held at once
+  std::unordered_map<void *, size_t> sizes;   // of each live allocation
+};
 
 static inline LscStatus
 lsc_cuda_status (cudaError_t err)
@@ -19,6 +31,20 @@ lsc_cuda_status (cudaError_t err)
     case cudaErrorMemoryAllocation: return LSC_STATUS_OUT_OF_MEMORY;
     case cudaErrorNoDevice:
     case cudaErrorInsufficientDriver: return LSC_STATUS_NO_DEVICE;
+    default: return LSC_STATUS_DEVICE_ERROR;
+    }
+}
+
+static inline LscStatus
+lsc_cublas_status (cublasStatus_t st)
+{
+  switch (st)
+    {
+    case CUBLAS_STATUS_SUCCESS: return LSC_STATUS_OK;
+    case CUBLAS_STATUS_ALLOC_FAILED: return LSC_STATUS_OUT_OF_MEMORY;
+    case CUBLAS_STATUS_NOT_SUPPORTED:
+    case CUBLAS_STATUS_ARCH_MISMATCH: return LSC_STATUS_UNSUPPORTED;
+    case CUBLAS_STATUS_INVALID_VALUE: return LSC_STATUS_INVALID_ARGUMENT;
     default: return LSC_STATUS_DEVICE_ERROR;
     }
 }
@@ -41,3 +67,12 @@ lsc_cuda_status (cudaError_t err)
         goto out;                                    \
       }                                              \
   } while (0)
+
+// The status of the last kernel launch.
+#define LSC_CUDA_LAUNCHED() lsc_cuda_status (cudaGetLastError ())
+
+static inline unsigned
+lsc_cuda_blocks (size_t n, unsigned threads)
+{
+  return (unsigned) ((n + threads - 1) / threads);
+}

@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: MIT
 //
-// The first CUDA translation unit: it proves in CI that nvcc, the -gencode
-// flags and the link against the CUDA runtime work, and gives the test suite
-// a device probe. The real backend grows beside it (kernels/cuda/<op>.cu).
+// The CUDA context (device, stream, cuBLAS handle), device memory, and the
+// projections: every weight matrix product is one cuBLAS GEMM.
 #include "lsc-cuda-common.cuh"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cstdio>
+#include <new>
 
 static __global__ void
 saxpy_kernel (float *out, float a, const float *x, const float *y, size_t n)
@@ -13,19 +17,26 @@ saxpy_kernel (float *out, float a, const float *x, const float *y, size_t n)
     out[i] = a * x[i] + y[i];
 }
 
+// The runtime's answer, asked once per process: without a driver every
+// call would try (and fail) to load it again, leaking its error buffer in
+// each thread that asks.
 extern "C" LscStatus
 lsc_cuda_device_count (int *n_devices)
 {
-  *n_devices = 0;
-  cudaError_t err = cudaGetDeviceCount (n_devices);
-  if (err == cudaErrorNoDevice || err == cudaErrorInsufficientDriver)
-    {
-      *n_devices = 0;
-      cudaGetLastError ();   // clear the sticky error
-      return LSC_STATUS_NO_DEVICE;
-    }
-  LSC_CUDA_CHECK (err);
-  return *n_devices > 0 ? LSC_STATUS_OK : LSC_STATUS_NO_DEVICE;
+  static int count;
+  static const LscStatus status = [] {
+    cudaError_t err = cudaGetDeviceCount (&count);
+    if (err != cudaSuccess)
+      {
+        count = 0;
+        cudaGetLastError ();   // clear the sticky error
+        return err == cudaErrorNoDevice || err == cudaErrorInsufficientDriver
+                 ? LSC_STATUS_NO_DEVICE : lsc_cuda_status (err);
+      }
+    return count > 0 ? LSC_STATUS_OK : LSC_STATUS_NO_DEVICE;
+  }();
+  *n_devices = count;
+  return status;
 }
 
 extern "C" LscStatus
@@ -42,7 +53,7 @@ lsc_cuda_saxpy (float *out, float a, const float *x, const float *y, size_t n)
   LSC_CUDA_TRY (cudaMalloc (&d_y, bytes));
   LSC_CUDA_TRY (cudaMemcpy (d_x, x, bytes, cudaMemcpyHostToDevice));
   LSC_CUDA_TRY (cudaMemcpy (d_y, y, bytes, cudaMemcpyHostToDevice));
-  saxpy_kernel<<<(unsigned) ((n + 255) / 256), 256>>> (d_out, a, d_x, d_y, n);
+  saxpy_kernel<<<lsc_cuda_blocks (n, 256), 256>>> (d_out, a, d_x, d_y, n);
   LSC_CUDA_TRY (cudaGetLastError ());
   LSC_CUDA_TRY (cudaMemcpy (out, d_out, bytes, cudaMemcpyDeviceToHost));
 out:
@@ -50,4 +61,244 @@ out:
   cudaFree (d_x);
   cudaFree (d_y);
   return status;
+}
+
+/* ---- context and memory ---- */
+
+extern "C" LscStatus
+lsc_cuda_context_new (LscCudaContext **out, int device, char *name)
+{
+  int n = 0;
+  *out = NULL;
+  LscStatus status = lsc_cuda_device_count (&n);
+  if (status != LSC_STATUS_OK)
+    return status;
+  if (device < 0 || device >= n)
+    return LSC_STATUS_INVALID_ARGUMENT;
+  LSC_CUDA_CHECK (cudaSetDevice (device));
+  if (name != NULL)
+    {
+      cudaDeviceProp prop;
+      LSC_CUDA_CHECK (cudaGetDeviceProperties (&prop, device));
+      snprintf (name, 256, "%s", prop.name);
+    }
+
+  LscCudaContext *ctx = new (std::nothrow) LscCudaContext ();
+  if (ctx == NULL)
+    return LSC_STATUS_OUT_OF_MEMORY;
+  ctx->device = device;
+  cudaError_t err = cudaStreamCreateWithFlags (&ctx->stream, cudaStreamNonBlocking);
+  if (err != cudaSuccess)
+    {
+      delete ctx;
+      return lsc_cuda_status (err);
+    }
+  cublasStatus_t st = cublasCreate (&ctx->blas);
+  if (st != CUBLAS_STATUS_SUCCESS)
+    {
+      cudaStreamDestroy (ctx->stream);
+      delete ctx;
+      return lsc_cublas_status (st);
+    }
+  cublasSetStream (ctx->blas, ctx->stream);
+  // float32 GEMMs stay float32: no TF32 tensor-op math
+  cublasSetMathMode (ctx->blas, CUBLAS_DEFAULT_MATH);
+  *out = ctx;
+  return LSC_STATUS_OK;
+}
+
+extern "C" void
+lsc_cuda_context_free (LscCudaContext *ctx)
+{
+  if (ctx == NULL)
+    return;
+  cudaSetDevice (ctx->device);
+  cudaStreamSynchronize (ctx->stream);
+  for (auto &a : ctx->sizes)
+    cudaFree (a.first);
+  cublasDestroy (ctx->blas);
+  cudaStreamDestroy (ctx->stream);
+  delete ctx;
+}
+
+extern "C" LscStatus
+lsc_cuda_mem_info (LscCudaContext *ctx, size_t *free_bytes, size_t *total_bytes, size_t *peak_bytes)
+{
+  size_t f = 0, t = 0;
+  LSC_CUDA_CHECK (cudaMemGetInfo (&f, &t));
+  if (free_bytes != NULL)
+    *free_bytes = f;
+  if (total_bytes != NULL)
+    *total_bytes = t;
+  if (peak_bytes != NULL)
+    *peak_bytes = ctx->peak;
+  return LSC_STATUS_OK;
+}
+
+extern "C" LscStatus
+lsc_cuda_alloc (LscCudaContext *ctx, void **ptr, size_t bytes)
+{
+  *ptr = NULL;
+  LSC_CUDA_CHECK (cudaMalloc (ptr, bytes > 0 ? bytes : 1));
+  ctx->sizes[*ptr] = bytes;
+  ctx->held += bytes;
+  if (ctx->held > ctx->peak)
+    ctx->peak = ctx->held;
+  return LSC_STATUS_OK;
+}
+
+extern "C" void
+lsc_cuda_free (LscCudaContext *ctx, void *ptr)
+{
+  if (ptr == NULL)
+    return;
+  auto it = ctx->sizes.find (ptr);
+  if (it != ctx->sizes.end ())
+    {
+      ctx->held -= it->second;
+      ctx->sizes.erase (it);
+    }
+  cudaStreamSynchronize (ctx->stream);   // nothing queued may still use it
+  cudaFree (ptr);
+}
+
+extern "C" LscStatus
+lsc_cuda_host_alloc (LscCudaContext *ctx, void **ptr, size_t bytes)
+{
+  *ptr = NULL;
+  LSC_CUDA_CHECK (cudaSetDevice (ctx->device));
+  LSC_CUDA_CHECK (cudaMallocHost (ptr, bytes > 0 ? bytes : 1));
+  return LSC_STATUS_OK;
+}
+
+extern "C" void
+lsc_cuda_host_free (LscCudaContext *ctx, void *ptr)
+{
+  if (ptr == NULL)
+    return;
+  cudaStreamSynchronize (ctx->stream);
+  cudaFreeHost (ptr);
+}
+
+extern "C" LscStatus
+lsc_cuda_upload (LscCudaContext *ctx, void *dst, const void *src, size_t bytes)
+{
+  LSC_CUDA_CHECK (cudaMemcpyAsync (dst, src, bytes, cudaMemcpyHostToDevice, ctx->stream));
+  // src is pageable host memory the caller may reuse at once
+  LSC_CUDA_CHECK (cudaStreamSynchronize (ctx->stream));
+  return LSC_STATUS_OK;
+}
+
+extern "C" LscStatus
+lsc_cuda_download (LscCudaContext *ctx, void *dst, const void *src, size_t bytes)
+{
+  LSC_CUDA_CHECK (cudaMemcpyAsync (dst, src, bytes, cudaMemcpyDeviceToHost, ctx->stream));
+  LSC_CUDA_CHECK (cudaStreamSynchronize (ctx->stream));
+  return LSC_STATUS_OK;
+}
+
+extern "C" LscStatus
+lsc_cuda_download_2d (LscCudaContext *ctx, void *dst, size_t dst_pitch, const void *src,
+                      size_t src_pitch, size_t width, size_t rows)
+{
+  if (rows == 0 || width == 0)
+    return LSC_STATUS_OK;
+  LSC_CUDA_CHECK (cudaMemcpy2DAsync (dst, dst_pitch, src, src_pitch, width, rows,
+                                     cudaMemcpyDeviceToHost, ctx->stream));
+  LSC_CUDA_CHECK (cudaStreamSynchronize (ctx->stream));
+  return LSC_STATUS_OK;
+}
+
+extern "C" LscStatus
+lsc_cuda_copy (LscCudaContext *ctx, void *dst, const void *src, size_t bytes)
+{
+  LSC_CUDA_CHECK (cudaMemcpyAsync (dst, src, bytes, cudaMemcpyDeviceToDevice, ctx->stream));
+  return LSC_STATUS_OK;
+}
+
+extern "C" LscStatus
+lsc_cuda_copy_2d (LscCudaContext *ctx, void *dst, size_t dst_pitch, const void *src,
+                  size_t src_pitch, size_t width, size_t rows)
+{
+  if (rows == 0 || width == 0)
+    return LSC_STATUS_OK;
+  LSC_CUDA_CHECK (cudaMemcpy2DAsync (dst, dst_pitch, src, src_pitch, width, rows,
+                                     cudaMemcpyDeviceToDevice, ctx->stream));
+  return LSC_STATUS_OK;
+}
+
+extern "C" LscStatus
+lsc_cuda_sync (LscCudaContext *ctx)
+{
+  LSC_CUDA_CHECK (cudaGetLastError ());
+  LSC_CUDA_CHECK (cudaStreamSynchronize (ctx->stream));
+  return LSC_STATUS_OK;
+}
+
+/* ---- projections ---- */
+
+// round to nearest even, as lsc_f32_to_f16_1 () / lsc_f32_to_bf16_1 ()
+static __device__ inline __half to_half (float v, __half) { return __float2half_rn (v); }
+static __device__ inline __nv_bfloat16 to_half (float v, __nv_bfloat16) { return __float2bfloat16_rn (v); }
+static __device__ inline float from_half (__half v) { return __half2float (v); }
+static __device__ inline float from_half (__nv_bfloat16 v) { return __bfloat162float (v); }
+
+// x (T, n; ldx) split into two 16-bit halves: hi (T, n) <- x rounded to H,
+// lo (T, n) <- the rest (x - hi) rounded to H; hi + lo holds x to ~2^-17
+template <typename H>
+static __global__ void
+split_rows_kernel (H *hi, H *lo, const float *x, int ldx, int T, int n)
+{
+  size_t i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= (size_t) T * n)
+    return;
+  float v = x[(i / n) * ldx + i % n];
+  H h = to_half (v, H ());
+  hi[i] = h;
+  lo[i] = to_half (v - from_half (h), H ());
+}
+
+extern "C" LscStatus
+lsc_cuda_gemm_xwt (LscCudaContext *ctx, float *y, int ldy, const float *x, int ldx, int T,
+                   const void *w, LscDType dtype, int d, int n, void *x_half)
+{
+  const float one = 1.0f, zero = 0.0f;
+  size_t count = (size_t) T * n;
+
+  if (T <= 0 || d <= 0 || n <= 0)
+    return LSC_STATUS_OK;
+  // Row-major Y (T, d) is column-major Y^T (d, T) = W X^T, and row-major W
+  // (d, n) is column-major (n, d): op(A) = T.
+  if (dtype == LSC_DTYPE_F32)
+    return lsc_cublas_status (cublasGemmEx (ctx->blas, CUBLAS_OP_T, CUBLAS_OP_N, d, T, n, &one, w,
+                                            CUDA_R_32F, n, x, CUDA_R_32F, ldx, &zero, y,
+                                            CUDA_R_32F, ldy, CUBLAS_COMPUTE_32F,
+                                            CUBLAS_GEMM_DEFAULT));
+  if ((dtype != LSC_DTYPE_F16 && dtype != LSC_DTYPE_BF16))
+    return LSC_STATUS_UNSUPPORTED;
+  if (x_half == NULL)
+    return LSC_STATUS_INVALID_ARGUMENT;
+
+  // Tensor cores take W and X in the same 16-bit type: X goes as hi + lo,
+  // two GEMMs into the same Y, so that Y is W times the float32 X (as on the
+  // CPU) and not times X rounded to 8 or 11 bits.
+  cudaDataType_t type = dtype == LSC_DTYPE_F16 ? CUDA_R_16F : CUDA_R_16BF;
+  uint16_t *hi = (uint16_t *) x_half, *lo = hi + count;
+  if (dtype == LSC_DTYPE_F16)
+    split_rows_kernel<<<lsc_cuda_blocks (count, 256), 256, 0, ctx->stream>>> (
+        (__half *) hi, (__half *) lo, x, ldx, T, n);
+  else
+    split_rows_kernel<<<lsc_cuda_blocks (count, 256), 256, 0, ctx->stream>>> (
+        (__nv_bfloat16 *) hi, (__nv_bfloat16 *) lo, x, ldx, T, n);
+  LscStatus status = LSC_CUDA_LAUNCHED ();
+  if (status != LSC_STATUS_OK)
+    return status;
+  status = lsc_cublas_status (cublasGemmEx (ctx->blas, CUBLAS_OP_T, CUBLAS_OP_N, d, T, n, &one, w,
+                                            type, n, hi, type, n, &zero, y, CUDA_R_32F, ldy,
+                                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  if (status != LSC_STATUS_OK)
+    return status;
+  return lsc_cublas_status (cublasGemmEx (ctx->blas, CUBLAS_OP_T, CUBLAS_OP_N, d, T, n, &one, w,
+                                          type, n, lo, type, n, &one, y, CUDA_R_32F, ldy,
+                                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }

@@ -1,0 +1,559 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The CUDA path of the Llama-family forward: the same function as the CPU
+ * paths (lsc-llama.c, lsc-llama-fast.c), computed on one GPU with the
+ * kernels of kernels/cuda/ (lsc-cuda.h).
+ *
+ *   - weights are uploaded once per session, in their stored dtype (f32,
+ *     f16 or bf16); q|k|v and gate|up are concatenated so that each is one
+ *     cuBLAS GEMM;
+ *   - the KV cache lives on the device; the prompt runs in blocks of up to
+ *     BLOCK_TOKENS tokens, each layer a handful of GEMMs and small kernels
+ *     plus one fused attention kernel;
+ *   - RoPE cos/sin are computed on the host in double (lsc_rope_cos_sin ()),
+ *     as on the CPU, and uploaded per block;
+ *   - capture: the attention kernel also writes each row's normaliser,
+ *     refined to double-precision logits, and the layer's queries, normalisers
+ *     and keys are copied into the host capture store after each layer, so
+ *     tiles, pyramids and statistics (lsc-attention.c) work unchanged.
+ *
+ * What the GPU path does not run (q8_0 weights, attention hooks, head_dim >
+ * 128, the reference path) stays on the CPU: _lsc_session_init_cuda () says
+ * why in the session's backend note.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "lsc-error.h"
+#include "lsc-llama-private.h"
+#include "lsc-rope.h"
+
+#if LSC_HAVE_CUDA
+
+#include "lsc-cuda.h"
+
+#define BLOCK_TOKENS 4096    /* tokens per block of the prefill */
+#define LOGIT_ROWS 256       /* rows of logits computed (and downloaded) at once */
+
+typedef struct {
+  float *attn_norm, *ffn_norm;   /* (dim) */
+  float *bqkv;                   /* (q_dim + 2 kv_dim), zeros where a bias is absent; or NULL */
+  LscMatrix wqkv;                /* (q_dim + 2 kv_dim, dim): q, k and v rows stacked */
+  LscMatrix wo;                  /* (dim, q_dim) */
+  LscMatrix wgu;                 /* (2 hidden, dim): gate rows, then up rows */
+  LscMatrix wdown;               /* (dim, hidden) */
+} CudaLayer;
+
+/* Device pointers, except where said. */
+struct _LscCudaState {
+  LscCudaContext *ctx;
+  char device[256];              /* host: the device's name */
+  CudaLayer *layers;             /* host array (n_layers) */
+  LscMatrix embd, output;        /* output.data == embd.data when tied */
+  float *output_norm;            /* (dim) */
+  float *key_cache, *value_cache;   /* (n_layers, n_ctx, kv_dim) */
+
+  int cap;                       /* tokens the block buffers hold */
+  int32_t *tokens;               /* (cap) */
+  float *cos, *sin;              /* (cap, head_dim / 2) */
+  float *x;                      /* (cap, dim) residual stream */
+  float *xb;                     /* (cap, max(dim, q_dim)) */
+  float *xb2;                    /* (cap, dim) */
+  float *qkv;                    /* (cap, q_dim + 2 kv_dim) */
+  float *gu;                     /* (cap, 2 hidden) */
+  float *hb;                     /* (cap, hidden) */
+  float *lse;                    /* (n_heads, cap) */
+  float *logits;                 /* (LOGIT_ROWS, vocab) */
+  void *x_half;                  /* (2, cap, max(dim, q_dim, hidden)) 16-bit GEMM inputs */
+  void *attn_work;               /* decode attention's split-K partials */
+  float *host_cs;                /* host (cap, head_dim) cos then sin of a block */
+  float *staging;                /* pinned host (cap, max(q_dim, kv_dim)): captured rows on
+                                    their way to the store; NULL without capture */
+};
+
+static gboolean
+cuda_fail (GError **error, LscStatus status, const char *what)
+{
+  if (status == LSC_STATUS_OUT_OF_MEMORY)
+    g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_OUT_OF_MEMORY,
+                 "CUDA: out of device memory while %s", what);
+  else
+    g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_DEVICE, "CUDA: %s while %s",
+                 lsc_status_to_string (status), what);
+  return FALSE;
+}
+
+/* Return FALSE from the enclosing function (error set) when call fails. */
+#define TRY(call, what)                                      \
+  do {                                                       \
+    LscStatus st_ = (call);                                  \
+    if (st_ != LSC_STATUS_OK)                                \
+      return cuda_fail (error, st_, what);                   \
+  } while (0)
+
+/* Why the GPU path cannot run this session, or NULL when it can. */
+static char *
+unsupported_reason (const LscSession *s)
+{
+  const LscModelConfig *c = &s->c;
+  if (s->params.reference)
+    return g_strdup ("the reference path runs on the CPU");
+  if (s->params.hooks.scale != NULL || s->params.hooks.mask_row != NULL)
+    return g_strdup ("attention hooks (plugins, KV policies) run on the CPU");
+  if (c->head_dim > 128 || c->head_dim % 2 != 0)
+    return g_strdup_printf ("head_dim %d (the CUDA attention kernel takes even sizes up to 128)",
+                            c->head_dim);
+  const LscMatrix *any[] = { &s->embd, &s->output };
+  for (guint i = 0; i < G_N_ELEMENTS (any); i++)
+    if (any[i]->dtype != LSC_DTYPE_F32 && any[i]->dtype != LSC_DTYPE_F16
+        && any[i]->dtype != LSC_DTYPE_BF16)
+      return g_strdup_printf ("%s weights (the CUDA backend computes F32, F16 and BF16)",
+                              lsc_dtype_name (any[i]->dtype));
+  for (int l = 0; l < c->n_layers; l++)
+    {
+      const LscLayer *L = &s->layers[l];
+      const LscMatrix *m[] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down };
+      for (guint i = 0; i < G_N_ELEMENTS (m); i++)
+        if (m[i]->dtype != LSC_DTYPE_F32 && m[i]->dtype != LSC_DTYPE_F16
+            && m[i]->dtype != LSC_DTYPE_BF16)
+          return g_strdup_printf ("%s weights in layer %d (the CUDA backend computes F32, F16 "
+                                  "and BF16)", lsc_dtype_name (m[i]->dtype), l);
+      if (L->wq.dtype != L->wk.dtype || L->wq.dtype != L->wv.dtype
+          || L->w_gate.dtype != L->w_up.dtype)
+        return g_strdup_printf ("mixed q/k/v or gate/up dtypes in layer %d", l);
+    }
+  return NULL;
+}
+
+/* dst <- the n_parts matrices stacked by rows (all of one dtype and width). */
+static gboolean
+upload_stacked (LscCudaState *g, LscMatrix *dst, const LscMatrix *const *parts, int n_parts,
+                GError **error)
+{
+  size_t row_bytes = lsc_dtype_row_bytes (parts[0]->dtype, parts[0]->cols);
+  int rows = 0;
+  for (int i = 0; i < n_parts; i++)
+    rows += parts[i]->rows;
+  void *data;
+  TRY (lsc_cuda_alloc (g->ctx, &data, row_bytes * rows), "uploading the weights");
+  *dst = (LscMatrix) { data, parts[0]->dtype, rows, parts[0]->cols };
+  size_t offset = 0;
+  for (int i = 0; i < n_parts; i++)
+    {
+      TRY (lsc_cuda_upload (g->ctx, (guint8 *) data + offset, parts[i]->data,
+                            row_bytes * parts[i]->rows), "uploading the weights");
+      offset += row_bytes * parts[i]->rows;
+    }
+  return TRUE;
+}
+
+static gboolean
+upload_floats (LscCudaState *g, float **dst, const float *src, size_t n, GError **error)
+{
+  TRY (lsc_cuda_alloc (g->ctx, (void **) dst, n * sizeof (float)), "uploading the weights");
+  TRY (lsc_cuda_upload (g->ctx, *dst, src, n * sizeof (float)), "uploading the weights");
+  return TRUE;
+}
+
+static gboolean
+alloc_floats (LscCudaState *g, float **dst, size_t n, GError **error)
+{
+  TRY (lsc_cuda_alloc (g->ctx, (void **) dst, n * sizeof (float)), "allocating device buffers");
+  return TRUE;
+}
+
+static gboolean
+upload_model (LscSession *s, LscCudaState *g, GError **error)
+{
+  const LscModelConfig *c = &s->c;
+  int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
+
+  const LscMatrix *embd[] = { &s->embd };
+  if (!upload_stacked (g, &g->embd, embd, 1, error))
+    return FALSE;
+  g->output = g->embd;
+  if (s->output.data != s->embd.data)
+    {
+      const LscMatrix *out[] = { &s->output };
+      if (!upload_stacked (g, &g->output, out, 1, error))
+        return FALSE;
+    }
+  if (!upload_floats (g, &g->output_norm, s->output_norm, c->dim, error))
+    return FALSE;
+
+  g->layers = g_new0 (CudaLayer, c->n_layers);
+  g_autofree float *bias = g_new (float, q_dim + 2 * kv_dim);
+  for (int l = 0; l < c->n_layers; l++)
+    {
+      const LscLayer *L = &s->layers[l];
+      CudaLayer *G = &g->layers[l];
+      const LscMatrix *qkv[] = { &L->wq, &L->wk, &L->wv };
+      const LscMatrix *gu[] = { &L->w_gate, &L->w_up };
+      const LscMatrix *wo[] = { &L->wo };
+      const LscMatrix *wdown[] = { &L->w_down };
+      if (!upload_stacked (g, &G->wqkv, qkv, 3, error)
+          || !upload_stacked (g, &G->wo, wo, 1, error)
+          || !upload_stacked (g, &G->wgu, gu, 2, error)
+          || !upload_stacked (g, &G->wdown, wdown, 1, error)
+          || !upload_floats (g, &G->attn_norm, L->attn_norm, c->dim, error)
+          || !upload_floats (g, &G->ffn_norm, L->ffn_norm, c->dim, error))
+        return FALSE;
+      if (L->bq != NULL || L->bk != NULL || L->bv != NULL)
+        {
+          memset (bias, 0, (q_dim + 2 * kv_dim) * sizeof (float));
+          if (L->bq != NULL)
+            memcpy (bias, L->bq, q_dim * sizeof (float));
+          if (L->bk != NULL)
+            memcpy (bias + q_dim, L->bk, kv_dim * sizeof (float));
+          if (L->bv != NULL)
+            memcpy (bias + q_dim + kv_dim, L->bv, kv_dim * sizeof (float));
+          if (!upload_floats (g, &G->bqkv, bias, q_dim + 2 * kv_dim, error))
+            return FALSE;
+        }
+    }
+
+  size_t cache = (size_t) c->n_layers * s->params.n_ctx * kv_dim;
+  return alloc_floats (g, &g->key_cache, cache, error)
+         && alloc_floats (g, &g->value_cache, cache, error);
+}
+
+static gboolean
+alloc_blocks (LscSession *s, LscCudaState *g, int cap, GError **error)
+{
+  const LscModelConfig *c = &s->c;
+  int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
+  int widest = MAX (MAX (c->dim, q_dim), c->hidden_dim);
+
+  g->cap = cap;
+  TRY (lsc_cuda_alloc (g->ctx, (void **) &g->tokens, cap * sizeof (int32_t)),
+       "allocating device buffers");
+  TRY (lsc_cuda_alloc (g->ctx, &g->x_half, (size_t) cap * widest * 2 * sizeof (guint16)),
+       "allocating device buffers");
+  TRY (lsc_cuda_alloc (g->ctx, &g->attn_work,
+                       lsc_cuda_attention_workspace (MIN (cap, 4), c->n_heads, c->head_dim)),
+       "allocating device buffers");
+  g->host_cs = g_new (float, (size_t) cap * c->head_dim);
+  if (s->attention != NULL)
+    TRY (lsc_cuda_host_alloc (g->ctx, (void **) &g->staging,
+                              (size_t) cap * MAX (q_dim, kv_dim) * sizeof (float)),
+         "allocating pinned host memory");
+  return alloc_floats (g, &g->cos, (size_t) cap * (c->head_dim / 2), error)
+         && alloc_floats (g, &g->sin, (size_t) cap * (c->head_dim / 2), error)
+         && alloc_floats (g, &g->x, (size_t) cap * c->dim, error)
+         && alloc_floats (g, &g->xb, (size_t) cap * MAX (c->dim, q_dim), error)
+         && alloc_floats (g, &g->xb2, (size_t) cap * c->dim, error)
+         && alloc_floats (g, &g->qkv, (size_t) cap * (q_dim + 2 * kv_dim), error)
+         && alloc_floats (g, &g->gu, (size_t) cap * 2 * c->hidden_dim, error)
+         && alloc_floats (g, &g->hb, (size_t) cap * c->hidden_dim, error)
+         && alloc_floats (g, &g->lse, (size_t) c->n_heads * cap, error)
+         && alloc_floats (g, &g->logits, (size_t) MIN (cap, LOGIT_ROWS) * s->output.rows, error);
+}
+
+static void
+cuda_state_free (LscCudaState *g)
+{
+  if (g == NULL)
+    return;
+  lsc_cuda_host_free (g->ctx, g->staging);
+  /* the context frees every device allocation it still holds */
+  lsc_cuda_context_free (g->ctx);
+  g_free (g->layers);
+  g_free (g->host_cs);
+  g_free (g);
+}
+
+void
+_lsc_session_free_cuda (LscSession *s)
+{
+  g_clear_pointer (&s->cuda, cuda_state_free);
+}
+
+gboolean
+_lsc_session_init_cuda (LscSession *s, GError **error)
+{
+  /* no device: an error when CUDA was asked for by name; then what the GPU
+   * path does not run: the CPU, with a note */
+  int n_devices = 0;
+  LscStatus st = lsc_cuda_device_count (&n_devices);
+  LscCudaState *g = NULL;
+  g_autofree char *reason = unsupported_reason (s);
+  if (st == LSC_STATUS_OK && reason == NULL)
+    {
+      g = g_new0 (LscCudaState, 1);
+      st = lsc_cuda_context_new (&g->ctx, 0, g->device);
+      if (st != LSC_STATUS_OK)
+        g_clear_pointer (&g, g_free);
+    }
+  if (st != LSC_STATUS_OK)
+    {
+      const char *why = st == LSC_STATUS_NO_DEVICE ? "no CUDA device is present"
+                                                   : lsc_status_to_string (st);
+      if (s->params.backend == LSC_BACKEND_CUDA)
+        {
+          g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
+                       "the CUDA backend was asked for, but %s", why);
+          return FALSE;
+        }
+      s->backend_note = g_strdup (why);
+      return TRUE;
+    }
+  if (reason != NULL)
+    {
+      s->backend_note = g_steal_pointer (&reason);
+      return TRUE;
+    }
+  s->cuda = g;
+  int cap = MIN (s->params.n_ctx, BLOCK_TOKENS);
+  if (!upload_model (s, g, error) || !alloc_blocks (s, g, cap, error))
+    {
+      g_prefix_error (error, "%s: ", g->device);
+      _lsc_session_free_cuda (s);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* dst (rows, width floats, dst_stride apart) <- device src (src_stride
+ * apart), through the pinned staging buffer: one DMA at the bus's speed,
+ * then the threads copy into dst (fresh store pages fault in parallel). */
+static gboolean
+download_rows (LscSession *s, float *dst, gsize dst_stride, const float *src, gsize src_stride,
+               int width, int rows, GError **error)
+{
+  LscCudaState *g = s->cuda;
+  TRY (lsc_cuda_download_2d (g->ctx, g->staging, width * sizeof (float), src,
+                             src_stride * sizeof (float), width * sizeof (float), rows),
+       "copying captured rows");
+#pragma omp parallel for num_threads (s->params.n_threads) schedule (static)
+  for (int r = 0; r < rows; r++)
+    memcpy (dst + (gsize) r * dst_stride, g->staging + (gsize) r * width, width * sizeof (float));
+  return TRUE;
+}
+
+/* Copies what the capture plan wants of layer l's block (rows start ..
+ * start + T - 1) into the host store: queries and normalisers of the
+ * captured heads, and the block's keys into the host KV cache that tiles
+ * read. */
+static gboolean
+capture_layer (LscSession *s, int l, int start, int T, GError **error)
+{
+  LscCudaState *g = s->cuda;
+  const LscModelConfig *c = &s->c;
+  int hd = c->head_dim, q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd;
+  size_t qkv_dim = q_dim + 2 * kv_dim;
+
+  for (int h = 0; h < c->n_heads; h++)
+    {
+      float *q, *lse;
+      gsize q_stride;
+      int row_start, row_cap;
+      if (!_lsc_attention_slot (s->attention, l, h, &q, &q_stride, &lse, &row_start, &row_cap))
+        continue;
+      int r0 = MAX (start, row_start), r1 = MIN (start + T, row_start + row_cap);
+      if (r1 <= r0)
+        return TRUE;   /* the same rows for every head */
+      /* every head captured: the store's rows are the block's query rows,
+       * one copy of whole rows for all heads; else this head's rows */
+      gboolean all_heads = q_stride == (gsize) q_dim;
+      if ((!all_heads || h == 0)
+          && !download_rows (s, q + (gsize) (r0 - row_start) * q_stride, q_stride,
+                             g->qkv + (size_t) (r0 - start) * qkv_dim + (size_t) h * hd, qkv_dim,
+                             all_heads ? q_dim : hd, r1 - r0, error))
+        return FALSE;
+      TRY (lsc_cuda_download (g->ctx, lse + (r0 - row_start), g->lse + (size_t) h * T + (r0 - start),
+                              (r1 - r0) * sizeof (float)), "copying captured normalisers");
+    }
+  size_t at = ((size_t) l * s->params.n_ctx + start) * kv_dim;
+  return download_rows (s, s->key_cache + at, kv_dim, g->key_cache + at, kv_dim, kv_dim, T, error);
+}
+
+static gboolean
+layer_captured (const LscSession *s, int l, int start, int T)
+{
+  const LscAttentionStore *a = s->attention;
+  if (a == NULL)
+    return FALSE;
+  for (int pos = start; pos < start + T; pos++)
+    if (_lsc_attention_wants (a, l, pos))
+      return TRUE;
+  return FALSE;
+}
+
+/* One block of T <= cap tokens at positions start .. start + T - 1. */
+static gboolean
+forward_block (LscSession *s, const gint32 *tokens, int start, int T, float *logits,
+               gboolean all_logits, LscCancelFunc cancel, gpointer cancel_data, GError **error)
+{
+  LscCudaState *g = s->cuda;
+  LscCudaContext *ctx = g->ctx;
+  const LscModelConfig *c = &s->c;
+  int dim = c->dim, hd = c->head_dim, half = hd / 2, hidden = c->hidden_dim;
+  int q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd, qkv_dim = q_dim + 2 * kv_dim;
+  int n_ctx = s->params.n_ctx;
+  float eps = (float) c->norm_eps, scale = 1.0f / sqrtf ((float) hd);
+
+  float *hcos = g->host_cs, *hsin = g->host_cs + (size_t) T * half;
+  for (int t = 0; t < T; t++)
+    lsc_rope_cos_sin (s->inv_freq, half, s->rope_factor, start + t, hcos + (size_t) t * half,
+                      hsin + (size_t) t * half);
+  TRY (lsc_cuda_upload (ctx, g->cos, hcos, (size_t) T * half * sizeof (float)), "uploading RoPE");
+  TRY (lsc_cuda_upload (ctx, g->sin, hsin, (size_t) T * half * sizeof (float)), "uploading RoPE");
+  TRY (lsc_cuda_upload (ctx, g->tokens, tokens, T * sizeof (int32_t)), "uploading tokens");
+  TRY (lsc_cuda_embed (ctx, g->x, g->tokens, T, g->embd.data, g->embd.dtype, dim), "embedding");
+
+  const float *pending = NULL;   /* (T, dim) the last FFN output, not yet added to x */
+  for (int l = 0; l < c->n_layers; l++)
+    {
+      const CudaLayer *G = &g->layers[l];
+      float *kc = g->key_cache + (size_t) l * n_ctx * kv_dim;
+      float *vc = g->value_cache + (size_t) l * n_ctx * kv_dim;
+      if (cancel != NULL && cancel (cancel_data))
+        {
+          g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_CANCELLED, "cancelled");
+          return FALSE;
+        }
+
+      TRY (lsc_cuda_rmsnorm (ctx, g->xb, g->x, pending, G->attn_norm, T, dim, eps), "normalising");
+      TRY (lsc_cuda_gemm_xwt (ctx, g->qkv, qkv_dim, g->xb, dim, T, G->wqkv.data, G->wqkv.dtype,
+                              qkv_dim, dim, g->x_half), "projecting q, k and v");
+      if (G->bqkv != NULL)
+        TRY (lsc_cuda_add_bias (ctx, g->qkv, qkv_dim, G->bqkv, T, qkv_dim), "adding biases");
+      TRY (lsc_cuda_rope (ctx, g->qkv, qkv_dim, T, c->n_heads, hd, g->cos, g->sin, c->rope_layout),
+           "rotating queries");
+      TRY (lsc_cuda_rope (ctx, g->qkv + q_dim, qkv_dim, T, c->n_kv_heads, hd, g->cos, g->sin,
+                          c->rope_layout), "rotating keys");
+      TRY (lsc_cuda_copy_2d (ctx, kc + (size_t) start * kv_dim, kv_dim * sizeof (float),
+                             g->qkv + q_dim, qkv_dim * sizeof (float), kv_dim * sizeof (float), T),
+           "caching keys");
+      TRY (lsc_cuda_copy_2d (ctx, vc + (size_t) start * kv_dim, kv_dim * sizeof (float),
+                             g->qkv + q_dim + kv_dim, qkv_dim * sizeof (float),
+                             kv_dim * sizeof (float), T), "caching values");
+
+      gboolean captured = layer_captured (s, l, start, T);
+      TRY (lsc_cuda_attention (ctx, g->xb, q_dim, captured ? g->lse : NULL, g->qkv, qkv_dim, kc, vc,
+                               start, T, c->n_heads, c->n_kv_heads, hd, s->layers[l].window, scale,
+                               captured, g->attn_work), "attending");
+      if (captured && !capture_layer (s, l, start, T, error))
+        return FALSE;
+
+      TRY (lsc_cuda_gemm_xwt (ctx, g->xb2, dim, g->xb, q_dim, T, G->wo.data, G->wo.dtype, dim,
+                              q_dim, g->x_half), "projecting the attention output");
+      TRY (lsc_cuda_rmsnorm (ctx, g->xb, g->x, g->xb2, G->ffn_norm, T, dim, eps), "normalising");
+      TRY (lsc_cuda_gemm_xwt (ctx, g->gu, 2 * hidden, g->xb, dim, T, G->wgu.data, G->wgu.dtype,
+                              2 * hidden, dim, g->x_half), "projecting gate and up");
+      TRY (lsc_cuda_swiglu (ctx, g->hb, hidden, g->gu, 2 * hidden, T, hidden), "SwiGLU");
+      TRY (lsc_cuda_gemm_xwt (ctx, g->xb2, dim, g->hb, hidden, T, G->wdown.data, G->wdown.dtype,
+                              dim, hidden, g->x_half), "projecting down");
+      pending = g->xb2;
+    }
+
+  if (logits != NULL)
+    {
+      /* last residual, final norm and classifier: every row, or just the last */
+      int first = all_logits ? 0 : T - 1, vocab = g->output.rows;
+      TRY (lsc_cuda_rmsnorm (ctx, g->xb + (size_t) first * dim, g->x + (size_t) first * dim,
+                             pending + (size_t) first * dim, g->output_norm, T - first, dim, eps),
+           "normalising");
+      for (int r = first; r < T; r += LOGIT_ROWS)
+        {
+          int rows = MIN (LOGIT_ROWS, T - r);
+          TRY (lsc_cuda_gemm_xwt (ctx, g->logits, vocab, g->xb + (size_t) r * dim, dim, rows,
+                                  g->output.data, g->output.dtype, vocab, dim, g->x_half),
+               "computing logits");
+          TRY (lsc_cuda_download (ctx, logits + (size_t) (r - first) * vocab, g->logits,
+                                  (size_t) rows * vocab * sizeof (float)), "copying logits");
+        }
+    }
+  TRY (lsc_cuda_sync (ctx), "running the forward pass");
+  return TRUE;
+}
+
+const char *
+lsc_backend_cuda_unavailable (void)
+{
+  int n = 0;
+  LscStatus st = lsc_cuda_device_count (&n);
+  if (st == LSC_STATUS_OK)
+    return NULL;
+  return st == LSC_STATUS_NO_DEVICE ? "no CUDA device is present" : lsc_status_to_string (st);
+}
+
+gboolean
+lsc_session_get_device_memory (const LscSession *s, guint64 *peak_bytes)
+{
+  size_t peak = 0;
+  if (s->cuda == NULL || lsc_cuda_mem_info (s->cuda->ctx, NULL, NULL, &peak) != LSC_STATUS_OK)
+    return FALSE;
+  *peak_bytes = peak;
+  return TRUE;
+}
+
+gboolean
+_lsc_session_eval_cuda (LscSession *s, const gint32 *tokens, int n, float *logits,
+                        gboolean all_logits, LscCancelFunc cancel, gpointer cancel_data,
+                        GError **error)
+{
+  int vocab = s->output.rows, cap = s->cuda->cap;
+  for (int done = 0; done < n; done += cap)
+    {
+      int T = MIN (cap, n - done);
+      gboolean last = done + T == n;
+      float *out = NULL;
+      if (logits != NULL && all_logits)
+        out = logits + (size_t) done * vocab;
+      else if (logits != NULL && last)
+        out = logits;
+      if (!forward_block (s, tokens + done, s->pos + done, T, out, all_logits, cancel, cancel_data,
+                          error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+#else /* !LSC_HAVE_CUDA */
+
+gboolean
+_lsc_session_init_cuda (LscSession *s, GError **error)
+{
+  if (s->params.backend == LSC_BACKEND_CUDA)
+    {
+      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
+                   "the CUDA backend was asked for, but this Longscope was built without CUDA "
+                   "(rebuild with nvcc installed, -Dcuda=enabled)");
+      return FALSE;
+    }
+  s->backend_note = g_strdup (lsc_backend_cuda_unavailable ());
+  return TRUE;
+}
+
+const char *
+lsc_backend_cuda_unavailable (void)
+{
+  return "this Longscope was built without CUDA";
+}
+
+gboolean
+_lsc_session_eval_cuda (G_GNUC_UNUSED LscSession *s, G_GNUC_UNUSED const gint32 *tokens,
+                        G_GNUC_UNUSED int n, G_GNUC_UNUSED float *logits,
+                        G_GNUC_UNUSED gboolean all_logits, G_GNUC_UNUSED LscCancelFunc cancel,
+                        G_GNUC_UNUSED gpointer cancel_data, G_GNUC_UNUSED GError **error)
+{
+  g_assert_not_reached ();
+  return FALSE;
+}
+
+void
+_lsc_session_free_cuda (LscSession *s)
+{
+  g_assert (s->cuda == NULL);
+}
+
+gboolean
+lsc_session_get_device_memory (G_GNUC_UNUSED const LscSession *s, G_GNUC_UNUSED guint64 *peak_bytes)
+{
+  return FALSE;
+}
+
+#endif /* LSC_HAVE_CUDA */

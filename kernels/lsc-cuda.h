@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * lsc-cuda.h: the CUDA backend's kernel layer (kernels/cuda/), C-callable.
+ *
+ * Declared in every build; defined only when Longscope is built with CUDA
+ * (LSC_HAVE_CUDA). Like the CPU kernels these never print or exit, and they
+ * allocate only in the functions whose name says so (lsc_cuda_alloc and
+ * lsc_cuda_context_new). Every operation is queued on the context's stream
+ * and returns at once; lsc_cuda_download () and lsc_cuda_sync () wait.
+ *
+ * Pointers marked "device" point to memory from lsc_cuda_alloc (); shapes
+ * are row-major, as in lsc-kernels.h, with explicit row strides (ld*) where
+ * a matrix may be a slice of a wider one.
+ *
+ * Precision: f32 weights multiply in float32 (CUBLAS_COMPUTE_32F, never
+ * TF32); f16/bf16 weights multiply on tensor cores with float32 accumulation
+ * (activations split in two halves, see lsc_cuda_gemm_xwt ()). Norms, RoPE, softmax and attention are
+ * float32; softmax statistics are float32 (log-sum-exp corrected in double
+ * where capture asks for it, see lsc_cuda_attention ()).
+ */
+#pragma once
+
+#include "lsc-kernels.h"
+
+typedef struct _LscCudaContext LscCudaContext;
+
+/* Number of CUDA devices (NO_DEVICE when none or no driver); the runtime is
+ * asked once per process, by the first caller. */
+LscStatus lsc_cuda_device_count (int *n_devices);
+/* Smoke test of the toolchain and the device: out (n) <- a * x (n) + y (n)
+ * computed on the GPU (host pointers). */
+LscStatus lsc_cuda_saxpy (float *out, float a, const float *x, const float *y, size_t n);
+
+/* A device, one stream and one cuBLAS handle. name (at least 256 bytes) may
+ * be NULL; it receives the device's name. */
+LscStatus lsc_cuda_context_new (LscCudaContext **ctx, int device, char *name);
+void lsc_cuda_context_free (LscCudaContext *ctx);
+/* Free and total device memory in bytes, and the most this context has held
+ * allocated at once. */
+LscStatus lsc_cuda_mem_info (LscCudaContext *ctx, size_t *free_bytes, size_t *total_bytes,
+                             size_t *peak_bytes);
+
+LscStatus lsc_cuda_alloc (LscCudaContext *ctx, void **ptr, size_t bytes);
+void lsc_cuda_free (LscCudaContext *ctx, void *ptr);   /* ptr may be NULL */
+/* Page-locked host memory: copies to and from it run at the bus's speed
+ * (pageable memory went at under 1 GB/s for captured queries). */
+LscStatus lsc_cuda_host_alloc (LscCudaContext *ctx, void **ptr, size_t bytes);
+void lsc_cuda_host_free (LscCudaContext *ctx, void *ptr);   /* ptr may be NULL */
+/* device dst (bytes) <- host src */
+LscStatus lsc_cuda_upload (LscCudaContext *ctx, void *dst, const void *src, size_t bytes);
+/* host dst (bytes) <- device src; waits for the stream */
+LscStatus lsc_cuda_download (LscCudaContext *ctx, void *dst, const void *src, size_t bytes);
+/* host dst (rows, width bytes, dst_pitch apart) <- device src (src_pitch apart); waits */
+LscStatus lsc_cuda_download_2d (LscCudaContext *ctx, void *dst, size_t dst_pitch, const void *src,
+                                size_t src_pitch, size_t width, size_t rows);
+/* device dst (bytes) <- device src */
+LscStatus lsc_cuda_copy (LscCudaContext *ctx, void *dst, const void *src, size_t bytes);
+/* device dst (rows, width bytes, dst_pitch apart) <- device src (src_pitch apart) */
+LscStatus lsc_cuda_copy_2d (LscCudaContext *ctx, void *dst, size_t dst_pitch, const void *src,
+                            size_t src_pitch, size_t width, size_t rows);
+/* Waits for everything queued; reports errors of earlier kernels. */
+LscStatus lsc_cuda_sync (LscCudaContext *ctx);
+
+/* Y (T, d; ldy) <- X (T, n; ldx) W^T for W (d, n) in dtype (F32, F16 or
+ * BF16), all device. Half-precision W needs x_half: device scratch of
+ * 2 * T * n 16-bit values (NULL for F32). Tensor cores multiply W by X split
+ * into two 16-bit halves, X = hi + lo to about 2^-17, in two GEMMs: the
+ * result is W times the float32 X, as on the CPU, not times X rounded to
+ * W's 8 or 11 bits of mantissa (which moved logits of small random models by
+ * 4 %). */
+LscStatus lsc_cuda_gemm_xwt (LscCudaContext *ctx, float *y, int ldy, const float *x, int ldx,
+                             int T, const void *w, LscDType dtype, int d, int n, void *x_half);
+
+/* out (T, dim) <- rows tokens[t] of table (vocab, dim) in dtype, widened;
+ * tokens (T) device int32, already checked to be < vocab. */
+LscStatus lsc_cuda_embed (LscCudaContext *ctx, float *out, const int32_t *tokens, int T,
+                          const void *table, LscDType dtype, int dim);
+/* x (T, dim) += add (T, dim) when add is not NULL, then out (T, dim) <-
+ * rmsnorm(x) * w (dim). Reference: lsc_rmsnorm (). */
+LscStatus lsc_cuda_rmsnorm (LscCudaContext *ctx, float *out, float *x, const float *add,
+                            const float *w, int T, int dim, float eps);
+/* x (T, ld) += bias (n) on the first n columns of each row. */
+LscStatus lsc_cuda_add_bias (LscCudaContext *ctx, float *x, int ld, const float *bias, int T,
+                             int n);
+/* x (T, ld): the first n_heads * head_dim columns of each row rotated in
+ * place; cos, sin (T, head_dim / 2) for each row's position. Reference:
+ * lsc_rope (). */
+LscStatus lsc_cuda_rope (LscCudaContext *ctx, float *x, int ld, int T, int n_heads, int head_dim,
+                         const float *cos, const float *sin, LscRopeLayout layout);
+/* out (T, ldo) <- silu(gu[:, :n]) * gu[:, n:2n] for gu (T, ldg) holding gate
+ * and up side by side. Reference: lsc_swiglu (). */
+LscStatus lsc_cuda_swiglu (LscCudaContext *ctx, float *out, int ldo, const float *gu, int ldg,
+                           int T, int n);
+/* x (rows, n) <- softmax of each row in place; lse (rows) <- each row's
+ * log-sum-exp (may be NULL). Reference: lsc_softmax_lse (). */
+LscStatus lsc_cuda_softmax_lse (LscCudaContext *ctx, float *x, float *lse, int rows, int n);
+
+/* Causal attention of T query rows at positions start .. start + T - 1
+ * against the cached keys/values of positions 0 .. start + T - 1 (the
+ * block's own keys already in the cache):
+ *
+ *   q (T, n_heads * head_dim; ldq)        post-RoPE queries
+ *   keys, values (start + T, kv_dim)      kv_dim = n_kv_heads * head_dim;
+ *                                         query head h reads KV head
+ *                                         h / (n_heads / n_kv_heads)
+ *   out (T, n_heads * head_dim; ldo)      softmax(scale q k^T) v
+ *   lse (n_heads, T) or NULL              each row's log-sum-exp; with
+ *                                         refine, corrected to double-
+ *                                         precision logits on the keys
+ *                                         that carry the mass (p >= 1e-3),
+ *                                         as _lsc_attention_refine_lse ()
+ *                                         does on the CPU
+ *
+ * window > 0 limits each row to its last `window` positions. head_dim is at
+ * most 128 (UNSUPPORTED beyond: the session falls back to the CPU). A FlashAttention-style kernel: scores live
+ * in shared memory a 64 x 64 tile at a time, never in global memory. For a
+ * few rows (decode) with `work`, the keys are split across blocks instead. */
+LscStatus lsc_cuda_attention (LscCudaContext *ctx, float *out, int ldo, float *lse, const float *q,
+                              int ldq, const float *keys, const float *values, int start, int T,
+                              int n_heads, int n_kv_heads, int head_dim, int window, float scale,
+                              int refine, void *work);
+/* Bytes of `work` that lets lsc_cuda_attention () run T rows split across
+ * the keys (decode: T <= 4, without refine): one block per (chunk of keys,
+ * head, row), then a merge. 0 when T is too large to split; work may be NULL
+ * to always use the tiled kernel. */
+size_t lsc_cuda_attention_workspace (int T, int n_heads, int head_dim);

@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * bench-cuda: the CUDA backend on a synthetic model.
+ *
+ *   bench-cuda [--shape NAME] [--dtype bf16|f16|f32] [--lengths 4096,32768,131072]
+ *              [--capture 32768,131072] [--decode N]
+ *
+ * Prints one table:
+ *   - the cuBLAS GEMM rate measured on the model's own projection shapes
+ *     (T = 4096), and the prefill floor it implies: projection FLOPs per
+ *     token / rate, plus the causal attention FLOPs (4 N d_q per layer and
+ *     token on average, N/2 keys per row) at the attention kernel's measured
+ *     rate;
+ *   - prefill tokens/s at each length (a fresh session, one eval);
+ *   - with --capture, the same prefill capturing every layer, head and row
+ *     (queries and normalisers copied to the host store), its time against
+ *     the plain one, and the peak device memory;
+ *   - decode tokens/s after the first length's prompt.
+ * A benchmark, never a test: it needs a GPU and minutes.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsc-cuda.h"
+#include "lsc-session.h"
+
+static double
+now_s (void)
+{
+  return g_get_monotonic_time () / 1e6;
+}
+
+static char *opt_shape = "llama-1b";
+static char *opt_dtype = "bf16";
+static char *opt_lengths = "4096,32768,131072";
+static char *opt_capture = "";
+static int opt_decode = 64;
+
+static const GOptionEntry entries[] = {
+  { "shape", 0, 0, G_OPTION_ARG_STRING, &opt_shape, "Synthetic model shape (llama-1b)", "NAME" },
+  { "dtype", 0, 0, G_OPTION_ARG_STRING, &opt_dtype, "Weights: bf16, f16 or f32", "TYPE" },
+  { "lengths", 0, 0, G_OPTION_ARG_STRING, &opt_lengths, "Prefill lengths", "N,N,..." },
+  { "capture", 0, 0, G_OPTION_ARG_STRING, &opt_capture, "Lengths to time with full capture", "N,.." },
+  { "decode", 0, 0, G_OPTION_ARG_INT, &opt_decode, "Decode steps after the first prefill", "N" },
+  { NULL }
+};
+
+static void
+die (const char *what, const GError *error)
+{
+  g_printerr ("bench-cuda: %s: %s\n", what, error != NULL ? error->message : "failed");
+  exit (1);
+}
+
+static GArray *
+parse_list (const char *s)
+{
+  GArray *a = g_array_new (FALSE, FALSE, sizeof (int));
+  g_auto(GStrv) parts = g_strsplit (s, ",", -1);
+  for (int i = 0; parts[i] != NULL; i++)
+    if (*parts[i] != '\0')
+      {
+        int v = atoi (parts[i]);
+        g_array_append_val (a, v);
+      }
+  return a;
+}
+
+/* FLOP/s of the projections of one layer plus the classifier at T tokens. */
+static double
+gemm_rate (const LscModelConfig *c, LscDType dtype, int T, double *flops_per_token)
+{
+  LscCudaContext *ctx;
+  if (lsc_cuda_context_new (&ctx, 0, NULL) != LSC_STATUS_OK)
+    die ("CUDA", NULL);
+  int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
+  /* (d, n) of each GEMM of a layer */
+  const int shapes[][2] = { { q_dim + 2 * kv_dim, c->dim }, { c->dim, q_dim },
+                            { 2 * c->hidden_dim, c->dim }, { c->dim, c->hidden_dim } };
+  int widest = MAX (MAX (c->dim, q_dim), c->hidden_dim), tallest = 2 * c->hidden_dim;
+  void *x, *y, *w, *half;
+  if (lsc_cuda_alloc (ctx, &x, (size_t) T * widest * 4) != LSC_STATUS_OK
+      || lsc_cuda_alloc (ctx, &y, (size_t) T * tallest * 4) != LSC_STATUS_OK
+      || lsc_cuda_alloc (ctx, &w, (size_t) tallest * widest * 4) != LSC_STATUS_OK
+      || lsc_cuda_alloc (ctx, &half, (size_t) 2 * T * widest * 2) != LSC_STATUS_OK)
+    die ("allocating GEMM buffers", NULL);
+  double flops = 0.0, best = 1e30;
+  for (guint i = 0; i < G_N_ELEMENTS (shapes); i++)
+    flops += 2.0 * shapes[i][0] * shapes[i][1];
+  *flops_per_token = flops * c->n_layers + 2.0 * c->vocab_size * c->dim / T;
+  for (int rep = 0; rep < 5; rep++)
+    {
+      double t = now_s ();
+      for (guint i = 0; i < G_N_ELEMENTS (shapes); i++)
+        if (lsc_cuda_gemm_xwt (ctx, y, shapes[i][0], x, shapes[i][1], T, w, dtype, shapes[i][0],
+                               shapes[i][1], half) != LSC_STATUS_OK)
+          die ("GEMM", NULL);
+      if (lsc_cuda_sync (ctx) != LSC_STATUS_OK)
+        die ("GEMM", NULL);
+      best = MIN (best, now_s () - t);
+    }
+  lsc_cuda_context_free (ctx);
+  return flops * T / best;
+}
+
+/* FLOP/s of the attention kernel: T rows against T causal keys, all heads. */
+static double
+attention_rate (const LscModelConfig *c, int T)
+{
+  LscCudaContext *ctx;
+  if (lsc_cuda_context_new (&ctx, 0, NULL) != LSC_STATUS_OK)
+    die ("CUDA", NULL);
+  int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
+  void *q, *k, *v, *o;
+  if (lsc_cuda_alloc (ctx, &q, (size_t) T * q_dim * 4) != LSC_STATUS_OK
+      || lsc_cuda_alloc (ctx, &k, (size_t) T * kv_dim * 4) != LSC_STATUS_OK
+      || lsc_cuda_alloc (ctx, &v, (size_t) T * kv_dim * 4) != LSC_STATUS_OK
+      || lsc_cuda_alloc (ctx, &o, (size_t) T * q_dim * 4) != LSC_STATUS_OK)
+    die ("allocating attention buffers", NULL);
+  double best = 1e30;
+  for (int rep = 0; rep < 3; rep++)
+    {
+      double t = now_s ();
+      if (lsc_cuda_attention (ctx, o, q_dim, NULL, q, q_dim, k, v, 0, T, c->n_heads, c->n_kv_heads,
+                              c->head_dim, 0, 0.125f, 0, NULL) != LSC_STATUS_OK
+          || lsc_cuda_sync (ctx) != LSC_STATUS_OK)
+        die ("attention", NULL);
+      best = MIN (best, now_s () - t);
+    }
+  lsc_cuda_context_free (ctx);
+  /* QK^T and PV over the causal half */
+  return 4.0 * (double) T * T / 2 * q_dim / best;
+}
+
+typedef struct {
+  double seconds;
+  double peak_gib;       /* device memory the session held at most */
+  double decode_tok_s;
+} Run;
+
+static Run
+run (LscModel *model, const gint32 *tokens, int n, gboolean capture, int decode)
+{
+  g_autoptr(GError) error = NULL;
+  LscSessionParams p;
+  lsc_session_params_init (&p);
+  p.backend = LSC_BACKEND_CUDA;
+  p.n_ctx = n + decode;
+  p.capture.enabled = capture;
+  p.capture.memory_budget = (guint64) 100 << 30;
+  g_autoptr(LscSession) s = lsc_session_new (model, &p, &error);
+  if (s == NULL)
+    die ("session", error);
+  Run r = { 0 };
+  double t = now_s ();
+  if (!lsc_session_eval (s, tokens, n, NULL, FALSE, NULL, NULL, &error))
+    die ("prefill", error);
+  r.seconds = now_s () - t;
+  if (decode > 0)
+    {
+      int vocab = lsc_session_get_n_vocab (s);
+      g_autofree float *logits = g_new (float, vocab);
+      t = now_s ();
+      for (int i = 0; i < decode; i++)
+        if (!lsc_session_eval (s, tokens + i, 1, logits, FALSE, NULL, NULL, &error))
+          die ("decode", error);
+      r.decode_tok_s = decode / (now_s () - t);
+    }
+  guint64 peak = 0;
+  lsc_session_get_device_memory (s, &peak);
+  r.peak_gib = peak / 1073741824.0;
+  return r;
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autoptr(GOptionContext) octx = g_option_context_new ("- the CUDA backend's speed");
+  g_autoptr(GError) error = NULL;
+  g_option_context_add_main_entries (octx, entries, NULL);
+  if (!g_option_context_parse (octx, &argc, &argv, &error))
+    die ("options", error);
+
+  int n_dev = 0;
+  if (lsc_cuda_device_count (&n_dev) != LSC_STATUS_OK || n_dev == 0)
+    {
+      g_print ("bench-cuda: no CUDA device; nothing to measure\n");
+      return 0;
+    }
+  LscModelConfig config;
+  if (!lsc_model_config_init_shape (&config, opt_shape))
+    die ("--shape", NULL);
+  LscDType dtype = g_str_equal (opt_dtype, "f32")   ? LSC_DTYPE_F32
+                   : g_str_equal (opt_dtype, "f16") ? LSC_DTYPE_F16
+                                                    : LSC_DTYPE_BF16;
+  g_autoptr(GArray) lengths = parse_list (opt_lengths);
+  g_autoptr(GArray) captures = parse_list (opt_capture);
+  int longest = 0;
+  for (guint i = 0; i < lengths->len; i++)
+    longest = MAX (longest, g_array_index (lengths, int, i));
+  config.max_position = MAX (config.max_position, longest + opt_decode);
+
+  double t = now_s ();
+  g_autoptr(LscModel) model = lsc_model_new_synthetic (&config, dtype, 1, &error);
+  if (model == NULL)
+    die ("model", error);
+  g_print ("synthetic %s in %s, made in %.1f s\n", opt_shape, lsc_dtype_name (dtype), now_s () - t);
+
+  double flops_token;
+  double gemm = gemm_rate (&config, dtype, 4096, &flops_token);
+  double attn = attention_rate (&config, 8192);
+  int q_dim = config.n_heads * config.head_dim;
+  g_print ("cuBLAS %s GEMM (T=4096, the layer's shapes): %.1f TFLOP/s; attention kernel (8k, f32): "
+           "%.1f TFLOP/s\n", lsc_dtype_name (dtype), gemm / 1e12, attn / 1e12);
+
+  g_autofree gint32 *tokens = g_new (gint32, longest + opt_decode);
+  for (int i = 0; i < longest + opt_decode; i++)
+    tokens[i] = 1 + (int) ((i * 2654435761u) % (guint) (config.vocab_size - 1));
+
+  g_print ("\n| tokens | prefill s | tok/s | floor tok/s | capture s | capture / plain | peak GiB plain | peak GiB capture | decode tok/s |\n");
+  g_print ("|---|---|---|---|---|---|---|---|---|\n");
+  for (guint i = 0; i < lengths->len; i++)
+    {
+      int n = g_array_index (lengths, int, i);
+      int decode = i == 0 ? opt_decode : 0;
+      /* projections at the GEMM rate, attention (mean n/2 keys per row) at the kernel's */
+      double attn_flops = 4.0 * n / 2 * q_dim * config.n_layers;
+      double floor_s = n * (flops_token / gemm + attn_flops / attn);
+      Run plain = run (model, tokens, n, FALSE, decode);
+      gboolean cap = FALSE;
+      for (guint j = 0; j < captures->len; j++)
+        cap = cap || g_array_index (captures, int, j) == n;
+      Run with = { 0 };
+      if (cap)
+        with = run (model, tokens, n, TRUE, 0);
+      g_print ("| %d | %.2f | %.0f | %.0f | ", n, plain.seconds, n / plain.seconds, n / floor_s);
+      if (cap)
+        g_print ("%.2f | %.2f | %.1f | %.1f | ", with.seconds, with.seconds / plain.seconds,
+                 plain.peak_gib, with.peak_gib);
+      else
+        g_print ("- | - | %.1f | - | ", plain.peak_gib);
+      if (decode > 0)
+        g_print ("%.1f |\n", plain.decode_tok_s);
+      else
+        g_print ("- |\n");
+    }
+  return 0;
+}
