@@ -5,7 +5,7 @@
  *   longscope --info PATH              print the normalised model description
  *   longscope --tokenize PATH [--bos]  stdin text -> token ids on one line
  *   longscope --detokenize PATH        stdin ids -> text
- *   longscope --batch JOB [--output DIR]
+ *   longscope --batch JOB [--output DIR] [--backend cpu|cuda|auto]
  *   longscope [MODEL]                  the GTK application (MODEL, else demo:induction)
  *
  * Exit status: 0 done, 1 runtime failure, 2 invalid job or arguments,
@@ -27,6 +27,7 @@
 #define FIGURE_RENDERER NULL
 #endif
 #include "lsc-model.h"
+#include "lsc-session.h"
 #include "lsc-tokenizer.h"
 #ifdef LSC_HAVE_GUI_APP
 #include <glib/gi18n.h>
@@ -47,6 +48,7 @@ static gboolean opt_bos;
 static gboolean opt_tensors = TRUE;
 static char *opt_batch;
 static char *opt_output;
+static char *opt_backend;
 static gboolean opt_version;
 
 static const GOptionEntry entries[] = {
@@ -64,6 +66,9 @@ static const GOptionEntry entries[] = {
     "Run a JSON job file headless ('-' reads standard input)", "JOB" },
   { "output", 'o', 0, G_OPTION_ARG_FILENAME, &opt_output,
     "With --batch, the folder for results (default: beside the job)", "DIR" },
+  { "backend", 0, 0, G_OPTION_ARG_STRING, &opt_backend,
+    "With --batch, run on cpu, cuda or auto (the GPU when there is one), "
+    "whatever the job says", "BACKEND" },
   { "version", 0, 0, G_OPTION_ARG_NONE, &opt_version, "Print the version", NULL },
   { NULL }
 };
@@ -206,6 +211,14 @@ main (int argc, char **argv)
       return EXIT_USAGE;
     }
 
+  LscBackend backend = LSC_BACKEND_AUTO;
+  if (opt_backend != NULL && !lsc_backend_from_string (opt_backend, &backend))
+    {
+      g_printerr ("longscope: --backend: expected \"cpu\", \"cuda\" or \"auto\", found \"%s\"\n",
+                  opt_backend);
+      return EXIT_USAGE;
+    }
+
   if (opt_version)
     {
       g_print ("longscope %s (%s)\n", PACKAGE_VERSION, LSC_GIT_COMMIT);
@@ -218,7 +231,8 @@ main (int argc, char **argv)
   if (opt_detokenize != NULL)
     return run_detokenize (opt_detokenize);
   if (opt_batch != NULL)
-    return lsc_batch_run_file (opt_batch, opt_output, FIGURE_RENDERER, NULL);
+    return lsc_batch_run_file (opt_batch, opt_output, opt_backend != NULL ? &backend : NULL,
+                               FIGURE_RENDERER, NULL);
 #ifdef LSC_HAVE_GUI_APP
   if (argc <= 2)
     return run_gui (argv[0], argc == 2 ? argv[1] : NULL);

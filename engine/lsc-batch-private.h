@@ -19,6 +19,19 @@ typedef struct {
   int layer, head, q0, q1, k0, k1;
 } LscJobTile;
 
+/* The job's "backend" and what its sessions ran on, for the provenance. */
+typedef struct {
+  LscBackend requested;    /* the job's, or --backend */
+  gboolean ran;            /* a session was created */
+  LscBackend used;         /* CPU or CUDA: the first session's */
+  char *note;              /* why a session ran on the CPU although CUDA or AUTO was asked */
+} LscJobBackend;
+
+/* Records that a session runs on `used` (with lsc_session_get_backend_note's
+ * `note`); prints the first note as a warning on stderr when the job asked
+ * for CUDA by name. */
+void _lsc_job_backend_record (LscJobBackend *backend, LscBackend used, const char *note);
+
 /* The job's "capture" object. */
 typedef struct {
   gboolean enabled;
@@ -124,13 +137,15 @@ void _lsc_job_retrieval_clear (LscJobRetrieval *retrieval);
 /* base_dir resolves haystack_file. */
 gboolean _lsc_job_retrieval_parse (LscJobRetrieval *retrieval, const char *job_name,
                                    const char *base_dir, json_object *obj, GError **error);
-/* Runs detection (and ablation), writes "retrieval" and "ablation" into
+/* Runs detection (and ablation) on backend->requested, records every
+ * sample's session in backend, writes "retrieval" and "ablation" into
  * results, arrays into writer and DIR/retrieval_heads.json. On failure or
  * cancellation the sections hold the samples done so far. */
 gboolean _lsc_job_retrieval_run (const LscJobRetrieval *retrieval, LscModel *model,
                                  const LscTokenizer *tok, int threads, gboolean reference,
-                                 gboolean bos, gboolean stop_at_eos, const char *output_dir,
-                                 json_object *results, LscTensorWriter *writer,
-                                 LscCancelFunc cancel, gpointer cancel_data, GError **error);
+                                 LscJobBackend *backend, gboolean bos, gboolean stop_at_eos,
+                                 const char *output_dir, json_object *results,
+                                 LscTensorWriter *writer, LscCancelFunc cancel,
+                                 gpointer cancel_data, GError **error);
 
 G_END_DECLS

@@ -391,9 +391,9 @@ sample_json (const GridPoint *g, const LscRetrievalSample *s, int L, int H)
 /* Runs every grid point with heads masked (no capture); mean recall and pass rate. */
 static gboolean
 run_masked (GridPoint *grid, int n, LscModel *model, const LscTokenizer *tok,
-            const LscJobRetrieval *r, const LscRetrievalParams *base, const int *heads,
-            int n_heads, double *recall, double *pass_rate, json_object *per_sample,
-            LscCancelFunc cancel, gpointer cancel_data, GError **error)
+            const LscJobRetrieval *r, const LscRetrievalParams *base, LscJobBackend *backend,
+            const int *heads, int n_heads, double *recall, double *pass_rate,
+            json_object *per_sample, LscCancelFunc cancel, gpointer cancel_data, GError **error)
 {
   LscRetrievalParams p = *base;
   p.capture = FALSE;
@@ -408,6 +408,7 @@ run_masked (GridPoint *grid, int n, LscModel *model, const LscTokenizer *tok,
                            &p, cancel, cancel_data, error);
       if (s == NULL)
         return FALSE;
+      _lsc_job_backend_record (backend, s->backend, s->backend_note);
       sum += s->recall;
       passed += s->passed;
       json_object_array_add (per_sample, lsc_json_double (s->recall));
@@ -419,10 +420,10 @@ run_masked (GridPoint *grid, int n, LscModel *model, const LscTokenizer *tok,
 
 static gboolean
 run_retrieval (const LscJobRetrieval *r, LscModel *model, const LscTokenizer *tok, int threads,
-               gboolean reference, gboolean bos, gboolean stop_at_eos, const char *output_dir,
-               json_object *results, LscTensorWriter *writer, GridPoint **grid_out,
-               LscRetrievalSample ***samples_out, int *n_out, LscCancelFunc cancel,
-               gpointer cancel_data, GError **error)
+               gboolean reference, LscJobBackend *backend, gboolean bos, gboolean stop_at_eos,
+               const char *output_dir, json_object *results, LscTensorWriter *writer,
+               GridPoint **grid_out, LscRetrievalSample ***samples_out, int *n_out,
+               LscCancelFunc cancel, gpointer cancel_data, GError **error)
 {
   const LscModelConfig *c = lsc_model_get_config (model);
   int L = c->n_layers, H = c->n_heads;
@@ -506,6 +507,7 @@ run_retrieval (const LscJobRetrieval *r, LscModel *model, const LscTokenizer *to
   rp.recall_threshold = r->recall_threshold;
   rp.n_threads = threads;
   rp.reference = reference;
+  rp.backend = backend->requested;
   rp.memory_budget = r->budget;
   if (stop_at_eos)
     {
@@ -531,6 +533,7 @@ run_retrieval (const LscJobRetrieval *r, LscModel *model, const LscTokenizer *to
           ok = FALSE;
           break;
         }
+      _lsc_job_backend_record (backend, samples[i]->backend, samples[i]->backend_note);
       json_object_array_add (details, sample_json (&grid[i], samples[i], L, H));
       recall_sum += samples[i]->recall;
       passed_count += samples[i]->passed;
@@ -657,13 +660,13 @@ run_retrieval (const LscJobRetrieval *r, LscModel *model, const LscTokenizer *to
           json_object_object_add (e, "retrieval_heads", heads_json (sum->ranking, K, H));
           json_object_object_add (e, "random_heads", heads_json (rand_heads, n_rand, H));
           g_printerr ("longscope: ablation K = %d: top retrieval heads\n", K);
-          ok = run_masked (grid, done, model, tok, r, &rp, sum->ranking, K, &rr, &rp_rate,
-                           per_top, cancel, cancel_data, error);
+          ok = run_masked (grid, done, model, tok, r, &rp, backend, sum->ranking, K, &rr,
+                           &rp_rate, per_top, cancel, cancel_data, error);
           if (ok)
             {
               g_printerr ("longscope: ablation K = %d: %d random heads\n", K, n_rand);
-              ok = run_masked (grid, done, model, tok, r, &rp, rand_heads, n_rand, &xr, &xp,
-                               per_rand, cancel, cancel_data, error);
+              ok = run_masked (grid, done, model, tok, r, &rp, backend, rand_heads, n_rand, &xr,
+                               &xp, per_rand, cancel, cancel_data, error);
             }
           json_object_object_add (e, "retrieval_recall", lsc_json_double (rr));
           json_object_object_add (e, "retrieval_pass_rate", lsc_json_double (rp_rate));
@@ -678,15 +681,17 @@ run_retrieval (const LscJobRetrieval *r, LscModel *model, const LscTokenizer *to
 
 gboolean
 _lsc_job_retrieval_run (const LscJobRetrieval *r, LscModel *model, const LscTokenizer *tok,
-                        int threads, gboolean reference, gboolean bos, gboolean stop_at_eos,
-                        const char *output_dir, json_object *results, LscTensorWriter *writer,
-                        LscCancelFunc cancel, gpointer cancel_data, GError **error)
+                        int threads, gboolean reference, LscJobBackend *backend, gboolean bos,
+                        gboolean stop_at_eos, const char *output_dir, json_object *results,
+                        LscTensorWriter *writer, LscCancelFunc cancel, gpointer cancel_data,
+                        GError **error)
 {
   GridPoint *grid = NULL;
   LscRetrievalSample **samples = NULL;
   int n = 0;
-  gboolean ok = run_retrieval (r, model, tok, threads, reference, bos, stop_at_eos, output_dir,
-                               results, writer, &grid, &samples, &n, cancel, cancel_data, error);
+  gboolean ok = run_retrieval (r, model, tok, threads, reference, backend, bos, stop_at_eos,
+                               output_dir, results, writer, &grid, &samples, &n, cancel,
+                               cancel_data, error);
   for (int i = 0; i < n; i++)
     {
       lsc_retrieval_sample_free (samples[i]);

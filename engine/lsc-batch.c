@@ -47,6 +47,7 @@ typedef struct {
   char *prompt;            /* NULL: no prompt (describe the model only) */
   int threads;
   int n_ctx;
+  LscJobBackend backend;   /* asked for, and what the sessions ran on */
   gboolean bos;
   gboolean reference;
   gboolean score;
@@ -66,6 +67,7 @@ job_clear (LscJob *job)
   g_free (job->model);
   g_free (job->tokenizer);
   g_free (job->prompt);
+  g_free (job->backend.note);
   _lsc_job_capture_clear (&job->capture);
   _lsc_job_figures_free (job->figures);
   _lsc_job_retrieval_clear (&job->retrieval);
@@ -222,12 +224,14 @@ job_parse (LscJob *job, const char *text, gsize len, GError **error)
   if ((v = get (job, "tokenizer")) != NULL)
     job->tokenizer = resolve (job, json_object_get_string (v));
 
-  if ((v = get (job, "backend")) != NULL && strcmp (json_object_get_string (v), "cpu") != 0
-      && strcmp (json_object_get_string (v), "auto") != 0)
+  /* the GPU when there is one */
+  job->backend.requested = LSC_BACKEND_AUTO;
+  if ((v = get (job, "backend")) != NULL
+      && !lsc_backend_from_string (json_object_get_string (v), &job->backend.requested))
     {
       g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
-                   "%s: $.backend: expected \"cpu\" or \"auto\" (the CUDA backend is not "
-                   "available yet), found %s", job->name, json_object_to_json_string (v));
+                   "%s: $.backend: expected \"cpu\", \"cuda\" or \"auto\", found %s", job->name,
+                   json_object_to_json_string (v));
       return FALSE;
     }
 
@@ -387,7 +391,12 @@ provenance_to_json (const LscJob *job, const LscModel *model, int threads)
                           json_object_new_string (lsc_model_format_name (lsc_model_get_format (model))));
   json_object_object_add (o, "weight_bytes", json_object_new_int64 ((gint64) bytes));
   json_object_object_add (o, "weight_dtypes", dtypes);
-  json_object_object_add (o, "backend", json_object_new_string ("cpu"));
+  /* what the sessions ran on; null when none ran (a job that only describes the model) */
+  json_object_object_add (o, "backend", job->backend.ran
+                                          ? json_object_new_string (lsc_backend_name (job->backend.used))
+                                          : NULL);
+  if (job->backend.note != NULL)
+    json_object_object_add (o, "backend_note", json_object_new_string (job->backend.note));
   json_object_object_add (o, "forward", json_object_new_string (job->reference ? "reference" : "fast"));
   json_object_object_add (o, "threads", json_object_new_int (threads));
   json_object_object_add (o, "seed", json_object_new_int64 ((gint64) job->gen.sampler.seed));
@@ -481,6 +490,24 @@ seconds_since (gint64 start_us)
   return (g_get_monotonic_time () - start_us) / 1e6;
 }
 
+void
+_lsc_job_backend_record (LscJobBackend *backend, LscBackend used, const char *note)
+{
+  if (!backend->ran)
+    {
+      backend->ran = TRUE;
+      backend->used = used;
+    }
+  if (note != NULL && backend->note == NULL)
+    {
+      backend->note = g_strdup (note);
+      /* "auto" on a machine without a GPU is no news; "cuda" that could not
+       * run the model is */
+      if (backend->requested == LSC_BACKEND_CUDA)
+        g_printerr ("longscope: warning: running on the CPU: %s\n", note);
+    }
+}
+
 /* ---- retrieval-head detection (lsc-batch-retrieval.c) ---- */
 
 /* Runs the job's "retrieval" section; returns the exit status and sets *status. */
@@ -507,9 +534,9 @@ run_retrieval_job (LscJob *job, LscModel *model, const char *output_dir, json_ob
   sa.sa_handler = on_sigint;
   sigaction (SIGINT, &sa, &old_sa);
   interrupted = 0;
-  _lsc_job_retrieval_run (&job->retrieval, model, tok, job->threads, job->reference, job->bos,
-                          job->stop_at_eos, output_dir, results, writer, is_interrupted, NULL,
-                          &error);
+  _lsc_job_retrieval_run (&job->retrieval, model, tok, job->threads, job->reference, &job->backend,
+                          job->bos, job->stop_at_eos, output_dir, results, writer, is_interrupted,
+                          NULL, &error);
   sigaction (SIGINT, &old_sa, NULL);
   json_object_object_add (timings, "retrieval_s", lsc_json_double (seconds_since (t0)));
 
@@ -572,6 +599,7 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
   sp.n_threads = job->threads;
   sp.n_ctx = job->n_ctx;
   sp.reference = job->reference;
+  sp.backend = job->backend.requested;
 
   json_object_object_add (results, "schema_version", json_object_new_int (SCHEMA_VERSION));
   json_object_object_add (results, "status", NULL);
@@ -617,6 +645,8 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
           json_object_put (timings);
           return EXIT_RUNTIME;
         }
+      _lsc_job_backend_record (&job->backend, lsc_session_get_backend (session),
+                               lsc_session_get_backend_note (session));
       json_object_object_add (results, "prompt_tokens",
                               ints_to_json ((const gint32 *) prompt->data, prompt->len));
 
@@ -791,8 +821,8 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
 }
 
 int
-lsc_batch_run_file (const char *job_path, const char *output_dir, LscFigureFunc figure,
-                    gpointer figure_data)
+lsc_batch_run_file (const char *job_path, const char *output_dir, const LscBackend *backend,
+                    LscFigureFunc figure, gpointer figure_data)
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *text = NULL;
@@ -839,6 +869,8 @@ lsc_batch_run_file (const char *job_path, const char *output_dir, LscFigureFunc 
       job_clear (&job);
       return EXIT_INVALID;
     }
+  if (backend != NULL)
+    job.backend.requested = *backend;
   status = run_job (&job, output_dir != NULL ? output_dir : default_out, figure, figure_data);
   job_clear (&job);
   return status;

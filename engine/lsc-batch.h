@@ -12,6 +12,8 @@
 
 #include <glib.h>
 
+#include "lsc-session.h"
+
 G_BEGIN_DECLS
 
 typedef enum {
@@ -46,8 +48,10 @@ typedef struct {
 
 typedef gboolean (*LscFigureFunc) (const LscFigureSpec *spec, gpointer user_data, GError **error);
 
-/* `figure` may be NULL: a job asking for figures then fails naming them. */
-int lsc_batch_run_file (const char *job_path, const char *output_dir, LscFigureFunc figure,
-                        gpointer figure_data);
+/* `backend`, when not NULL, replaces the job's "backend" (`longscope
+ * --backend`). `figure` may be NULL: a job asking for figures then fails
+ * naming them. */
+int lsc_batch_run_file (const char *job_path, const char *output_dir, const LscBackend *backend,
+                        LscFigureFunc figure, gpointer figure_data);
 
 G_END_DECLS

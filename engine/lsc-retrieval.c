@@ -137,6 +137,7 @@ lsc_retrieval_sample_free (LscRetrievalSample *s)
   g_free (s->response);
   lsc_retrieval_trace_free (s->trace);
   g_free (s->scores);
+  g_free (s->backend_note);
   g_free (s);
 }
 
@@ -200,6 +201,7 @@ lsc_retrieval_run (LscModel *model, const LscTokenizer *tok, const LscNeedleProm
   sp.n_ctx = n + params->max_tokens + 1;
   sp.n_threads = params->n_threads;
   sp.reference = params->reference;
+  sp.backend = params->backend;
   if (params->capture)
     {
       sp.capture.enabled = TRUE;
@@ -226,6 +228,8 @@ lsc_retrieval_run (LscModel *model, const LscTokenizer *tok, const LscNeedleProm
   s->answer_start = prompt->answer_start;
   s->answer_end = prompt->answer_end;
   s->tokens = g_array_new (FALSE, FALSE, sizeof (gint32));
+  s->backend = lsc_session_get_backend (session);
+  s->backend_note = g_strdup (lsc_session_get_backend_note (session));
 
   if (n > 1 && !lsc_session_eval (session, ids, n - 1, NULL, FALSE, cancel, cancel_data, error))
     return NULL;

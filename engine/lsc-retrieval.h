@@ -74,6 +74,7 @@ typedef struct {
   gboolean capture;            /* default TRUE: detect; FALSE: generate only (ablation) */
   int n_threads;               /* 0 = all cores */
   gboolean reference;          /* the reference forward path */
+  LscBackend backend;          /* CPU by default (lsc-session.h) */
   int eos_id, bos_id;          /* stop ids, -1 = none */
   const int *masked_heads;     /* layer * n_heads + head: scale 0 (uniform attention) */
   int n_masked;
@@ -92,6 +93,8 @@ typedef struct {
   LscRetrievalTrace *trace;    /* NULL without capture */
   double *scores;              /* (n_layers * n_heads) per-sample scores; NULL without capture */
   int copy_events;             /* copy hits over all steps and heads */
+  LscBackend backend;          /* what the sample's session ran on: CPU or CUDA */
+  char *backend_note;          /* why it ran on the CPU although CUDA or AUTO was asked, or NULL */
 } LscRetrievalSample;
 
 void lsc_retrieval_sample_free (LscRetrievalSample *sample);

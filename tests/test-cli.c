@@ -251,6 +251,10 @@ test_demo_job (void)
   g_assert_cmpfloat (json_object_get_double (json_object_object_get (k1, "retrieval_recall")), <, 0.5);
   g_assert_cmpfloat (json_object_get_double (json_object_object_get (k1, "random_recall")), >, 0.9);
   g_assert_cmpuint (json_object_array_length (json_object_object_get (res, "figures")), ==, 3);
+  /* what the retrieval sessions ran on */
+  const char *backend = json_object_get_string (json_object_object_get (
+                          json_object_object_get (res, "provenance"), "backend"));
+  g_assert_true (g_strcmp0 (backend, "cpu") == 0 || g_strcmp0 (backend, "cuda") == 0);
   json_object_put (res);
   static const char *const files[] = { "retrieval-scores.png", "retrieval-ranking.png",
                                        "ablation.png", "retrieval_heads.json" };
@@ -407,6 +411,133 @@ test_batch_figures (void)
   json_object_put (res);
 }
 
+/* Runs a short generation job on stories260K with `backend` in the job (NULL:
+ * none) and extra arguments; returns results.json, or NULL when none was
+ * written. */
+static json_object *
+run_backend_job (Run *r, const char *model, const char *backend, const char *extra)
+{
+  static int n_jobs;
+  g_autofree char *key = backend != NULL ? g_strdup_printf (", \"backend\": \"%s\"", backend)
+                                         : g_strdup ("");
+  g_autofree char *job = g_strdup_printf ("{\"model\": \"%s\", \"prompt\": \"Zoo\", "
+                                          "\"max_tokens\": 3%s}", model, key);
+  g_autofree char *name = g_strdup_printf ("backend-%d.json", n_jobs);
+  g_autofree char *job_path = lsc_test_write_file (name, job, strlen (job));
+  g_autofree char *out_dir = g_strdup_printf ("%s/backend-%d-out", lsc_test_tmpdir (), n_jobs++);
+  if (extra != NULL)
+    run (r, "", "--batch", job_path, "--output", out_dir, "--backend", extra, NULL);
+  else
+    run (r, "", "--batch", job_path, "--output", out_dir, NULL);
+  g_autofree char *results = g_build_filename (out_dir, "results.json", NULL);
+  return g_file_test (results, G_FILE_TEST_EXISTS) ? read_results (out_dir) : NULL;
+}
+
+static const char *
+provenance_string (json_object *res, const char *key)
+{
+  return json_object_get_string (json_object_object_get (json_object_object_get (res, "provenance"),
+                                                         key));
+}
+
+/* Asks for CUDA (in the job or by --backend) where the default found no GPU
+ * (stories260K runs on the CUDA backend, so no CUDA build or no device): the
+ * session cannot be made (exit 1, no results, a message naming CUDA). */
+static void
+assert_cuda_refused (const Run *r, json_object *res)
+{
+  if (r->status != 1 || strstr (r->err, "CUDA") == NULL)
+    g_error ("backend cuda: exit %d, stderr: %s", r->status, r->err);
+  g_assert_null (res);
+}
+
+/* "backend" and --backend: the default (auto) takes the GPU when there is
+ * one and otherwise notes why it runs on the CPU; provenance names what ran. */
+static void
+test_batch_backend (void)
+{
+  g_autofree char *model = lsc_test_shared_path ("models/stories260K/stories260K.bin");
+  if (model == NULL)
+    return;
+
+  g_auto(Run) def = { 0 };
+  json_object *res = run_backend_job (&def, model, NULL, NULL);
+  if (def.status != 0)
+    g_error ("default backend: exit %d: %s", def.status, def.err);
+  g_autofree char *used = g_strdup (provenance_string (res, "backend"));
+  g_autofree char *note = g_strdup (provenance_string (res, "backend_note"));
+  json_object_put (res);
+  gboolean gpu = g_strcmp0 (used, "cuda") == 0;
+  if (!gpu)
+    {
+      g_assert_cmpstr (used, ==, "cpu");
+      g_assert_nonnull (note);
+      g_assert_cmpstr (note, !=, "");
+      g_assert_nonnull (strstr (note, "CUDA"));
+      /* auto without a GPU is no news: provenance only, no warning */
+      g_assert_null (strstr (def.err, "warning: running on the CPU"));
+    }
+  else
+    g_assert_null (note);
+
+  /* "auto" spelled out is the default */
+  g_auto(Run) aut = { 0 };
+  res = run_backend_job (&aut, model, "auto", NULL);
+  g_assert_cmpint (aut.status, ==, 0);
+  g_assert_cmpstr (provenance_string (res, "backend"), ==, used);
+  g_assert_cmpstr (provenance_string (res, "backend_note"), ==, note);
+  json_object_put (res);
+
+  /* "cpu": no fallback, nothing to say */
+  g_auto(Run) cpu = { 0 };
+  res = run_backend_job (&cpu, model, "cpu", NULL);
+  g_assert_cmpint (cpu.status, ==, 0);
+  g_assert_cmpstr (provenance_string (res, "backend"), ==, "cpu");
+  g_assert_null (json_object_object_get (json_object_object_get (res, "provenance"), "backend_note"));
+  g_assert_null (strstr (cpu.err, "warning: running on the CPU"));
+  json_object_put (res);
+
+  /* "cuda" */
+  g_auto(Run) cuda = { 0 };
+  res = run_backend_job (&cuda, model, "cuda", NULL);
+  if (gpu)
+    {
+      g_assert_cmpint (cuda.status, ==, 0);
+      g_assert_cmpstr (provenance_string (res, "backend"), ==, "cuda");
+    }
+  else
+    assert_cuda_refused (&cuda, res);
+  g_clear_pointer (&res, json_object_put);
+
+  /* --backend overrides the job, both ways; the job in results.json is as written */
+  g_auto(Run) over_cpu = { 0 };
+  res = run_backend_job (&over_cpu, model, "cuda", "cpu");
+  g_assert_cmpint (over_cpu.status, ==, 0);
+  g_assert_cmpstr (provenance_string (res, "backend"), ==, "cpu");
+  g_assert_cmpstr (json_object_get_string (json_object_object_get (
+                     json_object_object_get (res, "job"), "backend")), ==, "cuda");
+  json_object_put (res);
+  g_auto(Run) over_cuda = { 0 };
+  res = run_backend_job (&over_cuda, model, "cpu", "cuda");
+  if (gpu)
+    {
+      g_assert_cmpint (over_cuda.status, ==, 0);
+      g_assert_cmpstr (provenance_string (res, "backend"), ==, "cuda");
+    }
+  else
+    assert_cuda_refused (&over_cuda, res);
+  g_clear_pointer (&res, json_object_put);
+
+  /* a --backend that is not one is a usage error, before anything runs */
+  g_auto(Run) bad = { 0 };
+  res = run_backend_job (&bad, model, NULL, "gpu");
+  g_assert_cmpint (bad.status, ==, 2);
+  g_assert_nonnull (strstr (bad.err, "longscope: --backend: expected \"cpu\", \"cuda\" or \"auto\", "
+                                     "found \"gpu\""));
+  g_assert_null (strstr (bad.err, "loading"));
+  g_assert_null (res);
+}
+
 /* Invalid jobs: exit 2 and a message naming the file and the JSON path. */
 static void
 test_batch_invalid (void)
@@ -419,7 +550,10 @@ test_batch_invalid (void)
     { "{\"model\": \"m\", \"temperature\": -1}", 2, "bad.json: $.temperature: expected a value in [0, 100], found -1" },
     { "{\"model\": \"m\", \"max_tokens\": 1.5}", 2, "bad.json: $.max_tokens: expected an integer, found double" },
     { "{\"model\": \"m\", \"prompt\": \"a\", \"prompt_file\": \"b\"}", 2, "$.prompt_file: give either" },
-    { "{\"model\": \"m\", \"backend\": \"tpu\"}", 2, "bad.json: $.backend: expected \"cpu\" or \"auto\"" },
+    { "{\"model\": \"m\", \"backend\": \"tpu\"}", 2,
+      "bad.json: $.backend: expected \"cpu\", \"cuda\" or \"auto\", found \"tpu\"" },
+    { "{\"model\": \"m\", \"backend\": \"CPU\"}", 2,
+      "bad.json: $.backend: expected \"cpu\", \"cuda\" or \"auto\", found \"CPU\"" },
     { "{\"model\": \"m\",\n \"seed\": }", 2, "bad.json:2:" },
     { "[1, 2]", 2, "bad.json: $: expected an object, found array" },
     { "{\"model\": \"m\", \"prompt\": \"a\", \"capture\": {\"rows\": \"some\"}}", 2,
@@ -464,6 +598,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/detokenize-padding", test_detokenize_padding);
   g_test_add_func ("/cli/batch/generate", test_batch_generate);
   g_test_add_func ("/cli/batch/invalid", test_batch_invalid);
+  g_test_add_func ("/cli/batch/backend", test_batch_backend);
   g_test_add_func ("/cli/batch/demo-job", test_demo_job);
   g_test_add_func ("/cli/batch/capture", test_batch_capture);
   g_test_add_func ("/cli/batch/figures", test_batch_figures);

@@ -569,7 +569,7 @@ test_demo_batch (void)
                      "\"max_tokens\": 24, \"ablation\": [1], \"seed\": 3}}");
   g_autofree char *job_path = lsc_test_write_file ("job.json", job, strlen (job));
   g_autofree char *out = g_build_filename (lsc_test_tmpdir (), "out", NULL);
-  g_assert_cmpint (lsc_batch_run_file (job_path, out, NULL, NULL), ==, 0);
+  g_assert_cmpint (lsc_batch_run_file (job_path, out, NULL, NULL, NULL), ==, 0);
 
   g_autofree char *rpath = g_build_filename (out, "results.json", NULL);
   g_autoptr(json_object) res = json_object_from_file (rpath);

@@ -229,6 +229,7 @@ execute (LscRun *self, GCancellable *cancellable, GError **error)
   lsc_session_params_init (&sp);
   sp.n_ctx = MAX ((int) prompt->len + MAX (self->params.max_tokens, 0) + 1, 16);
   sp.n_threads = self->params.n_threads;
+  sp.backend = LSC_BACKEND_AUTO;   /* the GPU when there is one */
   sp.capture.enabled = self->params.capture;
   g_autoptr(LscSession) session = lsc_session_new (model, &sp, error);
   if (session == NULL)
