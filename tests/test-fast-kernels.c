@@ -7,7 +7,7 @@
  *   lsc_fast_to_f32      bit-exact (NaN inputs: NaN outputs)
  *   lsc_fast_xwt_rows    |fast - ref| <= 2 n FLT_EPSILON sum_j |w_j x_j| (both
  *                        sums' worst-case rounding), per output
- *   lsc_fast_attend_one  probabilities within 1e-6 absolute; outputs within
+ *   lsc_fast_attend_one  probabilities within 1e-6 + 1e-5 p; outputs within
  *                        1e-5 max |v| + 1e-6 absolute
  */
 #include "config.h"
@@ -236,7 +236,9 @@ test_attend_one (void)
         attend_one_ref (out_ref, att_ref, q, keys, values, nk, hd, stride, scale);
 
         for (int t = 0; t < nk; t++)
-          g_assert_cmpfloat (fabsf (att[t] - att_ref[t]), <=, 1e-6f);
+          /* the scores round differently (another summation order): a
+           * relative error in p of |logit| x float epsilon, ~2e-6 at p ~ 1 */
+          g_assert_cmpfloat (fabsf (att[t] - att_ref[t]), <=, 1e-6f + 1e-5f * att_ref[t]);
         for (int i = 0; i < hd; i++)
           g_assert_cmpfloat (fabsf (out[i] - out_ref[i]), <=, 1e-5f * vmax + 1e-6f);
         g_assert_cmpfloat (att[nk], ==, SENTINEL);
