@@ -117,9 +117,9 @@ next_uniform (guint64 *x)
   return (float) (r >> 40) * (2.0f / 16777216.0f) - 1.0f;
 }
 
-/* Fills row `row` of plan p (cols values) at dst. */
+/* Fills row `row` of plan p (cols values) at dst; buf holds cols floats. */
 static void
-fill_row (guint8 *dst, const Plan *p, guint64 seed, guint tensor, gint64 row)
+fill_row (guint8 *dst, const Plan *p, guint64 seed, guint tensor, gint64 row, float *buf)
 {
   gint64 cols = p->shape[1];
   guint64 st = seed ^ ((guint64) tensor << 40) ^ (guint64) row;
@@ -127,46 +127,10 @@ fill_row (guint8 *dst, const Plan *p, guint64 seed, guint tensor, gint64 row)
   float a = p->kind == KIND_MATRIX ? 1.0f / sqrtf ((float) cols) : 0.02f;
   float base = p->kind == KIND_NORM ? 1.0f : 0.0f;
 
-  switch (p->dtype)
-    {
-    case LSC_DTYPE_F32:
-      {
-        float *out = (float *) dst;
-        for (gint64 j = 0; j < cols; j++)
-          out[j] = base + a * next_uniform (&x);
-        break;
-      }
-    case LSC_DTYPE_BF16:
-      {
-        guint16 *out = (guint16 *) dst;
-        for (gint64 j = 0; j < cols; j++)
-          out[j] = lsc_f32_to_bf16_1 (base + a * next_uniform (&x));
-        break;
-      }
-    case LSC_DTYPE_F16:
-      {
-        guint16 *out = (guint16 *) dst;
-        for (gint64 j = 0; j < cols; j++)
-          out[j] = lsc_f32_to_f16_1 (base + a * next_uniform (&x));
-        break;
-      }
-    case LSC_DTYPE_Q8_0:
-      {
-        LscBlockQ8_0 *out = (LscBlockQ8_0 *) dst;
-        float block[LSC_Q8_0_BLOCK];   /* one block of values before quantisation */
-        for (gint64 b = 0; b < cols / LSC_Q8_0_BLOCK; b++)
-          {
-            for (int j = 0; j < LSC_Q8_0_BLOCK; j++)
-              block[j] = base + a * next_uniform (&x);
-            lsc_f32_to_q8_0 (out + b, block, LSC_Q8_0_BLOCK);
-          }
-        break;
-      }
-    case LSC_DTYPE_I32:
-    case LSC_DTYPE_I64:
-    case LSC_DTYPE_N_TYPES:
-      g_assert_not_reached ();
-    }
+  for (gint64 j = 0; j < cols; j++)
+    buf[j] = base + a * next_uniform (&x);
+  LscStatus status = lsc_from_f32 (dst, buf, p->dtype, (size_t) cols);
+  g_assert (status == LSC_STATUS_OK);   /* widths were checked for Q8_0 */
 }
 
 static void
@@ -282,9 +246,13 @@ lsc_model_new_synthetic (const LscModelConfig *config, LscDType dtype, guint64 s
       const Plan *p = &g_array_index (plans, Plan, i);
       size_t row_bytes = lsc_dtype_row_bytes (p->dtype, (size_t) p->shape[1]);
       gint64 rows = p->shape[0];
-#pragma omp parallel for schedule (static)
-      for (gint64 r = 0; r < rows; r++)
-        fill_row (map + p->offset + (size_t) r * row_bytes, p, seed, i, r);
+#pragma omp parallel
+      {
+        g_autofree float *buf = g_new (float, MAX (p->shape[1], 1));
+#pragma omp for schedule (static)
+        for (gint64 r = 0; r < rows; r++)
+          fill_row (map + p->offset + (size_t) r * row_bytes, p, seed, i, r, buf);
+      }
     }
   lsc_mapped_file_seal (file);
 
@@ -311,44 +279,6 @@ lsc_model_new_synthetic (const LscModelConfig *config, LscDType dtype, guint64 s
       return NULL;
     }
   return model;
-}
-
-/* Converts one row of cols values from `from` to `to` (F32, F16 or BF16);
- * buf holds cols floats. */
-static void
-cast_row (guint8 *dst, LscDType to, const guint8 *src, LscDType from, gint64 cols, float *buf)
-{
-  if (from == to)
-    {
-      memcpy (dst, src, lsc_dtype_row_bytes (to, (size_t) cols));
-      return;
-    }
-  lsc_to_f32 (buf, src, from, (size_t) cols);
-  switch (to)
-    {
-    case LSC_DTYPE_F32:
-      memcpy (dst, buf, (size_t) cols * sizeof (float));
-      break;
-    case LSC_DTYPE_BF16:
-      {
-        guint16 *out = (guint16 *) dst;
-        for (gint64 j = 0; j < cols; j++)
-          out[j] = lsc_f32_to_bf16_1 (buf[j]);
-        break;
-      }
-    case LSC_DTYPE_F16:
-      {
-        guint16 *out = (guint16 *) dst;
-        for (gint64 j = 0; j < cols; j++)
-          out[j] = lsc_f32_to_f16_1 (buf[j]);
-        break;
-      }
-    case LSC_DTYPE_Q8_0:
-    case LSC_DTYPE_I32:
-    case LSC_DTYPE_I64:
-    case LSC_DTYPE_N_TYPES:
-      g_assert_not_reached ();
-    }
 }
 
 static gboolean
@@ -416,8 +346,11 @@ lsc_model_new_cast (LscModel *model, LscDType dtype, GError **error)
         g_autofree float *buf = g_new (float, MAX (cols, 1));
 #pragma omp for schedule (static)
         for (gint64 r = 0; r < rows; r++)
-          cast_row (map + offsets[i] + (size_t) r * dst_row, dtypes[i],
-                    (const guint8 *) t->data + (size_t) r * src_row, t->dtype, cols, buf);
+          {
+            lsc_to_f32 (buf, (const guint8 *) t->data + (size_t) r * src_row, t->dtype,
+                        (size_t) cols);
+            lsc_from_f32 (map + offsets[i] + (size_t) r * dst_row, buf, dtypes[i], (size_t) cols);
+          }
       }
     }
   lsc_mapped_file_seal (file);

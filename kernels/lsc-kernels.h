@@ -69,6 +69,9 @@ void lsc_f32_to_q8_0 (LscBlockQ8_0 *out, const float *in, size_t n);
 
 /* out (n) <- n elements of any dtype starting at in. */
 LscStatus lsc_to_f32 (float *out, const void *in, LscDType dtype, size_t n);
+/* out (n elements of dtype: F32, F16, BF16 or Q8_0) <- in (n), rounded to
+ * nearest even (Q8_0: n a multiple of 32, quantised per block). */
+LscStatus lsc_from_f32 (void *out, const float *in, LscDType dtype, size_t n);
 
 /* Which dimensions RoPE rotates together. */
 typedef enum {

@@ -138,8 +138,8 @@ test_gemm (void)
         g_autofree float *wf = random_floats ((size_t) d * n, 1.0f);
         size_t wbytes = lsc_dtype_row_bytes (dt, n) * d;
         g_autofree guint16 *wh = g_new (guint16, (size_t) d * n);
-        for (size_t i = 0; i < (size_t) d * n; i++)
-          wh[i] = dt == LSC_DTYPE_F16 ? lsc_f32_to_f16_1 (wf[i]) : lsc_f32_to_bf16_1 (wf[i]);
+        if (dt != LSC_DTYPE_F32)
+          lsc_from_f32 (wh, wf, dt, (size_t) d * n);
         const void *w = dt == LSC_DTYPE_F32 ? (const void *) wf : (const void *) wh;
 
         float *dx = device_floats (x, (size_t) T * ldx);
@@ -191,8 +191,8 @@ test_embed (void)
   for (gsize di = 0; di < G_N_ELEMENTS (dtypes); di++)
     {
       LscDType dt = dtypes[di];
-      for (size_t i = 0; i < (size_t) vocab * dim; i++)
-        th[i] = dt == LSC_DTYPE_F16 ? lsc_f32_to_f16_1 (tf[i]) : lsc_f32_to_bf16_1 (tf[i]);
+      if (dt != LSC_DTYPE_F32)
+        lsc_from_f32 (th, tf, dt, (size_t) vocab * dim);
       const void *table = dt == LSC_DTYPE_F32 ? (const void *) tf : (const void *) th;
       void *dtable = device_bytes (table, lsc_dtype_row_bytes (dt, dim) * vocab);
       void *dtok = device_bytes (tokens, sizeof tokens);

@@ -86,6 +86,31 @@ test_q8_0 (void)
   g_assert_cmpint (lsc_to_f32 (y, q, LSC_DTYPE_I32, 4), ==, LSC_STATUS_UNSUPPORTED);
 }
 
+/* lsc_from_f32 (): the per-element rounders and the block quantiser, by dtype */
+static void
+test_from_f32 (void)
+{
+  float x[64];
+  guint16 h[64];
+  float f[64];
+  LscBlockQ8_0 q[2], q_ref[2];
+  for (int i = 0; i < 64; i++)
+    x[i] = sinf (i * 1.3f) * powf (10.0f, (float) (i % 7) - 3.0f);
+  g_assert_cmpint (lsc_from_f32 (f, x, LSC_DTYPE_F32, 64), ==, LSC_STATUS_OK);
+  g_assert_cmpmem (f, sizeof f, x, sizeof x);
+  g_assert_cmpint (lsc_from_f32 (h, x, LSC_DTYPE_F16, 64), ==, LSC_STATUS_OK);
+  for (int i = 0; i < 64; i++)
+    g_assert_cmpuint (h[i], ==, lsc_f32_to_f16_1 (x[i]));
+  g_assert_cmpint (lsc_from_f32 (h, x, LSC_DTYPE_BF16, 64), ==, LSC_STATUS_OK);
+  for (int i = 0; i < 64; i++)
+    g_assert_cmpuint (h[i], ==, lsc_f32_to_bf16_1 (x[i]));
+  g_assert_cmpint (lsc_from_f32 (q, x, LSC_DTYPE_Q8_0, 64), ==, LSC_STATUS_OK);
+  lsc_f32_to_q8_0 (q_ref, x, 64);
+  g_assert_cmpmem (q, sizeof q, q_ref, sizeof q_ref);
+  g_assert_cmpint (lsc_from_f32 (q, x, LSC_DTYPE_Q8_0, 40), ==, LSC_STATUS_INVALID_ARGUMENT);
+  g_assert_cmpint (lsc_from_f32 (h, x, LSC_DTYPE_I32, 4), ==, LSC_STATUS_UNSUPPORTED);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -94,5 +119,6 @@ main (int argc, char **argv)
   g_test_add_func ("/kernels/convert/f16-all-roundtrip", test_f16_all_roundtrip);
   g_test_add_func ("/kernels/convert/bf16", test_bf16);
   g_test_add_func ("/kernels/convert/q8_0", test_q8_0);
+  g_test_add_func ("/kernels/convert/from-f32", test_from_f32);
   return g_test_run ();
 }

@@ -191,3 +191,33 @@ lsc_to_f32 (float *out, const void *in, LscDType dtype, size_t n)
     }
   return LSC_STATUS_UNSUPPORTED;
 }
+
+LscStatus
+lsc_from_f32 (void *out, const float *in, LscDType dtype, size_t n)
+{
+  uint16_t *h = out;
+  switch (dtype)
+    {
+    case LSC_DTYPE_F32:
+      memcpy (out, in, n * sizeof (float));
+      return LSC_STATUS_OK;
+    case LSC_DTYPE_F16:
+      for (size_t i = 0; i < n; i++)
+        h[i] = lsc_f32_to_f16_1 (in[i]);
+      return LSC_STATUS_OK;
+    case LSC_DTYPE_BF16:
+      for (size_t i = 0; i < n; i++)
+        h[i] = lsc_f32_to_bf16_1 (in[i]);
+      return LSC_STATUS_OK;
+    case LSC_DTYPE_Q8_0:
+      if (n % LSC_Q8_0_BLOCK)
+        return LSC_STATUS_INVALID_ARGUMENT;
+      lsc_f32_to_q8_0 (out, in, n);
+      return LSC_STATUS_OK;
+    case LSC_DTYPE_I32:
+    case LSC_DTYPE_I64:
+    case LSC_DTYPE_N_TYPES:
+      break;
+    }
+  return LSC_STATUS_UNSUPPORTED;
+}
