@@ -243,25 +243,6 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
 #define MAX_CHUNK 4096
 #define SPLIT_MAX_T 4
 
-template <typename F, typename Op>
-static __device__ F
-block_reduce128 (F v, Op op, F *scratch)
-{
-  for (int o = 16; o > 0; o /= 2)
-    v = op (v, __shfl_xor_sync (0xffffffffu, v, o));
-  __syncthreads ();
-  if (threadIdx.x % 32 == 0)
-    scratch[threadIdx.x / 32] = v;
-  __syncthreads ();
-  F r = scratch[0];
-  for (int w = 1; w < SPLIT_THREADS / 32; w++)
-    r = op (r, scratch[w]);
-  return r;
-}
-
-struct MaxOp { __device__ float operator() (float a, float b) const { return fmaxf (a, b); } };
-struct SumOp { __device__ double operator() (double a, double b) const { return a + b; } };
-
 // part (T, n_heads, n_splits, 2 + hd): chunk max, chunk sum, weighted values
 static __global__ void __launch_bounds__ (SPLIT_THREADS)
 decode_partial_kernel (float *part, const float *q, int ldq, const float *keys, const float *values,
@@ -269,8 +250,6 @@ decode_partial_kernel (float *part, const float *q, int ldq, const float *keys, 
 {
   extern __shared__ float S[];           // (chunk) scores, then weights
   __shared__ float qs[128];
-  __shared__ float fred[SPLIT_THREADS / 32];
-  __shared__ double dred[SPLIT_THREADS / 32];
   const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z, kvh = h / group;
   const int pos = start + t, first = window > 0 ? max (0, pos - window + 1) : 0;
   const int k_lo = first + split * chunk, k_hi = min (pos + 1, k_lo + chunk);
@@ -295,7 +274,7 @@ decode_partial_kernel (float *part, const float *q, int ldq, const float *keys, 
       S[k - k_lo] = dot * scale;
       mx = fmaxf (mx, dot * scale);
     }
-  mx = block_reduce128 (mx, MaxOp (), fred);
+  mx = lsc_block_reduce<SPLIT_THREADS> (mx, LscMaxOp ());
   double sum = 0.0;
   for (int k = k_lo + threadIdx.x; k < k_hi; k += SPLIT_THREADS)
     {
@@ -303,7 +282,7 @@ decode_partial_kernel (float *part, const float *q, int ldq, const float *keys, 
       S[k - k_lo] = p;
       sum += p;
     }
-  sum = block_reduce128 (sum, SumOp (), dred);   // also orders the writes to S before the reads
+  sum = lsc_block_reduce<SPLIT_THREADS> (sum, LscSumOp ());   // also orders the writes to S before the reads
   for (int d = threadIdx.x; d < hd; d += SPLIT_THREADS)
     {
       const float *vc = values + (size_t) kvh * hd + d;

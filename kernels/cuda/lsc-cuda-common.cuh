@@ -76,3 +76,28 @@ lsc_cuda_blocks (size_t n, unsigned threads)
 {
   return (unsigned) ((n + threads - 1) / threads);
 }
+
+struct LscMaxOp { __device__ float operator() (float a, float b) const { return fmaxf (a, b); } };
+struct LscSumOp {
+  template <typename F> __device__ F operator() (F a, F b) const { return a + b; }
+};
+
+// op over v of the block's THREADS threads (a multiple of 32); every thread
+// gets the result. Each (F, THREADS, Op) has its own scratch, and the first
+// __syncthreads keeps a call from overwriting what an earlier one still reads.
+template <int THREADS, typename F, typename Op>
+static __device__ F
+lsc_block_reduce (F v, Op op)
+{
+  __shared__ F partial[THREADS / 32];
+  for (int o = 16; o > 0; o /= 2)
+    v = op (v, __shfl_xor_sync (0xffffffffu, v, o));
+  __syncthreads ();
+  if (threadIdx.x % 32 == 0)
+    partial[threadIdx.x / 32] = v;
+  __syncthreads ();
+  F r = partial[0];
+  for (int w = 1; w < THREADS / 32; w++)
+    r = op (r, partial[w]);
+  return r;
+}

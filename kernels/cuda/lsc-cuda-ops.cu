@@ -49,42 +49,6 @@ lsc_cuda_embed (LscCudaContext *ctx, float *out, const int32_t *tokens, int T, c
   return LSC_CUDA_LAUNCHED ();
 }
 
-// The sum of v over the block (ROW_THREADS threads); every thread gets it.
-template <typename F>
-static __device__ F
-block_sum (F v)
-{
-  __shared__ F partial[ROW_THREADS / 32];
-  for (int o = 16; o > 0; o /= 2)
-    v += __shfl_xor_sync (0xffffffffu, v, o);
-  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  __syncthreads ();   // partial may still be read from an earlier call
-  if (lane == 0)
-    partial[warp] = v;
-  __syncthreads ();
-  F s = 0;
-  for (int w = 0; w < ROW_THREADS / 32; w++)
-    s += partial[w];
-  return s;
-}
-
-static __device__ float
-block_max (float v)
-{
-  __shared__ float partial[ROW_THREADS / 32];
-  for (int o = 16; o > 0; o /= 2)
-    v = fmaxf (v, __shfl_xor_sync (0xffffffffu, v, o));
-  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  __syncthreads ();
-  if (lane == 0)
-    partial[warp] = v;
-  __syncthreads ();
-  float m = partial[0];
-  for (int w = 1; w < ROW_THREADS / 32; w++)
-    m = fmaxf (m, partial[w]);
-  return m;
-}
-
 static __global__ void
 rmsnorm_kernel (float *out, float *x, const float *add, const float *w, int dim, float eps)
 {
@@ -97,7 +61,7 @@ rmsnorm_kernel (float *out, float *x, const float *add, const float *w, int dim,
         xr[i] = v = v + add[(size_t) blockIdx.x * dim + i];
       ss += v * v;
     }
-  ss = block_sum (ss);
+  ss = lsc_block_reduce<ROW_THREADS> (ss, LscSumOp ());
   float scale = 1.0f / sqrtf (ss / dim + eps);
   float *o = out + (size_t) blockIdx.x * dim;
   for (int i = threadIdx.x; i < dim; i += ROW_THREADS)
@@ -190,7 +154,7 @@ softmax_lse_kernel (float *x, float *lse, int n)
   float m = -INFINITY;
   for (int i = threadIdx.x; i < n; i += ROW_THREADS)
     m = fmaxf (m, row[i]);
-  m = block_max (m);
+  m = lsc_block_reduce<ROW_THREADS> (m, LscMaxOp ());
   double sum = 0.0;   // in double, as the reference
   for (int i = threadIdx.x; i < n; i += ROW_THREADS)
     {
@@ -198,7 +162,7 @@ softmax_lse_kernel (float *x, float *lse, int n)
       row[i] = e;
       sum += e;
     }
-  sum = block_sum (sum);
+  sum = lsc_block_reduce<ROW_THREADS> (sum, LscSumOp ());
   float inv = (float) (1.0 / sum);
   for (int i = threadIdx.x; i < n; i += ROW_THREADS)
     row[i] *= inv;
