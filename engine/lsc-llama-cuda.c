@@ -57,7 +57,7 @@ struct _LscCudaState {
 
   int cap;                       /* tokens the block buffers hold */
   int32_t *tokens;               /* (cap) */
-  float *cos, *sin;              /* (cap, head_dim / 2) */
+  float *cs;                     /* (2, cap, head_dim / 2): the block's cos, then its sin */
   float *x;                      /* (cap, dim) residual stream */
   float *xb;                     /* (cap, max(dim, q_dim)) */
   float *xb2;                    /* (cap, dim) */
@@ -239,8 +239,7 @@ alloc_blocks (LscSession *s, LscCudaState *g, int cap, GError **error)
     TRY (lsc_cuda_host_alloc (g->ctx, (void **) &g->staging,
                               (size_t) cap * MAX (q_dim, kv_dim) * sizeof (float)),
          "allocating pinned host memory");
-  return alloc_floats (g, &g->cos, (size_t) cap * (c->head_dim / 2), error)
-         && alloc_floats (g, &g->sin, (size_t) cap * (c->head_dim / 2), error)
+  return alloc_floats (g, &g->cs, (size_t) cap * c->head_dim, error)
          && alloc_floats (g, &g->x, (size_t) cap * c->dim, error)
          && alloc_floats (g, &g->xb, (size_t) cap * MAX (c->dim, q_dim), error)
          && alloc_floats (g, &g->xb2, (size_t) cap * c->dim, error)
@@ -394,12 +393,14 @@ forward_block (LscSession *s, const gint32 *tokens, int start, int T, float *log
   int n_ctx = s->params.n_ctx;
   float eps = (float) c->norm_eps, scale = 1.0f / sqrtf ((float) hd);
 
+  /* cos (T, half) then sin (T, half), in one upload */
   float *hcos = g->host_cs, *hsin = g->host_cs + (size_t) T * half;
   for (int t = 0; t < T; t++)
     lsc_rope_cos_sin (s->inv_freq, half, s->rope_factor, start + t, hcos + (size_t) t * half,
                       hsin + (size_t) t * half);
-  TRY (lsc_cuda_upload (ctx, g->cos, hcos, (size_t) T * half * sizeof (float)), "uploading RoPE");
-  TRY (lsc_cuda_upload (ctx, g->sin, hsin, (size_t) T * half * sizeof (float)), "uploading RoPE");
+  TRY (lsc_cuda_upload (ctx, g->cs, g->host_cs, (size_t) T * hd * sizeof (float)),
+       "uploading RoPE");
+  const float *rope_cos = g->cs, *rope_sin = g->cs + (size_t) T * half;
   TRY (lsc_cuda_upload (ctx, g->tokens, tokens, T * sizeof (int32_t)), "uploading tokens");
   TRY (lsc_cuda_embed (ctx, g->x, g->tokens, T, g->embd.data, g->embd.dtype, dim), "embedding");
 
@@ -420,9 +421,9 @@ forward_block (LscSession *s, const gint32 *tokens, int start, int T, float *log
                               qkv_dim, dim, g->x_half), "projecting q, k and v");
       if (G->bqkv != NULL)
         TRY (lsc_cuda_add_bias (ctx, g->qkv, qkv_dim, G->bqkv, T, qkv_dim), "adding biases");
-      TRY (lsc_cuda_rope (ctx, g->qkv, qkv_dim, T, c->n_heads, hd, g->cos, g->sin, c->rope_layout),
-           "rotating queries");
-      TRY (lsc_cuda_rope (ctx, g->qkv + q_dim, qkv_dim, T, c->n_kv_heads, hd, g->cos, g->sin,
+      TRY (lsc_cuda_rope (ctx, g->qkv, qkv_dim, T, c->n_heads, hd, rope_cos, rope_sin,
+                          c->rope_layout), "rotating queries");
+      TRY (lsc_cuda_rope (ctx, g->qkv + q_dim, qkv_dim, T, c->n_kv_heads, hd, rope_cos, rope_sin,
                           c->rope_layout), "rotating keys");
       TRY (lsc_cuda_copy_2d (ctx, kc + (size_t) start * kv_dim, kv_dim * sizeof (float),
                              g->qkv + q_dim, qkv_dim * sizeof (float), kv_dim * sizeof (float), T),
@@ -495,18 +496,13 @@ _lsc_session_eval_cuda (LscSession *s, const gint32 *tokens, int n, float *logit
                         gboolean all_logits, LscCancelFunc cancel, gpointer cancel_data,
                         GError **error)
 {
-  int vocab = s->output.rows, cap = s->cuda->cap;
+  int cap = s->cuda->cap;
   for (int done = 0; done < n; done += cap)
     {
       int T = MIN (cap, n - done);
-      gboolean last = done + T == n;
-      float *out = NULL;
-      if (logits != NULL && all_logits)
-        out = logits + (size_t) done * vocab;
-      else if (logits != NULL && last)
-        out = logits;
-      if (!forward_block (s, tokens + done, s->pos + done, T, out, all_logits, cancel, cancel_data,
-                          error))
+      if (!forward_block (s, tokens + done, s->pos + done, T,
+                          _lsc_block_logits (s, logits, all_logits, done, T, n), all_logits,
+                          cancel, cancel_data, error))
         return FALSE;
     }
   return TRUE;

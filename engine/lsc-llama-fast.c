@@ -518,7 +518,6 @@ gboolean
 _lsc_session_eval_fast (LscSession *s, const gint32 *tokens, int n, float *logits,
                         gboolean all_logits, LscCancelFunc cancel, gpointer cancel_data)
 {
-  int vocab = s->output.rows;
   fast_state_get (s, n);
   /* every BLAS call of this path runs inside an OpenMP region (see the top):
    * single-threaded OpenBLAS, set once per evaluation, not per GEMM; decode
@@ -531,13 +530,9 @@ _lsc_session_eval_fast (LscSession *s, const gint32 *tokens, int n, float *logit
   for (int done = 0; ok && done < n; done += BLOCK_TOKENS)
     {
       int T = MIN (BLOCK_TOKENS, n - done);
-      gboolean last = done + T == n;
-      float *out = NULL;
-      if (logits != NULL && all_logits)
-        out = logits + (size_t) done * vocab;
-      else if (logits != NULL && last)
-        out = logits;
-      ok = forward_block (s, tokens + done, s->pos + done, T, out, all_logits, cancel, cancel_data);
+      ok = forward_block (s, tokens + done, s->pos + done, T,
+                          _lsc_block_logits (s, logits, all_logits, done, T, n), all_logits, cancel,
+                          cancel_data);
     }
   if (blas)   /* for the other users of OpenBLAS in this process */
     openblas_set_num_threads (s->params.n_threads);

@@ -76,6 +76,12 @@ void _lsc_session_prepare_rope (LscSession *s, int seq_len);
 /* out (dim) <- embedding row of token */
 void _lsc_embed (const LscSession *s, int token, float *out);
 
+/* Where the block of tokens [done, done + T) of an n-token evaluation writes
+ * its logits: rows done.. of logits (n, vocab) when all_logits, else the
+ * last block writes the one row; NULL for the others (or no logits). */
+float *_lsc_block_logits (const LscSession *s, float *logits, gboolean all_logits, int done, int T,
+                          int n);
+
 /* The CUDA path (lsc-llama-cuda.c). init returns TRUE with s->cuda set, or
  * TRUE with s->cuda NULL and s->backend_note saying why the session stays on
  * the CPU; FALSE (error set) when CUDA was asked for explicitly and cannot

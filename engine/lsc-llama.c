@@ -253,6 +253,14 @@ _lsc_layer_window (const LscModelConfig *c, int layer)
   return layer >= c->max_window_layers ? c->sliding_window : 0;
 }
 
+float *
+_lsc_block_logits (const LscSession *s, float *logits, gboolean all_logits, int done, int T, int n)
+{
+  if (logits != NULL && all_logits)
+    return logits + (size_t) done * s->output.rows;
+  return done + T == n ? logits : NULL;
+}
+
 void
 _lsc_session_prepare_rope (LscSession *s, int seq_len)
 {
