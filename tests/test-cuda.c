@@ -473,6 +473,14 @@ run_logits (LscModel *model, LscBackend backend, const gint32 *tokens, int n, in
   g_autoptr(LscSession) s = lsc_session_new (model, &p, &error);
   g_assert_no_error (error);
   g_assert_cmpint (lsc_session_get_backend (s), ==, backend);
+  /* a GPU session holds at least the model's weights on the device */
+  guint64 peak = 0;
+  g_assert_true (lsc_session_get_device_memory (s, &peak) == (backend == LSC_BACKEND_CUDA));
+  guint64 weights = 0;
+  for (guint i = 0; i < lsc_model_get_n_tensors (model); i++)
+    weights += lsc_model_get_tensor (model, i)->n_bytes;
+  if (backend == LSC_BACKEND_CUDA)
+    g_assert_cmpuint (peak, >=, weights);
   int vocab = lsc_session_get_n_vocab (s);
   float *logits = g_new (float, (size_t) (n + 6) * vocab);
   g_assert_true (lsc_session_eval (s, tokens, n, logits, TRUE, NULL, NULL, &error));
@@ -652,6 +660,11 @@ test_backend_selection (void)
   g_assert_no_error (error);
   g_assert_cmpint (lsc_session_get_backend (s), ==, device ? LSC_BACKEND_CUDA : LSC_BACKEND_CPU);
   g_assert_true ((lsc_session_get_backend_note (s) == NULL) == device);
+  g_assert_true ((lsc_backend_cuda_unavailable () == NULL) == device);
+  if (!device)
+    g_assert_cmpstr (lsc_session_get_backend_note (s), ==, lsc_backend_cuda_unavailable ());
+  guint64 peak = 0;
+  g_assert_true (lsc_session_get_device_memory (s, &peak) == device);
 
   /* cuda without a device: an error that says so */
   p.backend = LSC_BACKEND_CUDA;
