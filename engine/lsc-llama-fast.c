@@ -5,11 +5,12 @@
  *
  *   - prefill (blocks of up to BLOCK_TOKENS tokens): every projection is a
  *     GEMM over the block. The weight rows (output columns) are split
- *     between the threads of ONE OpenMP region, each calling
- *     single-threaded OpenBLAS on its share (q|k|v and gate|up share a
- *     region). Weights stored as f16/bf16/q8_0 are widened to f32 a
- *     cache-sized tile at a time, just before the GEMM of that tile, so the
- *     widened floats never go to memory (gemm_xwt_split ());
+ *     between the threads of ONE OpenMP region (q|k|v and gate|up share a
+ *     region). f32 weights: each thread calls single-threaded OpenBLAS on
+ *     its share. f16/bf16/q8_0 weights: with AVX-512, the kernel layer's own
+ *     GEMM (lsc_fast_gemm_rows ()), which widens the weights as it packs
+ *     them; without, a cache-sized tile is widened to f32 just before an
+ *     sgemm on it (gemm_xwt_split ());
  *   - attention is blocked: work items of (head, chunk of query rows) over
  *     the threads, each S = Q K^T (GEMM) over the keys the chunk sees, masked
  *     softmax, O = P V (GEMM);
@@ -28,9 +29,12 @@
  * region also let one thread widen a tile while the other multiplies.
  *
  * Widening bf16 into a 128 MiB slab and then calling a multi-threaded sgemm
- * on it (the previous scheme) cost ~7 GB of extra memory traffic per
- * 512-token block of a 1B model, and made the bf16 prefill slower than the
- * f32 one; with the cache-sized tiles it is as fast as f32.
+ * on it (the first scheme) cost ~7 GB of extra memory traffic per 512-token
+ * block of a 1B model; widening cache-sized tiles for sgemm still left bf16
+ * prefill 3.5 % slower than f32 (every weight is widened, then packed again
+ * by sgemm); lsc_fast_gemm_rows () packs once and made it 4 % faster than f32.
+ * LSC_CPU_GEMM=openblas in the environment selects the tile + sgemm path
+ * on any CPU (lsc_fast_gemm_available ()).
  */
 #include "config.h"
 
@@ -63,7 +67,9 @@ struct _LscFastState {
   float *scores;             /* (scores_len): attention rows, see fast_state_get () */
   guint8 *hidden;            /* (n_threads, n_ctx) mask-hook scratch, NULL without a mask hook */
   gsize slab_len;            /* floats in one thread's slab; 0 when every matrix is f32 */
-  float *slab;               /* (n_threads, slab_len) widened weight tiles */
+  float *slab;               /* (n_threads, slab_len) widened weight tiles / GEMM scratch */
+  float *xpack;              /* (lsc_fast_gemm_packed_floats (cap, widest)) X packed for
+                              * lsc_fast_gemm_rows (); NULL: tile + sgemm */
   float *cos, *sin;          /* (cap, head_dim / 2) */
 };
 
@@ -83,6 +89,7 @@ fast_state_free (LscFastState *f)
   g_free (f->scores);
   g_free (f->hidden);
   g_free (f->slab);
+  g_free (f->xpack);
   g_free (f->cos);
   g_free (f->sin);
   g_free (f);
@@ -141,6 +148,12 @@ fast_state_get (LscSession *s, int n)
   if (cap >= WIDEN_MIN_T && !all_f32 (s))
     {
       f->slab_len = SLAB_FLOATS;
+      if (lsc_fast_gemm_available ())
+        {
+          int widest = MAX (MAX (c->dim, q_dim), c->hidden_dim);
+          f->slab_len = lsc_fast_gemm_scratch_floats (cap);
+          f->xpack = g_new (float, lsc_fast_gemm_packed_floats (cap, widest));
+        }
       f->slab = g_new (float, f->slab_len * s->params.n_threads);
     }
   f->cos = g_new (float, (gsize) cap * (c->head_dim / 2));
@@ -155,60 +168,92 @@ typedef struct {
   const LscMatrix *w;        /* (d, n) */
 } XwtOut;
 
-/* Y_i (T, W_i.rows) <- X (T, n) W_i^T for n_o matrices of n columns, with
- * single-threaded OpenBLAS (the caller has set it so) inside ONE OpenMP
- * region: each thread owns a contiguous share of every W_i's rows (output
- * columns). An f32 share is one sgemm straight from the weights. Any other
- * dtype is widened to f32 a tile of (SLAB_FLOATS / TILE_COLS) rows x
- * TILE_COLS columns at a time into the thread's own L2-sized slab and
- * multiplied at once (beta = 1 past the first column tile): the widened
- * floats are read back from cache, not memory, and one thread widens while
- * the other multiplies. Tall, narrow tiles measured best (1B, bf16, 2 cores:
- * 1024 x 256 > 512 x 512 > 256 x 1024, ~8 %): every sgemm call packs its
- * (T, TILE_COLS) slice of X again, once per tile_rows weight rows. */
+/* This thread's share [*lo, *hi) of `rows` rows, in whole units. */
 static void
-gemm_xwt_split (LscSession *s, const XwtOut *o, int n_o, const float *x, int T)
+thread_share (int rows, int unit, int tid, int nth, int *lo, int *hi)
+{
+  int n_units = (rows + unit - 1) / unit;
+  *lo = MIN (rows, n_units * tid / nth * unit);
+  *hi = MIN (rows, n_units * (tid + 1) / nth * unit);
+}
+
+/* One thread's share of gemm_xwt_split () with single-threaded OpenBLAS
+ * (the caller has set it so). An f32 share is one sgemm straight from the
+ * weights. Any other dtype is widened to f32 a tile of (slab_len /
+ * TILE_COLS) rows x TILE_COLS columns at a time into the thread's own
+ * L2-sized slab and multiplied at once (beta = 1 past the first column
+ * tile): the widened floats are read back from cache, not memory. Tall,
+ * narrow tiles measured best (1B, bf16, 2 cores: 1024 x 256 > 512 x 512 >
+ * 256 x 1024, ~8 %): every sgemm call packs its (T, TILE_COLS) slice of X
+ * again, once per tile_rows weight rows. */
+static void
+xwt_share_sgemm (const XwtOut *o, int n_o, const float *x, int T, int tid, int nth, float *slab,
+                 gsize slab_len)
+{
+  for (int i = 0; i < n_o; i++)
+    {
+      const LscMatrix *w = o[i].w;
+      int n = w->cols, lo, hi;
+      thread_share (w->rows, ROW_BLOCK, tid, nth, &lo, &hi);
+      if (hi <= lo)
+        continue;
+      if (w->dtype == LSC_DTYPE_F32)
+        {
+          cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, hi - lo, n, 1.0f, x, n,
+                       (const float *) w->data + (size_t) lo * n, n, 0.0f, o[i].y + lo, o[i].ldy);
+          continue;
+        }
+      size_t row_bytes = lsc_dtype_row_bytes (w->dtype, n);
+      int kc = MIN (n, TILE_COLS);
+      int tile_rows = (int) MIN ((gsize) (hi - lo), slab_len / kc);
+      for (int r0 = lo; r0 < hi; r0 += tile_rows)
+        {
+          int rows = MIN (tile_rows, hi - r0);
+          for (int k0 = 0; k0 < n; k0 += kc)
+            {
+              int m = MIN (kc, n - k0);
+              const guint8 *src = (const guint8 *) w->data + (size_t) r0 * row_bytes
+                                  + lsc_dtype_row_bytes (w->dtype, k0);
+              for (int r = 0; r < rows; r++)     /* slab (rows, m) */
+                lsc_fast_to_f32 (slab + (size_t) r * m, src + (size_t) r * row_bytes, w->dtype, m);
+              cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, rows, m, 1.0f, x + k0, n,
+                           slab, m, k0 == 0 ? 0.0f : 1.0f, o[i].y + r0, o[i].ldy);
+            }
+        }
+    }
+}
+
+/* Y_i (T, W_i.rows) <- X (T, n) W_i^T for n_o matrices of n columns inside
+ * ONE OpenMP region: each thread owns a contiguous share of every W_i's rows
+ * (output columns) and one thread widens while the other multiplies. With
+ * `packed` (some W_i not in f32, and f->xpack) the threads pack X together
+ * once, then each runs lsc_fast_gemm_rows () on its rows in whole
+ * micro-kernel tiles; else xwt_share_sgemm (). */
+static void
+gemm_xwt_split (LscSession *s, const XwtOut *o, int n_o, const float *x, int T, gboolean packed)
 {
   LscFastState *f = s->fast;
+  int n = o[0].w->cols;
 
 #pragma omp parallel num_threads (s->params.n_threads)
   {
     int tid = omp_get_thread_num (), nth = omp_get_num_threads ();
     float *slab = f->slab + (gsize) tid * f->slab_len;    /* (slab_len) */
-    for (int i = 0; i < n_o; i++)
+    if (!packed)
+      xwt_share_sgemm (o, n_o, x, T, tid, nth, slab, f->slab_len);
+    else
       {
-        const LscMatrix *w = o[i].w;
-        int n = w->cols;
-        /* this thread's rows [lo, hi), whole ROW_BLOCKs */
-        int n_blocks = (w->rows + ROW_BLOCK - 1) / ROW_BLOCK;
-        int lo = MIN (w->rows, n_blocks * tid / nth * ROW_BLOCK);
-        int hi = MIN (w->rows, n_blocks * (tid + 1) / nth * ROW_BLOCK);
-        if (hi <= lo)
-          continue;
-        if (w->dtype == LSC_DTYPE_F32)
+        int n_panels = (T + LSC_FAST_GEMM_PANEL - 1) / LSC_FAST_GEMM_PANEL;
+        lsc_fast_gemm_pack_x (f->xpack, x, n, T, n, n_panels * tid / nth,
+                              n_panels * (tid + 1) / nth);
+#pragma omp barrier
+        for (int i = 0; i < n_o; i++)
           {
-            cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, hi - lo, n, 1.0f, x, n,
-                         (const float *) w->data + (size_t) lo * n, n, 0.0f, o[i].y + lo,
-                         o[i].ldy);
-            continue;
-          }
-        size_t row_bytes = lsc_dtype_row_bytes (w->dtype, n);
-        int kc = MIN (n, TILE_COLS);
-        int tile_rows = (int) MIN ((gsize) (hi - lo), f->slab_len / kc);
-        for (int r0 = lo; r0 < hi; r0 += tile_rows)
-          {
-            int rows = MIN (tile_rows, hi - r0);
-            for (int k0 = 0; k0 < n; k0 += kc)
-              {
-                int m = MIN (kc, n - k0);
-                const guint8 *src = (const guint8 *) w->data + (size_t) r0 * row_bytes
-                                    + lsc_dtype_row_bytes (w->dtype, k0);
-                for (int r = 0; r < rows; r++)     /* slab (rows, m) */
-                  lsc_fast_to_f32 (slab + (size_t) r * m, src + (size_t) r * row_bytes, w->dtype,
-                                   m);
-                cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, rows, m, 1.0f, x + k0, n,
-                             slab, m, k0 == 0 ? 0.0f : 1.0f, o[i].y + r0, o[i].ldy);
-              }
+            int lo, hi;
+            thread_share (o[i].w->rows, LSC_FAST_GEMM_ROWS, tid, nth, &lo, &hi);
+            if (hi > lo)
+              lsc_fast_gemm_rows (o[i].y + lo, o[i].ldy, f->xpack, T, o[i].w->data,
+                                  o[i].w->dtype, n, lo, hi - lo, slab);
           }
       }
   }
@@ -255,7 +300,7 @@ gemm_xwt_group (LscSession *s, float *const *y, const int *ldy, const float *x, 
   g_assert (n_w <= (int) G_N_ELEMENTS (o));
   for (int i = 0; i < n_w; i++)
     o[i] = (XwtOut) { y[i], ldy[i], w[i] };
-  gemm_xwt_split (s, o, n_w, x, T);
+  gemm_xwt_split (s, o, n_w, x, T, !f32 && s->fast->xpack != NULL);
 }
 
 /* Y (T, W.rows) <- X (T, W.cols) W^T; ldy is Y's row stride. */

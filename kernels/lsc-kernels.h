@@ -124,3 +124,36 @@ LscStatus lsc_fast_to_f32 (float *out, const void *in, LscDType dtype, size_t n)
  * forward_token () (lsc-llama.c). */
 float lsc_fast_attend_one (float *out, float *att, const float *q, const float *keys,
                            const float *values, int n_keys, int head_dim, int stride, float scale);
+
+/* ---- prefill GEMM for weights not stored as f32 (kernels/cpu/lsc-cpu-gemm.c) ----
+ * Y = X W^T in float32 arithmetic for W in any dtype, the weights widened a
+ * cache-sized tile at a time as they are multiplied (OpenBLAS has no GEMM
+ * taking 16-bit weights with float32 activations). x86-64 with AVX-512 only:
+ * call nothing else here unless lsc_fast_gemm_available (), which is also 0
+ * when the environment has LSC_CPU_GEMM=openblas (the engine then widens
+ * tiles for sgemm: to compare the two, and to test both). Single-threaded:
+ * callers split rows (in multiples of LSC_FAST_GEMM_ROWS) across threads.
+ *
+ *   float *xp = malloc (lsc_fast_gemm_packed_floats (T, n) * sizeof (float));
+ *   lsc_fast_gemm_pack_x (xp, x, n, T, n, 0, (T + LSC_FAST_GEMM_PANEL - 1) / LSC_FAST_GEMM_PANEL);
+ *   lsc_fast_gemm_rows (y, d, xp, T, w, LSC_DTYPE_BF16, n, 0, d, scratch);
+ *
+ * Reference: lsc_dot_row () per output; the sums are blocked (256 columns
+ * at a time), so results agree to rounding. */
+#define LSC_FAST_GEMM_PANEL 32   /* tokens per panel of packed X */
+#define LSC_FAST_GEMM_ROWS 12    /* weight rows per micro-kernel tile */
+
+int lsc_fast_gemm_available (void);
+/* floats of X (T, n) packed; floats of one thread's scratch for T tokens */
+size_t lsc_fast_gemm_packed_floats (int T, int n);
+size_t lsc_fast_gemm_scratch_floats (int T);
+/* Panels [panel0, panel1) of x (T, ldx) packed into xp (whose size is
+ * lsc_fast_gemm_packed_floats (T, n)): tokens LSC_FAST_GEMM_PANEL at a time,
+ * k-major, zero past T. Threads may pack disjoint panel ranges. */
+void lsc_fast_gemm_pack_x (float *xp, const float *x, int ldx, int T, int n, int panel0,
+                           int panel1);
+/* y[t * ldy + i] <- row (row0 + i) of W (d, n, stored in dtype) . x[t] for
+ * t < T, i < n_rows, from X packed by lsc_fast_gemm_pack_x (); scratch holds
+ * lsc_fast_gemm_scratch_floats (T) floats. For q8_0, n is a multiple of 32. */
+void lsc_fast_gemm_rows (float *y, int ldy, const float *xp, int T, const void *w,
+                         LscDType dtype, int n, int row0, int n_rows, float *scratch);

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 
+#include "lsc-kernels.h"
 #include "lsc-session.h"
 
 extern void openblas_set_num_threads (int num_threads);
@@ -274,9 +275,12 @@ main (int argc, char **argv)
   double prefill_floor = gflops * 1e9 / flops_per_token;
   double decode_floor = bw * 1e9 / (layer_bytes + cls_bytes);
 
+  /* which prefill GEMM takes weights not in f32 (see lsc-llama-fast.c) */
+  const char *gemm = lsc_fast_gemm_available () ? "lsc_fast_gemm_rows" : "widened tiles + sgemm";
   g_print ("bench-forward: %s, %d layers, dim %d, %.1f M matrix params (%.2f GB read per token), "
-           "%d threads, model ready in %.1f s\n", what, c->n_layers, c->dim,
-           (layer_params + cls_params) / 1e6, (layer_bytes + cls_bytes) / 1e9, n_threads, t_model);
+           "%d threads, model ready in %.1f s, f16/bf16/q8_0 prefill GEMM: %s\n", what,
+           c->n_layers, c->dim, (layer_params + cls_params) / 1e6,
+           (layer_bytes + cls_bytes) / 1e9, n_threads, t_model, gemm);
   g_print ("| %-30s | %12s | %-34s | %8s |\n", "measure", "value", "floor (this machine)", "of floor");
   g_print ("|%s|%s|%s|%s|\n", "--------------------------------", "--------------",
            "------------------------------------", "----------");

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT
  *
- * The fast CPU kernels (kernels/cpu/lsc-cpu-fast.c) against their references
- * on random inputs of odd sizes, with sentinels around every output.
+ * The fast CPU kernels (kernels/cpu/lsc-cpu-fast.c, lsc-cpu-gemm.c) against
+ * their references on random inputs of odd sizes, with sentinels around
+ * every output.
  *
  * Tolerances:
  *   lsc_fast_to_f32      bit-exact (NaN inputs: NaN outputs)
- *   lsc_fast_xwt_rows    |fast - ref| <= 2 n FLT_EPSILON sum_j |w_j x_j| (both
- *                        sums' worst-case rounding), per output
+ *   lsc_fast_xwt_rows,   |fast - ref| <= 2 n FLT_EPSILON sum_j |w_j x_j| (both
+ *   lsc_fast_gemm_rows   sums' worst-case rounding), per output
  *   lsc_fast_attend_one  probabilities within 1e-6 + 1e-5 p; outputs within
  *                        1e-5 max |v| + 1e-6 absolute
  */
@@ -64,8 +65,27 @@ random_matrix (LscDType dtype, int d, int n, float *wf)
   return w;
 }
 
+/* n floats of SENTINEL at p: what a kernel must not write */
 static void
-check_xwt_rows (LscDType dtype, int d, int n, int T)
+plant (float *p, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    p[i] = SENTINEL;
+}
+
+static void
+check_planted (const float *p, size_t n, const char *what)
+{
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != SENTINEL)
+      g_error ("%s: written %zu floats past its end", what, i);
+}
+
+/* Rows [row0, row0 + n_rows) of W x for T tokens by lsc_fast_xwt_rows ()
+ * or, with `gemm`, by lsc_fast_gemm_pack_x () + lsc_fast_gemm_rows (),
+ * against lsc_dot_row (); everything outside them is a sentinel. */
+static void
+check_xwt (LscDType dtype, int d, int n, int T, gboolean gemm)
 {
   float *wf = g_new (float, (size_t) d * n);           /* (d, n) */
   void *w = random_matrix (dtype, d, n, wf);
@@ -79,7 +99,27 @@ check_xwt_rows (LscDType dtype, int d, int n, int T)
 
   /* rows [row0, row0 + n_rows) only, into y + row0 */
   int row0 = d > 2 ? 1 : 0, n_rows = d - row0 - (d > 3 ? 1 : 0);
-  lsc_fast_xwt_rows (y + row0, ldy, x, ldx, T, w, dtype, n, row0, n_rows);
+  if (gemm)
+    {
+      const int pad = 64;
+      size_t xp_len = lsc_fast_gemm_packed_floats (T, n);
+      size_t scratch_len = lsc_fast_gemm_scratch_floats (T);
+      float *xp = g_new (float, xp_len + pad);
+      float *scratch = g_new (float, scratch_len + pad);
+      plant (xp + xp_len, pad);
+      plant (scratch + scratch_len, pad);
+      int n_panels = (T + LSC_FAST_GEMM_PANEL - 1) / LSC_FAST_GEMM_PANEL;
+      /* in two calls, as two threads would */
+      lsc_fast_gemm_pack_x (xp, x, ldx, T, n, 0, n_panels / 2);
+      lsc_fast_gemm_pack_x (xp, x, ldx, T, n, n_panels / 2, n_panels);
+      lsc_fast_gemm_rows (y + row0, ldy, xp, T, w, dtype, n, row0, n_rows, scratch);
+      check_planted (xp + xp_len, pad, "gemm packed x");
+      check_planted (scratch + scratch_len, pad, "gemm scratch");
+      g_free (xp);
+      g_free (scratch);
+    }
+  else
+    lsc_fast_xwt_rows (y + row0, ldy, x, ldx, T, w, dtype, n, row0, n_rows);
 
   for (int t = 0; t < T; t++)
     for (int i = 0; i < ldy; i++)
@@ -97,8 +137,9 @@ check_xwt_rows (LscDType dtype, int d, int n, int T)
           mag += fabs ((double) wf[(size_t) i * n + j] * xt[j]);
         double tol = 2.0 * n * FLT_EPSILON * mag;
         if (!(fabs ((double) got - want) <= tol))
-          g_error ("xwt_rows %s d %d n %d T %d: row %d token %d: %.9g vs %.9g (tol %.3g)",
-                   lsc_dtype_name (dtype), d, n, T, i, t, got, want, tol);
+          g_error ("%s %s d %d n %d T %d: row %d token %d: %.9g vs %.9g (tol %.3g)",
+                   gemm ? "gemm_rows" : "xwt_rows", lsc_dtype_name (dtype), d, n, T, i, t, got,
+                   want, tol);
       }
   g_free (w);
   g_free (wf);
@@ -118,11 +159,38 @@ test_xwt_rows (void)
     for (guint ni = 0; ni < G_N_ELEMENTS (widths); ni++)
       for (guint hi = 0; hi < G_N_ELEMENTS (heights); hi++)
         for (int T = 1; T <= LSC_FAST_MAX_T; T += 3)
-          check_xwt_rows (dtypes[di], heights[hi], widths[ni], T);
+          check_xwt (dtypes[di], heights[hi], widths[ni], T, FALSE);
   for (guint ni = 0; ni < G_N_ELEMENTS (q8_widths); ni++)
     for (guint hi = 0; hi < G_N_ELEMENTS (heights); hi++)
       for (int T = 1; T <= LSC_FAST_MAX_T; T++)
-        check_xwt_rows (LSC_DTYPE_Q8_0, heights[hi], q8_widths[ni], T);
+        check_xwt (LSC_DTYPE_Q8_0, heights[hi], q8_widths[ni], T, FALSE);
+}
+
+/* Shapes around every blocking boundary of lsc_fast_gemm_rows (): 16-wide
+ * transposes, 32-token panels, 12-row tiles, 96-row slabs, 256 columns. */
+static void
+test_gemm_rows (void)
+{
+  if (!lsc_fast_gemm_available ())
+    {
+      g_test_skip ("this CPU has no AVX-512: the prefill uses widened tiles + sgemm");
+      return;
+    }
+  static const int widths[] = { 1, 16, 17, 255, 256, 300, 1000 };
+  static const int q8_widths[] = { 32, 288 };
+  static const int heights[] = { 1, 14, 26, 99, 200 };
+  static const int tokens[] = { 1, 15, 32, 33, 49, 70 };
+  static const LscDType dtypes[] = { LSC_DTYPE_F32, LSC_DTYPE_BF16, LSC_DTYPE_F16 };
+
+  for (guint hi = 0; hi < G_N_ELEMENTS (heights); hi++)
+    for (guint ti = 0; ti < G_N_ELEMENTS (tokens); ti++)
+      {
+        for (guint di = 0; di < G_N_ELEMENTS (dtypes); di++)
+          for (guint ni = 0; ni < G_N_ELEMENTS (widths); ni++)
+            check_xwt (dtypes[di], heights[hi], widths[ni], tokens[ti], TRUE);
+        for (guint ni = 0; ni < G_N_ELEMENTS (q8_widths); ni++)
+          check_xwt (LSC_DTYPE_Q8_0, heights[hi], q8_widths[ni], tokens[ti], TRUE);
+      }
 }
 
 static gboolean
@@ -257,6 +325,7 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/kernels/fast/xwt-rows", test_xwt_rows);
+  g_test_add_func ("/kernels/fast/gemm-rows", test_gemm_rows);
   g_test_add_func ("/kernels/fast/to-f32", test_to_f32);
   g_test_add_func ("/kernels/fast/attend-one", test_attend_one);
   return g_test_run ();

@@ -226,6 +226,11 @@ test_incremental (void)
     }
 }
 
+/* The fast path against the reference forward on 700 tokens (a full
+ * prefill block and a tail), for the checkpoint's bf16 weights and its f16
+ * and f32 casts, each with both prefill GEMMs for 16-bit weights: the kernel
+ * layer's own (where the CPU has AVX-512) and widened tiles + sgemm
+ * (LSC_CPU_GEMM=openblas). */
 static void
 test_fast_matches_reference (void)
 {
@@ -233,23 +238,49 @@ test_fast_matches_reference (void)
   g_autofree char *path = lsc_test_shared_path ("models/random/tiny-qwen2");
   if (path == NULL)
     return;
-  g_autoptr(LscModel) model = lsc_model_load (path, &error);
+  g_autoptr(LscModel) stored = lsc_model_load (path, &error);
   g_assert_no_error (error);
-  const int n = 700, vocab = lsc_model_get_config (model)->vocab_size;
+  const int n = 700, vocab = lsc_model_get_config (stored)->vocab_size;
   g_autofree gint32 *tokens = g_new (gint32, n);
   for (int i = 0; i < n; i++)
     tokens[i] = g_test_rand_int_range (0, vocab);
   g_autofree float *a = g_new (float, (gsize) n * vocab);
   g_autofree float *b = g_new (float, (gsize) n * vocab);
-  LscSessionParams p;
-  lsc_session_params_init (&p);
-  g_autoptr(LscSession) fast = lsc_session_new (model, &p, &error);
-  p.reference = TRUE;
-  g_autoptr(LscSession) ref = lsc_session_new (model, &p, &error);
-  g_assert_true (lsc_session_eval (fast, tokens, n, a, TRUE, NULL, NULL, &error));
-  g_assert_true (lsc_session_eval (ref, tokens, n, b, TRUE, NULL, NULL, &error));
-  g_assert_no_error (error);
-  g_assert_cmpfloat (compare_logits (a, b, n, vocab, "fast vs reference"), <=, 1e-5);
+  static const LscDType dtypes[] = { LSC_DTYPE_BF16, LSC_DTYPE_F16, LSC_DTYPE_F32 };
+  static const char *const gemms[] = { NULL, "openblas" };
+
+  for (guint d = 0; d < G_N_ELEMENTS (dtypes); d++)
+    {
+      g_autoptr(LscModel) cast = NULL;
+      if (dtypes[d] != LSC_DTYPE_BF16)
+        {
+          cast = lsc_model_new_cast (stored, dtypes[d], &error);
+          g_assert_no_error (error);
+        }
+      LscModel *model = cast != NULL ? cast : stored;
+      LscSessionParams p;
+      lsc_session_params_init (&p);
+      p.reference = TRUE;
+      g_autoptr(LscSession) ref = lsc_session_new (model, &p, &error);
+      g_assert_true (lsc_session_eval (ref, tokens, n, b, TRUE, NULL, NULL, &error));
+      g_assert_no_error (error);
+      for (guint g = 0; g < G_N_ELEMENTS (gemms); g++)
+        {
+          if (gemms[g] != NULL)
+            g_setenv ("LSC_CPU_GEMM", gemms[g], TRUE);
+          else
+            g_unsetenv ("LSC_CPU_GEMM");
+          p.reference = FALSE;
+          g_autoptr(LscSession) fast = lsc_session_new (model, &p, &error);
+          g_assert_true (lsc_session_eval (fast, tokens, n, a, TRUE, NULL, NULL, &error));
+          g_assert_no_error (error);
+          g_autofree char *what = g_strdup_printf ("fast vs reference, %s weights, %s GEMM",
+                                                   lsc_dtype_name (dtypes[d]),
+                                                   gemms[g] != NULL ? gemms[g] : "default");
+          g_assert_cmpfloat (compare_logits (a, b, n, vocab, what), <=, 1e-5);
+        }
+      g_unsetenv ("LSC_CPU_GEMM");
+    }
 }
 
 static gboolean
