@@ -15,6 +15,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "lsc-error.h"
@@ -186,6 +187,16 @@ _lsc_attention_slot (LscAttentionStore *a, int layer, int head, float **q, gsize
 
 /* ---- reading ---- */
 
+/* Threads for recomputing tiles, pyramids and statistics: the session's,
+ * but no more than the calling thread's OpenMP limit, so that a GUI
+ * rendering tiles in the background (omp_set_num_threads () in its worker)
+ * leaves a core to the main loop. */
+static int
+store_threads (const LscAttentionStore *a)
+{
+  return MAX (1, MIN (a->session->params.n_threads, omp_get_max_threads ()));
+}
+
 int
 lsc_attention_get_row_start (const LscAttentionStore *a)
 {
@@ -341,7 +352,7 @@ lsc_attention_tile (const LscAttentionStore *a, int layer, int head, int q0, int
   int cols = k1 - k0;
   gboolean hooked = a->session->params.hooks.mask_row != NULL;
 
-#pragma omp parallel num_threads (a->session->params.n_threads)
+#pragma omp parallel num_threads (store_threads (a))
   {
     guint8 *buf = hooked ? g_malloc (q1) : NULL;
 #pragma omp for schedule (dynamic, 8)
@@ -481,7 +492,7 @@ lsc_attention_analyze (const LscAttentionStore *a, int layer, int head, int sink
   int n_blocks = ceil_div (n_rows, step);
   double entropy = 0, sink = 0, maxp = 0, dist = 0;
   gboolean hooked = a->session->params.hooks.mask_row != NULL;
-  int nt = a->session->params.n_threads;
+  int nt = store_threads (a);
 
   openblas_set_num_threads (1);
 #pragma omp parallel num_threads (nt) reduction (+:entropy, sink, maxp, dist)

@@ -52,7 +52,7 @@ lsc_attention_source_new (const LscAttentionStore *store, GObject *owner, int la
   LscAttentionPyramid *pyramid = NULL;
   if (!lsc_attention_analyze (store, layer, head, 1, &pyramid, NULL, error))
     return NULL;
-  LscAttentionSource *src = g_new0 (LscAttentionSource, 1);
+  LscAttentionSource *src = g_atomic_rc_box_new0 (LscAttentionSource);
   src->store = store;
   src->owner = owner != NULL ? g_object_ref (owner) : NULL;
   src->layer = layer;
@@ -61,14 +61,75 @@ lsc_attention_source_new (const LscAttentionStore *store, GObject *owner, int la
   return src;
 }
 
-void
-lsc_attention_source_free (LscAttentionSource *src)
+static void
+source_clear (gpointer data)
 {
-  if (src == NULL)
-    return;
+  LscAttentionSource *src = data;
   lsc_attention_pyramid_free (src->pyramid);
   g_clear_object (&src->owner);
-  g_free (src);
+}
+
+LscAttentionSource *
+lsc_attention_source_ref (LscAttentionSource *src)
+{
+  return g_atomic_rc_box_acquire (src);
+}
+
+void
+lsc_attention_source_unref (LscAttentionSource *src)
+{
+  if (src != NULL)
+    g_atomic_rc_box_release_full (src, source_clear);
+}
+
+typedef struct {
+  const LscAttentionStore *store;
+  GObject *owner;
+  int layer, head;
+} NewTask;
+
+static void
+new_task_free (gpointer data)
+{
+  NewTask *t = data;
+  g_clear_object (&t->owner);
+  g_free (t);
+}
+
+static void
+new_in_thread (GTask *task, gpointer object, gpointer data, GCancellable *cancellable)
+{
+  NewTask *t = data;
+  GError *error = NULL;
+  LscAttentionSource *src = lsc_attention_source_new (t->store, t->owner, t->layer, t->head, &error);
+  if (src == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, src, (GDestroyNotify) lsc_attention_source_unref);
+}
+
+void
+lsc_attention_source_new_async (const LscAttentionStore *store, GObject *owner, int layer,
+                                int head, GCancellable *cancellable, GAsyncReadyCallback callback,
+                                gpointer user_data)
+{
+  g_return_if_fail (store != NULL);
+  NewTask *t = g_new0 (NewTask, 1);
+  t->store = store;
+  t->owner = owner != NULL ? g_object_ref (owner) : NULL;
+  t->layer = layer;
+  t->head = head;
+  g_autoptr(GTask) task = g_task_new (NULL, cancellable, callback, user_data);
+  g_task_set_source_tag (task, lsc_attention_source_new_async);
+  g_task_set_task_data (task, t, new_task_free);
+  g_task_run_in_thread (task, new_in_thread);
+}
+
+LscAttentionSource *
+lsc_attention_source_new_finish (GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
 }
 
 int lsc_attention_source_get_layer (const LscAttentionSource *src) { return src->layer; }
@@ -150,4 +211,13 @@ lsc_attention_source_get_prob (const LscAttentionSource *src, int row, int col, 
   return lsc_attention_tile (src->store, src->layer, src->head,
                              src->pyramid->row_start + row, src->pyramid->row_start + row + 1,
                              col, col + 1, NAN, prob, error);
+}
+
+gboolean
+lsc_attention_source_get_mass (const LscAttentionSource *src, int r0, int r1, int c0, int c1,
+                               double *mass, GError **error)
+{
+  int start = src->pyramid->row_start;
+  return lsc_attention_mass (src->store, src->layer, src->head, start + r0, start + r1, c0, c1,
+                             mass, error);
 }

@@ -15,11 +15,11 @@
  *   LscAttentionGrid *g = lsc_attention_source_fetch (src, 0, 100, 0, 100, 800 * 600, &error);
  *   float p = lsc_attention_grid_value (g, 10, 3);
  *   lsc_attention_grid_free (g);
- *   lsc_attention_source_free (src);
+ *   lsc_attention_source_unref (src);
  */
 #pragma once
 
-#include <glib-object.h>
+#include <gio/gio.h>
 
 #include "lsc-attention.h"
 
@@ -44,7 +44,15 @@ typedef struct _LscAttentionSource LscAttentionSource;
  * while the source lives: owner (may be NULL) is referenced for that. */
 LscAttentionSource *lsc_attention_source_new (const LscAttentionStore *store, GObject *owner,
                                               int layer, int head, GError **error);
-void lsc_attention_source_free (LscAttentionSource *src);
+/* The same on a worker thread (a 16k-token head takes about a second). */
+void lsc_attention_source_new_async (const LscAttentionStore *store, GObject *owner, int layer,
+                                     int head, GCancellable *cancellable,
+                                     GAsyncReadyCallback callback, gpointer user_data);
+LscAttentionSource *lsc_attention_source_new_finish (GAsyncResult *result, GError **error);
+/* Sources are immutable and reference-counted (atomically): fetches may run
+ * on worker threads while the UI lets go of the source. */
+LscAttentionSource *lsc_attention_source_ref (LscAttentionSource *src);
+void lsc_attention_source_unref (LscAttentionSource *src);
 
 int lsc_attention_source_get_layer (const LscAttentionSource *src);
 int lsc_attention_source_get_head (const LscAttentionSource *src);
@@ -63,7 +71,13 @@ LscAttentionGrid *lsc_attention_source_fetch (const LscAttentionSource *src, int
 gboolean lsc_attention_source_get_prob (const LscAttentionSource *src, int row, int col,
                                         float *prob, GError **error);
 
+/* The summed probability of cells [r0, r1) x [c0, c1): each row's share
+ * of its attention on those keys, added over the rows (exact; a
+ * 16k x 16k region takes about a second). */
+gboolean lsc_attention_source_get_mass (const LscAttentionSource *src, int r0, int r1, int c0,
+                                        int c1, double *mass, GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (LscAttentionGrid, lsc_attention_grid_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (LscAttentionSource, lsc_attention_source_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (LscAttentionSource, lsc_attention_source_unref)
 
 G_END_DECLS

@@ -29,6 +29,7 @@ struct _LscAttentionView
   char **labels;             /* (nullable) token texts by position */
   int n_labels;
   gboolean updating;         /* spin buttons set by code */
+  GCancellable *pending;     /* (nullable) the head whose pyramid is being built */
 };
 
 G_DEFINE_FINAL_TYPE (LscAttentionView, lsc_attention_view, GTK_TYPE_WIDGET)
@@ -45,6 +46,29 @@ index_of (const char *const *names, guint n, const char *name)
   return 0;
 }
 
+static void
+on_source_ready (GObject *object, GAsyncResult *result, gpointer data)
+{
+  g_autoptr(LscAttentionView) self = data;
+  g_autoptr(GError) error = NULL;
+  LscAttentionSource *source = lsc_attention_source_new_finish (result, &error);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;   /* another head was asked for since */
+  g_clear_object (&self->pending);
+  if (source == NULL)
+    {
+      g_warning ("attention view: %s", error->message);
+      lsc_heatmap_set_source (self->heatmap, NULL, NULL, 0, NULL);
+      return;
+    }
+  /* Translators: the title of an attention map */
+  g_autofree char *title = g_strdup_printf (_("Layer %d, head %d"),
+                                            lsc_attention_source_get_layer (source),
+                                            lsc_attention_source_get_head (source));
+  lsc_heatmap_set_source (self->heatmap, source, (const char *const *) self->labels,
+                          self->n_labels, title);
+}
+
 void
 lsc_attention_view_show_head (LscAttentionView *self, int layer, int head)
 {
@@ -58,17 +82,12 @@ lsc_attention_view_show_head (LscAttentionView *self, int layer, int head)
   self->updating = FALSE;
   lsc_head_grid_set_selected (self->head_grid, layer, head);
 
-  g_autoptr(GError) error = NULL;
-  LscAttentionSource *source = lsc_attention_source_new (store, G_OBJECT (self->run), layer, head, &error);
-  if (source == NULL)
-    {
-      g_warning ("attention view: %s", error->message);
-      lsc_heatmap_set_source (self->heatmap, NULL, NULL, 0, NULL);
-      return;
-    }
-  g_autofree char *title = g_strdup_printf (_("Layer %d, head %d"), layer, head);
-  lsc_heatmap_set_source (self->heatmap, source, (const char *const *) self->labels,
-                          self->n_labels, title);
+  /* the pyramid is built on a worker thread; the map shown stays until it is ready */
+  if (self->pending != NULL)
+    g_cancellable_cancel (self->pending);
+  g_set_object (&self->pending, g_cancellable_new ());
+  lsc_attention_source_new_async (store, G_OBJECT (self->run), layer, head, self->pending,
+                                  on_source_ready, g_object_ref (self));
 }
 
 static void
@@ -215,6 +234,9 @@ lsc_attention_view_dispose (GObject *object)
     g_signal_handlers_disconnect_by_data (self->settings, self);
   gtk_widget_dispose_template (GTK_WIDGET (self), LSC_TYPE_ATTENTION_VIEW);
   g_clear_object (&self->settings);
+  if (self->pending != NULL)
+    g_cancellable_cancel (self->pending);
+  g_clear_object (&self->pending);
   g_clear_object (&self->run);
   g_clear_pointer (&self->labels, g_strfreev);
   G_OBJECT_CLASS (lsc_attention_view_parent_class)->dispose (object);

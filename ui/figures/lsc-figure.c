@@ -91,7 +91,7 @@ lsc_figure_free (LscFigure *fig)
   g_free (fig->y_label);
   g_free (fig->data);
   g_free (fig->colorbar_label);
-  lsc_scale_free (fig->scale);
+  lsc_scale_unref (fig->scale);
   g_strfreev (fig->row_labels);
   g_strfreev (fig->col_labels);
   if (fig->series)

@@ -107,7 +107,10 @@ typedef struct _LscScale LscScale;
  * value, INVALID_ARGUMENT for a floor <= 0 or vmin > vmax. */
 LscScale *lsc_scale_new (const LscScaleParams *params, const float *values, gsize n_values,
                          GError **error);
-void lsc_scale_free (LscScale *scale);
+/* Scales are immutable and reference-counted (atomically: a render thread
+ * may hold one while the UI replaces it). */
+LscScale *lsc_scale_ref (LscScale *scale);
+void lsc_scale_unref (LscScale *scale);
 
 /* Data value -> t in [0, 1], clamped; NaN -> NaN (masked). A range of zero
  * width maps everything to 0 (0.5 when diverging). */
@@ -120,7 +123,7 @@ double lsc_scale_get_vmin (const LscScale *scale);
 double lsc_scale_get_vmax (const LscScale *scale);
 LscScaleKind lsc_scale_get_kind (const LscScale *scale);
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (LscScale, lsc_scale_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (LscScale, lsc_scale_unref)
 
 /* --------------------------------------------------------------- figures */
 

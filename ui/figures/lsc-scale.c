@@ -108,7 +108,7 @@ lsc_scale_new (const LscScaleParams *params, const float *values, gsize n_values
       return NULL;
     }
 
-  g_autoptr(LscScale) s = g_new0 (LscScale, 1);
+  g_autoptr(LscScale) s = g_atomic_rc_box_new0 (LscScale);
   s->params = *params;
 
   if (params->kind == LSC_SCALE_QUANTILE)
@@ -167,13 +167,24 @@ lsc_scale_new (const LscScaleParams *params, const float *values, gsize n_values
   return g_steal_pointer (&s);
 }
 
-void
-lsc_scale_free (LscScale *scale)
+static void
+scale_clear (gpointer data)
 {
-  if (scale == NULL)
-    return;
+  LscScale *scale = data;
   g_free (scale->sorted);
-  g_free (scale);
+}
+
+LscScale *
+lsc_scale_ref (LscScale *scale)
+{
+  return g_atomic_rc_box_acquire (scale);
+}
+
+void
+lsc_scale_unref (LscScale *scale)
+{
+  if (scale != NULL)
+    g_atomic_rc_box_release_full (scale, scale_clear);
 }
 
 static double
