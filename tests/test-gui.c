@@ -50,6 +50,35 @@ spin (int ms)
     }
 }
 
+static LscHeatmap *
+heatmap_of (Fixture *f)
+{
+  return lsc_attention_view_get_heatmap (lsc_window_get_attention_view (f->win));
+}
+
+/* a map is set and the frame on screen is the current view's */
+static gboolean
+map_shown (Fixture *f)
+{
+  LscHeatmap *heatmap = heatmap_of (f);
+  return lsc_heatmap_get_source (heatmap) != NULL && lsc_heatmap_is_current (heatmap);
+}
+
+static gboolean
+copy_head_shown (Fixture *f)
+{
+  LscAttentionSource *src = lsc_heatmap_get_source (heatmap_of (f));
+  return map_shown (f) && lsc_attention_source_get_layer (src) == LSC_DEMO_INDUCTION_COPY_LAYER
+         && lsc_attention_source_get_head (src) == LSC_DEMO_INDUCTION_COPY_HEAD;
+}
+
+static gboolean
+selection_summed (Fixture *f)
+{
+  double mass;
+  return lsc_heatmap_get_selection_mass (heatmap_of (f), &mass);
+}
+
 static gboolean
 idle_model (Fixture *f)
 {
@@ -162,6 +191,8 @@ test_demo_session (Fixture *f, gconstpointer data)
   g_test_message ("output: %s", lsc_run_get_output (run));
   g_assert_cmpuint (strlen (lsc_run_get_output (run)), >, 0);
 
+  /* head 0 of layer 0 comes first; its pyramid is built on a worker thread */
+  g_assert_true (wait_for (f, map_shown, 5000));
   LscAttentionView *view = lsc_window_get_attention_view (f->win);
   LscHeatmap *heatmap = lsc_attention_view_get_heatmap (view);
   g_assert_nonnull (lsc_heatmap_get_source (heatmap));
@@ -178,6 +209,7 @@ test_demo_session (Fixture *f, gconstpointer data)
 
   /* the copy head, through the overview's path */
   lsc_attention_view_show_head (view, LSC_DEMO_INDUCTION_COPY_LAYER, LSC_DEMO_INDUCTION_COPY_HEAD);
+  g_assert_true (wait_for (f, copy_head_shown, 5000));
   LscAttentionSource *src = lsc_heatmap_get_source (heatmap);
   g_assert_cmpint (lsc_attention_source_get_layer (src), ==, LSC_DEMO_INDUCTION_COPY_LAYER);
   g_assert_cmpint (lsc_attention_source_get_head (src), ==, LSC_DEMO_INDUCTION_COPY_HEAD);
@@ -194,6 +226,20 @@ test_demo_session (Fixture *f, gconstpointer data)
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (heatmap), "zoom.reset", NULL));
   g_assert_cmpfloat (lsc_heatmap_model_get_zoom (model), ==, 1.0);
   spin (100);
+
+  /* a rubber band over the lower half of the map: its mass, summed on a worker */
+  double mass, want;
+  g_assert_false (lsc_heatmap_get_selection_mass (heatmap, &mass));
+  int rows = lsc_attention_source_get_rows (src), cols = lsc_attention_source_get_cols (src);
+  double s = lsc_heatmap_model_get_cell_size (model), x0, y0;
+  lsc_heatmap_model_cell_to_pixel (model, rows / 2, 0, &x0, &y0);
+  g_assert_true (lsc_heatmap_select (heatmap, x0 + 0.5 * s, y0 + 0.5 * s, x0 + (cols - 0.5) * s,
+                                     y0 + (rows - rows / 2 - 0.5) * s));
+  g_assert_true (wait_for (f, selection_summed, 5000));
+  g_assert_true (lsc_heatmap_get_selection_mass (heatmap, &mass));
+  g_assert_true (lsc_attention_source_get_mass (src, rows / 2, rows, 0, cols, &want, &error));
+  g_assert_cmpfloat_with_epsilon (mass, want, 1e-9);
+  g_assert_cmpfloat_with_epsilon (mass, rows - rows / 2, 1e-4 * rows);   /* whole rows: 1 each */
 
   /* export the view in the three formats */
   const struct { const char *ext, *magic; } formats[] = {
@@ -218,6 +264,7 @@ test_demo_session (Fixture *f, gconstpointer data)
   /* zoomed in, then a screenshot of the whole window */
   gtk_widget_activate_action (GTK_WIDGET (heatmap), "zoom.in", NULL);
   spin (300);
+  g_assert_true (wait_for (f, map_shown, 5000));
   g_autoptr(GdkTexture) shot = screenshot (GTK_WIDGET (f->win));
   g_assert_nonnull (shot);
   const char *dir = g_getenv ("G_TEST_BUILDDIR");

@@ -248,6 +248,55 @@ demo_run (const char *prompt, int max_tokens, gboolean cancel)
 }
 
 static void
+test_selection (void)
+{
+  g_autoptr(LscHeatmapModel) m = lsc_heatmap_model_new ();
+  lsc_heatmap_model_set_data_size (m, 10, 20);
+  lsc_heatmap_model_set_viewport (m, 200, 100);   /* 10 px per cell */
+  int r0, r1, c0, c1;
+  g_assert_false (lsc_heatmap_model_get_selection (m, &r0, &r1, &c0, &c1));
+  /* corners in any order; partly covered cells count */
+  g_assert_true (lsc_heatmap_model_select (m, 55, 38, 12, 5));
+  g_assert_true (lsc_heatmap_model_get_selection (m, &r0, &r1, &c0, &c1));
+  g_assert_cmpint (r0, ==, 0);
+  g_assert_cmpint (r1, ==, 4);
+  g_assert_cmpint (c0, ==, 1);
+  g_assert_cmpint (c1, ==, 6);
+  /* kept in cells across zoom and pan */
+  lsc_heatmap_model_zoom_at (m, 2.0, 0, 0);
+  g_assert_true (lsc_heatmap_model_get_selection (m, &r0, &r1, &c0, &c1));
+  g_assert_cmpint (c1, ==, 6);
+  lsc_heatmap_model_zoom_reset (m);
+  /* clamped to the matrix; outside it entirely: nothing */
+  g_assert_true (lsc_heatmap_model_select (m, 150, 80, 400, 300));
+  g_assert_true (lsc_heatmap_model_get_selection (m, &r0, &r1, &c0, &c1));
+  g_assert_cmpint (r0, ==, 8);
+  g_assert_cmpint (r1, ==, 10);
+  g_assert_cmpint (c0, ==, 15);
+  g_assert_cmpint (c1, ==, 20);
+  g_assert_false (lsc_heatmap_model_select (m, 250, 0, 300, 50));
+  g_assert_false (lsc_heatmap_model_get_selection (m, &r0, &r1, &c0, &c1));
+  /* a new data size clears it */
+  g_assert_true (lsc_heatmap_model_select (m, 0, 0, 5, 5));
+  lsc_heatmap_model_set_data_size (m, 30, 30);
+  g_assert_false (lsc_heatmap_model_get_selection (m, &r0, &r1, &c0, &c1));
+  g_assert_true (lsc_heatmap_model_select (m, 100, 0, 105, 5));   /* centred: column 15 */
+  g_assert_true (lsc_heatmap_model_get_selection (m, &r0, &r1, &c0, &c1));
+  g_assert_cmpint (c0, ==, 15);
+  lsc_heatmap_model_clear_selection (m);
+  g_assert_false (lsc_heatmap_model_get_selection (m, &r0, &r1, &c0, &c1));
+}
+
+static void
+on_source (GObject *object, GAsyncResult *result, gpointer data)
+{
+  LscAttentionSource **out = data;
+  g_autoptr(GError) error = NULL;
+  *out = lsc_attention_source_new_finish (result, &error);
+  g_assert_no_error (error);
+}
+
+static void
 test_run_and_source (void)
 {
   g_autoptr(LscRun) run = demo_run ("abcdefgh abcdefgh", 8, FALSE);
@@ -309,6 +358,31 @@ test_run_and_source (void)
   gsize n;
   g_assert_nonnull (lsc_attention_source_get_overview (src, &n));
   g_assert_cmpuint (n, >, 0);
+
+  /* mass: each row's attention sums to 1; a region's is its cells' sum */
+  double mass;
+  g_assert_true (lsc_attention_source_get_mass (src, 2, rows, 0, cols, &mass, &error));
+  g_assert_cmpfloat_with_epsilon (mass, rows - 2, 1e-5 * rows);
+  g_assert_true (lsc_attention_source_get_mass (src, 4, 9, 2, 7, &mass, &error));
+  double sum = 0;
+  for (int i = 4; i < 9; i++)
+    for (int j = 2; j < 7; j++)
+      if (!isnan (lsc_attention_grid_value (g, i, j)))
+        sum += lsc_attention_grid_value (g, i, j);
+  g_assert_cmpfloat_with_epsilon (mass, sum, 1e-6);
+  g_assert_cmpfloat (mass, >, 0.5);
+
+  /* the same source built on a worker thread */
+  LscAttentionSource *async = NULL;
+  lsc_attention_source_new_async (store, G_OBJECT (run), LSC_DEMO_PREV_TOKEN_LAYER,
+                                  LSC_DEMO_PREV_TOKEN_HEAD, NULL, on_source, &async);
+  while (async == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpint (lsc_attention_source_get_rows (async), ==, rows);
+  g_autoptr(LscAttentionGrid) g2 = lsc_attention_source_fetch (async, 0, rows, 0, cols, 1 << 20, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (g2->values, sizeof (float) * rows * cols, g->values, sizeof (float) * rows * cols);
+  lsc_attention_source_unref (async);
 }
 
 static void
@@ -329,6 +403,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ui/HeatmapModel/zoom-at-pointer", test_zoom_at_pointer);
   g_test_add_func ("/ui/HeatmapModel/pan", test_pan);
   g_test_add_func ("/ui/HeatmapModel/resize-keeps-centre", test_resize_keeps_centre);
+  g_test_add_func ("/ui/HeatmapModel/selection", test_selection);
   g_test_add_func ("/ui/AttentionSource/demo-run", test_run_and_source);
   g_test_add_func ("/ui/Run/cancel", test_run_cancel);
   return g_test_run ();

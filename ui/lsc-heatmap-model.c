@@ -18,6 +18,9 @@ struct _LscHeatmapModel
   double origin_col;  /* cell coordinate at the viewport's top-left */
   double origin_row;
 
+  /* selection: cells [sel_r0, sel_r1) x [sel_c0, sel_c1); empty when sel_r1 <= sel_r0 */
+  int sel_r0, sel_r1, sel_c0, sel_c1;
+
   /* last notified, to emit notify only on change */
   gboolean could_zoom_in, could_zoom_out;
 };
@@ -145,6 +148,7 @@ lsc_heatmap_model_set_data_size (LscHeatmapModel *self, int rows, int cols)
     return;
   self->rows = rows;
   self->cols = cols;
+  self->sel_r0 = self->sel_r1 = self->sel_c0 = self->sel_c1 = 0;
   self->zoom = 1.0;
   self->origin_col = self->origin_row = 0.0;
   changed (self, TRUE);
@@ -316,4 +320,52 @@ lsc_heatmap_model_get_visible (LscHeatmapModel *self, int *r0, int *r1, int *c0,
     return FALSE;
   *r0 = a; *r1 = b; *c0 = c; *c1 = d;
   return TRUE;
+}
+
+/* One axis: the cells [*a, *b) between two pixel coordinates, clamped. */
+static void
+span_of (double p0, double p1, double origin, double s, int n, int *a, int *b)
+{
+  double lo = MIN (p0, p1), hi = MAX (p0, p1);
+  *a = (int) CLAMP (floor (origin + lo / s), 0, n);
+  *b = (int) CLAMP (floor (origin + hi / s) + 1, 0, n);
+}
+
+gboolean
+lsc_heatmap_model_select (LscHeatmapModel *self, double x0, double y0, double x1, double y1)
+{
+  g_return_val_if_fail (LSC_IS_HEATMAP_MODEL (self), FALSE);
+  double s = lsc_heatmap_model_get_cell_size (self);
+  int r0, r1, c0, c1;
+  span_of (y0, y1, self->origin_row, s, self->rows, &r0, &r1);
+  span_of (x0, x1, self->origin_col, s, self->cols, &c0, &c1);
+  if (r1 <= r0 || c1 <= c0)
+    r0 = r1 = c0 = c1 = 0;
+  if (r0 != self->sel_r0 || r1 != self->sel_r1 || c0 != self->sel_c0 || c1 != self->sel_c1)
+    {
+      self->sel_r0 = r0, self->sel_r1 = r1, self->sel_c0 = c0, self->sel_c1 = c1;
+      g_signal_emit (self, signals[CHANGED], 0);
+    }
+  return r1 > r0;
+}
+
+void
+lsc_heatmap_model_clear_selection (LscHeatmapModel *self)
+{
+  g_return_if_fail (LSC_IS_HEATMAP_MODEL (self));
+  if (self->sel_r1 <= self->sel_r0)
+    return;
+  self->sel_r0 = self->sel_r1 = self->sel_c0 = self->sel_c1 = 0;
+  g_signal_emit (self, signals[CHANGED], 0);
+}
+
+gboolean
+lsc_heatmap_model_get_selection (LscHeatmapModel *self, int *r0, int *r1, int *c0, int *c1)
+{
+  g_return_val_if_fail (LSC_IS_HEATMAP_MODEL (self), FALSE);
+  *r0 = self->sel_r0;
+  *r1 = self->sel_r1;
+  *c0 = self->sel_c0;
+  *c1 = self->sel_c1;
+  return self->sel_r1 > self->sel_r0;
 }

@@ -74,4 +74,15 @@ void lsc_heatmap_model_cell_to_pixel (LscHeatmapModel *self, int row, int col,
 gboolean lsc_heatmap_model_get_visible (LscHeatmapModel *self, int *r0, int *r1,
                                         int *c0, int *c1);
 
+/* Rubber-band selection: the cells at least partly inside the rectangle
+ * between two viewport points (any corner order), clamped to the matrix;
+ * FALSE (and no selection) when that is empty. A new data size clears it;
+ * zoom and pan keep it (it is in cells). Emits "changed" when it changes. */
+gboolean lsc_heatmap_model_select (LscHeatmapModel *self, double x0, double y0, double x1,
+                                   double y1);
+void lsc_heatmap_model_clear_selection (LscHeatmapModel *self);
+/* Rows [*r0, *r1), columns [*c0, *c1); FALSE when nothing is selected. */
+gboolean lsc_heatmap_model_get_selection (LscHeatmapModel *self, int *r0, int *r1, int *c0,
+                                          int *c1);
+
 G_END_DECLS

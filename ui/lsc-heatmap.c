@@ -3,6 +3,13 @@
 
 #include <glib/gi18n.h>
 #include <math.h>
+#include <string.h>
+#include <omp.h>
+#ifdef __linux__
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "lsc-heatmap.h"
 
@@ -17,6 +24,14 @@
 #define LABEL_MIN_CELL 13.0
 /* Export at exact resolution up to this many cells per side. */
 #define EXPORT_MAX_SIDE 1024
+
+/* A view of the map: what one rendered frame shows. */
+typedef struct {
+  double cell;                    /* pixels per cell */
+  double oc, orow;                /* cell coordinates (column, row) of the top-left corner */
+  double pw, ph;                  /* plot area, pixels */
+  int sf;                         /* device pixels per pixel */
+} View;
 
 struct _LscHeatmap
 {
@@ -33,14 +48,29 @@ struct _LscHeatmap
   LscColormap colormap;
   LscScaleKind scale_kind;
 
-  /* render cache: invalidated by model changes, data and settings */
-  LscAttentionGrid *grid;         /* (nullable) last fetched region */
-  GdkTexture *texture;            /* (nullable) the plot area, one texel per device pixel */
+  /* rendering (see "rendering" below) */
+  guint generation;               /* bumped when the source, scale or colour map changes */
+  LscAttentionGrid *grid;         /* (nullable) last fetched region; a job owns it meanwhile */
+  gboolean rendering;             /* a job is running */
+  gboolean render_again;          /* the view changed while it ran */
+  GdkTexture *frame;              /* (nullable) the last rendered plot area, one texel per device pixel */
+  GBytes *frame_pixels;           /* (nullable) its pixels, */
+  cairo_surface_t *frame_surface; /* (nullable) and the same pixels for cairo */
+  View frame_view;                /* what it shows */
+  guint frame_generation;
 
   /* interaction */
   double pointer_x, pointer_y;    /* widget coordinates */
   int hover_row, hover_col;       /* -1: none */
   double drag_last_x, drag_last_y;
+  gboolean selecting;             /* this drag draws a selection (Shift) */
+  double drag_start_x, drag_start_y;
+  double pinch_zoom;              /* zoom when the pinch began */
+
+  /* the selection's summed probability, computed on a worker thread */
+  GCancellable *mass_pending;     /* (nullable) */
+  int mass_sel[4];                /* the selection it is for: r0, r1, c0, c1 */
+  double mass;                    /* NAN until known */
 };
 
 G_DEFINE_FINAL_TYPE (LscHeatmap, lsc_heatmap, GTK_TYPE_WIDGET)
@@ -52,11 +82,30 @@ plot_size (LscHeatmap *self, double *w, double *h)
   *h = MAX (0.0, gtk_widget_get_height (GTK_WIDGET (self)) - MARGIN_TOP - MARGIN_BOTTOM);
 }
 
+static void request_render (LscHeatmap *self);
+
+/* The view changed: draw the last frame moved and scaled to it now, and
+ * render the new one on a worker thread. */
 static void
 invalidate (LscHeatmap *self)
 {
-  g_clear_object (&self->texture);
+  request_render (self);
   gtk_widget_queue_draw (GTK_WIDGET (self));
+}
+
+/* The content changed (source, scale, colour map): frames in flight are stale. */
+static void
+invalidate_content (LscHeatmap *self)
+{
+  self->generation++;
+  g_clear_pointer (&self->grid, lsc_attention_grid_free);
+  if (self->source == NULL)
+    {
+      g_clear_object (&self->frame);
+      g_clear_pointer (&self->frame_surface, cairo_surface_destroy);
+      g_clear_pointer (&self->frame_pixels, g_bytes_unref);
+    }
+  invalidate (self);
 }
 
 static void
@@ -80,7 +129,7 @@ on_model_changed (LscHeatmap *self)
 static void
 rebuild_scale (LscHeatmap *self)
 {
-  g_clear_pointer (&self->scale, lsc_scale_free);
+  g_clear_pointer (&self->scale, lsc_scale_unref);
   if (self->source == NULL)
     return;
   gsize n;
@@ -97,96 +146,255 @@ rebuild_scale (LscHeatmap *self)
     g_debug ("heatmap scale: %s", error->message);
 }
 
-/* --------------------------------------------------------- rendering */
+/* --------------------------------------------------------- rendering
+ *
+ * Frames are rendered on a worker thread, one at a time: a job takes
+ * references to the source and the scale, the current view and the grid
+ * cache, fetches the visible region (pyramid blocks or exact tiles) and
+ * colours one texel per device pixel. Until it is back, snapshot () draws
+ * the previous frame moved and scaled to the current view, so panning and
+ * zooming never wait for a fetch; views that change while a job runs are
+ * coalesced into one more job. */
+
+typedef struct {
+  LscAttentionSource *source;
+  LscScale *scale;
+  LscColormap colormap;
+  View view;
+  int n_rows, n_cols;
+  int r0, r1, c0, c1;             /* visible cells */
+  guint generation;
+  LscAttentionGrid *grid;         /* (nullable) in: the cache; out: the grid used */
+  GBytes *pixels;                 /* (nullable) out: (th, tw) GDK_MEMORY_DEFAULT */
+  int tw, th;
+} RenderJob;
+
+static void
+render_job_free (gpointer data)
+{
+  RenderJob *job = data;
+  lsc_attention_source_unref (job->source);
+  lsc_scale_unref (job->scale);
+  lsc_attention_grid_free (job->grid);
+  g_clear_pointer (&job->pixels, g_bytes_unref);
+  g_free (job);
+}
 
 static gboolean
-ensure_grid (LscHeatmap *self, int r0, int r1, int c0, int c1, gsize max_values)
+view_equal (const View *a, const View *b)
 {
-  if (self->grid != NULL && lsc_attention_grid_covers (self->grid, r0, r1, c0, c1))
+  return a->cell == b->cell && a->oc == b->oc && a->orow == b->orow && a->pw == b->pw
+         && a->ph == b->ph && a->sf == b->sf;
+}
+
+static View
+current_view (LscHeatmap *self)
+{
+  View v;
+  v.cell = lsc_heatmap_model_get_cell_size (self->model);
+  lsc_heatmap_model_get_origin (self->model, &v.oc, &v.orow);
+  plot_size (self, &v.pw, &v.ph);
+  v.sf = gtk_widget_get_scale_factor (GTK_WIDGET (self));
+  return v;
+}
+
+/* job->grid <- a grid covering the visible cells at no more than
+ * max_values values, the cached one when it is fine enough and not much
+ * larger. */
+static gboolean
+job_fetch (RenderJob *job, gsize max_values, GError **error)
+{
+  const LscAttentionGrid *g = job->grid;
+  if (g != NULL && lsc_attention_grid_covers (g, job->r0, job->r1, job->c0, job->c1))
     {
-      /* reuse when it is not coarser than needed and not much larger */
-      gsize want = (gsize) (r1 - r0) * (c1 - c0);
-      gsize have = (gsize) self->grid->rows * self->grid->cols * self->grid->block * self->grid->block;
-      gboolean fine_enough = self->grid->block == 1 || want > max_values;
+      gsize want = (gsize) (job->r1 - job->r0) * (job->c1 - job->c0);
+      gsize have = (gsize) g->rows * g->cols * g->block * g->block;
+      gboolean fine_enough = g->block == 1 || want > max_values;
       if (fine_enough && have <= 4 * want + 4096)
         return TRUE;
     }
-  g_clear_pointer (&self->grid, lsc_attention_grid_free);
-  g_autoptr(GError) error = NULL;
-  self->grid = lsc_attention_source_fetch (self->source, r0, r1, c0, c1, max_values, &error);
-  if (self->grid == NULL)
-    {
-      g_warning ("heatmap: %s", error->message);
-      return FALSE;
-    }
-  return TRUE;
+  g_clear_pointer (&job->grid, lsc_attention_grid_free);
+  job->grid = lsc_attention_source_fetch (job->source, job->r0, job->r1, job->c0, job->c1,
+                                          max_values, error);
+  return job->grid != NULL;
 }
 
-static GdkTexture *
-render_texture (LscHeatmap *self, double pw, double ph)
+static void
+render_in_thread (GTask *task, gpointer object, gpointer data, GCancellable *cancellable)
 {
-  int r0, r1, c0, c1;
-  if (self->source == NULL || self->scale == NULL
-      || !lsc_heatmap_model_get_visible (self->model, &r0, &r1, &c0, &c1))
-    return NULL;
-  int sf = gtk_widget_get_scale_factor (GTK_WIDGET (self));
-  int tw = (int) ceil (pw * sf), th = (int) ceil (ph * sf);
-  if (tw <= 0 || th <= 0)
-    return NULL;
-  if (!ensure_grid (self, r0, r1, c0, c1, (gsize) tw * th))
-    return NULL;
-  const LscAttentionGrid *g = self->grid;
+  RenderJob *job = data;
+  const View *v = &job->view;
+  GError *error = NULL;
+  /* exact tiles on all cores but one: the other draws the frames meanwhile */
+  omp_set_num_threads (MAX (1, (int) g_get_num_processors () - 1));
+  job->tw = (int) ceil (v->pw * v->sf);
+  job->th = (int) ceil (v->ph * v->sf);
+  if (!job_fetch (job, (gsize) job->tw * job->th, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  const LscAttentionGrid *g = job->grid;
 
   /* colour of each grid value, once */
   g_autofree guint8 *colors = g_new (guint8, (gsize) g->rows * g->cols * 3);  /* (rows, cols, rgb) */
   for (gsize i = 0; i < (gsize) g->rows * g->cols; i++)
     {
-      double t = lsc_scale_map (self->scale, g->values[i]);
-      lsc_colormap_rgb (self->colormap, t, &colors[3 * i], &colors[3 * i + 1], &colors[3 * i + 2]);
+      double t = lsc_scale_map (job->scale, g->values[i]);
+      lsc_colormap_rgb (job->colormap, t, &colors[3 * i], &colors[3 * i + 1], &colors[3 * i + 2]);
     }
 
   /* device pixel -> grid index, per column and per row; -1 outside */
-  double s = lsc_heatmap_model_get_cell_size (self->model) * sf;
-  double oc, orow;
-  lsc_heatmap_model_get_origin (self->model, &oc, &orow);
-  g_autofree int *gx = g_new (int, tw);   /* (tw) */
-  g_autofree int *gy = g_new (int, th);   /* (th) */
-  int n_rows = lsc_heatmap_model_get_rows (self->model);
-  int n_cols = lsc_heatmap_model_get_cols (self->model);
-  for (int x = 0; x < tw; x++)
+  double s = v->cell * v->sf;
+  g_autofree int *gx = g_new (int, job->tw);   /* (tw) */
+  g_autofree int *gy = g_new (int, job->th);   /* (th) */
+  for (int x = 0; x < job->tw; x++)
     {
-      double c = floor (oc + (x + 0.5) / s);
-      int j = c < 0 || c >= n_cols ? -1 : ((int) c - g->c0) / g->block;
+      double c = floor (v->oc + (x + 0.5) / s);
+      int j = c < 0 || c >= job->n_cols ? -1 : ((int) c - g->c0) / g->block;
       gx[x] = j >= 0 && j < g->cols ? j : -1;
     }
-  for (int y = 0; y < th; y++)
+  for (int y = 0; y < job->th; y++)
     {
-      double r = floor (orow + (y + 0.5) / s);
-      int i = r < 0 || r >= n_rows ? -1 : ((int) r - g->r0) / g->block;
+      double r = floor (v->orow + (y + 0.5) / s);
+      int i = r < 0 || r >= job->n_rows ? -1 : ((int) r - g->r0) / g->block;
       gy[y] = i >= 0 && i < g->rows ? i : -1;
     }
 
-  gsize stride = (gsize) tw * 4;
-  guint8 *pixels = g_malloc0 (stride * th);   /* (th, tw, rgba) premultiplied; 0 = transparent */
-  for (int y = 0; y < th; y++)
+  gsize stride = (gsize) job->tw * 4;
+  guint8 *pixels = g_malloc0 (stride * job->th);   /* 0 = transparent */
+  for (int y = 0; y < job->th; y++)
     {
       if (gy[y] < 0)
         continue;
       guint8 *row = pixels + stride * y;
       const guint8 *crow = colors + (gsize) gy[y] * g->cols * 3;
-      for (int x = 0; x < tw; x++)
+      for (int x = 0; x < job->tw; x++)
         {
           if (gx[x] < 0)
             continue;
           const guint8 *c = crow + 3 * gx[x];
-          row[4 * x] = c[0];
+          row[4 * x] = c[2];       /* GDK_MEMORY_DEFAULT: cairo's own ARGB32, no conversion */
           row[4 * x + 1] = c[1];
-          row[4 * x + 2] = c[2];
+          row[4 * x + 2] = c[0];
           row[4 * x + 3] = 255;
         }
     }
-  g_autoptr(GBytes) bytes = g_bytes_new_take (pixels, stride * th);
-  return gdk_memory_texture_new (tw, th, GDK_MEMORY_R8G8B8A8_PREMULTIPLIED, bytes, stride);
+  job->pixels = g_bytes_new_take (pixels, stride * job->th);
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+on_render_done (GObject *object, GAsyncResult *result, gpointer data)
+{
+  LscHeatmap *self = LSC_HEATMAP (object);
+  RenderJob *job = g_task_get_task_data (G_TASK (result));
+  g_autoptr(GError) error = NULL;
+  gboolean ok = g_task_propagate_boolean (G_TASK (result), &error);
+  self->rendering = FALSE;
+  if (self->model == NULL)    /* disposed meanwhile */
+    return;
+  if (job->generation == self->generation)
+    {
+      g_clear_pointer (&self->grid, lsc_attention_grid_free);
+      self->grid = g_steal_pointer (&job->grid);
+      if (ok)
+        {
+          g_clear_object (&self->frame);
+          self->frame = gdk_memory_texture_new (job->tw, job->th, GDK_MEMORY_DEFAULT, job->pixels,
+                                                (gsize) job->tw * 4);
+          g_clear_pointer (&self->frame_surface, cairo_surface_destroy);
+          g_clear_pointer (&self->frame_pixels, g_bytes_unref);
+          self->frame_pixels = g_bytes_ref (job->pixels);
+          self->frame_surface = cairo_image_surface_create_for_data (
+              (guchar *) g_bytes_get_data (job->pixels, NULL), CAIRO_FORMAT_ARGB32, job->tw,
+              job->th, job->tw * 4);
+          self->frame_view = job->view;
+          self->frame_generation = job->generation;
+          gtk_widget_queue_draw (GTK_WIDGET (self));
+        }
+      else
+        g_warning ("heatmap: %s", error->message);
+    }
+  if (self->render_again)
+    {
+      self->render_again = FALSE;
+      request_render (self);
+    }
+}
+
+static void
+render_pool_func (gpointer data, gpointer pool_data)
+{
+  static gsize lowered;
+#ifdef __linux__
+  /* Below the main loop (and the display server): on two cores a busy
+   * renderer would otherwise stretch the frames it is meant to spare. */
+  if (g_once_init_enter (&lowered))
+    {
+      setpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid), 10);
+      g_once_init_leave (&lowered, 1);
+    }
+#endif
+  g_autoptr(GTask) task = data;
+  render_in_thread (task, g_task_get_source_object (task), g_task_get_task_data (task), NULL);
+}
+
+/* One thread, shared by every heatmap, that renders frames. */
+static GThreadPool *
+render_pool (void)
+{
+  static GThreadPool *pool;
+  if (g_once_init_enter (&pool))
+    g_once_init_leave (&pool, g_thread_pool_new (render_pool_func, NULL, 1, TRUE, NULL));
+  return pool;
+}
+
+/* Starts a job for the current view unless one runs (then once more after
+ * it) or the last frame already shows it. */
+static void
+request_render (LscHeatmap *self)
+{
+  if (self->rendering)
+    {
+      self->render_again = TRUE;
+      return;
+    }
+  View v = current_view (self);
+  int r0, r1, c0, c1;
+  if (self->source == NULL || self->scale == NULL || v.pw <= 0 || v.ph <= 0
+      || !lsc_heatmap_model_get_visible (self->model, &r0, &r1, &c0, &c1))
+    return;
+  if (self->frame != NULL && self->frame_generation == self->generation
+      && view_equal (&self->frame_view, &v))
+    return;
+
+  RenderJob *job = g_new0 (RenderJob, 1);
+  job->source = lsc_attention_source_ref (self->source);
+  job->scale = lsc_scale_ref (self->scale);
+  job->colormap = self->colormap;
+  job->view = v;
+  job->n_rows = lsc_heatmap_model_get_rows (self->model);
+  job->n_cols = lsc_heatmap_model_get_cols (self->model);
+  job->r0 = r0, job->r1 = r1, job->c0 = c0, job->c1 = c1;
+  job->generation = self->generation;
+  job->grid = g_steal_pointer (&self->grid);
+  self->rendering = TRUE;
+  GTask *task = g_task_new (self, NULL, on_render_done, NULL);
+  g_task_set_source_tag (task, request_render);
+  g_task_set_task_data (task, job, render_job_free);
+  g_thread_pool_push (render_pool (), task, NULL);
+}
+
+gboolean
+lsc_heatmap_is_current (LscHeatmap *self)
+{
+  g_return_val_if_fail (LSC_IS_HEATMAP (self), FALSE);
+  if (self->source == NULL || self->scale == NULL)
+    return TRUE;
+  View v = current_view (self);
+  return !self->rendering && self->frame != NULL && self->frame_generation == self->generation
+         && view_equal (&self->frame_view, &v);
 }
 
 static PangoLayout *
@@ -344,6 +552,137 @@ draw_colorbar (LscHeatmap *self, cairo_t *cr, double pw, double ph, GdkRGBA *fg)
     }
 }
 
+/* ---------------------------------------------------------- selection */
+
+typedef struct {
+  LscAttentionSource *source;
+  int sel[4];
+} MassJob;
+
+static void
+mass_job_free (gpointer data)
+{
+  MassJob *job = data;
+  lsc_attention_source_unref (job->source);
+  g_free (job);
+}
+
+static void
+mass_in_thread (GTask *task, gpointer object, gpointer data, GCancellable *cancellable)
+{
+  MassJob *job = data;
+  double *mass = g_new (double, 1);
+  GError *error = NULL;
+  omp_set_num_threads (MAX (1, (int) g_get_num_processors () - 1));
+  if (lsc_attention_source_get_mass (job->source, job->sel[0], job->sel[1], job->sel[2],
+                                     job->sel[3], mass, &error))
+    g_task_return_pointer (task, mass, g_free);
+  else
+    {
+      g_free (mass);
+      g_task_return_error (task, error);
+    }
+}
+
+static void
+on_mass_done (GObject *object, GAsyncResult *result, gpointer data)
+{
+  g_autoptr(LscHeatmap) self = data;
+  g_autoptr(GError) error = NULL;
+  g_autofree double *mass = g_task_propagate_pointer (G_TASK (result), &error);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) || self->model == NULL)
+    return;
+  g_clear_object (&self->mass_pending);
+  if (mass == NULL)
+    {
+      g_warning ("heatmap selection: %s", error->message);
+      return;
+    }
+  self->mass = *mass;
+  gtk_widget_queue_draw (GTK_WIDGET (self));
+}
+
+gboolean
+lsc_heatmap_select (LscHeatmap *self, double x0, double y0, double x1, double y1)
+{
+  g_return_val_if_fail (LSC_IS_HEATMAP (self), FALSE);
+  if (self->mass_pending != NULL)
+    g_cancellable_cancel (self->mass_pending);
+  g_clear_object (&self->mass_pending);
+  self->mass = NAN;
+  int *sel = self->mass_sel;
+  if (self->source == NULL
+      || !lsc_heatmap_model_select (self->model, x0, y0, x1, y1)
+      || !lsc_heatmap_model_get_selection (self->model, &sel[0], &sel[1], &sel[2], &sel[3]))
+    return FALSE;
+  MassJob *job = g_new0 (MassJob, 1);
+  job->source = lsc_attention_source_ref (self->source);
+  memcpy (job->sel, sel, sizeof job->sel);
+  self->mass_pending = g_cancellable_new ();
+  g_autoptr(GTask) task = g_task_new (NULL, self->mass_pending, on_mass_done, g_object_ref (self));
+  g_task_set_task_data (task, job, mass_job_free);
+  g_task_run_in_thread (task, mass_in_thread);
+  gtk_widget_queue_draw (GTK_WIDGET (self));
+  return TRUE;
+}
+
+gboolean
+lsc_heatmap_get_selection_mass (LscHeatmap *self, double *mass)
+{
+  g_return_val_if_fail (LSC_IS_HEATMAP (self), FALSE);
+  int r0, r1, c0, c1;
+  if (!lsc_heatmap_model_get_selection (self->model, &r0, &r1, &c0, &c1) || isnan (self->mass)
+      || r0 != self->mass_sel[0] || r1 != self->mass_sel[1] || c0 != self->mass_sel[2]
+      || c1 != self->mass_sel[3])
+    return FALSE;
+  *mass = self->mass;
+  return TRUE;
+}
+
+/* The selection's outline and what it holds, over the plot. */
+static void
+draw_selection (LscHeatmap *self, cairo_t *cr, double pw, double ph)
+{
+  int r0, r1, c0, c1;
+  if (!lsc_heatmap_model_get_selection (self->model, &r0, &r1, &c0, &c1))
+    return;
+  double x0, y0, x1, y1;
+  lsc_heatmap_model_cell_to_pixel (self->model, r0, c0, &x0, &y0);
+  lsc_heatmap_model_cell_to_pixel (self->model, r1, c1, &x1, &y1);
+  cairo_save (cr);
+  cairo_rectangle (cr, MARGIN_LEFT, MARGIN_TOP, pw, ph);
+  cairo_clip (cr);
+  cairo_rectangle (cr, MARGIN_LEFT + x0, MARGIN_TOP + y0, MAX (x1 - x0, 1), MAX (y1 - y0, 1));
+  cairo_set_source_rgba (cr, 1, 1, 1, 0.12);
+  cairo_fill_preserve (cr);
+  cairo_set_source_rgb (cr, 1, 1, 1);
+  cairo_set_line_width (cr, 1.5);
+  static const double dash[] = { 4, 3 };
+  cairo_set_dash (cr, dash, 2, 0);
+  cairo_stroke (cr);
+
+  double mass;
+  int rows = r1 - r0;
+  g_autofree char *text = lsc_heatmap_get_selection_mass (self, &mass)
+      /* Translators: the summed attention probability in a rubber-band
+       * selection of query rows and keys, and its mean per query row */
+      ? g_strdup_printf (_("Σ p = %.4g: %d query rows × %d keys, %.3g per row"), mass, rows,
+                         c1 - c0, mass / rows)
+      : g_strdup_printf (_("Σ p = …: %d query rows × %d keys"), rows, c1 - c0);
+  g_autoptr(PangoLayout) layout = make_layout (self, text);
+  int lw, lh;
+  pango_layout_get_pixel_size (layout, &lw, &lh);
+  double tx = CLAMP (MARGIN_LEFT + x0, MARGIN_LEFT, MARGIN_LEFT + pw - lw - 8);
+  double ty = CLAMP (MARGIN_TOP + y0 - lh - 6, MARGIN_TOP, MARGIN_TOP + ph - lh - 4);
+  cairo_set_source_rgba (cr, 0, 0, 0, 0.7);
+  cairo_rectangle (cr, tx, ty, lw + 8, lh + 4);
+  cairo_fill (cr);
+  cairo_set_source_rgb (cr, 1, 1, 1);
+  cairo_move_to (cr, tx + 4, ty + 2);
+  pango_cairo_show_layout (cr, layout);
+  cairo_restore (cr);
+}
+
 static void
 lsc_heatmap_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
 {
@@ -353,11 +692,27 @@ lsc_heatmap_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
   if (self->source == NULL || pw <= 0 || ph <= 0)
     return;
 
-  if (self->texture == NULL)
-    self->texture = render_texture (self, pw, ph);
-  if (self->texture != NULL)
-    gtk_snapshot_append_texture (snapshot, self->texture,
+  const View *f = &self->frame_view;
+  View v = current_view (self);
+  if (self->frame != NULL && view_equal (f, &v))
+    gtk_snapshot_append_texture (snapshot, self->frame,
                                  &GRAPHENE_RECT_INIT (MARGIN_LEFT, MARGIN_TOP, pw, ph));
+  else if (self->frame != NULL)
+    {
+      /* the last frame, moved and scaled to the current view; nearest
+       * neighbour, which is quick and keeps cells square-edged */
+      double k = v.cell / f->cell;
+      cairo_t *fcr = gtk_snapshot_append_cairo (snapshot,
+                                                &GRAPHENE_RECT_INIT (MARGIN_LEFT, MARGIN_TOP, pw, ph));
+      cairo_rectangle (fcr, MARGIN_LEFT, MARGIN_TOP, pw, ph);
+      cairo_clip (fcr);
+      cairo_translate (fcr, MARGIN_LEFT + (f->oc - v.oc) * v.cell, MARGIN_TOP + (f->orow - v.orow) * v.cell);
+      cairo_scale (fcr, k / f->sf, k / f->sf);
+      cairo_set_source_surface (fcr, self->frame_surface, 0, 0);
+      cairo_pattern_set_filter (cairo_get_source (fcr), CAIRO_FILTER_FAST);
+      cairo_paint (fcr);
+      cairo_destroy (fcr);
+    }
 
   GdkRGBA fg;
   gtk_style_context_get_color (gtk_widget_get_style_context (widget), &fg);  /* gtk_widget_get_color is 4.10 */
@@ -366,6 +721,8 @@ lsc_heatmap_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
   draw_axes (self, cr, pw, ph, &fg);
   if (self->scale != NULL)
     draw_colorbar (self, cr, pw, ph, &fg);
+
+  draw_selection (self, cr, pw, ph);
 
   /* the hovered cell, uncached */
   if (self->hover_row >= 0)
@@ -455,6 +812,11 @@ on_scroll (GtkEventControllerScroll *scroll, double dx, double dy, LscHeatmap *s
 static void
 on_drag_begin (GtkGestureDrag *drag, double x, double y, LscHeatmap *self)
 {
+  GdkModifierType state =
+      gtk_event_controller_get_current_event_state (GTK_EVENT_CONTROLLER (drag));
+  self->selecting = (state & GDK_SHIFT_MASK) != 0;
+  self->drag_start_x = x - MARGIN_LEFT;
+  self->drag_start_y = y - MARGIN_TOP;
   self->drag_last_x = 0;
   self->drag_last_y = 0;
   gtk_widget_grab_focus (GTK_WIDGET (self));
@@ -463,9 +825,39 @@ on_drag_begin (GtkGestureDrag *drag, double x, double y, LscHeatmap *self)
 static void
 on_drag_update (GtkGestureDrag *drag, double ox, double oy, LscHeatmap *self)
 {
-  lsc_heatmap_model_pan (self->model, ox - self->drag_last_x, oy - self->drag_last_y);
+  if (self->selecting)
+    lsc_heatmap_model_select (self->model, self->drag_start_x, self->drag_start_y,
+                              self->drag_start_x + ox, self->drag_start_y + oy);
+  else
+    lsc_heatmap_model_pan (self->model, ox - self->drag_last_x, oy - self->drag_last_y);
   self->drag_last_x = ox;
   self->drag_last_y = oy;
+}
+
+static void
+on_drag_end (GtkGestureDrag *drag, double ox, double oy, LscHeatmap *self)
+{
+  if (self->selecting)
+    lsc_heatmap_select (self, self->drag_start_x, self->drag_start_y,
+                        self->drag_start_x + ox, self->drag_start_y + oy);
+  else if (fabs (ox) < 3 && fabs (oy) < 3)
+    lsc_heatmap_model_clear_selection (self->model);   /* a click */
+}
+
+static void
+on_pinch_begin (GtkGesture *gesture, GdkEventSequence *sequence, LscHeatmap *self)
+{
+  self->pinch_zoom = lsc_heatmap_model_get_zoom (self->model);
+}
+
+static void
+on_pinch_scale (GtkGestureZoom *gesture, double scale, LscHeatmap *self)
+{
+  double x, y;
+  if (!gtk_gesture_get_bounding_box_center (GTK_GESTURE (gesture), &x, &y))
+    return;
+  double factor = self->pinch_zoom * scale / lsc_heatmap_model_get_zoom (self->model);
+  lsc_heatmap_model_zoom_at (self->model, factor, x - MARGIN_LEFT, y - MARGIN_TOP);
 }
 
 static gboolean
@@ -511,10 +903,15 @@ lsc_heatmap_dispose (GObject *object)
   if (self->model != NULL)
     g_signal_handlers_disconnect_by_data (self->model, self);
   g_clear_object (&self->model);
-  g_clear_object (&self->texture);
+  if (self->mass_pending != NULL)
+    g_cancellable_cancel (self->mass_pending);
+  g_clear_object (&self->mass_pending);
+  g_clear_object (&self->frame);
+  g_clear_pointer (&self->frame_surface, cairo_surface_destroy);
+  g_clear_pointer (&self->frame_pixels, g_bytes_unref);
   g_clear_pointer (&self->grid, lsc_attention_grid_free);
-  g_clear_pointer (&self->scale, lsc_scale_free);
-  g_clear_pointer (&self->source, lsc_attention_source_free);
+  g_clear_pointer (&self->scale, lsc_scale_unref);
+  g_clear_pointer (&self->source, lsc_attention_source_unref);
   g_clear_pointer (&self->labels, g_ptr_array_unref);
   g_clear_pointer (&self->title, g_free);
   G_OBJECT_CLASS (lsc_heatmap_parent_class)->dispose (object);
@@ -555,6 +952,7 @@ lsc_heatmap_init (LscHeatmap *self)
   self->scale_kind = LSC_SCALE_LINEAR;
   self->hover_row = self->hover_col = -1;
   self->pointer_x = self->pointer_y = -1;
+  self->mass = NAN;
   g_signal_connect_swapped (self->model, "changed", G_CALLBACK (on_model_changed), self);
 
   gtk_widget_set_focusable (widget, TRUE);
@@ -573,7 +971,13 @@ lsc_heatmap_init (LscHeatmap *self)
   GtkGesture *drag = gtk_gesture_drag_new ();
   g_signal_connect (drag, "drag-begin", G_CALLBACK (on_drag_begin), self);
   g_signal_connect (drag, "drag-update", G_CALLBACK (on_drag_update), self);
+  g_signal_connect (drag, "drag-end", G_CALLBACK (on_drag_end), self);
   gtk_widget_add_controller (widget, GTK_EVENT_CONTROLLER (drag));
+
+  GtkGesture *pinch = gtk_gesture_zoom_new ();
+  g_signal_connect (pinch, "begin", G_CALLBACK (on_pinch_begin), self);
+  g_signal_connect (pinch, "scale-changed", G_CALLBACK (on_pinch_scale), self);
+  gtk_widget_add_controller (widget, GTK_EVENT_CONTROLLER (pinch));
 
   update_actions (self);
 }
@@ -603,8 +1007,7 @@ lsc_heatmap_set_source (LscHeatmap *self, LscAttentionSource *source, const char
                         int n_labels, const char *title)
 {
   g_return_if_fail (LSC_IS_HEATMAP (self));
-  g_clear_pointer (&self->grid, lsc_attention_grid_free);
-  g_clear_pointer (&self->source, lsc_attention_source_free);
+  g_clear_pointer (&self->source, lsc_attention_source_unref);
   g_clear_pointer (&self->labels, g_ptr_array_unref);
   g_free (self->title);
   self->title = g_strdup (title);
@@ -627,7 +1030,7 @@ lsc_heatmap_set_source (LscHeatmap *self, LscAttentionSource *source, const char
   else
     lsc_heatmap_model_set_data_size (self->model, 0, 0);
   self->hover_row = self->hover_col = -1;
-  invalidate (self);
+  invalidate_content (self);
 }
 
 void
@@ -638,7 +1041,7 @@ lsc_heatmap_set_colormap (LscHeatmap *self, LscColormap colormap)
     return;
   self->colormap = colormap;
   rebuild_scale (self);
-  invalidate (self);
+  invalidate_content (self);
 }
 
 void
@@ -649,7 +1052,7 @@ lsc_heatmap_set_scale_kind (LscHeatmap *self, LscScaleKind kind)
     return;
   self->scale_kind = kind;
   rebuild_scale (self);
-  invalidate (self);
+  invalidate_content (self);
 }
 
 gboolean

@@ -8,8 +8,9 @@
  * enough, a hover read-out, and a colour bar.
  *
  * View state lives in an LscHeatmapModel (GTK-free). Actions: zoom.in,
- * zoom.out, zoom.reset (Ctrl + plus / minus / 0); wheel zooms around the
- * pointer, drag pans.
+ * zoom.out, zoom.reset (Ctrl + plus / minus / 0); wheel and pinch zoom
+ * around the pointer, drag pans, Shift + drag selects a rectangle of cells
+ * and shows its summed probability (a click clears it).
  */
 #pragma once
 
@@ -36,6 +37,17 @@ LscAttentionSource *lsc_heatmap_get_source (LscHeatmap *self);
 
 void lsc_heatmap_set_colormap (LscHeatmap *self, LscColormap colormap);
 void lsc_heatmap_set_scale_kind (LscHeatmap *self, LscScaleKind kind);
+
+/* Whether the frame on screen was rendered for the current view (else the
+ * previous one is shown moved and scaled while a worker renders it). */
+gboolean lsc_heatmap_is_current (LscHeatmap *self);
+
+/* Selects the cells between two points of the plot area (pixels from its
+ * top-left corner), as Shift + drag does, and starts summing their
+ * probability on a worker thread; FALSE when no cell is inside. */
+gboolean lsc_heatmap_select (LscHeatmap *self, double x0, double y0, double x1, double y1);
+/* The selection's summed probability, once computed. */
+gboolean lsc_heatmap_get_selection_mass (LscHeatmap *self, double *mass);
 
 /* Writes the visible region as a figure (ui/figures, the batch renderer);
  * the format comes from the extension (.png, .svg, .pdf). */
