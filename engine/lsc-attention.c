@@ -50,13 +50,69 @@ fill_slots (int *slot, int n, const int *list, int n_list, const char *what, GEr
       if (list[i] < 0 || list[i] >= n)
         {
           g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
-                       "capture plan: %s %d does not exist (the model has %d)", what, list[i], n);
+                       "capture plan: %s[%d] = %d does not exist (the model has %d %s)", what, i,
+                       list[i], n, what);
           return FALSE;
         }
       if (slot[list[i]] < 0)
         slot[list[i]] = count++;
     }
   return TRUE;
+}
+
+/* The store's geometry for a plan: which layers and heads get a slot
+ * (layer_slot (n_layers), head_slot (n_heads)), and the bytes it needs, checked
+ * against the plan's budget. One formula for the store itself
+ * (_lsc_attention_store_new (), lsc_attention_get_bytes ()) and for estimates
+ * (lsc_attention_plan_layout ()). */
+static guint64
+store_bytes (int n_cl, int n_ch, int row_cap, int head_dim, gboolean with_scale)
+{
+  return (guint64) n_cl * n_ch * row_cap * (head_dim + 1 + (with_scale ? 1 : 0)) * sizeof (float);
+}
+
+static gboolean
+plan_layout (const LscCapturePlan *plan, int n_layers, int n_heads, int head_dim, int n_ctx,
+             gboolean with_scale, int *layer_slot, int *head_slot, LscCaptureLayout *out,
+             GError **error)
+{
+  if (!fill_slots (layer_slot, n_layers, plan->layers, plan->n_layers, "layers", error)
+      || !fill_slots (head_slot, n_heads, plan->heads, plan->n_heads, "heads", error))
+    return FALSE;
+  int n_cl = 0, n_ch = 0;
+  for (int l = 0; l < n_layers; l++)
+    n_cl += layer_slot[l] >= 0;
+  for (int h = 0; h < n_heads; h++)
+    n_ch += head_slot[h] >= 0;
+
+  int row_start = CLAMP (plan->row_start, 0, n_ctx);
+  int row_end = plan->row_end <= row_start ? n_ctx : MIN (plan->row_end, n_ctx);
+  int row_cap = row_end - row_start;
+  guint64 bytes = store_bytes (n_cl, n_ch, row_cap, head_dim, with_scale);
+  guint64 budget = plan->memory_budget ? plan->memory_budget : DEFAULT_BUDGET;
+  if (bytes > budget)
+    {
+      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_OUT_OF_MEMORY,
+                   "capturing %d layers x %d heads x %d rows needs %.1f MiB of queries and "
+                   "normalisers, over the capture budget of %.1f MiB (capture fewer layers, heads "
+                   "or rows, or raise the budget)", n_cl, n_ch, row_cap, bytes / 1048576.0,
+                   budget / 1048576.0);
+      return FALSE;
+    }
+  *out = (LscCaptureLayout) { n_cl, n_ch, row_start, row_cap, bytes };
+  return TRUE;
+}
+
+gboolean
+lsc_attention_plan_layout (const LscCapturePlan *plan, int n_layers, int n_heads, int head_dim,
+                           int n_ctx, gboolean scale_hook, LscCaptureLayout *layout,
+                           GError **error)
+{
+  g_return_val_if_fail (plan != NULL && layout != NULL && n_layers > 0 && n_heads > 0, FALSE);
+  g_autofree int *layer_slot = g_new (int, n_layers);
+  g_autofree int *head_slot = g_new (int, n_heads);
+  return plan_layout (plan, n_layers, n_heads, head_dim, n_ctx, scale_hook, layer_slot, head_slot,
+                      layout, error);
 }
 
 LscAttentionStore *
@@ -67,31 +123,13 @@ _lsc_attention_store_new (const LscSession *s, const LscCapturePlan *plan, GErro
   g_autofree int *layer_slot = g_new (int, c->n_layers);
   g_autofree int *head_slot = g_new (int, c->n_heads);
 
-  if (!fill_slots (layer_slot, c->n_layers, plan->layers, plan->n_layers, "layer", error)
-      || !fill_slots (head_slot, c->n_heads, plan->heads, plan->n_heads, "head", error))
-    return NULL;
-  int n_cl = 0, n_ch = 0;
-  for (int l = 0; l < c->n_layers; l++)
-    n_cl += layer_slot[l] >= 0;
-  for (int h = 0; h < c->n_heads; h++)
-    n_ch += head_slot[h] >= 0;
-
-  int row_start = CLAMP (plan->row_start, 0, n_ctx);
-  int row_end = plan->row_end <= row_start ? n_ctx : MIN (plan->row_end, n_ctx);
-  int row_cap = row_end - row_start;
   gboolean with_scale = s->params.hooks.scale != NULL;
-  guint64 per_row = (guint64) n_ch * (c->head_dim + 1 + (with_scale ? 1 : 0)) * sizeof (float);
-  guint64 bytes = (guint64) n_cl * row_cap * per_row;
-  guint64 budget = plan->memory_budget ? plan->memory_budget : DEFAULT_BUDGET;
-  if (bytes > budget)
-    {
-      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_OUT_OF_MEMORY,
-                   "capturing %d layers x %d heads x %d rows needs %.1f MiB of queries and "
-                   "normalisers, over the capture budget of %.1f MiB (capture fewer layers, heads "
-                   "or rows, or raise the budget)", n_cl, n_ch, row_cap, bytes / 1048576.0,
-                   budget / 1048576.0);
-      return NULL;
-    }
+  LscCaptureLayout lay;
+  if (!plan_layout (plan, c->n_layers, c->n_heads, c->head_dim, n_ctx, with_scale, layer_slot,
+                    head_slot, &lay, error))
+    return NULL;
+  int n_cl = lay.n_layers, n_ch = lay.n_heads, row_start = lay.row_start, row_cap = lay.row_cap;
+  guint64 bytes = lay.bytes;
 
   LscAttentionStore *a = g_new0 (LscAttentionStore, 1);
   a->session = s;
@@ -220,8 +258,7 @@ lsc_attention_has_head (const LscAttentionStore *a, int layer, int head)
 guint64
 lsc_attention_get_bytes (const LscAttentionStore *a)
 {
-  guint64 rows = (guint64) a->n_cl * a->n_ch * a->row_cap;
-  return rows * sizeof (float) * (a->session->c.head_dim + 1 + (a->scale != NULL));
+  return store_bytes (a->n_cl, a->n_ch, a->row_cap, a->session->c.head_dim, a->scale != NULL);
 }
 
 /* One head's view of the store and the keys. */
@@ -426,6 +463,35 @@ ceil_div (int a, int b)
   return (a + b - 1) / b;
 }
 
+/* The block of a pyramid's finest stored level over n_rows x n_keys cells:
+ * the smallest 2^k with at most PYRAMID_MAX_CELLS blocks. */
+static int
+pyramid_block (int n_rows, int n_keys)
+{
+  int block = 1;
+  while ((gint64) ceil_div (n_rows, block) * ceil_div (n_keys, block) > PYRAMID_MAX_CELLS)
+    block *= 2;
+  return block;
+}
+
+guint64
+lsc_attention_pyramid_bytes (int n_rows, int n_keys)
+{
+  if (n_rows <= 0 || n_keys <= 0)
+    return 0;
+  int block = pyramid_block (n_rows, n_keys);
+  guint64 bytes = 0;
+  /* every level, finest first, down to one block: max and mean floats */
+  for (int r = ceil_div (n_rows, block), c = ceil_div (n_keys, block);; r = ceil_div (r, 2),
+       c = ceil_div (c, 2))
+    {
+      bytes += (guint64) 2 * r * c * sizeof (float);
+      if (r == 1 && c == 1)
+        break;
+    }
+  return bytes;
+}
+
 /* Pools a level of (max, sum, count) 2 x 2 into the next. */
 static void
 pool_level (const float *max, const double *sum, const gint64 *count, int rows, int cols,
@@ -474,9 +540,7 @@ lsc_attention_analyze (const LscAttentionStore *a, int layer, int head, int sink
     }
 
   /* the finest stored level: smallest 2^k with at most 2^18 blocks */
-  int block = 1;
-  while ((gint64) ceil_div (n_rows, block) * ceil_div (n_keys, block) > PYRAMID_MAX_CELLS)
-    block *= 2;
+  int block = pyramid_block (n_rows, n_keys);
   int rows_b = ceil_div (n_rows, block), cols_b = ceil_div (n_keys, block);
   g_autofree float *bmax = g_new (float, (gsize) rows_b * cols_b);     /* (rows_b, cols_b) */
   g_autofree double *bsum = g_new0 (double, (gsize) rows_b * cols_b);  /* (rows_b, cols_b) */

@@ -70,6 +70,40 @@ typedef struct {
   gpointer data;
 } LscAttentionHooks;
 
+/* What the capture store of a plan holds: the captured layers and heads
+ * (indices listed twice count once), the rows it can hold, and its bytes:
+ *
+ *     bytes = n_layers * n_heads * row_cap * (head_dim + 1 [+ 1 with a scale hook]) * 4
+ *
+ * (queries, normalisers [, logit scales]), the size lsc_attention_get_bytes ()
+ * reports. */
+typedef struct {
+  int n_layers, n_heads;   /* captured */
+  int row_start, row_cap;  /* query rows [row_start, row_start + row_cap) */
+  guint64 bytes;
+} LscCaptureLayout;
+
+/* The layout of the store that a session of n_ctx tokens on a model of
+ * n_layers layers and n_heads query heads of head_dim makes for `plan`
+ * (plan->enabled is not looked at), with the session's own formula and
+ * checks: fails as lsc_session_new () would, with LSC_RUN_ERROR_UNSUPPORTED
+ * naming the plan's entry for a layer or head that does not exist
+ * ("capture plan: layers[1] = 7 does not exist (the model has 2 layers)"),
+ * LSC_RUN_ERROR_OUT_OF_MEMORY when the store is over plan->memory_budget.
+ *
+ * Example (a 16-layer model of 32 heads of 64, 4096 prompt rows of layer 3):
+ *
+ *   int layers[] = { 3 };
+ *   LscCapturePlan plan = { .enabled = TRUE, .layers = layers, .n_layers = 1,
+ *                           .row_end = 4096 };
+ *   LscCaptureLayout lay;
+ *   lsc_attention_plan_layout (&plan, 16, 32, 64, 8192, FALSE, &lay, &error);
+ *   // lay.bytes = 1 * 32 * 4096 * 65 * 4 = 34078720
+ */
+gboolean lsc_attention_plan_layout (const LscCapturePlan *plan, int n_layers, int n_heads,
+                                    int head_dim, int n_ctx, gboolean scale_hook,
+                                    LscCaptureLayout *layout, GError **error);
+
 typedef struct _LscAttentionStore LscAttentionStore;
 
 /* Rows captured so far: positions [lsc_attention_get_row_start (),
@@ -133,6 +167,11 @@ gboolean lsc_attention_analyze (const LscAttentionStore *store, int layer, int h
                                 LscAttentionPyramid **pyramid, LscHeadStats *stats,
                                 GError **error);
 void lsc_attention_pyramid_free (LscAttentionPyramid *pyramid);
+/* Bytes of the max and mean arrays of every level of the pyramid that
+ * lsc_attention_analyze () builds over n_rows captured rows and n_keys keys
+ * (0 when either is 0). Example: 4096 rows x 4096 keys: blocks of 8, levels
+ * of 512^2, 256^2, ..., 1 blocks: 2 * 4 * (512^2 + 256^2 + ... + 1) = 2796200. */
+guint64 lsc_attention_pyramid_bytes (int n_rows, int n_keys);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (LscAttentionPyramid, lsc_attention_pyramid_free)
 

@@ -56,6 +56,7 @@ typedef enum {
   LSC_RUN_ERROR_OUT_OF_MEMORY,   /* an allocation the session needs would exceed the budget */
   LSC_RUN_ERROR_CANCELLED,
   LSC_RUN_ERROR_DEVICE,          /* the GPU failed (driver, launch or copy error) */
+  LSC_RUN_ERROR_INVALID_ARGUMENT,   /* a parameter out of range; the message names it */
 } LscRunError;
 
 G_END_DECLS

@@ -30,11 +30,57 @@
 #include "lsc-llama-private.h"
 #include "lsc-rope.h"
 
+/* The weight dtypes the GPU path computes with. */
+static gboolean
+cuda_dtype (LscDType dtype)
+{
+  return dtype == LSC_DTYPE_F32 || dtype == LSC_DTYPE_F16 || dtype == LSC_DTYPE_BF16;
+}
+
+/* Why the GPU path cannot run `model` with `params`, or NULL when it can. */
+char *
+_lsc_cuda_unsupported_reason (const LscModel *model, const LscSessionParams *params)
+{
+  const LscModelConfig *c = lsc_model_get_config (model);
+  if (params->reference)
+    return g_strdup ("the reference path runs on the CPU");
+  if (params->hooks.scale != NULL || params->hooks.mask_row != NULL)
+    return g_strdup ("attention hooks (plugins, KV policies) run on the CPU");
+  if (c->head_dim > 128 || c->head_dim % 2 != 0)
+    return g_strdup_printf ("head_dim %d (the CUDA attention kernel takes even sizes up to 128)",
+                            c->head_dim);
+  const LscTensor *output = lsc_model_get_weight (model, LSC_TENSOR_OUTPUT, -1);
+  const LscTensor *any[] = { lsc_model_get_weight (model, LSC_TENSOR_TOKEN_EMBD, -1), output };
+  for (guint i = 0; i < G_N_ELEMENTS (any); i++)
+    if (any[i] != NULL && !cuda_dtype (any[i]->dtype))
+      return g_strdup_printf ("%s weights (the CUDA backend computes F32, F16 and BF16)",
+                              lsc_dtype_name (any[i]->dtype));
+  for (int l = 0; l < c->n_layers; l++)
+    {
+      static const LscTensorRole roles[] = { LSC_TENSOR_ATTN_Q, LSC_TENSOR_ATTN_K,
+                                             LSC_TENSOR_ATTN_V, LSC_TENSOR_ATTN_O,
+                                             LSC_TENSOR_FFN_GATE, LSC_TENSOR_FFN_UP,
+                                             LSC_TENSOR_FFN_DOWN };
+      LscDType dt[G_N_ELEMENTS (roles)];
+      for (guint i = 0; i < G_N_ELEMENTS (roles); i++)
+        {
+          const LscTensor *t = lsc_model_get_weight (model, roles[i], l);
+          dt[i] = t != NULL ? t->dtype : LSC_DTYPE_F32;
+          if (!cuda_dtype (dt[i]))
+            return g_strdup_printf ("%s weights in layer %d (the CUDA backend computes F32, F16 "
+                                    "and BF16)", lsc_dtype_name (dt[i]), l);
+        }
+      if (dt[0] != dt[1] || dt[0] != dt[2] || dt[4] != dt[5])
+        return g_strdup_printf ("mixed q/k/v or gate/up dtypes in layer %d", l);
+    }
+  return NULL;
+}
+
 #if LSC_HAVE_CUDA
 
 #include "lsc-cuda.h"
 
-#define BLOCK_TOKENS 4096    /* tokens per block of the prefill */
+#define BLOCK_TOKENS LSC_CUDA_BLOCK_TOKENS   /* tokens per block of the prefill (4096) */
 #define LOGIT_ROWS 256       /* rows of logits computed (and downloaded) at once */
 
 typedef struct {
@@ -71,6 +117,7 @@ struct _LscCudaState {
   float *host_cs;                /* host (cap, head_dim) cos then sin of a block */
   float *staging;                /* pinned host (cap, max(q_dim, kv_dim)): captured rows on
                                     their way to the store; NULL without capture */
+  guint64 host_bytes;            /* host_cs and staging (lsc_session_get_memory ()) */
 };
 
 static gboolean
@@ -92,40 +139,6 @@ cuda_fail (GError **error, LscStatus status, const char *what)
     if (st_ != LSC_STATUS_OK)                                \
       return cuda_fail (error, st_, what);                   \
   } while (0)
-
-/* Why the GPU path cannot run this session, or NULL when it can. */
-static char *
-unsupported_reason (const LscSession *s)
-{
-  const LscModelConfig *c = &s->c;
-  if (s->params.reference)
-    return g_strdup ("the reference path runs on the CPU");
-  if (s->params.hooks.scale != NULL || s->params.hooks.mask_row != NULL)
-    return g_strdup ("attention hooks (plugins, KV policies) run on the CPU");
-  if (c->head_dim > 128 || c->head_dim % 2 != 0)
-    return g_strdup_printf ("head_dim %d (the CUDA attention kernel takes even sizes up to 128)",
-                            c->head_dim);
-  const LscMatrix *any[] = { &s->embd, &s->output };
-  for (guint i = 0; i < G_N_ELEMENTS (any); i++)
-    if (any[i]->dtype != LSC_DTYPE_F32 && any[i]->dtype != LSC_DTYPE_F16
-        && any[i]->dtype != LSC_DTYPE_BF16)
-      return g_strdup_printf ("%s weights (the CUDA backend computes F32, F16 and BF16)",
-                              lsc_dtype_name (any[i]->dtype));
-  for (int l = 0; l < c->n_layers; l++)
-    {
-      const LscLayer *L = &s->layers[l];
-      const LscMatrix *m[] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down };
-      for (guint i = 0; i < G_N_ELEMENTS (m); i++)
-        if (m[i]->dtype != LSC_DTYPE_F32 && m[i]->dtype != LSC_DTYPE_F16
-            && m[i]->dtype != LSC_DTYPE_BF16)
-          return g_strdup_printf ("%s weights in layer %d (the CUDA backend computes F32, F16 "
-                                  "and BF16)", lsc_dtype_name (m[i]->dtype), l);
-      if (L->wq.dtype != L->wk.dtype || L->wq.dtype != L->wv.dtype
-          || L->w_gate.dtype != L->w_up.dtype)
-        return g_strdup_printf ("mixed q/k/v or gate/up dtypes in layer %d", l);
-    }
-  return NULL;
-}
 
 /* dst <- the n_parts matrices stacked by rows (all of one dtype and width). */
 static gboolean
@@ -234,11 +247,14 @@ alloc_blocks (LscSession *s, LscCudaState *g, int cap, GError **error)
   TRY (lsc_cuda_alloc (g->ctx, &g->attn_work,
                        lsc_cuda_attention_workspace (MIN (cap, 4), c->n_heads, c->head_dim)),
        "allocating device buffers");
-  g->host_cs = g_new (float, (size_t) cap * c->head_dim);
+  g->host_cs = LSC_COUNTED_NEW (&g->host_bytes, float, (size_t) cap * c->head_dim);
   if (s->attention != NULL)
-    TRY (lsc_cuda_host_alloc (g->ctx, (void **) &g->staging,
-                              (size_t) cap * MAX (q_dim, kv_dim) * sizeof (float)),
-         "allocating pinned host memory");
+    {
+      size_t bytes = (size_t) cap * MAX (q_dim, kv_dim) * sizeof (float);
+      TRY (lsc_cuda_host_alloc (g->ctx, (void **) &g->staging, bytes),
+           "allocating pinned host memory");
+      g->host_bytes += bytes;
+    }
   return alloc_floats (g, &g->cs, (size_t) cap * c->head_dim, error)
          && alloc_floats (g, &g->x, (size_t) cap * c->dim, error)
          && alloc_floats (g, &g->xb, (size_t) cap * MAX (c->dim, q_dim), error)
@@ -277,7 +293,7 @@ _lsc_session_init_cuda (LscSession *s, GError **error)
   int n_devices = 0;
   LscStatus st = lsc_cuda_device_count (&n_devices);
   LscCudaState *g = NULL;
-  g_autofree char *reason = unsupported_reason (s);
+  g_autofree char *reason = _lsc_cuda_unsupported_reason (s->model, &s->params);
   if (st == LSC_STATUS_OK && reason == NULL)
     {
       g = g_new0 (LscCudaState, 1);
@@ -312,6 +328,66 @@ _lsc_session_init_cuda (LscSession *s, GError **error)
       return FALSE;
     }
   return TRUE;
+}
+
+/* Keep in step with upload_model (), alloc_blocks () and
+ * _lsc_session_init_cuda () above: every lsc_cuda_alloc () counts toward the
+ * context's peak (lsc_session_get_device_memory ()). */
+gboolean
+_lsc_cuda_memory (const LscModel *model, const LscSessionParams *params, guint64 *device_bytes,
+                  guint64 *host_bytes)
+{
+  const LscModelConfig *c = lsc_model_get_config (model);
+  guint64 q_dim = (guint64) c->n_heads * c->head_dim;
+  guint64 kv_dim = (guint64) c->n_kv_heads * c->head_dim;
+  guint64 dev = 0;
+
+  /* weights in their dtype (q|k|v and gate|up stacked: the same bytes), norms
+   * in f32, and a layer's biases as one (q_dim + 2 kv_dim) f32 vector */
+  const LscTensor *embd = lsc_model_get_weight (model, LSC_TENSOR_TOKEN_EMBD, -1);
+  const LscTensor *output = lsc_model_get_weight (model, LSC_TENSOR_OUTPUT, -1);
+  dev += embd != NULL ? embd->n_bytes : 0;
+  dev += output != NULL ? output->n_bytes : 0;
+  dev += (guint64) c->dim * sizeof (float);
+  static const LscTensorRole matrices[] = { LSC_TENSOR_ATTN_Q, LSC_TENSOR_ATTN_K,
+                                            LSC_TENSOR_ATTN_V, LSC_TENSOR_ATTN_O,
+                                            LSC_TENSOR_FFN_GATE, LSC_TENSOR_FFN_UP,
+                                            LSC_TENSOR_FFN_DOWN };
+  for (int l = 0; l < c->n_layers; l++)
+    {
+      for (guint i = 0; i < G_N_ELEMENTS (matrices); i++)
+        {
+          const LscTensor *t = lsc_model_get_weight (model, matrices[i], l);
+          dev += t != NULL ? t->n_bytes : 0;
+        }
+      dev += 2 * (guint64) c->dim * sizeof (float);
+      if (lsc_model_get_weight (model, LSC_TENSOR_ATTN_Q_BIAS, l) != NULL
+          || lsc_model_get_weight (model, LSC_TENSOR_ATTN_K_BIAS, l) != NULL
+          || lsc_model_get_weight (model, LSC_TENSOR_ATTN_V_BIAS, l) != NULL)
+        dev += (q_dim + 2 * kv_dim) * sizeof (float);
+    }
+  /* the KV cache */
+  dev += 2 * (guint64) c->n_layers * params->n_ctx * kv_dim * sizeof (float);
+  /* the block buffers */
+  guint64 cap = MIN (params->n_ctx, BLOCK_TOKENS);
+  guint64 widest = MAX (MAX ((guint64) c->dim, q_dim), (guint64) c->hidden_dim);
+  guint64 vocab = output != NULL ? output->shape[0] : embd != NULL ? embd->shape[0] : 0;
+  dev += cap * sizeof (int32_t) + cap * widest * 2 * sizeof (guint16)
+         + lsc_cuda_attention_workspace ((int) MIN (cap, 4), c->n_heads, c->head_dim);
+  guint64 floats = cap * c->head_dim + cap * c->dim + cap * MAX ((guint64) c->dim, q_dim)
+                   + cap * c->dim + cap * (q_dim + 2 * kv_dim) + cap * 2 * c->hidden_dim
+                   + cap * c->hidden_dim + (guint64) c->n_heads * cap
+                   + MIN (cap, LOGIT_ROWS) * vocab;
+  *device_bytes = dev + floats * sizeof (float);
+  *host_bytes = cap * c->head_dim * sizeof (float)
+                + (params->capture.enabled ? cap * MAX (q_dim, kv_dim) * sizeof (float) : 0);
+  return TRUE;
+}
+
+guint64
+_lsc_session_cuda_host_bytes (const LscSession *s)
+{
+  return s->cuda != NULL ? s->cuda->host_bytes : 0;
 }
 
 /* dst (rows, width floats, dst_stride apart) <- device src (src_stride
@@ -550,6 +626,20 @@ gboolean
 lsc_session_get_device_memory (G_GNUC_UNUSED const LscSession *s, G_GNUC_UNUSED guint64 *peak_bytes)
 {
   return FALSE;
+}
+
+gboolean
+_lsc_cuda_memory (G_GNUC_UNUSED const LscModel *model,
+                  G_GNUC_UNUSED const LscSessionParams *params,
+                  G_GNUC_UNUSED guint64 *device_bytes, G_GNUC_UNUSED guint64 *host_bytes)
+{
+  return FALSE;
+}
+
+guint64
+_lsc_session_cuda_host_bytes (G_GNUC_UNUSED const LscSession *s)
+{
+  return 0;
 }
 
 #endif /* LSC_HAVE_CUDA */

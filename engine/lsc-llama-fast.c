@@ -46,7 +46,7 @@
 #include "lsc-llama-private.h"
 #include "lsc-rope.h"
 
-#define BLOCK_TOKENS 512           /* tokens per block of the prefill */
+#define BLOCK_TOKENS LSC_FAST_BLOCK_TOKENS   /* tokens per block of the prefill (512) */
 #define SLAB_FLOATS (256 << 10)    /* one thread's widened weight tile (1 MiB: its L2) */
 #define TILE_COLS 256              /* columns of a widened tile (a multiple of the Q8_0 block) */
 #define ATTN_ROWS 64               /* query rows per work item of the block attention */
@@ -71,6 +71,7 @@ struct _LscFastState {
   float *xpack;              /* (lsc_fast_gemm_packed_floats (cap, widest)) X packed for
                               * lsc_fast_gemm_rows (); NULL: tile + sgemm */
   float *cos, *sin;          /* (cap, head_dim / 2) */
+  guint64 bytes;             /* of the buffers above (lsc_session_get_memory ()) */
 };
 
 static void
@@ -101,63 +102,124 @@ _lsc_session_free_fast (LscSession *s)
   g_clear_pointer (&s->fast, fast_state_free);
 }
 
+/* TRUE when the classifier and every layer matrix are f32: the prefill
+ * then never widens weights. */
 static gboolean
-all_f32 (const LscSession *s)
+model_all_f32 (const LscModel *model)
 {
-  if (s->output.dtype != LSC_DTYPE_F32)
+  const LscModelConfig *c = lsc_model_get_config (model);
+  static const LscTensorRole roles[] = { LSC_TENSOR_ATTN_Q, LSC_TENSOR_ATTN_K, LSC_TENSOR_ATTN_V,
+                                         LSC_TENSOR_ATTN_O, LSC_TENSOR_FFN_GATE, LSC_TENSOR_FFN_UP,
+                                         LSC_TENSOR_FFN_DOWN };
+  const LscTensor *out = lsc_model_get_weight (model, LSC_TENSOR_OUTPUT, -1);
+  if (out == NULL)
+    out = lsc_model_get_weight (model, LSC_TENSOR_TOKEN_EMBD, -1);
+  if (out != NULL && out->dtype != LSC_DTYPE_F32)
     return FALSE;
-  for (int l = 0; l < s->c.n_layers; l++)
-    {
-      const LscLayer *L = &s->layers[l];
-      const LscMatrix *m[] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down };
-      for (guint i = 0; i < G_N_ELEMENTS (m); i++)
-        if (m[i]->dtype != LSC_DTYPE_F32)
+  for (int l = 0; l < c->n_layers; l++)
+    for (guint i = 0; i < G_N_ELEMENTS (roles); i++)
+      {
+        const LscTensor *t = lsc_model_get_weight (model, roles[i], l);
+        if (t != NULL && t->dtype != LSC_DTYPE_F32)
           return FALSE;
-    }
+      }
   return TRUE;
+}
+
+/* The sizes of the fast state's buffers for evaluations of at most n tokens:
+ * one formula for fast_state_get () and the estimate. */
+typedef struct {
+  int cap;                   /* tokens of the block buffers */
+  gsize scores_len;          /* floats */
+  gsize hidden_len;          /* bytes, 0 without a mask hook */
+  gsize slab_len;            /* floats per thread, 0 when every matrix is f32 */
+  gsize xpack_len;           /* floats, 0 without lsc_fast_gemm_rows () */
+} FastSizes;
+
+static FastSizes
+fast_sizes (const LscModel *model, const LscSessionParams *params, int n)
+{
+  const LscModelConfig *c = lsc_model_get_config (model);
+  int q_dim = c->n_heads * c->head_dim;
+  gsize n_ctx = params->n_ctx;
+  FastSizes z = { 0 };
+  z.cap = MIN (n, BLOCK_TOKENS);
+  /* attention rows: the decode's (LSC_FAST_MAX_T, n_heads) against the whole
+   * cache, or each thread's (ATTN_ROWS) rows of attention_block () */
+  z.scores_len = (gsize) MAX (LSC_FAST_MAX_T * c->n_heads,
+                              params->n_threads * MIN (z.cap, ATTN_ROWS)) * n_ctx;
+  if (params->hooks.mask_row != NULL)
+    z.hidden_len = (gsize) params->n_threads * n_ctx;
+  if (z.cap >= WIDEN_MIN_T && !model_all_f32 (model))
+    {
+      z.slab_len = SLAB_FLOATS;
+      if (lsc_fast_gemm_available ())
+        {
+          int widest = MAX (MAX (c->dim, q_dim), c->hidden_dim);
+          z.slab_len = lsc_fast_gemm_scratch_floats (z.cap);
+          z.xpack_len = lsc_fast_gemm_packed_floats (z.cap, widest);
+        }
+    }
+  return z;
+}
+
+/* Keep in step with fast_state_get () below. */
+guint64
+_lsc_fast_state_bytes (const LscModel *model, const LscSessionParams *params, int n)
+{
+  const LscModelConfig *c = lsc_model_get_config (model);
+  guint64 q_dim = (guint64) c->n_heads * c->head_dim;
+  guint64 kv_dim = (guint64) c->n_kv_heads * c->head_dim;
+  FastSizes z = fast_sizes (model, params, n);
+  /* x, xb2, xb, q, k, v, hb, hb2, cos, sin: per token */
+  guint64 per_token = 2 * (guint64) c->dim + MAX ((guint64) c->dim, q_dim) + q_dim + 2 * kv_dim
+                      + 2 * (guint64) c->hidden_dim + 2 * (guint64) (c->head_dim / 2);
+  guint64 floats = per_token * z.cap + z.scores_len + (guint64) z.slab_len * params->n_threads
+                   + z.xpack_len;
+  return floats * sizeof (float) + z.hidden_len;
+}
+
+guint64
+_lsc_session_fast_bytes (const LscSession *s)
+{
+  return s->fast != NULL ? s->fast->bytes : 0;
 }
 
 static LscFastState *
 fast_state_get (LscSession *s, int n)
 {
   const LscModelConfig *c = &s->c;
-  int cap = MIN (n, BLOCK_TOKENS);
-  if (s->fast != NULL && s->fast->cap >= cap)
+  if (s->fast != NULL && s->fast->cap >= MIN (n, BLOCK_TOKENS))
     return s->fast;
   fast_state_free (s->fast);
+  FastSizes z = fast_sizes (s->model, &s->params, n);
+  int cap = z.cap;
 
   int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
-  gsize n_ctx = s->params.n_ctx;
   LscFastState *f = g_new0 (LscFastState, 1);
+  guint64 *counted = &f->bytes;
   f->cap = cap;
-  f->x = g_new (float, (gsize) cap * c->dim);
-  f->xb = g_new (float, (gsize) cap * MAX (c->dim, q_dim));
-  f->xb2 = g_new (float, (gsize) cap * c->dim);
-  f->q = g_new (float, (gsize) cap * q_dim);
-  f->k = g_new (float, (gsize) cap * kv_dim);
-  f->v = g_new (float, (gsize) cap * kv_dim);
-  f->hb = g_new (float, (gsize) cap * c->hidden_dim);
-  f->hb2 = g_new (float, (gsize) cap * c->hidden_dim);
-  /* attention rows: the decode's (LSC_FAST_MAX_T, n_heads) against the whole
-   * cache, or each thread's (ATTN_ROWS) rows of attention_block () */
-  f->scores_len = (gsize) MAX (LSC_FAST_MAX_T * c->n_heads,
-                               s->params.n_threads * MIN (cap, ATTN_ROWS)) * n_ctx;
-  f->scores = g_new (float, f->scores_len);
-  if (s->params.hooks.mask_row != NULL)
-    f->hidden = g_new (guint8, (gsize) s->params.n_threads * n_ctx);
-  if (cap >= WIDEN_MIN_T && !all_f32 (s))
+  f->x = LSC_COUNTED_NEW (counted, float, (gsize) cap * c->dim);
+  f->xb = LSC_COUNTED_NEW (counted, float, (gsize) cap * MAX (c->dim, q_dim));
+  f->xb2 = LSC_COUNTED_NEW (counted, float, (gsize) cap * c->dim);
+  f->q = LSC_COUNTED_NEW (counted, float, (gsize) cap * q_dim);
+  f->k = LSC_COUNTED_NEW (counted, float, (gsize) cap * kv_dim);
+  f->v = LSC_COUNTED_NEW (counted, float, (gsize) cap * kv_dim);
+  f->hb = LSC_COUNTED_NEW (counted, float, (gsize) cap * c->hidden_dim);
+  f->hb2 = LSC_COUNTED_NEW (counted, float, (gsize) cap * c->hidden_dim);
+  f->scores_len = z.scores_len;
+  f->scores = LSC_COUNTED_NEW (counted, float, f->scores_len);
+  if (z.hidden_len > 0)
+    f->hidden = LSC_COUNTED_NEW (counted, guint8, z.hidden_len);
+  if (z.slab_len > 0)
     {
-      f->slab_len = SLAB_FLOATS;
-      if (lsc_fast_gemm_available ())
-        {
-          int widest = MAX (MAX (c->dim, q_dim), c->hidden_dim);
-          f->slab_len = lsc_fast_gemm_scratch_floats (cap);
-          f->xpack = g_new (float, lsc_fast_gemm_packed_floats (cap, widest));
-        }
-      f->slab = g_new (float, f->slab_len * s->params.n_threads);
+      f->slab_len = z.slab_len;
+      if (z.xpack_len > 0)
+        f->xpack = LSC_COUNTED_NEW (counted, float, z.xpack_len);
+      f->slab = LSC_COUNTED_NEW (counted, float, f->slab_len * s->params.n_threads);
     }
-  f->cos = g_new (float, (gsize) cap * (c->head_dim / 2));
-  f->sin = g_new (float, (gsize) cap * (c->head_dim / 2));
+  f->cos = LSC_COUNTED_NEW (counted, float, (gsize) cap * (c->head_dim / 2));
+  f->sin = LSC_COUNTED_NEW (counted, float, (gsize) cap * (c->head_dim / 2));
   s->fast = f;
   return f;
 }

@@ -63,7 +63,45 @@ struct _LscSession {
   char *backend_note;                /* why CUDA/AUTO fell back to the CPU, or NULL */
   LscAttentionStore *attention;      /* capture store, NULL when not capturing */
   guint8 *hidden;                    /* (n_ctx) mask-hook scratch of the reference path */
+  guint64 scratch_bytes;             /* bytes of the buffers above that lsc_session_new ()
+                                        allocates besides the KV cache and the store */
 };
+
+/* g_new (type, n) that adds the n * sizeof (type) bytes to *counter: how a
+ * session accounts for its buffers (lsc_session_get_memory ()). */
+static inline gpointer
+_lsc_counted_new (guint64 *counter, gsize size, gsize n)
+{
+  *counter += (guint64) size * n;
+  return g_malloc_n (n, size);
+}
+#define LSC_COUNTED_NEW(counter, type, n) \
+  ((type *) _lsc_counted_new ((counter), sizeof (type), (n)))
+
+/* ---- what a session allocates, for estimates (lsc-estimate.c) ----
+ * Each sits next to the code that allocates; tests/test-estimate.c holds them
+ * to what lsc_session_get_memory () counts. params are effective values
+ * (n_ctx and n_threads resolved). */
+
+/* Tokens per block of the fast CPU prefill (lsc-llama-fast.c) and of the GPU
+ * one (lsc-llama-cuda.c). */
+#define LSC_FAST_BLOCK_TOKENS 512
+#define LSC_CUDA_BLOCK_TOKENS 4096
+
+/* lsc_session_new ()'s buffers besides the KV cache and the store (scratch_bytes). */
+guint64 _lsc_session_base_bytes (const LscModel *model, const LscSessionParams *params);
+/* The fast path's buffers once evaluations of at most n tokens have run (n >= 1). */
+guint64 _lsc_fast_state_bytes (const LscModel *model, const LscSessionParams *params, int n);
+/* The GPU path's peak device memory (weights, KV cache, block buffers) and its
+ * host buffers; FALSE in a build without CUDA. */
+gboolean _lsc_cuda_memory (const LscModel *model, const LscSessionParams *params,
+                           guint64 *device_bytes, guint64 *host_bytes);
+/* The GPU path's host buffers of a session (0 without a GPU state). */
+guint64 _lsc_session_cuda_host_bytes (const LscSession *s);
+/* Why the GPU path cannot run `model` with `params`, or NULL when it can (free it). */
+char *_lsc_cuda_unsupported_reason (const LscModel *model, const LscSessionParams *params);
+/* The fast path's buffers of a session (0 before its first fast evaluation). */
+guint64 _lsc_session_fast_bytes (const LscSession *s);
 
 int _lsc_layer_window (const LscModelConfig *c, int layer);
 /* The reference attention of one query row: out (head_dim) <- the head's

@@ -43,13 +43,14 @@ lsc_backend_from_string (const char *name, LscBackend *backend)
   return FALSE;
 }
 
-/* A 1-D tensor (norm weight or bias) widened to float32, or NULL when absent. */
+/* A 1-D tensor (norm weight or bias) widened to float32, or NULL when absent;
+ * its bytes are added to *counter. */
 static float *
-widen (const LscTensor *t)
+widen (const LscTensor *t, guint64 *counter)
 {
   if (t == NULL)
     return NULL;
-  float *out = g_new (float, lsc_tensor_n_elements (t));
+  float *out = LSC_COUNTED_NEW (counter, float, lsc_tensor_n_elements (t));
   lsc_to_f32 (out, t->data, t->dtype, (size_t) lsc_tensor_n_elements (t));
   return out;
 }
@@ -95,21 +96,22 @@ lsc_session_new (LscModel *model, const LscSessionParams *params, GError **error
   int n_ctx = s->params.n_ctx;
   int q_dim = c->n_heads * c->head_dim;
   int kv_dim = c->n_kv_heads * c->head_dim;
+  guint64 *counted = &s->scratch_bytes;   /* lsc_session_get_memory () */
 
   s->embd = matrix (lsc_model_get_weight (model, LSC_TENSOR_TOKEN_EMBD, -1));
   s->output = lsc_model_get_weight (model, LSC_TENSOR_OUTPUT, -1) != NULL
                 ? matrix (lsc_model_get_weight (model, LSC_TENSOR_OUTPUT, -1))
                 : s->embd;
-  s->output_norm = widen (lsc_model_get_weight (model, LSC_TENSOR_OUTPUT_NORM, -1));
+  s->output_norm = widen (lsc_model_get_weight (model, LSC_TENSOR_OUTPUT_NORM, -1), counted);
   s->layers = g_new0 (LscLayer, c->n_layers);
   for (int l = 0; l < c->n_layers; l++)
     {
       LscLayer *L = &s->layers[l];
-      L->attn_norm = widen (lsc_model_get_weight (model, LSC_TENSOR_ATTN_NORM, l));
-      L->ffn_norm = widen (lsc_model_get_weight (model, LSC_TENSOR_FFN_NORM, l));
-      L->bq = widen (lsc_model_get_weight (model, LSC_TENSOR_ATTN_Q_BIAS, l));
-      L->bk = widen (lsc_model_get_weight (model, LSC_TENSOR_ATTN_K_BIAS, l));
-      L->bv = widen (lsc_model_get_weight (model, LSC_TENSOR_ATTN_V_BIAS, l));
+      L->attn_norm = widen (lsc_model_get_weight (model, LSC_TENSOR_ATTN_NORM, l), counted);
+      L->ffn_norm = widen (lsc_model_get_weight (model, LSC_TENSOR_FFN_NORM, l), counted);
+      L->bq = widen (lsc_model_get_weight (model, LSC_TENSOR_ATTN_Q_BIAS, l), counted);
+      L->bk = widen (lsc_model_get_weight (model, LSC_TENSOR_ATTN_K_BIAS, l), counted);
+      L->bv = widen (lsc_model_get_weight (model, LSC_TENSOR_ATTN_V_BIAS, l), counted);
       L->wq = matrix (lsc_model_get_weight (model, LSC_TENSOR_ATTN_Q, l));
       L->wk = matrix (lsc_model_get_weight (model, LSC_TENSOR_ATTN_K, l));
       L->wv = matrix (lsc_model_get_weight (model, LSC_TENSOR_ATTN_V, l));
@@ -132,20 +134,20 @@ lsc_session_new (LscModel *model, const LscSessionParams *params, GError **error
       return NULL;
     }
 
-  s->x = g_new (float, c->dim);
-  s->xb = g_new (float, MAX (c->dim, q_dim));
-  s->xb2 = g_new (float, c->dim);
-  s->hb = g_new (float, c->hidden_dim);
-  s->hb2 = g_new (float, c->hidden_dim);
-  s->q = g_new (float, q_dim);
-  s->k = g_new (float, kv_dim);
-  s->v = g_new (float, kv_dim);
-  s->att = g_new (float, n_ctx);
-  s->inv_freq = g_new (double, c->head_dim / 2);
-  s->rope_cos = g_new (float, c->head_dim / 2);
-  s->rope_sin = g_new (float, c->head_dim / 2);
+  s->x = LSC_COUNTED_NEW (counted, float, c->dim);
+  s->xb = LSC_COUNTED_NEW (counted, float, MAX (c->dim, q_dim));
+  s->xb2 = LSC_COUNTED_NEW (counted, float, c->dim);
+  s->hb = LSC_COUNTED_NEW (counted, float, c->hidden_dim);
+  s->hb2 = LSC_COUNTED_NEW (counted, float, c->hidden_dim);
+  s->q = LSC_COUNTED_NEW (counted, float, q_dim);
+  s->k = LSC_COUNTED_NEW (counted, float, kv_dim);
+  s->v = LSC_COUNTED_NEW (counted, float, kv_dim);
+  s->att = LSC_COUNTED_NEW (counted, float, n_ctx);
+  s->inv_freq = LSC_COUNTED_NEW (counted, double, c->head_dim / 2);
+  s->rope_cos = LSC_COUNTED_NEW (counted, float, c->head_dim / 2);
+  s->rope_sin = LSC_COUNTED_NEW (counted, float, c->head_dim / 2);
   s->rope_seq_len = -1;
-  s->hidden = g_new (guint8, n_ctx);
+  s->hidden = LSC_COUNTED_NEW (counted, guint8, n_ctx);
   if (params->capture.enabled)
     {
       s->attention = _lsc_attention_store_new (s, &params->capture, error);
@@ -161,6 +163,43 @@ lsc_session_new (LscModel *model, const LscSessionParams *params, GError **error
       return NULL;
     }
   return s;
+}
+
+/* Keep in step with lsc_session_new () above. */
+guint64
+_lsc_session_base_bytes (const LscModel *model, const LscSessionParams *params)
+{
+  const LscModelConfig *c = lsc_model_get_config (model);
+  guint64 q_dim = (guint64) c->n_heads * c->head_dim;
+  guint64 kv_dim = (guint64) c->n_kv_heads * c->head_dim;
+  guint64 floats = 0;
+
+  /* norms and biases, widened */
+  static const LscTensorRole vectors[] = { LSC_TENSOR_ATTN_NORM, LSC_TENSOR_FFN_NORM,
+                                           LSC_TENSOR_ATTN_Q_BIAS, LSC_TENSOR_ATTN_K_BIAS,
+                                           LSC_TENSOR_ATTN_V_BIAS };
+  const LscTensor *t = lsc_model_get_weight (model, LSC_TENSOR_OUTPUT_NORM, -1);
+  floats += t != NULL ? (guint64) lsc_tensor_n_elements (t) : 0;
+  for (int l = 0; l < c->n_layers; l++)
+    for (guint i = 0; i < G_N_ELEMENTS (vectors); i++)
+      if ((t = lsc_model_get_weight (model, vectors[i], l)) != NULL)
+        floats += (guint64) lsc_tensor_n_elements (t);
+
+  /* the reference path's activations of one token and its RoPE tables */
+  floats += (guint64) c->dim + MAX ((guint64) c->dim, q_dim) + c->dim + 2 * (guint64) c->hidden_dim
+            + q_dim + 2 * kv_dim + (guint64) params->n_ctx + 2 * (guint64) (c->head_dim / 2);
+  return floats * sizeof (float) + (guint64) (c->head_dim / 2) * sizeof (double)
+         + (guint64) params->n_ctx;   /* hidden */
+}
+
+void
+lsc_session_get_memory (const LscSession *s, LscSessionMemory *memory)
+{
+  guint64 kv_dim = (guint64) s->c.n_kv_heads * s->c.head_dim;
+  memory->kv_bytes = 2 * (guint64) s->c.n_layers * s->params.n_ctx * kv_dim * sizeof (float);
+  memory->capture_bytes = s->attention != NULL ? lsc_attention_get_bytes (s->attention) : 0;
+  memory->scratch_bytes = s->scratch_bytes + _lsc_session_fast_bytes (s)
+                          + _lsc_session_cuda_host_bytes (s);
 }
 
 void

@@ -242,6 +242,15 @@ lsc_model_get_weight (const LscModel *model, LscTensorRole role, int layer)
   return i >= 0 ? &g_array_index (model->tensors, LscTensor, i) : NULL;
 }
 
+guint64
+lsc_model_get_weight_bytes (const LscModel *model)
+{
+  guint64 bytes = 0;
+  for (guint i = 0; i < model->tensors->len; i++)
+    bytes += g_array_index (model->tensors, LscTensor, i).n_bytes;
+  return bytes;
+}
+
 gint64
 lsc_tensor_n_elements (const LscTensor *tensor)
 {
@@ -316,14 +325,10 @@ void
 lsc_model_describe (const LscModel *model, GString *out, gboolean with_tensors)
 {
   const LscModelConfig *c = &model->config;
-  guint64 total_bytes = 0, total_params = 0;
+  guint64 total_bytes = lsc_model_get_weight_bytes (model), total_params = 0;
 
   for (guint i = 0; i < model->tensors->len; i++)
-    {
-      const LscTensor *t = &g_array_index (model->tensors, LscTensor, i);
-      total_bytes += t->n_bytes;
-      total_params += (guint64) lsc_tensor_n_elements (t);
-    }
+    total_params += (guint64) lsc_tensor_n_elements (&g_array_index (model->tensors, LscTensor, i));
 
   g_string_append_printf (out, "model:            %s\n", model->path);
   g_string_append_printf (out, "format:           %s\n", lsc_model_format_name (model->format));

@@ -167,6 +167,10 @@ const LscTensor *lsc_model_find_tensor (const LscModel *model, const char *name)
 /* The tensor with this role (and layer), or NULL. */
 const LscTensor *lsc_model_get_weight (const LscModel *model, LscTensorRole role, int layer);
 
+/* Bytes of all the model's tensors in their stored dtypes (what the weights
+ * occupy mapped or in memory): the sum of every tensor's n_bytes. */
+guint64 lsc_model_get_weight_bytes (const LscModel *model);
+
 gint64 lsc_tensor_n_elements (const LscTensor *tensor);
 /* out (n_elements) <- the tensor widened to float32. */
 gboolean lsc_tensor_to_f32 (const LscTensor *tensor, float *out, GError **error);

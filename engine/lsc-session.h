@@ -79,6 +79,26 @@ const char *lsc_session_get_backend_note (const LscSession *session);
 /* The most device memory the session has held at once (weights, KV cache,
  * buffers), in bytes; FALSE on the CPU. */
 gboolean lsc_session_get_device_memory (const LscSession *session, guint64 *peak_bytes);
+/* Host memory the session holds, in bytes (the model's weights not counted). */
+typedef struct {
+  guint64 kv_bytes;        /* the KV cache: 2 * n_layers * n_ctx * n_kv_heads * head_dim floats */
+  guint64 capture_bytes;   /* the capture store (lsc_attention_get_bytes ()), 0 without capture */
+  guint64 scratch_bytes;   /* every other buffer: widened norms and biases, RoPE tables, one
+                              token's activations, the fast path's block buffers (allocated by
+                              its first evaluation, grown for a longer one), the GPU path's
+                              host buffers; not the session's few small structs */
+} LscSessionMemory;
+
+/* memory <- what the session holds now. lsc_estimate_run () (lsc-estimate.h)
+ * predicts the same numbers before a session exists.
+ *
+ * Example:
+ *
+ *   LscSessionMemory m;
+ *   lsc_session_get_memory (session, &m);
+ *   g_print ("KV cache %.1f MiB\n", m.kv_bytes / 1048576.0);
+ */
+void lsc_session_get_memory (const LscSession *session, LscSessionMemory *memory);
 /* Tokens in the KV cache. */
 int lsc_session_get_pos (const LscSession *session);
 /* The attention capture store, or NULL when the session captures nothing. */

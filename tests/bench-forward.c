@@ -14,6 +14,9 @@
  *   decode floor  = read bandwidth (a large buffer summed by the threads)
  *                   / bytes of weights one token reads
  *
+ * and the run estimate of lsc-estimate.h (its own quick rates) beside the
+ * measured times and memory.
+ *
  * --shape builds a synthetic model (lsc_model_new_synthetic (), random
  * weights in --dtype); --layers keeps only the first N layers of the shape.
  * Registered as meson benchmarks (`meson test --benchmark`), never as tests.
@@ -26,6 +29,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 
+#include "lsc-estimate.h"
 #include "lsc-kernels.h"
 #include "lsc-session.h"
 
@@ -263,7 +267,25 @@ main (int argc, char **argv)
       }
   double t_decode = now_s () - t0;
   double rss = peak_rss_gib ();
+  LscSessionMemory mem;
+  lsc_session_get_memory (s, &mem);
   g_clear_pointer (&s, lsc_session_free);
+
+  /* the estimate of the same run: the prompt with its logits, then the
+   * decode steps (max_tokens - 1 of them after the prompt's) */
+  LscEstimateParams ep;
+  lsc_estimate_params_init (&ep);
+  ep.n_prompt = n_prefill;
+  ep.max_tokens = n_decode + 1;
+  ep.session = p;
+  LscEstimate est;
+  gint64 te = g_get_monotonic_time ();
+  if (!lsc_estimate_run (model, &ep, &est, &error))
+    {
+      g_printerr ("bench-forward: %s\n", error->message);
+      return 1;
+    }
+  double t_estimate = (g_get_monotonic_time () - te) / 1e6;
   g_clear_pointer (&model, lsc_model_free);
 
   double gflops = no_floors ? 0 : sgemm_floor (n_threads);
@@ -293,5 +315,12 @@ main (int argc, char **argv)
   g_print ("| %-30s | %8.2f tok/s | %-34s | %7.0f%% |\n", dl, decode_tps,
            no_floors ? "-" : df, no_floors ? 0 : 100 * decode_tps / decode_floor);
   g_print ("| %-30s | %10.2f GiB | %-34s | %8s |\n", "peak RSS (model + session)", rss, "", "");
+  g_print ("estimate (sgemm %.0f GFLOP/s, read %.1f GB/s, measured in %.0f ms): prefill %.2f s "
+           "(measured %.2f s), decode %.2f s (measured %.2f s); %.3f GiB of weights, KV cache "
+           "and buffers (the session held %.3f GiB besides the weights; estimate %.3f GiB)\n",
+           est.prefill_gflops, est.decode_gbps, t_estimate * 1e3, est.prefill_s, t_prefill,
+           est.decode_s, t_decode, est.total_bytes / 1073741824.0,
+           (mem.kv_bytes + mem.scratch_bytes) / 1073741824.0,
+           (est.kv_bytes + est.activation_bytes) / 1073741824.0);
   return 0;
 }
