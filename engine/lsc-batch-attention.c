@@ -217,8 +217,10 @@ _lsc_job_capture_write (LscJobCapture *c, const LscSession *session,
               continue;
             g_autoptr(LscAttentionPyramid) pyr = NULL;
             LscHeadStats st;
-            if (!lsc_attention_analyze (a, l, h, c->sink_tokens, c->pyramids ? &pyr : NULL, &st,
-                                        error))
+            if (c->known_stats != NULL && !c->pyramids)
+              st = c->known_stats[l * H + h];
+            else if (!lsc_attention_analyze (a, l, h, c->sink_tokens, c->pyramids ? &pyr : NULL,
+                                             &st, error))
               return FALSE;
             entropy[l * H + h] = (float) st.entropy;
             sink[l * H + h] = (float) st.sink_mass;

@@ -45,6 +45,9 @@ typedef struct {
   int sink_tokens;
   float *stat_values[4];   /* (n_layers, n_heads) entropy, sink_mass, max_prob, mean_distance,
                               filled by _lsc_job_capture_write; NaN where not captured */
+  const LscHeadStats *known_stats;  /* (n_layers * n_heads) computed already with sink_tokens
+                              (an application's run, lsc_batch_write_record), or NULL: computed
+                              from the store; not used with pyramids */
 } LscJobCapture;
 
 void _lsc_job_capture_clear (LscJobCapture *capture);

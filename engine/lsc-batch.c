@@ -508,6 +508,97 @@ _lsc_job_backend_record (LscJobBackend *backend, LscBackend used, const char *no
     }
 }
 
+/* ---- results.json, shared by run_job and lsc_batch_write_record ---- */
+
+/* results.json up to "model": the status comes last (results_write). */
+static json_object *
+results_new (const LscJob *job, const LscModel *model)
+{
+  json_object *results = json_object_new_object ();
+  json_object_object_add (results, "schema_version", json_object_new_int (SCHEMA_VERSION));
+  json_object_object_add (results, "status", NULL);
+  json_object_object_add (results, "job", json_object_get (job->root));
+  json_object_object_add (results, "model", model_to_json (model));
+  return results;
+}
+
+/* "text", "tokens" and "logprobs" (lps may be NULL: no "logprobs"), and
+ * the prefill and decode timings. Returns the text (owned by results). */
+static const char *
+results_add_generation (json_object *results, json_object *timings, const LscTokenizer *tok,
+                        const GArray *prompt, const GArray *out, const GArray *lps,
+                        double prefill_s, double decode_s)
+{
+  g_autofree char *text = decode_continuation (tok, prompt, out);
+  json_object *text_obj = json_object_new_string (text);
+  json_object_object_add (results, "text", text_obj);
+  json_object_object_add (results, "tokens", ints_to_json ((const gint32 *) out->data, out->len));
+  if (lps != NULL)
+    json_object_object_add (results, "logprobs", doubles_to_json ((const double *) lps->data, lps->len));
+  json_object_object_add (timings, "prefill_s", lsc_json_double (prefill_s));
+  json_object_object_add (timings, "prefill_tokens", json_object_new_int ((int) prompt->len - 1));
+  json_object_object_add (timings, "decode_s", lsc_json_double (decode_s));
+  json_object_object_add (timings, "decode_tokens", json_object_new_int ((int) out->len));
+  json_object_object_add (timings, "decode_tokens_per_s",
+                          lsc_json_double (decode_s > 0 ? out->len / decode_s : NAN));
+  return json_object_get_string (text_obj);
+}
+
+/* "attention" and, when the capture makes arrays, DIR/tensors.safetensors
+ * named in "tensors_file". FALSE with error set on failure. */
+static gboolean
+results_add_capture (LscJobCapture *capture, const LscSession *session, const LscModel *model,
+                     const char *output_dir, json_object *results, GError **error)
+{
+  g_autoptr(LscTensorWriter) writer = lsc_tensor_writer_new ();
+  if (!_lsc_job_capture_write (capture, session, lsc_model_get_config (model), results, writer,
+                               error))
+    return FALSE;
+  if (lsc_tensor_writer_get_n_tensors (writer) > 0)
+    {
+      g_autofree char *tpath = g_build_filename (output_dir, "tensors.safetensors", NULL);
+      if (g_mkdir_with_parents (output_dir, 0755) == 0)
+        {
+          if (!lsc_tensor_writer_write (writer, tpath, error))
+            return FALSE;
+          json_object_object_add (results, "tensors_file",
+                                  json_object_new_string ("tensors.safetensors"));
+        }
+    }
+  return TRUE;
+}
+
+static gboolean
+make_output_dir (const char *output_dir, GError **error)
+{
+  if (g_mkdir_with_parents (output_dir, 0755) == 0)
+    return TRUE;
+  int saved = errno;
+  g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (saved),
+               "%s: cannot create the output folder: %s", output_dir, g_strerror (saved));
+  return FALSE;
+}
+
+/* Ends results.json ("status", "provenance", "timings", "warnings"; timings
+ * is taken) and writes it to DIR/results.json atomically. */
+static gboolean
+results_write (json_object *results, const LscJob *job, const LscModel *model, int threads,
+               const char *status, json_object *timings, const char *output_dir, GError **error)
+{
+  json_object *warnings = json_object_new_array ();
+  for (const char *const *w = lsc_model_get_warnings (model); *w != NULL; w++)
+    json_object_array_add (warnings, json_object_new_string (*w));
+  json_object_object_add (results, "status", json_object_new_string (status));
+  json_object_object_add (results, "provenance", provenance_to_json (job, model, threads));
+  json_object_object_add (results, "timings", timings);
+  json_object_object_add (results, "warnings", warnings);
+
+  if (!make_output_dir (output_dir, error))
+    return FALSE;
+  g_autofree char *out = g_build_filename (output_dir, "results.json", NULL);
+  return lsc_json_write_file (results, out, error);
+}
+
 /* ---- retrieval-head detection (lsc-batch-retrieval.c) ---- */
 
 /* Runs the job's "retrieval" section; returns the exit status and sets *status. */
@@ -578,7 +669,7 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
   g_autoptr(LscModel) model = NULL;
   g_autoptr(LscTokenizer) tok = NULL;
   g_autoptr(LscSession) session = NULL;
-  g_autoptr(json_object) results = json_object_new_object ();
+  g_autoptr(json_object) results = NULL;
   json_object *timings = json_object_new_object ();
   const char *status = "done";
   int exit_status = EXIT_DONE;
@@ -601,10 +692,7 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
   sp.reference = job->reference;
   sp.backend = job->backend.requested;
 
-  json_object_object_add (results, "schema_version", json_object_new_int (SCHEMA_VERSION));
-  json_object_object_add (results, "status", NULL);
-  json_object_object_add (results, "job", json_object_get (job->root));
-  json_object_object_add (results, "model", model_to_json (model));
+  results = results_new (job, model);
 
   if (job->retrieval.enabled)   /* lsc-batch-retrieval.c */
     exit_status = run_retrieval_job (job, model, output_dir, results, timings, &status, figure,
@@ -707,16 +795,8 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
             g_printerr ("\n");
 
           g_array_append_vals (all_tokens, out->data, out->len);
-          g_autofree char *text = decode_continuation (tok, prompt, out);
-          json_object_object_add (results, "text", json_object_new_string (text));
-          json_object_object_add (results, "tokens", ints_to_json ((const gint32 *) out->data, out->len));
-          json_object_object_add (results, "logprobs", doubles_to_json ((const double *) lps->data, lps->len));
-          json_object_object_add (timings, "prefill_s", lsc_json_double (prefill_s));
-          json_object_object_add (timings, "prefill_tokens", json_object_new_int ((int) prompt->len - 1));
-          json_object_object_add (timings, "decode_s", lsc_json_double (decode_s));
-          json_object_object_add (timings, "decode_tokens", json_object_new_int ((int) out->len));
-          json_object_object_add (timings, "decode_tokens_per_s",
-                                  lsc_json_double (decode_s > 0 ? out->len / decode_s : NAN));
+          const char *text = results_add_generation (results, timings, tok, prompt, out, lps,
+                                                     prefill_s, decode_s);
           if (ok)
             fputs (text, stdout), fputc ('\n', stdout);
         }
@@ -731,18 +811,8 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
 
       if (error == NULL && job->capture.enabled)
         {
-          g_autoptr(LscTensorWriter) writer = lsc_tensor_writer_new ();
           g_printerr ("longscope: analysing the captured attention\n");
-          if (_lsc_job_capture_write (&job->capture, session, lsc_model_get_config (model), results,
-                                      writer, &error)
-              && lsc_tensor_writer_get_n_tensors (writer) > 0)
-            {
-              g_autofree char *tpath = g_build_filename (output_dir, "tensors.safetensors", NULL);
-              if (g_mkdir_with_parents (output_dir, 0755) == 0
-                  && lsc_tensor_writer_write (writer, tpath, &error))
-                json_object_object_add (results, "tensors_file",
-                                        json_object_new_string ("tensors.safetensors"));
-            }
+          results_add_capture (&job->capture, session, model, output_dir, results, &error);
         }
 
       if (error == NULL && job->figures != NULL)
@@ -791,33 +861,95 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
       fputs (summary->str, stdout);
     }
 
-  json_object *warnings = json_object_new_array ();
-  for (const char *const *w = lsc_model_get_warnings (model); *w != NULL; w++)
-    json_object_array_add (warnings, json_object_new_string (*w));
   json_object_object_add (timings, "total_s", lsc_json_double (seconds_since (t0)));
-  json_object_object_add (results, "status", json_object_new_string (status));
-  json_object_object_add (results, "provenance",
-                          provenance_to_json (job, model, session != NULL
-                                                          ? lsc_session_get_params (session)->n_threads
-                                                          : job->threads));
-  json_object_object_add (results, "timings", timings);
-  json_object_object_add (results, "warnings", warnings);
-
-  if (g_mkdir_with_parents (output_dir, 0755) != 0)
-    {
-      g_printerr ("longscope: %s: cannot create the output folder: %s\n", output_dir,
-                  g_strerror (errno));
-      return EXIT_RUNTIME;
-    }
-  g_autofree char *out = g_build_filename (output_dir, "results.json", NULL);
   g_autoptr(GError) write_error = NULL;
-  if (!lsc_json_write_file (results, out, &write_error))
+  if (!results_write (results, job, model,
+                      session != NULL ? lsc_session_get_params (session)->n_threads : job->threads,
+                      status, timings, output_dir, &write_error))
     {
       g_printerr ("longscope: %s\n", write_error->message);
       return EXIT_RUNTIME;
     }
+  g_autofree char *out = g_build_filename (output_dir, "results.json", NULL);
   g_printerr ("longscope: wrote %s\n", out);
   return exit_status;
+}
+
+/* ---- runs made elsewhere (the application), written as a batch job writes them ---- */
+
+static gboolean
+write_record (LscJob *job, const LscBatchRecord *r, const char *output_dir, GError **error)
+{
+  if (!job_parse (job, r->job_json, strlen (r->job_json), error))
+    return FALSE;
+  if (job->prompt == NULL || job->retrieval.enabled || job->score || job->figures != NULL)
+    {
+      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                   "%s: a recorded run needs a job with a prompt and without retrieval, score "
+                   "or figures", job->name);
+      return FALSE;
+    }
+  if (job->capture.enabled && lsc_session_get_attention (r->session) == NULL)
+    {
+      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                   "%s: $.capture: the run captured no attention", job->name);
+      return FALSE;
+    }
+  /* the folder first: nothing is computed for a destination that cannot be written */
+  if (!make_output_dir (output_dir, error))
+    return FALSE;
+
+  _lsc_job_backend_record (&job->backend, lsc_session_get_backend (r->session),
+                           lsc_session_get_backend_note (r->session));
+  g_autoptr(json_object) results = results_new (job, r->model);
+  json_object *timings = json_object_new_object ();
+  g_autoptr(GArray) prompt = g_array_sized_new (FALSE, FALSE, sizeof (gint32), r->n_prompt);
+  g_array_append_vals (prompt, r->prompt, r->n_prompt);
+  json_object_object_add (results, "prompt_tokens", ints_to_json (r->prompt, r->n_prompt));
+  if (job->gen.max_tokens > 0)
+    {
+      g_autoptr(GArray) out = g_array_sized_new (FALSE, FALSE, sizeof (gint32), r->n_generated);
+      g_array_append_vals (out, r->generated, r->n_generated);
+      g_autoptr(GArray) lps = NULL;
+      if (r->logprobs != NULL)
+        {
+          lps = g_array_sized_new (FALSE, FALSE, sizeof (double), r->n_generated);
+          g_array_append_vals (lps, r->logprobs, r->n_generated);
+        }
+      results_add_generation (results, timings, r->tokenizer, prompt, out, lps, r->prefill_s,
+                              r->decode_s);
+    }
+  if (job->capture.enabled)
+    {
+      job->capture.known_stats = r->head_stats;
+      if (!results_add_capture (&job->capture, r->session, r->model, output_dir, results, error))
+        {
+          json_object_put (timings);
+          return FALSE;
+        }
+    }
+  json_object_object_add (timings, "total_s", lsc_json_double (r->total_s));
+  return results_write (results, job, r->model, lsc_session_get_params (r->session)->n_threads,
+                        "done", timings, output_dir, error);
+}
+
+gboolean
+lsc_batch_write_record (const LscBatchRecord *record, const char *output_dir, GError **error)
+{
+  g_return_val_if_fail (record != NULL, FALSE);
+  g_return_val_if_fail (record->job_json != NULL, FALSE);
+  g_return_val_if_fail (record->model != NULL && record->tokenizer != NULL, FALSE);
+  g_return_val_if_fail (record->session != NULL, FALSE);
+  g_return_val_if_fail (record->prompt != NULL && record->n_prompt > 0, FALSE);
+  g_return_val_if_fail (record->n_generated == 0 || record->generated != NULL, FALSE);
+  g_return_val_if_fail (output_dir != NULL, FALSE);
+
+  LscJob job = { 0 };
+  job.name = g_strdup (record->job_name != NULL ? record->job_name : "<run>");
+  job.base_dir = g_get_current_dir ();
+  gboolean ok = write_record (&job, record, output_dir, error);
+  job_clear (&job);
+  return ok;
 }
 
 int

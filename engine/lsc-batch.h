@@ -13,6 +13,7 @@
 #include <glib.h>
 
 #include "lsc-session.h"
+#include "lsc-tokenizer.h"
 
 G_BEGIN_DECLS
 
@@ -53,5 +54,45 @@ typedef gboolean (*LscFigureFunc) (const LscFigureSpec *spec, gpointer user_data
  * naming them. */
 int lsc_batch_run_file (const char *job_path, const char *output_dir, const LscBackend *backend,
                         LscFigureFunc figure, gpointer figure_data);
+
+/* A run made outside the batch runner (the application's), described by
+ * the job that reproduces it and what it produced. */
+typedef struct {
+  const char *job_json;        /* the job (JSON text): model, prompt, settings, capture */
+  const char *job_name;        /* names the job in messages; NULL: "<run>" */
+  const LscModel *model;       /* what the run used */
+  const LscTokenizer *tokenizer;
+  const LscSession *session;   /* the session after the run: backend, threads, capture store */
+  const gint32 *prompt;        /* (n_prompt) the encoded prompt, BOS included */
+  int n_prompt;
+  const gint32 *generated;     /* (n_generated) the new tokens */
+  int n_generated;
+  const double *logprobs;      /* (n_generated) their log-probabilities, or NULL */
+  const LscHeadStats *head_stats;  /* (n_layers * n_heads) per-head statistics already computed
+                                      with the job's capture.sink_tokens, or NULL: computed
+                                      from the capture store */
+  double prefill_s, decode_s, total_s;   /* wall time; NaN: not measured (written as null) */
+} LscBatchRecord;
+
+/* Writes output_dir/results.json (and output_dir/tensors.safetensors when
+ * the job's capture makes arrays: statistics, pyramids, tiles) for a
+ * recorded run, with the code and in the format of `longscope --batch`:
+ * "job" is the job as given, "status" is "done". The folder is created when missing; files are
+ * written atomically. Errors name the folder or file (G_FILE_ERROR), or the
+ * job (LSC_JOB_ERROR) when it does not describe such a run.
+ *
+ * Example:
+ *
+ *   LscBatchRecord r = {
+ *     .job_json = "{\"model\": \"demo:induction\", \"prompt\": \"ab ab\", \"max_tokens\": 4}",
+ *     .model = model, .tokenizer = tok, .session = session,
+ *     .prompt = prompt, .n_prompt = n_prompt, .generated = out, .n_generated = n_out,
+ *     .prefill_s = NAN, .decode_s = NAN, .total_s = NAN,
+ *   };
+ *   if (!lsc_batch_write_record (&r, "run-results", &error))
+ *     g_printerr ("%s\n", error->message);
+ */
+gboolean lsc_batch_write_record (const LscBatchRecord *record, const char *output_dir,
+                                 GError **error);
 
 G_END_DECLS

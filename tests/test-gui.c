@@ -2,9 +2,10 @@
  *
  * The application under a real display (tests/test-gui.sh starts Xvfb):
  * starts it on demo:induction, runs, switches views, zooms, exports PNG,
- * SVG and PDF, cancels a long run, shows a load error in the window, and
- * saves a screenshot (gui-screenshot.png in the build folder) that must not
- * be blank.
+ * SVG and PDF, saves the run's job and exports the run (results.json +
+ * tensors.safetensors), cancels a long run, shows a load error in the
+ * window, and saves a screenshot (gui-screenshot.png in the build folder)
+ * that must not be blank.
  */
 #include "config.h"
 
@@ -70,6 +71,20 @@ copy_head_shown (Fixture *f)
   LscAttentionSource *src = lsc_heatmap_get_source (heatmap_of (f));
   return map_shown (f) && lsc_attention_source_get_layer (src) == LSC_DEMO_INDUCTION_COPY_LAYER
          && lsc_attention_source_get_head (src) == LSC_DEMO_INDUCTION_COPY_HEAD;
+}
+
+static gboolean
+estimated (Fixture *f)
+{
+  return g_str_has_prefix (lsc_window_get_estimate (f->win), "Estimate: ");
+}
+
+static gboolean
+head_maps_ready (Fixture *f)
+{
+  LscHeadMaps *maps = lsc_attention_view_get_head_maps (lsc_window_get_attention_view (f->win));
+  return lsc_head_maps_get_n_ready (maps) == lsc_model_get_config (
+      lsc_loaded_model_get_model (lsc_window_get_model (f->win)))->n_heads;
 }
 
 static gboolean
@@ -179,9 +194,14 @@ test_demo_session (Fixture *f, gconstpointer data)
   g_assert_null (lsc_window_get_error (f->win));
   g_assert_cmpstr (lsc_loaded_model_get_path (lsc_window_get_model (f->win)), ==, LSC_DEMO_INDUCTION);
 
-  /* run */
+  /* the estimate before Run follows the settings */
   lsc_window_set_prompt (f->win, "Longscope shows attention: Longscope shows");
   lsc_window_set_max_tokens (f->win, 12);
+  g_assert_true (wait_for (f, estimated, 5000));
+  g_test_message ("%s", lsc_window_get_estimate (f->win));
+  g_assert_nonnull (strstr (lsc_window_get_estimate (f->win), "for attention capture"));
+
+  /* run */
   g_action_group_activate_action (G_ACTION_GROUP (f->win), "run", NULL);
   g_assert_true (lsc_window_get_busy (f->win));
   g_assert_true (wait_for (f, not_busy, 60000));
@@ -212,6 +232,13 @@ test_demo_session (Fixture *f, gconstpointer data)
   g_assert_true (wait_for (f, copy_head_shown, 5000));
   LscAttentionSource *src = lsc_heatmap_get_source (heatmap);
   g_assert_cmpint (lsc_attention_source_get_layer (src), ==, LSC_DEMO_INDUCTION_COPY_LAYER);
+  g_assert_cmpint (lsc_attention_source_get_head (src), ==, LSC_DEMO_INDUCTION_COPY_HEAD);
+  /* the small maps of the layer's heads fill in; a head with one opens at once */
+  g_assert_true (wait_for (f, head_maps_ready, 5000));
+  lsc_attention_view_show_head (view, LSC_DEMO_INDUCTION_COPY_LAYER, 0);
+  g_assert_cmpint (lsc_attention_source_get_head (lsc_heatmap_get_source (heatmap)), ==, 0);
+  lsc_attention_view_show_head (view, LSC_DEMO_INDUCTION_COPY_LAYER, LSC_DEMO_INDUCTION_COPY_HEAD);
+  src = lsc_heatmap_get_source (heatmap);
   g_assert_cmpint (lsc_attention_source_get_head (src), ==, LSC_DEMO_INDUCTION_COPY_HEAD);
   spin (100);
 
@@ -253,6 +280,31 @@ test_demo_session (Fixture *f, gconstpointer data)
       g_assert_no_error (error);
       check_file_starts (path, formats[i].magic, 1000);
     }
+  /* the run as a batch job and as batch results, what win.save-job and
+   * win.export-run write to the chosen file and folder */
+  GActionGroup *actions = G_ACTION_GROUP (f->win);
+  g_assert_true (g_action_group_get_action_enabled (actions, "save-job"));
+  g_assert_true (g_action_group_get_action_enabled (actions, "export-run"));
+  g_autofree char *job_path = g_build_filename (f->tmpdir, "job.json", NULL);
+  g_assert_true (lsc_window_save_job (f->win, job_path, &error));
+  g_assert_no_error (error);
+  check_file_starts (job_path, "{\n  \"schema_version\": 1,\n  \"model\": \"demo:induction\"", 100);
+  g_autofree char *run_dir = g_build_filename (f->tmpdir, "run", NULL);
+  g_assert_true (lsc_window_export_run (f->win, run_dir, &error));
+  g_assert_no_error (error);
+  g_autofree char *results = g_build_filename (run_dir, "results.json", NULL);
+  g_autofree char *tensors = g_build_filename (run_dir, "tensors.safetensors", NULL);
+  check_file_starts (results, "{\n  \"schema_version\": 1,\n  \"status\": \"done\"", 1000);
+  check_file_starts (tensors, "", 100);
+  /* a folder that is a file: the error names it */
+  g_assert_false (lsc_window_export_run (f->win, job_path, &error));
+  g_assert_error (error, G_FILE_ERROR, G_FILE_ERROR_NOTDIR);
+  g_assert_nonnull (strstr (error->message, job_path));
+  g_clear_error (&error);
+  g_remove (results);
+  g_remove (tensors);
+  g_rmdir (run_dir);
+
   /* a placeholder view has nothing to export, and says so */
   lsc_window_show_view (f->win, "kv");
   g_autofree char *none = g_build_filename (f->tmpdir, "none.png", NULL);
@@ -301,6 +353,14 @@ test_cancel (Fixture *f, gconstpointer data)
   g_test_message ("cancel returned after %.0f ms", (g_get_monotonic_time () - t0) / 1000.0);
   g_assert_null (lsc_window_get_error (f->win));  /* cancelling is not an error */
   g_assert_null (lsc_window_get_run (f->win));
+  /* no finished run: nothing to save or export */
+  g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (f->win), "save-job"));
+  g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (f->win), "export-run"));
+  g_autoptr(GError) error = NULL;
+  g_autofree char *job_path = g_build_filename (f->tmpdir, "job.json", NULL);
+  g_assert_false (lsc_window_save_job (f->win, job_path, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_INITIALIZED);
+  g_assert_false (g_file_test (job_path, G_FILE_TEST_EXISTS));
 }
 
 static void
@@ -311,6 +371,8 @@ test_load_error (Fixture *f, gconstpointer data)
   g_assert_nonnull (error);
   g_assert_nonnull (strstr (error, "/nonexistent/model.gguf"));
   g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (f->win), "run"));
+  g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (f->win), "save-job"));
+  g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (f->win), "export-run"));
 }
 
 int

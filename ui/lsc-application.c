@@ -95,6 +95,8 @@ lsc_application_startup (GApplication *app)
     { "win.export::png", { "<Control>e", NULL } },
     { "win.export::svg", { "<Control><Shift>e", NULL } },
     { "win.export::pdf", { "<Control>p", NULL } },
+    { "win.save-job", { "<Control><Shift>s", NULL } },
+    { "win.export-run", { "<Control><Shift>r", NULL } },
   };
   for (guint i = 0; i < G_N_ELEMENTS (accels); i++)
     gtk_application_set_accels_for_action (GTK_APPLICATION (app), accels[i].action, accels[i].accels);

@@ -5,6 +5,7 @@
 
 #include "lsc-attention-view.h"
 #include "lsc-head-grid.h"
+#include "lsc-head-maps.h"
 
 struct _LscAttentionView
 {
@@ -22,12 +23,15 @@ struct _LscAttentionView
   GtkButton *zoom_reset_button;
   LscHeatmap *heatmap;
   LscHeadGrid *head_grid;
+  GtkLabel *maps_label;
+  LscHeadMaps *head_maps;
 
   /* owned */
   LscRun *run;               /* (nullable) */
   GSettings *settings;       /* (nullable) */
   char **labels;             /* (nullable) token texts by position */
   int n_labels;
+  int n_heads;               /* query heads per layer */
   gboolean updating;         /* spin buttons set by code */
   GCancellable *pending;     /* (nullable) the head whose pyramid is being built */
 };
@@ -46,6 +50,18 @@ index_of (const char *const *names, guint n, const char *name)
   return 0;
 }
 
+/* Shows source (transfer full) in the heatmap. */
+static void
+show_source (LscAttentionView *self, LscAttentionSource *source)
+{
+  /* Translators: the title of an attention map */
+  g_autofree char *title = g_strdup_printf (_("Layer %d, head %d"),
+                                            lsc_attention_source_get_layer (source),
+                                            lsc_attention_source_get_head (source));
+  lsc_heatmap_set_source (self->heatmap, source, (const char *const *) self->labels,
+                          self->n_labels, title);
+}
+
 static void
 on_source_ready (GObject *object, GAsyncResult *result, gpointer data)
 {
@@ -61,12 +77,7 @@ on_source_ready (GObject *object, GAsyncResult *result, gpointer data)
       lsc_heatmap_set_source (self->heatmap, NULL, NULL, 0, NULL);
       return;
     }
-  /* Translators: the title of an attention map */
-  g_autofree char *title = g_strdup_printf (_("Layer %d, head %d"),
-                                            lsc_attention_source_get_layer (source),
-                                            lsc_attention_source_get_head (source));
-  lsc_heatmap_set_source (self->heatmap, source, (const char *const *) self->labels,
-                          self->n_labels, title);
+  show_source (self, source);
 }
 
 void
@@ -81,6 +92,22 @@ lsc_attention_view_show_head (LscAttentionView *self, int layer, int head)
   gtk_spin_button_set_value (self->head_spin, head);
   self->updating = FALSE;
   lsc_head_grid_set_selected (self->head_grid, layer, head);
+  lsc_head_maps_set_layer (self->head_maps, store, G_OBJECT (self->run), layer, self->n_heads);
+  lsc_head_maps_set_selected (self->head_maps, head);
+  /* Translators: the heading over the small maps of every head of one layer */
+  g_autofree char *maps = g_strdup_printf (_("Every head of layer %d (click one to open it)"), layer);
+  gtk_label_set_text (self->maps_label, maps);
+
+  /* a head whose small map is ready has its pyramid already */
+  LscAttentionSource *cached = lsc_head_maps_get_source (self->head_maps, layer, head);
+  if (cached != NULL)
+    {
+      if (self->pending != NULL)
+        g_cancellable_cancel (self->pending);
+      g_clear_object (&self->pending);
+      show_source (self, lsc_attention_source_ref (cached));
+      return;
+    }
 
   /* the pyramid is built on a worker thread; the map shown stays until it is ready */
   if (self->pending != NULL)
@@ -100,7 +127,7 @@ on_head_spin_changed (LscAttentionView *self)
 }
 
 static void
-on_head_activated (LscAttentionView *self, int layer, int head, LscHeadGrid *grid)
+on_head_activated (LscAttentionView *self, int layer, int head, gpointer emitter)
 {
   lsc_attention_view_show_head (self, layer, head);
 }
@@ -114,6 +141,7 @@ on_colormap_selected (LscAttentionView *self)
   LscColormap map = LSC_COLORMAP_VIRIDIS;
   lsc_colormap_from_name (colormap_names[i], &map);
   lsc_heatmap_set_colormap (self->heatmap, map);
+  lsc_head_maps_set_colormap (self->head_maps, map);
   if (self->settings != NULL)
     g_settings_set_string (self->settings, "colormap", colormap_names[i]);
 }
@@ -195,6 +223,7 @@ lsc_attention_view_set_run (LscAttentionView *self, LscRun *run)
     {
       lsc_heatmap_set_source (self->heatmap, NULL, NULL, 0, NULL);
       lsc_head_grid_set_stats (self->head_grid, NULL, 0, 0);
+      lsc_head_maps_set_layer (self->head_maps, NULL, NULL, 0, 0);
       gtk_stack_set_visible_child_name (self->stack, "empty");
       return;
     }
@@ -210,6 +239,8 @@ lsc_attention_view_set_run (LscAttentionView *self, LscRun *run)
     }
   self->n_labels = n_tokens;
 
+  self->n_heads = nh;
+  lsc_head_maps_set_layer (self->head_maps, NULL, NULL, 0, 0);   /* a new store */
   self->updating = TRUE;
   gtk_spin_button_set_range (self->layer_spin, 0, nl - 1);
   gtk_spin_button_set_range (self->head_spin, 0, nh - 1);
@@ -217,6 +248,13 @@ lsc_attention_view_set_run (LscAttentionView *self, LscRun *run)
   lsc_head_grid_set_stats (self->head_grid, stats, nl, nh);
   gtk_stack_set_visible_child_name (self->stack, "map");
   lsc_attention_view_show_head (self, 0, 0);
+}
+
+LscHeadMaps *
+lsc_attention_view_get_head_maps (LscAttentionView *self)
+{
+  g_return_val_if_fail (LSC_IS_ATTENTION_VIEW (self), NULL);
+  return self->head_maps;
 }
 
 LscHeatmap *
@@ -251,6 +289,7 @@ lsc_attention_view_class_init (LscAttentionViewClass *klass)
 
   g_type_ensure (LSC_TYPE_HEATMAP);
   g_type_ensure (LSC_TYPE_HEAD_GRID);
+  g_type_ensure (LSC_TYPE_HEAD_MAPS);
   gtk_widget_class_set_template_from_resource (widget_class,
       "/io/github/longscope/Longscope/lsc-attention-view.ui");
   gtk_widget_class_bind_template_child (widget_class, LscAttentionView, stack);
@@ -264,6 +303,8 @@ lsc_attention_view_class_init (LscAttentionViewClass *klass)
   gtk_widget_class_bind_template_child (widget_class, LscAttentionView, zoom_reset_button);
   gtk_widget_class_bind_template_child (widget_class, LscAttentionView, heatmap);
   gtk_widget_class_bind_template_child (widget_class, LscAttentionView, head_grid);
+  gtk_widget_class_bind_template_child (widget_class, LscAttentionView, maps_label);
+  gtk_widget_class_bind_template_child (widget_class, LscAttentionView, head_maps);
   gtk_widget_class_bind_template_callback (widget_class, on_head_spin_changed);
   gtk_widget_class_bind_template_callback (widget_class, on_head_activated);
   gtk_widget_class_bind_template_callback (widget_class, on_colormap_selected);

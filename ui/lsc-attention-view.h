@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT
  *
  * lsc-attention-view.h: the Attention view: layer/head pickers, colour map
- * and scale, the heatmap, and the layers x heads statistics overview.
+ * and scale, the heatmap, the layers x heads statistics overview and small
+ * maps of every head of the shown layer.
  */
 #pragma once
 
 #include <gtk/gtk.h>
 
+#include "lsc-head-maps.h"
 #include "lsc-heatmap.h"
 #include "lsc-run.h"
 
@@ -21,5 +23,6 @@ void lsc_attention_view_set_settings (LscAttentionView *self, GSettings *setting
 void lsc_attention_view_set_run (LscAttentionView *self, LscRun *run);
 void lsc_attention_view_show_head (LscAttentionView *self, int layer, int head);
 LscHeatmap *lsc_attention_view_get_heatmap (LscAttentionView *self);
+LscHeadMaps *lsc_attention_view_get_head_maps (LscAttentionView *self);
 
 G_END_DECLS

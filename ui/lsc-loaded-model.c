@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "config.h"
 
+#include "lsc-demo.h"
 #include "lsc-loaded-model.h"
 
 struct _LscLoadedModel
@@ -40,16 +41,21 @@ LscLoadedModel *
 lsc_loaded_model_load (const char *path, GCancellable *cancellable, GError **error)
 {
   g_return_val_if_fail (path != NULL, NULL);
-  g_autoptr(LscModel) model = lsc_model_load (path, error);
+  /* absolute, as a batch job resolves its model: what the window shows,
+   * what recent models remember and what a saved job names stay valid from
+   * any folder (built-in demo models are names, not files) */
+  g_autofree char *abs_path = lsc_demo_match_path (path) != NULL ? g_strdup (path)
+                                                                 : g_canonicalize_filename (path, NULL);
+  g_autoptr(LscModel) model = lsc_model_load (abs_path, error);
   if (model == NULL)
     return NULL;
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return NULL;
-  g_autoptr(LscTokenizer) tok = lsc_tokenizer_load (path, error);
+  g_autoptr(LscTokenizer) tok = lsc_tokenizer_load (abs_path, error);
   if (tok == NULL)
     return NULL;
   LscLoadedModel *self = g_object_new (LSC_TYPE_LOADED_MODEL, NULL);
-  self->path = g_strdup (path);
+  self->path = g_steal_pointer (&abs_path);
   self->model = g_steal_pointer (&model);
   self->tokenizer = g_steal_pointer (&tok);
   return self;

@@ -22,6 +22,7 @@ void lsc_loaded_model_load_async (const char *path, GCancellable *cancellable,
                                   GAsyncReadyCallback callback, gpointer user_data);
 LscLoadedModel *lsc_loaded_model_load_finish (GAsyncResult *result, GError **error);
 
+/* The path made absolute (g_canonicalize_filename), or the demo model's name. */
 const char *lsc_loaded_model_get_path (LscLoadedModel *self);
 LscModel *lsc_loaded_model_get_model (LscLoadedModel *self);
 LscTokenizer *lsc_loaded_model_get_tokenizer (LscLoadedModel *self);

@@ -29,6 +29,8 @@ struct _LscRun
   LscSession *session;        /* (owned) holds the attention store */
   GArray *tokens;             /* (gint32) prompt then generated */
   int n_prompt;
+  GArray *logprobs;           /* (double) of the generated tokens */
+  double prefill_s, decode_s, total_s;
   char *output;
   LscHeadStats *stats;        /* (n_layers * n_heads) or NULL */
   int n_layers, n_heads;
@@ -59,6 +61,7 @@ lsc_run_finalize (GObject *object)
   LscRun *self = LSC_RUN (object);
   g_clear_pointer (&self->session, lsc_session_free);
   g_clear_pointer (&self->tokens, g_array_unref);
+  g_clear_pointer (&self->logprobs, g_array_unref);
   g_free (self->output);
   g_free (self->stats);
   g_free (self->phase);
@@ -205,6 +208,16 @@ on_token (int token, int index, gpointer user_data)
   return !g_cancellable_is_cancelled (td->cancellable);
 }
 
+void
+lsc_run_params_get_session (const LscRunParams *params, int n_prompt, LscSessionParams *session)
+{
+  lsc_session_params_init (session);
+  session->n_ctx = MAX (n_prompt + MAX (params->max_tokens, 0) + 1, 16);
+  session->n_threads = params->n_threads;
+  session->backend = LSC_BACKEND_AUTO;   /* the GPU when there is one */
+  session->capture.enabled = params->capture;
+}
+
 /* Phase names are translated on the main thread by the window; the worker
  * passes stable keys. */
 static gboolean
@@ -213,6 +226,7 @@ execute (LscRun *self, GCancellable *cancellable, GError **error)
   LscModel *model = lsc_loaded_model_get_model (self->model);
   LscTokenizer *tok = lsc_loaded_model_get_tokenizer (self->model);
   const LscModelConfig *config = lsc_model_get_config (model);
+  gint64 t0 = g_get_monotonic_time ();
 
   set_progress (self, 0.0, "tokenize");
   int bos = lsc_tokenizer_get_bos (tok);
@@ -226,33 +240,48 @@ execute (LscRun *self, GCancellable *cancellable, GError **error)
     }
 
   LscSessionParams sp;
-  lsc_session_params_init (&sp);
-  sp.n_ctx = MAX ((int) prompt->len + MAX (self->params.max_tokens, 0) + 1, 16);
-  sp.n_threads = self->params.n_threads;
-  sp.backend = LSC_BACKEND_AUTO;   /* the GPU when there is one */
-  sp.capture.enabled = self->params.capture;
+  lsc_run_params_get_session (&self->params, (int) prompt->len, &sp);
   g_autoptr(LscSession) session = lsc_session_new (model, &sp, error);
   if (session == NULL)
     return FALSE;
 
   set_progress (self, 0.05, "prefill");
   g_autoptr(GArray) generated = g_array_new (FALSE, FALSE, sizeof (gint32));
+  g_autoptr(GArray) logprobs = g_array_new (FALSE, FALSE, sizeof (double));
+  gint64 tp = g_get_monotonic_time ();
   if (self->params.max_tokens > 0)
     {
+      /* as `longscope --batch` runs a job (lsc-batch.c), so that the job
+       * lsc_run_save_job writes reproduces this run exactly: the prompt but
+       * its last token, then generation from the last token, stopping where
+       * a batch job stops */
       LscGenerateParams gp;
       lsc_generate_params_init (&gp);
       gp.max_tokens = self->params.max_tokens;
       gp.sampler.temperature = self->params.temperature;
       gp.sampler.seed = self->params.seed;
       gp.eos_id = lsc_tokenizer_get_eos (tok);
+      /* llama2.c checkpoints end a story with BOS */
+      if (lsc_model_get_format (model) == LSC_FORMAT_LLAMA2C)
+        gp.bos_id = lsc_tokenizer_get_bos (tok);
       TokenData td = { self, cancellable };
-      if (!lsc_generate (session, (const gint32 *) prompt->data, prompt->len, &gp, generated,
-                         NULL, on_token, &td, is_cancelled, cancellable, error))
+      if (!lsc_session_eval (session, (const gint32 *) prompt->data, (int) prompt->len - 1, NULL,
+                             FALSE, is_cancelled, cancellable, error))
         return FALSE;
+      self->prefill_s = (g_get_monotonic_time () - tp) / 1e6;
+      gint64 td0 = g_get_monotonic_time ();
+      if (!lsc_generate (session, (const gint32 *) prompt->data + prompt->len - 1, 1, &gp,
+                         generated, logprobs, on_token, &td, is_cancelled, cancellable, error))
+        return FALSE;
+      self->decode_s = (g_get_monotonic_time () - td0) / 1e6;
     }
-  else if (!lsc_session_eval (session, (const gint32 *) prompt->data, prompt->len, NULL, FALSE,
-                              is_cancelled, cancellable, error))
-    return FALSE;
+  else
+    {
+      if (!lsc_session_eval (session, (const gint32 *) prompt->data, prompt->len, NULL, FALSE,
+                             is_cancelled, cancellable, error))
+        return FALSE;
+      self->prefill_s = (g_get_monotonic_time () - tp) / 1e6;
+    }
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return FALSE;
 
@@ -269,7 +298,8 @@ execute (LscRun *self, GCancellable *cancellable, GError **error)
               return FALSE;
             if (!lsc_attention_has_head (store, l, h))
               continue;
-            if (!lsc_attention_analyze (store, l, h, 1, NULL, &stats[l * nh + h], error))
+            if (!lsc_attention_analyze (store, l, h, LSC_RUN_SINK_TOKENS, NULL, &stats[l * nh + h],
+                                        error))
               return FALSE;
             set_progress (self, 0.9 + 0.1 * (l * nh + h + 1) / (nl * nh), NULL);
           }
@@ -282,7 +312,9 @@ execute (LscRun *self, GCancellable *cancellable, GError **error)
   self->output = lsc_tokenizer_decode (tok, (const gint32 *) generated->data, generated->len);
   g_array_append_vals (prompt, generated->data, generated->len);
   self->tokens = g_steal_pointer (&prompt);
+  self->logprobs = g_steal_pointer (&logprobs);
   self->session = g_steal_pointer (&session);
+  self->total_s = (g_get_monotonic_time () - t0) / 1e6;
   set_progress (self, 1.0, "done");
   return TRUE;
 }
@@ -383,4 +415,39 @@ lsc_run_get_head_stats (LscRun *self, int *n_layers, int *n_heads)
   if (n_heads != NULL)
     *n_heads = self->n_heads;
   return self->stats;
+}
+
+const LscRunParams *
+lsc_run_get_params (LscRun *self)
+{
+  g_return_val_if_fail (LSC_IS_RUN (self), NULL);
+  return &self->params;
+}
+
+const LscSession *
+lsc_run_get_session (LscRun *self)
+{
+  g_return_val_if_fail (LSC_IS_RUN (self), NULL);
+  return self->session;
+}
+
+const double *
+lsc_run_get_logprobs (LscRun *self, int *n)
+{
+  g_return_val_if_fail (LSC_IS_RUN (self), NULL);
+  if (n != NULL)
+    *n = self->logprobs != NULL ? (int) self->logprobs->len : 0;
+  return self->logprobs != NULL ? (const double *) self->logprobs->data : NULL;
+}
+
+void
+lsc_run_get_timings (LscRun *self, double *prefill_s, double *decode_s, double *total_s)
+{
+  g_return_if_fail (LSC_IS_RUN (self));
+  if (prefill_s != NULL)
+    *prefill_s = self->prefill_s;
+  if (decode_s != NULL)
+    *decode_s = self->decode_s;
+  if (total_s != NULL)
+    *total_s = self->total_s;
 }

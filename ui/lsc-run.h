@@ -23,6 +23,7 @@
 
 #include "lsc-attention.h"
 #include "lsc-loaded-model.h"
+#include "lsc-session.h"
 
 G_BEGIN_DECLS
 
@@ -36,11 +37,21 @@ typedef struct {
 } LscRunParams;
 
 void lsc_run_params_init (LscRunParams *params);
+/* The session a run of params on a prompt of n_prompt tokens (BOS
+ * included) opens: for lsc_estimate_run () before Run. */
+void lsc_run_params_get_session (const LscRunParams *params, int n_prompt,
+                                 LscSessionParams *session);
+
+/* The keys at the start of the context whose attention counts as sink mass
+ * in the per-head statistics (a batch job's capture.sink_tokens). */
+#define LSC_RUN_SINK_TOKENS 1
 
 #define LSC_TYPE_RUN (lsc_run_get_type ())
 G_DECLARE_FINAL_TYPE (LscRun, lsc_run, LSC, RUN, GObject)
 
 LscRun *lsc_run_new (LscLoadedModel *model, const LscRunParams *params);
+/* The parameters as given (the prompt is the run's copy). */
+const LscRunParams *lsc_run_get_params (LscRun *self);
 
 /* Once per run. */
 void lsc_run_execute_async (LscRun *self, GCancellable *cancellable,
@@ -60,5 +71,12 @@ const char *lsc_run_get_output (LscRun *self);   /* generated text */
 const LscAttentionStore *lsc_run_get_attention (LscRun *self);
 /* Per-head statistics (layer * n_heads + head), NULL without capture. */
 const LscHeadStats *lsc_run_get_head_stats (LscRun *self, int *n_layers, int *n_heads);
+/* The session after the run (backend, threads, KV cache, capture store), NULL before. */
+const LscSession *lsc_run_get_session (LscRun *self);
+/* Log-probabilities of the generated tokens under the model (temperature 1). */
+const double *lsc_run_get_logprobs (LscRun *self, int *n);
+/* Wall time in seconds: the prompt (all but its last token with max_tokens
+ * > 0, as a batch job times it), generation, and the whole run. */
+void lsc_run_get_timings (LscRun *self, double *prefill_s, double *decode_s, double *total_s);
 
 G_END_DECLS

@@ -4,6 +4,8 @@
 #include <glib/gi18n.h>
 
 #include "lsc-demo.h"
+#include "lsc-estimate.h"
+#include "lsc-run-export.h"
 #include "lsc-window.h"
 
 #define MAX_RECENT 8
@@ -26,6 +28,7 @@ struct _LscWindow
   GtkCheckButton *capture_check;
   GtkSpinButton *threads_spin;
   GtkProgressBar *progress_bar;
+  GtkLabel *estimate_label;
   GtkLabel *output_label;
   GtkStack *view_stack;
   LscAttentionView *attention_view;
@@ -37,11 +40,12 @@ struct _LscWindow
   LscLoadedModel *model;          /* (nullable) */
   LscRun *running;                /* (nullable) in flight */
   LscRun *run;                    /* (nullable) last finished */
-  GtkFileChooserNative *chooser;  /* (nullable) open or export dialog */
+  GtkFileChooserNative *chooser;  /* (nullable) open, export, save-job or export-run dialog */
   char *export_format;            /* for the export chooser */
 
   /* state */
   gboolean loading;
+  int n_prompt;                   /* tokens of the prompt, BOS included; -1: cannot tokenise */
   char *error_text;               /* (nullable) shown in the info bar */
 };
 
@@ -87,6 +91,11 @@ update_actions (LscWindow *self)
   a = g_action_map_lookup_action (G_ACTION_MAP (self), "export");
   LscHeatmap *hm = lsc_attention_view_get_heatmap (self->attention_view);
   g_simple_action_set_enabled (G_SIMPLE_ACTION (a), lsc_heatmap_get_source (hm) != NULL);
+  /* the last finished run, also while the next one runs */
+  a = g_action_map_lookup_action (G_ACTION_MAP (self), "save-job");
+  g_simple_action_set_enabled (G_SIMPLE_ACTION (a), self->run != NULL);
+  a = g_action_map_lookup_action (G_ACTION_MAP (self), "export-run");
+  g_simple_action_set_enabled (G_SIMPLE_ACTION (a), self->run != NULL);
   a = g_action_map_lookup_action (G_ACTION_MAP (self), "open-model");
   g_simple_action_set_enabled (G_SIMPLE_ACTION (a), !busy);
   a = g_action_map_lookup_action (G_ACTION_MAP (self), "open-demo");
@@ -105,12 +114,109 @@ get_prompt (LscWindow *self)
   return gtk_text_buffer_get_text (buf, &a, &b, FALSE);
 }
 
+/* The run the sidebar describes (prompt left NULL). */
+static void
+get_run_params (LscWindow *self, LscRunParams *p)
+{
+  lsc_run_params_init (p);
+  p->max_tokens = gtk_spin_button_get_value_as_int (self->max_tokens_spin);
+  p->temperature = (float) gtk_spin_button_get_value (self->temperature_spin);
+  p->seed = (guint64) gtk_spin_button_get_value (self->seed_spin);
+  p->capture = gtk_check_button_get_active (self->capture_check);
+  p->n_threads = gtk_spin_button_get_value_as_int (self->threads_spin);
+}
+
+/* This machine's GEMM rate and memory bandwidth, measured once (~0.1 s) on a
+ * worker thread when the first window opens. */
+static double cpu_gflops, cpu_gbps;
+
+static char *
+format_duration (double s)
+{
+  if (s < 1.0)
+    return g_strdup (_("under a second"));
+  if (s < 90.0)
+    return g_strdup_printf (_("about %.0f s"), s);
+  if (s < 5400.0)
+    return g_strdup_printf (_("about %.0f min"), s / 60.0);
+  return g_strdup_printf (_("about %.1f h"), s / 3600.0);
+}
+
+/* "Estimate: about 3 s, 1.2 GB": lsc_estimate_run () for the run the
+ * sidebar describes, on the CPU rates measured here. */
+static void
+update_estimate (LscWindow *self)
+{
+  if (self->model == NULL || self->n_prompt <= 0)
+    {
+      gtk_label_set_text (self->estimate_label, "");
+      return;
+    }
+  if (cpu_gflops <= 0)
+    {
+      gtk_label_set_text (self->estimate_label, _("Estimating…"));
+      return;
+    }
+  LscRunParams rp;
+  get_run_params (self, &rp);
+  LscEstimateParams ep;
+  lsc_estimate_params_init (&ep);
+  ep.n_prompt = self->n_prompt;
+  ep.max_tokens = rp.max_tokens;
+  lsc_run_params_get_session (&rp, self->n_prompt, &ep.session);
+  ep.stats = rp.capture;
+  ep.prefill_gflops = ep.attention_gflops = cpu_gflops;
+  ep.decode_gbps = cpu_gbps;
+  /* on a GPU only the memory is estimated: its rates are not measured here */
+  gboolean gpu = lsc_backend_cuda_unavailable () == NULL;
+  ep.session.backend = LSC_BACKEND_CPU;
+  LscEstimate e;
+  g_autoptr(GError) error = NULL;
+  if (!lsc_estimate_run (lsc_loaded_model_get_model (self->model), &ep, &e, &error))
+    {
+      g_autofree char *text = g_strdup_printf (_("Cannot run: %s"), error->message);
+      gtk_label_set_text (self->estimate_label, text);
+      return;
+    }
+  g_autofree char *mem = g_format_size (e.total_bytes);
+  g_autofree char *time = gpu ? g_strdup (_("time on the GPU not estimated"))
+                              : format_duration (e.total_s);
+  g_autofree char *capture = g_format_size (e.capture_bytes + e.pyramid_bytes);
+  g_autofree char *text = rp.capture
+      /* Translators: before Run: the run's estimated time, memory, and what of
+       * it attention capture takes */
+      ? g_strdup_printf (_("Estimate: %s, %s of memory (%s for attention capture)"), time, mem,
+                         capture)
+      /* Translators: before Run: the run's estimated time and memory */
+      : g_strdup_printf (_("Estimate: %s, %s of memory"), time, mem);
+  gtk_label_set_text (self->estimate_label, text);
+}
+
+static void
+measure_in_thread (GTask *task, gpointer object, gpointer data, GCancellable *cancellable)
+{
+  double gflops, gbps;
+  lsc_estimate_measure_cpu_rates (0, &gflops, &gbps);
+  cpu_gbps = gbps;
+  cpu_gflops = gflops;
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+on_rates_measured (GObject *object, GAsyncResult *result, gpointer data)
+{
+  if (g_task_propagate_boolean (G_TASK (result), NULL))   /* FALSE: the window closed */
+    update_estimate (LSC_WINDOW (object));
+}
+
 static void
 update_token_count (LscWindow *self)
 {
+  self->n_prompt = -1;
   if (self->model == NULL)
     {
       gtk_label_set_text (self->token_count_label, "");
+      update_estimate (self);
       return;
     }
   g_autofree char *text = get_prompt (self);
@@ -120,10 +226,13 @@ update_token_count (LscWindow *self)
   if (ids == NULL)
     {
       gtk_label_set_text (self->token_count_label, _("The prompt cannot be tokenised"));
+      update_estimate (self);
       return;
     }
   g_autofree char *label = g_strdup_printf (ngettext ("%u token", "%u tokens", ids->len), ids->len);
   gtk_label_set_text (self->token_count_label, label);
+  self->n_prompt = (int) ids->len;
+  update_estimate (self);
 }
 
 static void
@@ -326,13 +435,8 @@ run_action (GSimpleAction *action, GVariant *param, gpointer data)
   clear_error (self);
   g_autofree char *prompt = get_prompt (self);
   LscRunParams p;
-  lsc_run_params_init (&p);
+  get_run_params (self, &p);
   p.prompt = prompt;
-  p.max_tokens = gtk_spin_button_get_value_as_int (self->max_tokens_spin);
-  p.temperature = (float) gtk_spin_button_get_value (self->temperature_spin);
-  p.seed = (guint64) gtk_spin_button_get_value (self->seed_spin);
-  p.capture = gtk_check_button_get_active (self->capture_check);
-  p.n_threads = gtk_spin_button_get_value_as_int (self->threads_spin);
 
   self->running = lsc_run_new (self->model, &p);
   self->run_cancellable = g_cancellable_new ();
@@ -412,6 +516,103 @@ export_action (GSimpleAction *action, GVariant *param, gpointer data)
   gtk_native_dialog_show (GTK_NATIVE_DIALOG (self->chooser));
 }
 
+/* ------------------------------------------------ the run as job and data */
+
+static gboolean
+check_run (LscWindow *self, GError **error)
+{
+  if (self->run != NULL)
+    return TRUE;
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_INITIALIZED,
+                       _("There is no finished run yet"));
+  return FALSE;
+}
+
+gboolean
+lsc_window_save_job (LscWindow *self, const char *path, GError **error)
+{
+  g_return_val_if_fail (LSC_IS_WINDOW (self), FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
+  return check_run (self, error) && lsc_run_save_job (self->run, path, error);
+}
+
+gboolean
+lsc_window_export_run (LscWindow *self, const char *dir, GError **error)
+{
+  g_return_val_if_fail (LSC_IS_WINDOW (self), FALSE);
+  g_return_val_if_fail (dir != NULL, FALSE);
+  return check_run (self, error) && lsc_run_export (self->run, dir, error);
+}
+
+static void
+on_save_job_response (GtkNativeDialog *dialog, int response, LscWindow *self)
+{
+  if (response == GTK_RESPONSE_ACCEPT)
+    {
+      g_autoptr(GFile) file = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
+      g_autofree char *path = file ? g_file_get_path (file) : NULL;
+      g_autoptr(GError) error = NULL;
+      if (path != NULL && !g_str_has_suffix (path, ".json"))
+        {
+          char *with_ext = g_strconcat (path, ".json", NULL);
+          g_free (path);
+          path = with_ext;
+        }
+      if (path != NULL && !lsc_window_save_job (self, path, &error))
+        show_error (self, _("Could not save the job"), error);
+    }
+  g_clear_object (&self->chooser);
+}
+
+static void
+save_job_action (GSimpleAction *action, GVariant *param, gpointer data)
+{
+  LscWindow *self = data;
+  if (self->run == NULL)
+    return;
+  g_clear_object (&self->chooser);
+  self->chooser = gtk_file_chooser_native_new (_("Save Job"), GTK_WINDOW (self),
+                                               GTK_FILE_CHOOSER_ACTION_SAVE, _("_Save"), _("_Cancel"));
+  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (self->chooser), TRUE);
+  g_autoptr(GtkFileFilter) jobs = gtk_file_filter_new ();
+  gtk_file_filter_set_name (jobs, _("Batch jobs (JSON)"));
+  gtk_file_filter_add_suffix (jobs, "json");
+  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (self->chooser), jobs);
+  gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (self->chooser), "longscope-job.json");
+  g_signal_connect (self->chooser, "response", G_CALLBACK (on_save_job_response), self);
+  gtk_native_dialog_show (GTK_NATIVE_DIALOG (self->chooser));
+}
+
+static void
+on_export_run_response (GtkNativeDialog *dialog, int response, LscWindow *self)
+{
+  if (response == GTK_RESPONSE_ACCEPT)
+    {
+      g_autoptr(GFile) file = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
+      g_autofree char *dir = file ? g_file_get_path (file) : NULL;
+      g_autoptr(GError) error = NULL;
+      if (dir != NULL && !lsc_window_export_run (self, dir, &error))
+        show_error (self, _("Could not export the run"), error);
+    }
+  g_clear_object (&self->chooser);
+}
+
+/* results.json and tensors.safetensors go into the chosen folder */
+static void
+export_run_action (GSimpleAction *action, GVariant *param, gpointer data)
+{
+  LscWindow *self = data;
+  if (self->run == NULL)
+    return;
+  g_clear_object (&self->chooser);
+  self->chooser = gtk_file_chooser_native_new (_("Export Run to a Folder"), GTK_WINDOW (self),
+                                               GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER, _("_Export"),
+                                               _("_Cancel"));
+  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (self->chooser), TRUE);
+  g_signal_connect (self->chooser, "response", G_CALLBACK (on_export_run_response), self);
+  gtk_native_dialog_show (GTK_NATIVE_DIALOG (self->chooser));
+}
+
 static void
 show_view_action (GSimpleAction *action, GVariant *param, gpointer data)
 {
@@ -443,6 +644,8 @@ static const GActionEntry win_actions[] = {
   { "run", run_action },
   { "cancel", cancel_action },
   { "export", export_action, "s" },
+  { "save-job", save_job_action },
+  { "export-run", export_run_action },
   { "show-view", show_view_action, "s" },
 };
 
@@ -529,6 +732,7 @@ lsc_window_class_init (LscWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, LscWindow, capture_check);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, threads_spin);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, progress_bar);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, estimate_label);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, output_label);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, view_stack);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, attention_view);
@@ -548,7 +752,13 @@ lsc_window_init (LscWindow *self)
   GtkTextBuffer *buf = gtk_text_view_get_buffer (self->prompt_view);
   gtk_text_buffer_set_text (buf, DEFAULT_PROMPT, -1);
   g_signal_connect_swapped (buf, "changed", G_CALLBACK (update_token_count), self);
+  g_signal_connect_swapped (self->max_tokens_spin, "value-changed", G_CALLBACK (update_estimate), self);
+  g_signal_connect_swapped (self->threads_spin, "value-changed", G_CALLBACK (update_estimate), self);
+  g_signal_connect_swapped (self->capture_check, "toggled", G_CALLBACK (update_estimate), self);
   update_actions (self);
+
+  g_autoptr(GTask) task = g_task_new (self, self->cancellable, on_rates_measured, NULL);
+  g_task_run_in_thread (task, measure_in_thread);
 }
 
 LscWindow *
@@ -564,6 +774,13 @@ lsc_window_new (GtkApplication *app, GSettings *settings)
   lsc_attention_view_set_settings (self->attention_view, settings);
   update_recent_menu (self);
   return self;
+}
+
+const char *
+lsc_window_get_estimate (LscWindow *self)
+{
+  g_return_val_if_fail (LSC_IS_WINDOW (self), NULL);
+  return gtk_label_get_text (self->estimate_label);
 }
 
 LscLoadedModel *

@@ -6,7 +6,8 @@
  * the window owns a GCancellable that closing it cancels.
  *
  * Actions (win.): open-model, open-demo, open-recent(s), run, cancel,
- * export(s: "png" | "svg" | "pdf"), show-view(s).
+ * export(s: "png" | "svg" | "pdf"), save-job, export-run (enabled while
+ * there is a finished run), show-view(s).
  */
 #pragma once
 
@@ -31,6 +32,8 @@ void lsc_window_set_prompt (LscWindow *self, const char *text);
 void lsc_window_set_max_tokens (LscWindow *self, int max_tokens);
 /* TRUE while a model loads or a run runs ("busy" is notified). */
 gboolean lsc_window_get_busy (LscWindow *self);
+/* The estimate of the next run's time and memory shown above Run. */
+const char *lsc_window_get_estimate (LscWindow *self);
 /* The last successful run, or NULL. */
 LscRun *lsc_window_get_run (LscWindow *self);
 /* The text of the error shown in the window, or NULL. */
@@ -40,5 +43,11 @@ const char *lsc_window_get_view (LscWindow *self);
 LscAttentionView *lsc_window_get_attention_view (LscWindow *self);
 /* Exports the current view (format from the extension). */
 gboolean lsc_window_export_view (LscWindow *self, const char *path, GError **error);
+/* The last finished run as a batch job (lsc_run_save_job), and as batch
+ * results in a folder (lsc_run_export); what win.save-job and
+ * win.export-run do with the chosen file or folder. G_IO_ERROR_NOT_INITIALIZED
+ * without a finished run. */
+gboolean lsc_window_save_job (LscWindow *self, const char *path, GError **error);
+gboolean lsc_window_export_run (LscWindow *self, const char *dir, GError **error);
 
 G_END_DECLS

@@ -1,0 +1,547 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * A finished run as a batch job and as batch results, headless (no GTK):
+ * lsc_run_save_job writes the job that `longscope --batch` reruns to the
+ * same tokens, and lsc_run_export writes what that batch run writes
+ * (results.json, tensors.safetensors), timings aside. Errors name the file.
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lsc-batch.h"
+#include "lsc-demo.h"
+#include "lsc-json.h"
+#include "lsc-run-export.h"
+#include "lsc-test-util.h"
+
+#define PROMPT "abcdefgh abcdefgh"
+
+/* ------------------------------------------------------------ helpers */
+
+typedef struct {
+  GMainLoop *loop;
+  gboolean ok;
+  GError *error;
+} RunWait;
+
+static void
+run_done (GObject *source, GAsyncResult *result, gpointer data)
+{
+  RunWait *w = data;
+  w->ok = lsc_run_execute_finish (LSC_RUN (source), result, &w->error);
+  g_main_loop_quit (w->loop);
+}
+
+/* Runs p on the model at path, to the end. */
+static LscRun *
+run_model (const char *path, const LscRunParams *p)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LscLoadedModel) model = lsc_loaded_model_load (path, NULL, &error);
+  g_assert_no_error (error);
+  LscRun *run = lsc_run_new (model, p);
+  RunWait w = { g_main_loop_new (NULL, FALSE), FALSE, NULL };
+  lsc_run_execute_async (run, NULL, run_done, &w);
+  g_main_loop_run (w.loop);
+  g_main_loop_unref (w.loop);
+  g_assert_no_error (w.error);
+  g_assert_true (w.ok);
+  return run;
+}
+
+static LscRun *
+demo_run (int max_tokens, gboolean capture, float temperature, guint64 seed)
+{
+  LscRunParams p;
+  lsc_run_params_init (&p);
+  p.prompt = PROMPT;
+  p.max_tokens = max_tokens;
+  p.capture = capture;
+  p.temperature = temperature;
+  p.seed = seed;
+  p.n_threads = 1;
+  return run_model (LSC_DEMO_INDUCTION, &p);
+}
+
+/* A fresh path under the test's scratch folder. */
+static char *
+scratch (const char *name)
+{
+  static int n;
+  g_autofree char *unique = g_strdup_printf ("%d-%s", n++, name);
+  return g_build_filename (lsc_test_tmpdir (), unique, NULL);
+}
+
+/* Parses a JSON file strictly (no duplicate keys) or fails the test. */
+static json_object *
+read_json (const char *path)
+{
+  g_autoptr(GBytes) bytes = lsc_test_read_file (path);
+  gsize len;
+  const char *text = g_bytes_get_data (bytes, &len);
+  g_autoptr(GError) error = NULL;
+  json_object *o = lsc_json_parse (path, text, len, LSC_JOB_ERROR, LSC_JOB_ERROR_SYNTAX, &error);
+  g_assert_no_error (error);
+  g_assert_true (json_object_is_type (o, json_type_object));
+  return o;
+}
+
+static json_object *
+read_results (const char *dir)
+{
+  g_autofree char *path = g_build_filename (dir, "results.json", NULL);
+  return read_json (path);
+}
+
+static json_object *
+member (json_object *o, const char *key)
+{
+  json_object *v = NULL;
+  if (!json_object_object_get_ex (o, key, &v))
+    g_error ("no \"%s\" in %s", key, json_object_to_json_string (o));
+  return v;
+}
+
+/* `longscope --batch job --output dir`, its text on stdout dropped (TAP). */
+static int
+batch (const char *job, const char *dir)
+{
+  fflush (stdout);
+  int saved = dup (1), null = open ("/dev/null", O_WRONLY);
+  g_assert_cmpint (saved, >=, 0);
+  g_assert_cmpint (null, >=, 0);
+  dup2 (null, 1);
+  int status = lsc_batch_run_file (job, dir, NULL, NULL, NULL);
+  fflush (stdout);
+  dup2 (saved, 1);
+  close (saved);
+  close (null);
+  return status;
+}
+
+static void
+assert_ints (json_object *array, const gint32 *expected, int n)
+{
+  g_assert_true (json_object_is_type (array, json_type_array));
+  g_assert_cmpint ((int) json_object_array_length (array), ==, n);
+  for (int i = 0; i < n; i++)
+    g_assert_cmpint (json_object_get_int (json_object_array_get_idx (array, i)), ==, expected[i]);
+}
+
+/* The F32 tensor `name` of a safetensors file, checked to be [rows, cols]. */
+static const float *
+tensor_2d (GBytes *file, const char *name, int rows, int cols)
+{
+  gsize size;
+  const guint8 *data = g_bytes_get_data (file, &size);
+  guint64 hlen;
+  g_assert_cmpuint (size, >=, 8);
+  memcpy (&hlen, data, 8);
+  g_assert_cmpuint (8 + hlen, <=, size);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(json_object) header = lsc_json_parse ("tensors.safetensors", (const char *) data + 8,
+                                                  hlen, LSC_JOB_ERROR, LSC_JOB_ERROR_SYNTAX, &error);
+  g_assert_no_error (error);
+  json_object *t = member (header, name);
+  g_assert_cmpstr (json_object_get_string (member (t, "dtype")), ==, "F32");
+  json_object *shape = member (t, "shape");
+  g_assert_cmpint ((int) json_object_array_length (shape), ==, 2);
+  g_assert_cmpint (json_object_get_int (json_object_array_get_idx (shape, 0)), ==, rows);
+  g_assert_cmpint (json_object_get_int (json_object_array_get_idx (shape, 1)), ==, cols);
+  json_object *off = member (t, "data_offsets");
+  gint64 begin = json_object_get_int64 (json_object_array_get_idx (off, 0));
+  gint64 end = json_object_get_int64 (json_object_array_get_idx (off, 1));
+  g_assert_cmpint (end - begin, ==, (gint64) rows * cols * 4);
+  g_assert_cmpuint (8 + hlen + end, <=, size);
+  return (const float *) (data + 8 + hlen + begin);
+}
+
+/* Saves the run's job, reruns it as a batch job, exports the run; checks
+ * that the batch generated the run's tokens and that the export is what
+ * the batch wrote, timings aside. Returns the export's folder. */
+static char *
+check_reproduced (LscRun *run)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *job_path = scratch ("job.json");
+  g_autofree char *batch_dir = scratch ("batch");
+  char *export_dir = scratch ("export");
+
+  g_assert_true (lsc_run_save_job (run, job_path, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (batch (job_path, batch_dir), ==, 0);
+  g_assert_true (lsc_run_export (run, export_dir, &error));
+  g_assert_no_error (error);
+
+  int n_tokens, n_prompt;
+  const gint32 *tokens = lsc_run_get_tokens (run, &n_tokens, &n_prompt);
+  g_autoptr(json_object) b = read_results (batch_dir);
+  g_autoptr(json_object) e = read_results (export_dir);
+  g_autoptr(json_object) job = read_json (job_path);
+  g_assert_cmpstr (json_object_get_string (member (b, "status")), ==, "done");
+  assert_ints (member (b, "prompt_tokens"), tokens, n_prompt);
+  if (lsc_run_get_params (run)->max_tokens > 0)
+    assert_ints (member (b, "tokens"), tokens + n_prompt, n_tokens - n_prompt);
+  else
+    g_assert_false (json_object_object_get_ex (b, "tokens", NULL));
+
+  /* the same keys in the same order, the same values but for the timings */
+  g_assert_true (json_object_equal (member (b, "job"), job));
+  g_assert_true (json_object_equal (member (e, "job"), job));
+  g_assert_cmpint (json_object_object_length (e), ==, json_object_object_length (b));
+  struct json_object_iterator bi = json_object_iter_begin (b), ei = json_object_iter_begin (e);
+  struct json_object_iterator bend = json_object_iter_end (b);
+  for (; !json_object_iter_equal (&bi, &bend); json_object_iter_next (&bi), json_object_iter_next (&ei))
+    {
+      const char *key = json_object_iter_peek_name (&bi);
+      g_assert_cmpstr (json_object_iter_peek_name (&ei), ==, key);
+      json_object *bv = json_object_iter_peek_value (&bi), *ev = json_object_iter_peek_value (&ei);
+      if (strcmp (key, "timings") == 0)
+        {
+          g_assert_true (json_object_object_get_ex (ev, "total_s", NULL));
+          continue;
+        }
+      if (!json_object_equal (bv, ev))
+        g_error ("results.json differ at \"%s\":\nbatch: %s\nexport: %s", key,
+                 json_object_to_json_string (bv), json_object_to_json_string (ev));
+    }
+
+  /* the same arrays */
+  g_autofree char *bt = g_build_filename (batch_dir, "tensors.safetensors", NULL);
+  g_autofree char *et = g_build_filename (export_dir, "tensors.safetensors", NULL);
+  g_assert_cmpint (g_file_test (bt, G_FILE_TEST_EXISTS), ==, g_file_test (et, G_FILE_TEST_EXISTS));
+  if (g_file_test (bt, G_FILE_TEST_EXISTS))
+    {
+      g_autoptr(GBytes) bb = lsc_test_read_file (bt);
+      g_autoptr(GBytes) eb = lsc_test_read_file (et);
+      g_assert_true (g_bytes_equal (bb, eb));
+    }
+  return export_dir;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void
+test_save_job (void)
+{
+  g_autoptr(LscRun) run = demo_run (8, TRUE, 0.0f, 0);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = scratch ("job.json");
+  g_assert_true (lsc_run_save_job (run, path, &error));
+  g_assert_no_error (error);
+
+  g_autoptr(json_object) job = read_json (path);
+  static const char *const keys[] = { "schema_version", "model", "backend", "threads", "n_ctx",
+                                      "prompt", "bos", "max_tokens", "temperature", "seed",
+                                      "capture", NULL };
+  g_assert_cmpint (json_object_object_length (job), ==, (int) g_strv_length ((char **) keys));
+  int i = 0;
+  json_object_object_foreach (job, key, val)
+    {
+      (void) val;
+      g_assert_cmpstr (key, ==, keys[i++]);
+    }
+  g_assert_cmpint (json_object_get_int (member (job, "schema_version")), ==, 1);
+  g_assert_cmpstr (json_object_get_string (member (job, "model")), ==, LSC_DEMO_INDUCTION);
+  g_assert_cmpstr (json_object_get_string (member (job, "backend")), ==, "auto");
+  g_assert_true (json_object_is_type (member (job, "threads"), json_type_int));
+  g_assert_cmpint (json_object_get_int (member (job, "threads")), ==, 1);
+  /* the run's context: BOS + 17 characters + 8 new tokens + 1 */
+  g_assert_cmpint (json_object_get_int (member (job, "n_ctx")), ==,
+                   lsc_session_get_params (lsc_run_get_session (run))->n_ctx);
+  g_assert_cmpint (json_object_get_int (member (job, "n_ctx")), ==, 27);
+  g_assert_cmpstr (json_object_get_string (member (job, "prompt")), ==, PROMPT);
+  g_assert_true (json_object_is_type (member (job, "bos"), json_type_boolean));
+  g_assert_true (json_object_get_boolean (member (job, "bos")));
+  g_assert_cmpint (json_object_get_int (member (job, "max_tokens")), ==, 8);
+  g_assert_cmpfloat (json_object_get_double (member (job, "temperature")), ==, 0.0);
+  g_assert_true (json_object_is_type (member (job, "seed"), json_type_int));
+  g_assert_cmpint (json_object_get_int64 (member (job, "seed")), ==, 0);
+  json_object *capture = member (job, "capture");
+  g_assert_cmpint (json_object_object_length (capture), ==, 3);
+  g_assert_cmpstr (json_object_get_string (member (capture, "rows")), ==, "all");
+  g_assert_true (json_object_get_boolean (member (capture, "stats")));
+  g_assert_cmpint (json_object_get_int (member (capture, "sink_tokens")), ==, LSC_RUN_SINK_TOKENS);
+
+  /* what lsc_run_dup_job gives, pretty, ending in a newline */
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+  g_assert_true (g_str_has_suffix (text, "}\n"));
+  g_autofree char *dup = lsc_run_dup_job (run, &error);
+  g_assert_no_error (error);
+  g_autofree char *with_nl = g_strconcat (dup, "\n", NULL);
+  g_assert_cmpstr (text, ==, with_nl);
+  /* no temporary file left beside it */
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
+  g_autofree char *base = g_path_get_basename (path);
+  const char *name;
+  while ((name = g_dir_read_name (d)) != NULL)
+    g_assert_false (g_str_has_prefix (name, base) && strcmp (name, base) != 0);
+}
+
+/* The batch reruns the saved job to the same tokens, and writes what the
+ * export writes. */
+static void
+test_batch_reproduces (void)
+{
+  g_autoptr(LscRun) run = demo_run (8, TRUE, 0.0f, 0);
+  g_assert_cmpstr (lsc_run_get_output (run), ==, " abcdefg");
+  g_free (check_reproduced (run));
+}
+
+/* A sampled run: same seed, same tokens. */
+static void
+test_sampled (void)
+{
+  g_autoptr(LscRun) run = demo_run (12, TRUE, 1.3f, 987654321);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = lsc_run_dup_job (run, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (strstr (text, "\"temperature\": 1.3,"));
+  g_assert_nonnull (strstr (text, "\"seed\": 987654321"));
+  g_free (check_reproduced (run));
+}
+
+/* Without capture: no "capture" in the job, no arrays. Without new tokens:
+ * the prompt alone, as a batch job runs it. */
+static void
+test_variants (void)
+{
+  g_autoptr(LscRun) plain = demo_run (8, FALSE, 0.0f, 0);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = lsc_run_dup_job (plain, &error);
+  g_assert_no_error (error);
+  g_assert_null (strstr (text, "capture"));
+  g_autofree char *dir = check_reproduced (plain);
+  g_autoptr(json_object) res = read_results (dir);
+  g_assert_false (json_object_object_get_ex (res, "attention", NULL));
+  g_assert_false (json_object_object_get_ex (res, "tensors_file", NULL));
+  g_autofree char *tensors = g_build_filename (dir, "tensors.safetensors", NULL);
+  g_assert_false (g_file_test (tensors, G_FILE_TEST_EXISTS));
+
+  g_autoptr(LscRun) prefill = demo_run (0, TRUE, 0.0f, 0);
+  g_autofree char *dir2 = check_reproduced (prefill);
+  g_autoptr(json_object) res2 = read_results (dir2);
+  g_assert_false (json_object_object_get_ex (res2, "text", NULL));
+  g_assert_true (json_object_object_get_ex (res2, "attention", NULL));
+}
+
+/* The export's fields, and its statistics are the run's. */
+static void
+test_export (void)
+{
+  g_autoptr(LscRun) run = demo_run (8, TRUE, 0.0f, 0);
+  g_autoptr(GError) error = NULL;
+  /* a folder that does not exist yet, two levels deep */
+  g_autofree char *parent = scratch ("new");
+  g_autofree char *dir = g_build_filename (parent, "run", NULL);
+  g_assert_true (lsc_run_export (run, dir, &error));
+  g_assert_no_error (error);
+
+  int n_tokens, n_prompt;
+  const gint32 *tokens = lsc_run_get_tokens (run, &n_tokens, &n_prompt);
+  g_assert_cmpint (n_prompt, ==, 18);
+  g_assert_cmpint (n_tokens, ==, 26);
+  g_autoptr(json_object) res = read_results (dir);
+  static const char *const keys[] = { "schema_version", "status", "job", "model", "prompt_tokens",
+                                      "text", "tokens", "logprobs", "attention", "tensors_file",
+                                      "provenance", "timings", "warnings", NULL };
+  int i = 0;
+  json_object_object_foreach (res, key, val)
+    {
+      (void) val;
+      g_assert_cmpstr (key, ==, keys[i++]);
+    }
+  g_assert_null (keys[i]);
+  g_assert_cmpint (json_object_get_int (member (res, "schema_version")), ==, 1);
+  g_assert_cmpstr (json_object_get_string (member (res, "status")), ==, "done");
+  g_autofree char *job_text = lsc_run_dup_job (run, &error);
+  g_assert_no_error (error);
+  g_autoptr(json_object) job = json_tokener_parse (job_text);
+  g_assert_true (json_object_equal (member (res, "job"), job));
+  g_assert_cmpint (json_object_get_int (member (member (res, "model"), "n_layers")), ==, 2);
+  g_assert_cmpint (json_object_get_int (member (member (res, "model"), "n_heads")), ==, 4);
+  assert_ints (member (res, "prompt_tokens"), tokens, n_prompt);
+  assert_ints (member (res, "tokens"), tokens + n_prompt, n_tokens - n_prompt);
+  g_assert_cmpstr (json_object_get_string (member (res, "text")), ==, " abcdefg");
+  json_object *lps = member (res, "logprobs");
+  int n_lp;
+  const double *lp = lsc_run_get_logprobs (run, &n_lp);
+  g_assert_cmpint (n_lp, ==, 8);
+  g_assert_cmpint ((int) json_object_array_length (lps), ==, 8);
+  for (int k = 0; k < 8; k++)
+    {
+      g_assert_cmpfloat (lp[k], <=, 0.0);
+      g_assert_cmpfloat (json_object_get_double (json_object_array_get_idx (lps, k)), ==, lp[k]);
+    }
+  const LscAttentionStore *store = lsc_run_get_attention (run);
+  json_object *rows = member (member (res, "attention"), "rows");
+  g_assert_cmpint (json_object_get_int (json_object_array_get_idx (rows, 0)), ==, 0);
+  g_assert_cmpint (json_object_get_int (json_object_array_get_idx (rows, 1)), ==,
+                   lsc_attention_get_n_rows (store));
+  g_assert_cmpstr (json_object_get_string (member (res, "tensors_file")), ==, "tensors.safetensors");
+  json_object *prov = member (res, "provenance");
+  g_assert_cmpstr (json_object_get_string (member (prov, "model_path")), ==, LSC_DEMO_INDUCTION);
+  g_assert_cmpstr (json_object_get_string (member (prov, "backend")), ==,
+                   lsc_backend_name (lsc_session_get_backend (lsc_run_get_session (run))));
+  g_assert_cmpint (json_object_get_int (member (prov, "threads")), ==, 1);
+  json_object *timings = member (res, "timings");
+  g_assert_cmpint (json_object_get_int (member (timings, "prefill_tokens")), ==, n_prompt - 1);
+  g_assert_cmpint (json_object_get_int (member (timings, "decode_tokens")), ==, 8);
+  g_assert_cmpfloat (json_object_get_double (member (timings, "total_s")), >, 0.0);
+  g_assert_true (json_object_is_type (member (res, "warnings"), json_type_array));
+
+  /* attn.stats.*: [n_layers, n_heads] F32, the run's statistics */
+  int nl, nh;
+  const LscHeadStats *stats = lsc_run_get_head_stats (run, &nl, &nh);
+  g_assert_nonnull (stats);
+  g_autofree char *tpath = g_build_filename (dir, "tensors.safetensors", NULL);
+  g_autoptr(GBytes) file = lsc_test_read_file (tpath);
+  const float *entropy = tensor_2d (file, "attn.stats.entropy", nl, nh);
+  const float *sink = tensor_2d (file, "attn.stats.sink_mass", nl, nh);
+  const float *maxp = tensor_2d (file, "attn.stats.max_prob", nl, nh);
+  const float *dist = tensor_2d (file, "attn.stats.mean_distance", nl, nh);
+  for (int k = 0; k < nl * nh; k++)
+    {
+      g_assert_cmpfloat (entropy[k], ==, (float) stats[k].entropy);
+      g_assert_cmpfloat (sink[k], ==, (float) stats[k].sink_mass);
+      g_assert_cmpfloat (maxp[k], ==, (float) stats[k].max_prob);
+      g_assert_cmpfloat (dist[k], ==, (float) stats[k].mean_distance);
+      g_assert_true (isfinite (entropy[k]));
+    }
+
+  /* exporting again replaces the files */
+  g_assert_true (lsc_run_export (run, dir, &error));
+  g_assert_no_error (error);
+}
+
+/* A model opened by a relative path: the job names it absolutely, and a
+ * llama2.c checkpoint (which stops at BOS) reruns to the same tokens. */
+static void
+test_relative_model (void)
+{
+  g_autofree char *model = lsc_test_shared_path ("models/stories260K/stories260K.bin");
+  if (model == NULL)
+    return;
+  g_autofree char *cwd = g_get_current_dir ();
+  g_autofree char *dir = g_path_get_dirname (model);
+  g_assert_cmpint (g_chdir (dir), ==, 0);
+  LscRunParams p;
+  lsc_run_params_init (&p);
+  p.prompt = "Once upon a time";
+  p.max_tokens = 24;
+  p.n_threads = 1;
+  g_autoptr(LscRun) run = run_model ("stories260K.bin", &p);
+  g_assert_cmpint (g_chdir (cwd), ==, 0);
+
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = lsc_run_dup_job (run, &error);
+  g_assert_no_error (error);
+  g_autoptr(json_object) job = json_tokener_parse (text);
+  /* the same file (the shared folder may lie behind a symbolic link) */
+  const char *saved = json_object_get_string (member (job, "model"));
+  g_assert_true (g_path_is_absolute (saved));
+  g_autofree char *saved_real = realpath (saved, NULL);
+  g_autofree char *model_real = realpath (model, NULL);
+  g_assert_nonnull (saved_real);
+  g_assert_cmpstr (saved_real, ==, model_real);
+  g_free (check_reproduced (run));
+}
+
+static void
+test_errors (void)
+{
+  g_autoptr(LscRun) run = demo_run (4, TRUE, 0.0f, 0);
+  g_autoptr(GError) error = NULL;
+
+  /* into a regular file, and below one */
+  g_autofree char *file = lsc_test_write_file ("plain", "x", 1);
+  g_assert_false (lsc_run_export (run, file, &error));
+  lsc_test_assert_error (error, G_FILE_ERROR, G_FILE_ERROR_NOTDIR, file, NULL);
+  g_clear_error (&error);
+  g_autofree char *below = g_build_filename (file, "run", NULL);
+  g_assert_false (lsc_run_export (run, below, &error));
+  lsc_test_assert_error (error, G_FILE_ERROR, G_FILE_ERROR_NOTDIR, below, NULL);
+  g_clear_error (&error);
+  g_assert_false (lsc_run_save_job (run, below, &error));
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, below));
+  g_clear_error (&error);
+
+  /* a folder whose results.json cannot be written (a folder is in the way:
+   * unwritable even for root), then one whose tensors.safetensors cannot */
+  g_autofree char *blocked = scratch ("blocked");
+  g_autofree char *results = g_build_filename (blocked, "results.json", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (results, 0755), ==, 0);
+  g_assert_false (lsc_run_export (run, blocked, &error));
+  g_assert_nonnull (error);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, results));
+  g_clear_error (&error);
+  g_assert_false (lsc_run_save_job (run, results, &error));
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, results));
+  g_clear_error (&error);
+  g_autofree char *blocked2 = scratch ("blocked2");
+  g_autofree char *tensors = g_build_filename (blocked2, "tensors.safetensors", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (tensors, 0755), ==, 0);
+  g_assert_false (lsc_run_export (run, blocked2, &error));
+  g_assert_nonnull (error);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, tensors));
+  g_clear_error (&error);
+
+  /* a read-only folder (not for root, whom permissions do not stop) */
+  g_autofree char *ro = scratch ("read-only");
+  g_assert_cmpint (g_mkdir (ro, 0555), ==, 0);
+  if (access (ro, W_OK) != 0)
+    {
+      g_autofree char *inside = g_build_filename (ro, "run", NULL);
+      g_assert_false (lsc_run_export (run, inside, &error));
+      lsc_test_assert_error (error, G_FILE_ERROR, G_FILE_ERROR_ACCES, inside, NULL);
+      g_clear_error (&error);
+      g_autofree char *job = g_build_filename (ro, "job.json", NULL);
+      g_assert_false (lsc_run_save_job (run, job, &error));
+      g_assert_nonnull (error);
+      g_assert_nonnull (strstr (error->message, job));
+      g_clear_error (&error);
+    }
+  g_chmod (ro, 0755);
+
+  /* a run that has not run */
+  g_autoptr(GError) load_error = NULL;
+  g_autoptr(LscLoadedModel) model = lsc_loaded_model_load (LSC_DEMO_INDUCTION, NULL, &load_error);
+  g_assert_no_error (load_error);
+  LscRunParams p;
+  lsc_run_params_init (&p);
+  g_autoptr(LscRun) idle = lsc_run_new (model, &p);
+  g_autofree char *never = scratch ("never.json");
+  g_assert_false (lsc_run_save_job (idle, never, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_INITIALIZED);
+  g_clear_error (&error);
+  g_assert_false (lsc_run_export (idle, never, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_INITIALIZED);
+  g_clear_error (&error);
+  g_assert_false (g_file_test (never, G_FILE_TEST_EXISTS));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/ui/RunExport/save-job", test_save_job);
+  g_test_add_func ("/ui/RunExport/batch-reproduces", test_batch_reproduces);
+  g_test_add_func ("/ui/RunExport/sampled", test_sampled);
+  g_test_add_func ("/ui/RunExport/variants", test_variants);
+  g_test_add_func ("/ui/RunExport/export", test_export);
+  g_test_add_func ("/ui/RunExport/relative-model", test_relative_model);
+  g_test_add_func ("/ui/RunExport/errors", test_errors);
+  return g_test_run ();
+}
