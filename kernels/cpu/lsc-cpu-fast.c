@@ -38,6 +38,32 @@
 #endif
 
 #define CHUNK 256     /* columns widened at a time; a multiple of 16 and of the Q8_0 block */
+
+#if defined (__x86_64__) && defined (__GNUC__)
+#include <immintrin.h>
+
+/* out (m) <- m halves, 8 at a time with F16C's vcvtph2ps. GCC 12 does not
+ * vectorize a loop of _Float16 -> float conversions (one conversion per
+ * element: f16 decode ran at a third of bf16's speed). */
+__attribute__ ((target ("avx,f16c"))) static void
+f16_row_f16c (float *out, const uint16_t *in, int m)
+{
+  int k = 0;
+  for (; k + 8 <= m; k += 8)
+    _mm256_storeu_ps (out + k, _mm256_cvtph_ps (_mm_loadu_si128 ((const __m128i *) (in + k))));
+  for (; k < m; k++)
+    out[k] = _cvtsh_ss (in[k]);
+}
+
+static int
+have_f16c (void)
+{
+  static int have = -1;
+  if (have < 0)
+    have = __builtin_cpu_supports ("f16c");
+  return have;
+}
+#endif
 #define LANES 16      /* independent partial sums of a dot product */
 
 /* Elements [j, j + m) of a stored row as floats: a pointer into the row for
@@ -62,6 +88,13 @@ chunk_f32 (float *buf, const void *row, LscDType dtype, int j, int m)
     case LSC_DTYPE_F16:
       {
         const uint16_t *r = (const uint16_t *) row + j;
+#if defined (__x86_64__) && defined (__GNUC__)
+        if (have_f16c ())
+          {
+            f16_row_f16c (buf, r, m);
+            return buf;
+          }
+#endif
 #if defined (__FLT16_MAX__)
         for (int k = 0; k < m; k++)
           {
