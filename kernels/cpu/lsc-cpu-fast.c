@@ -55,12 +55,30 @@ f16_row_f16c (float *out, const uint16_t *in, int m)
     out[k] = _cvtsh_ss (in[k]);
 }
 
+/* out (32 nb) <- nb q8_0 blocks: each scale widened by F16C, its 32 int8
+ * quants 8 at a time (the portable loop below calls lsc_f16_to_f32_1 per
+ * block and left q8_0 decode at a sixth of its bandwidth floor). */
+__attribute__ ((target ("avx2,f16c"))) static void
+q8_0_row_f16c (float *out, const LscBlockQ8_0 *b, int nb)
+{
+  for (int q = 0; q < nb; q++)
+    {
+      __m256 d = _mm256_set1_ps (_cvtsh_ss (b[q].d));
+      for (int k = 0; k < LSC_Q8_0_BLOCK; k += 8)
+        {
+          __m128i i8 = _mm_loadl_epi64 ((const __m128i *) (b[q].qs + k));
+          __m256 v = _mm256_cvtepi32_ps (_mm256_cvtepi8_epi32 (i8));
+          _mm256_storeu_ps (out + q * LSC_Q8_0_BLOCK + k, _mm256_mul_ps (d, v));
+        }
+    }
+}
+
 static int
 have_f16c (void)
 {
   static int have = -1;
   if (have < 0)
-    have = __builtin_cpu_supports ("f16c");
+    have = __builtin_cpu_supports ("f16c") && __builtin_cpu_supports ("avx2");
   return have;
 }
 #endif
@@ -111,6 +129,13 @@ chunk_f32 (float *buf, const void *row, LscDType dtype, int j, int m)
     case LSC_DTYPE_Q8_0:
       {
         const LscBlockQ8_0 *b = (const LscBlockQ8_0 *) row + j / LSC_Q8_0_BLOCK;
+#if defined (__x86_64__) && defined (__GNUC__)
+        if (have_f16c ())
+          {
+            q8_0_row_f16c (buf, b, m / LSC_Q8_0_BLOCK);
+            return buf;
+          }
+#endif
         for (int q = 0; q < m / LSC_Q8_0_BLOCK; q++)
           {
             float d = lsc_f16_to_f32_1 (b[q].d);
