@@ -3,7 +3,9 @@
  * The application under a real display (tests/test-gui.sh starts Xvfb):
  * starts it on demo:induction, runs, switches views, zooms, exports PNG,
  * SVG and PDF, saves the run's job and exports the run (results.json +
- * tensors.safetensors), cancels a long run, shows a load error in the
+ * tensors.safetensors), cancels a long run, detects retrieval heads on the
+ * demo (the copy head first; clicked, it reports itself before a run and
+ * opens in the Attention view after one), shows a load error in the
  * window, and saves a screenshot (gui-screenshot.png in the build folder)
  * that must not be blank.
  */
@@ -363,6 +365,70 @@ test_cancel (Fixture *f, gconstpointer data)
   g_assert_false (g_file_test (job_path, G_FILE_TEST_EXISTS));
 }
 
+static gboolean
+detection_done (Fixture *f)
+{
+  return !lsc_retrieval_view_get_busy (lsc_window_get_retrieval_view (f->win));
+}
+
+static void
+test_retrieval (Fixture *f, gconstpointer data)
+{
+  LscRetrievalView *view = lsc_window_get_retrieval_view (f->win);
+  lsc_window_show_view (f->win, "retrieval");
+  g_assert_cmpstr (lsc_window_get_view (f->win), ==, "retrieval");
+  /* before Detect the view says what to do, and has no head */
+  g_assert_true (g_str_has_prefix (lsc_retrieval_view_get_status (view), "Press Detect"));
+  g_assert_false (lsc_retrieval_view_get_top_head (view, NULL, NULL, NULL));
+  g_assert_null (lsc_retrieval_view_get_row_text (view, 0));
+
+  /* Detect with the demo's defaults: 2 lengths x 3 depths */
+  lsc_retrieval_view_detect (view);
+  g_assert_true (lsc_retrieval_view_get_busy (view));
+  g_assert_true (wait_for (f, detection_done, 60000));
+  g_test_message ("%s", lsc_retrieval_view_get_status (view));
+  const LscRetrievalDetection *d = lsc_retrieval_view_get_detection (view);
+  g_assert_nonnull (d);
+  g_assert_cmpint (d->n_samples, ==, 6);
+  g_assert_cmpint (d->n_passed, ==, 6);
+  int layer = -1, head = -1;
+  double score = 0;
+  g_assert_true (lsc_retrieval_view_get_top_head (view, &layer, &head, &score));
+  g_assert_cmpint (layer, ==, LSC_DEMO_INDUCTION_COPY_LAYER);
+  g_assert_cmpint (head, ==, LSC_DEMO_INDUCTION_COPY_HEAD);
+  g_assert_cmpfloat_with_epsilon (score, 12.0 / 13, 1e-9);
+  g_assert_cmpstr (lsc_retrieval_view_get_row_text (view, 0), ==, "layer 1, head 2: 0.923");
+  g_assert_true (g_str_has_prefix (lsc_retrieval_view_get_status (view),
+                                   "6 of 6 samples passed the recall filter (mean recall 1.00). "
+                                   "1 head scores above 0.10."));
+  spin (100);
+
+  /* no run yet: a click reports the head and stays */
+  lsc_retrieval_view_activate_head (view, layer, head);
+  g_assert_cmpstr (lsc_window_get_view (f->win), ==, "retrieval");
+  g_assert_true (g_str_has_prefix (lsc_retrieval_view_get_status (view),
+                                   "Layer 1, head 2: retrieval score 0.923."));
+
+  /* after a run with capture, it opens in the Attention view */
+  lsc_window_set_prompt (f->win, "Longscope shows attention: Longscope shows");
+  lsc_window_set_max_tokens (f->win, 8);
+  g_action_group_activate_action (G_ACTION_GROUP (f->win), "run", NULL);
+  g_assert_true (wait_for (f, not_busy, 60000));
+  g_assert_nonnull (lsc_window_get_run (f->win));
+  lsc_retrieval_view_activate_head (view, layer, head);
+  g_assert_cmpstr (lsc_window_get_view (f->win), ==, "attention");
+  g_assert_true (wait_for (f, copy_head_shown, 5000));
+
+  /* Detect again and cancel: not an error, the results are cleared */
+  lsc_window_show_view (f->win, "retrieval");
+  lsc_retrieval_view_detect (view);
+  g_assert_true (lsc_retrieval_view_get_busy (view));
+  lsc_retrieval_view_cancel (view);
+  g_assert_true (wait_for (f, detection_done, 5000));
+  g_assert_cmpstr (lsc_retrieval_view_get_status (view), ==, "Cancelled");
+  g_assert_null (lsc_retrieval_view_get_detection (view));
+}
+
 static void
 test_load_error (Fixture *f, gconstpointer data)
 {
@@ -373,6 +439,11 @@ test_load_error (Fixture *f, gconstpointer data)
   g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (f->win), "run"));
   g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (f->win), "save-job"));
   g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (f->win), "export-run"));
+  /* the retrieval view says to open a model */
+  LscRetrievalView *view = lsc_window_get_retrieval_view (f->win);
+  lsc_retrieval_view_detect (view);
+  g_assert_false (lsc_retrieval_view_get_busy (view));
+  g_assert_null (lsc_retrieval_view_get_detection (view));
 }
 
 int
@@ -383,6 +454,8 @@ main (int argc, char **argv)
               test_demo_session, fixture_teardown);
   g_test_add ("/gui/Window/cancel", Fixture, LSC_DEMO_INDUCTION, fixture_setup,
               test_cancel, fixture_teardown);
+  g_test_add ("/gui/Window/retrieval", Fixture, LSC_DEMO_INDUCTION, fixture_setup,
+              test_retrieval, fixture_teardown);
   g_test_add ("/gui/Window/load-error", Fixture, "/nonexistent/model.gguf", fixture_setup,
               test_load_error, fixture_teardown);
   return g_test_run ();

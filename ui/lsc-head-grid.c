@@ -15,7 +15,9 @@ struct _LscHeadGrid
   GtkWidget parent_instance;
 
   /* owned data */
-  LscHeadStats *stats;   /* (n_layers * n_heads) */
+  LscHeadStats *stats;   /* (n_layers * n_heads) or NULL */
+  double *values;        /* (n_layers * n_heads) or NULL: shown instead of stats */
+  char *value_name;
   int n_layers, n_heads;
 
   /* settings and selection */
@@ -41,6 +43,18 @@ stat_value (const LscHeadStats *s, LscHeadStat stat)
     }
 }
 
+static gboolean
+has_data (LscHeadGrid *self)
+{
+  return self->stats != NULL || self->values != NULL;
+}
+
+static double
+cell_value (LscHeadGrid *self, int i)
+{
+  return self->values != NULL ? self->values[i] : stat_value (&self->stats[i], self->stat);
+}
+
 static void
 lsc_head_grid_measure (GtkWidget *widget, GtkOrientation orientation, int for_size,
                        int *minimum, int *natural, int *min_baseline, int *nat_baseline)
@@ -54,19 +68,21 @@ static void
 lsc_head_grid_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
 {
   LscHeadGrid *self = LSC_HEAD_GRID (widget);
-  if (self->stats == NULL)
+  if (!has_data (self))
     return;
   int n = self->n_layers * self->n_heads;
   double lo = INFINITY, hi = -INFINITY;
   for (int i = 0; i < n; i++)
     {
-      double v = stat_value (&self->stats[i], self->stat);
+      double v = cell_value (self, i);
       if (isfinite (v))
         {
           lo = MIN (lo, v);
           hi = MAX (hi, v);
         }
     }
+  if (self->values != NULL && lo >= 0)
+    lo = 0;   /* scores: from zero */
   GdkRGBA fg;
   gtk_style_context_get_color (gtk_widget_get_style_context (widget), &fg);  /* gtk_widget_get_color is 4.10 */
   cairo_t *cr = gtk_snapshot_append_cairo (snapshot,
@@ -79,7 +95,7 @@ lsc_head_grid_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
   for (int l = 0; l < self->n_layers; l++)
     for (int h = 0; h < self->n_heads; h++)
       {
-        double v = stat_value (&self->stats[l * self->n_heads + h], self->stat);
+        double v = cell_value (self, l * self->n_heads + h);
         double t = hi > lo ? (v - lo) / (hi - lo) : 0.5;
         guint8 r, g, b;
         lsc_colormap_rgb (LSC_COLORMAP_VIRIDIS, isfinite (v) ? t : NAN, &r, &g, &b);
@@ -135,7 +151,7 @@ static void
 on_pressed (GtkGestureClick *click, int n_press, double x, double y, LscHeadGrid *self)
 {
   int l, h;
-  if (self->stats != NULL && cell_at (self, x, y, &l, &h))
+  if (has_data (self) && cell_at (self, x, y, &l, &h))
     {
       lsc_head_grid_set_selected (self, l, h);
       g_signal_emit (self, signals[HEAD_ACTIVATED], 0, l, h);
@@ -147,8 +163,16 @@ on_query_tooltip (GtkWidget *widget, int x, int y, gboolean keyboard, GtkTooltip
                   LscHeadGrid *self)
 {
   int l, h;
-  if (self->stats == NULL || !cell_at (self, x, y, &l, &h))
+  if (!has_data (self) || !cell_at (self, x, y, &l, &h))
     return FALSE;
+  if (self->values != NULL)
+    {
+      /* Translators: a cell of the layers x heads grid: the head and one value of it */
+      g_autofree char *text = g_strdup_printf (_("Layer %d, head %d\n%s %.3f"), l, h,
+                                               self->value_name, self->values[l * self->n_heads + h]);
+      gtk_tooltip_set_text (tooltip, text);
+      return TRUE;
+    }
   const LscHeadStats *s = &self->stats[l * self->n_heads + h];
   g_autofree char *text = g_strdup_printf (
       _("Layer %d, head %d\nEntropy %.3f nats\nSink mass %.3f\nMax probability %.3f\nMean distance %.1f tokens"),
@@ -162,6 +186,8 @@ lsc_head_grid_finalize (GObject *object)
 {
   LscHeadGrid *self = LSC_HEAD_GRID (object);
   g_free (self->stats);
+  g_free (self->values);
+  g_free (self->value_name);
   G_OBJECT_CLASS (lsc_head_grid_parent_class)->finalize (object);
 }
 
@@ -202,10 +228,30 @@ lsc_head_grid_set_stats (LscHeadGrid *self, const LscHeadStats *stats, int n_lay
 {
   g_return_if_fail (LSC_IS_HEAD_GRID (self));
   g_clear_pointer (&self->stats, g_free);
+  g_clear_pointer (&self->values, g_free);
   self->n_layers = self->n_heads = 0;
   if (stats != NULL && n_layers > 0 && n_heads > 0)
     {
       self->stats = g_memdup2 (stats, sizeof *stats * n_layers * n_heads);
+      self->n_layers = n_layers;
+      self->n_heads = n_heads;
+    }
+  gtk_widget_queue_resize (GTK_WIDGET (self));
+}
+
+void
+lsc_head_grid_set_values (LscHeadGrid *self, const double *values, int n_layers, int n_heads,
+                          const char *name)
+{
+  g_return_if_fail (LSC_IS_HEAD_GRID (self));
+  g_clear_pointer (&self->stats, g_free);
+  g_clear_pointer (&self->values, g_free);
+  g_free (self->value_name);
+  self->value_name = g_strdup (name != NULL ? name : "");
+  self->n_layers = self->n_heads = 0;
+  if (values != NULL && n_layers > 0 && n_heads > 0)
+    {
+      self->values = g_memdup2 (values, sizeof *values * n_layers * n_heads);
       self->n_layers = n_layers;
       self->n_heads = n_heads;
     }

@@ -25,6 +25,13 @@ GtkWidget *lsc_head_grid_new (void);
 /* stats (n_layers * n_heads, copied; NULL clears). */
 void lsc_head_grid_set_stats (LscHeadGrid *self, const LscHeadStats *stats, int n_layers, int n_heads);
 void lsc_head_grid_set_stat (LscHeadGrid *self, LscHeadStat stat);
+/* Arbitrary per-head values instead of statistics: values (n_layers *
+ * n_heads, layer-major, copied; NaN cells are grey; NULL clears), coloured
+ * from their minimum to their maximum, or from 0 when none is negative;
+ * `name` labels them in the tooltip ("Retrieval score 0.923").
+ * Example: lsc_head_grid_set_values (grid, scores, 2, 4, _("Retrieval score")). */
+void lsc_head_grid_set_values (LscHeadGrid *self, const double *values, int n_layers, int n_heads,
+                               const char *name);
 void lsc_head_grid_set_selected (LscHeadGrid *self, int layer, int head);
 
 G_END_DECLS

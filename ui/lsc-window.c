@@ -32,6 +32,7 @@ struct _LscWindow
   GtkLabel *output_label;
   GtkStack *view_stack;
   LscAttentionView *attention_view;
+  LscRetrievalView *retrieval_view;
 
   /* owned */
   GSettings *settings;            /* (nullable) */
@@ -302,6 +303,7 @@ on_model_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
   g_set_object (&self->model, model);
+  lsc_retrieval_view_set_model (self->retrieval_view, model);
   const char *path = lsc_loaded_model_get_path (model);
   gtk_label_set_text (self->model_label, path);
   gtk_widget_set_tooltip_text (GTK_WIDGET (self->model_label), path);
@@ -619,6 +621,19 @@ show_view_action (GSimpleAction *action, GVariant *param, gpointer data)
   lsc_window_show_view (data, g_variant_get_string (param, NULL));
 }
 
+/* A head clicked in the Retrieval Heads view: opened in the Attention view
+ * when the last run captured attention; otherwise (FALSE) that view reports
+ * the head itself. */
+static gboolean
+on_retrieval_head_activated (LscWindow *self, int layer, int head, gpointer view)
+{
+  if (self->run == NULL || lsc_run_get_attention (self->run) == NULL)
+    return FALSE;
+  lsc_window_show_view (self, "attention");
+  lsc_attention_view_show_head (self->attention_view, layer, head);
+  return TRUE;
+}
+
 /* ------------------------------------------------------------- settings */
 
 static void
@@ -718,6 +733,7 @@ lsc_window_class_init (LscWindowClass *klass)
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   g_type_ensure (LSC_TYPE_ATTENTION_VIEW);
+  g_type_ensure (LSC_TYPE_RETRIEVAL_VIEW);
   gtk_widget_class_set_template_from_resource (widget_class, "/io/github/longscope/Longscope/lsc-window.ui");
   gtk_widget_class_bind_template_child (widget_class, LscWindow, error_bar);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, error_label);
@@ -736,8 +752,10 @@ lsc_window_class_init (LscWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, LscWindow, output_label);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, view_stack);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, attention_view);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, retrieval_view);
   gtk_widget_class_bind_template_callback (widget_class, on_error_bar_response);
   gtk_widget_class_bind_template_callback (widget_class, on_threads_changed);
+  gtk_widget_class_bind_template_callback (widget_class, on_retrieval_head_activated);
 }
 
 /* A prompt the demo model continues: a random-looking sequence, repeated. */
@@ -845,4 +863,11 @@ lsc_window_get_attention_view (LscWindow *self)
 {
   g_return_val_if_fail (LSC_IS_WINDOW (self), NULL);
   return self->attention_view;
+}
+
+LscRetrievalView *
+lsc_window_get_retrieval_view (LscWindow *self)
+{
+  g_return_val_if_fail (LSC_IS_WINDOW (self), NULL);
+  return self->retrieval_view;
 }

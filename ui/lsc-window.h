@@ -15,6 +15,7 @@
 
 #include "lsc-attention-view.h"
 #include "lsc-loaded-model.h"
+#include "lsc-retrieval-view.h"
 #include "lsc-run.h"
 
 G_BEGIN_DECLS
@@ -41,6 +42,9 @@ const char *lsc_window_get_error (LscWindow *self);
 void lsc_window_show_view (LscWindow *self, const char *name);
 const char *lsc_window_get_view (LscWindow *self);
 LscAttentionView *lsc_window_get_attention_view (LscWindow *self);
+/* The Retrieval Heads view; a head clicked there opens in the Attention view
+ * when the last run captured attention. */
+LscRetrievalView *lsc_window_get_retrieval_view (LscWindow *self);
 /* Exports the current view (format from the extension). */
 gboolean lsc_window_export_view (LscWindow *self, const char *path, GError **error);
 /* The last finished run as a batch job (lsc_run_save_job), and as batch
