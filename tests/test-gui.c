@@ -365,6 +365,39 @@ test_cancel (Fixture *f, gconstpointer data)
   g_assert_false (g_file_test (job_path, G_FILE_TEST_EXISTS));
 }
 
+/* The sidebar's backend reaches the run and the saved job; an explicit CUDA
+ * without a GPU fails in the window, naming the reason. */
+static void
+test_backend (Fixture *f, gconstpointer data)
+{
+  lsc_window_set_prompt (f->win, "abc abc");
+  lsc_window_set_max_tokens (f->win, 2);
+  lsc_window_set_backend (f->win, LSC_BACKEND_CPU);
+  g_action_group_activate_action (G_ACTION_GROUP (f->win), "run", NULL);
+  g_assert_true (wait_for (f, not_busy, 60000));
+  g_assert_null (lsc_window_get_error (f->win));
+  LscRun *run = lsc_window_get_run (f->win);
+  g_assert_cmpint (lsc_session_get_backend (lsc_run_get_session (run)), ==, LSC_BACKEND_CPU);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *job_path = g_build_filename (f->tmpdir, "job.json", NULL);
+  g_assert_true (lsc_window_save_job (f->win, job_path, &error));
+  g_autofree char *job = NULL;
+  g_assert_true (g_file_get_contents (job_path, &job, NULL, NULL));
+  g_assert_nonnull (strstr (job, "\"backend\": \"cpu\""));
+
+  if (lsc_backend_cuda_unavailable () != NULL)   /* else a GPU is here: CUDA would run */
+    {
+      lsc_window_set_backend (f->win, LSC_BACKEND_CUDA);
+      g_action_group_activate_action (G_ACTION_GROUP (f->win), "run", NULL);
+      g_assert_true (wait_for (f, not_busy, 60000));
+      g_test_message ("CUDA without a GPU: %s", lsc_window_get_error (f->win));
+      g_assert_nonnull (lsc_window_get_error (f->win));
+      g_assert_nonnull (strstr (lsc_window_get_error (f->win), "CUDA"));
+    }
+  /* the choice is kept in GSettings, which the later tests share */
+  lsc_window_set_backend (f->win, LSC_BACKEND_AUTO);
+}
+
 static gboolean
 detection_done (Fixture *f)
 {
@@ -454,6 +487,8 @@ main (int argc, char **argv)
               test_demo_session, fixture_teardown);
   g_test_add ("/gui/Window/cancel", Fixture, LSC_DEMO_INDUCTION, fixture_setup,
               test_cancel, fixture_teardown);
+  g_test_add ("/gui/Window/backend", Fixture, LSC_DEMO_INDUCTION, fixture_setup,
+              test_backend, fixture_teardown);
   g_test_add ("/gui/Window/retrieval", Fixture, LSC_DEMO_INDUCTION, fixture_setup,
               test_retrieval, fixture_teardown);
   g_test_add ("/gui/Window/load-error", Fixture, "/nonexistent/model.gguf", fixture_setup,

@@ -65,7 +65,8 @@ run_to_job (LscRun *run, GError **error)
   json_object *job = json_object_new_object ();
   json_object_object_add (job, "schema_version", json_object_new_int (1));
   json_object_object_add (job, "model", json_object_new_string (model_path));
-  json_object_object_add (job, "backend", json_object_new_string ("auto"));
+  json_object_object_add (job, "backend",
+                          json_object_new_string (lsc_backend_name (p->backend)));
   json_object_object_add (job, "threads", json_object_new_int (p->n_threads));
   json_object_object_add (job, "n_ctx", json_object_new_int (lsc_session_get_params (session)->n_ctx));
   json_object_object_add (job, "prompt", json_object_new_string (p->prompt));

@@ -5,7 +5,8 @@
  *
  * lsc_run_save_job writes the job that reproduces the run: the model's
  * absolute path (or demo:induction), the prompt, "bos", "max_tokens",
- * "temperature", "seed", "threads", "n_ctx", "backend": "auto", and, when
+ * "temperature", "seed", "threads", "n_ctx", "backend" (the run's choice:
+ * "auto", "cpu" or "cuda"), and, when
  * the run captured attention, "capture": {"rows": "all", "stats": true,
  * "sink_tokens": LSC_RUN_SINK_TOKENS}. `longscope --batch job.json` then
  * generates the same tokens (greedy, or sampled with the same seed): the

@@ -52,6 +52,7 @@ lsc_run_params_init (LscRunParams *params)
     .seed = 0,
     .capture = TRUE,
     .n_threads = 0,
+    .backend = LSC_BACKEND_AUTO,
   };
 }
 
@@ -214,7 +215,7 @@ lsc_run_params_get_session (const LscRunParams *params, int n_prompt, LscSession
   lsc_session_params_init (session);
   session->n_ctx = MAX (n_prompt + MAX (params->max_tokens, 0) + 1, 16);
   session->n_threads = params->n_threads;
-  session->backend = LSC_BACKEND_AUTO;   /* the GPU when there is one */
+  session->backend = params->backend;
   session->capture.enabled = params->capture;
 }
 

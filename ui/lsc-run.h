@@ -34,6 +34,7 @@ typedef struct {
   guint64 seed;           /* 0 */
   gboolean capture;       /* TRUE: capture attention, compute per-head statistics */
   int n_threads;          /* 0: all cores */
+  LscBackend backend;     /* AUTO: the GPU when there is one */
 } LscRunParams;
 
 void lsc_run_params_init (LscRunParams *params);

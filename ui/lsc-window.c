@@ -27,6 +27,7 @@ struct _LscWindow
   GtkSpinButton *seed_spin;
   GtkCheckButton *capture_check;
   GtkSpinButton *threads_spin;
+  GtkDropDown *backend_drop;
   GtkProgressBar *progress_bar;
   GtkLabel *estimate_label;
   GtkLabel *output_label;
@@ -115,6 +116,9 @@ get_prompt (LscWindow *self)
   return gtk_text_buffer_get_text (buf, &a, &b, FALSE);
 }
 
+/* The backend drop-down's items, in order; GSettings nicks are the same names. */
+static const LscBackend backend_of_item[] = { LSC_BACKEND_AUTO, LSC_BACKEND_CPU, LSC_BACKEND_CUDA };
+
 /* The run the sidebar describes (prompt left NULL). */
 static void
 get_run_params (LscWindow *self, LscRunParams *p)
@@ -125,6 +129,7 @@ get_run_params (LscWindow *self, LscRunParams *p)
   p->seed = (guint64) gtk_spin_button_get_value (self->seed_spin);
   p->capture = gtk_check_button_get_active (self->capture_check);
   p->n_threads = gtk_spin_button_get_value_as_int (self->threads_spin);
+  p->backend = backend_of_item[MIN (gtk_drop_down_get_selected (self->backend_drop), 2u)];
 }
 
 /* This machine's GEMM rate and memory bandwidth, measured once (~0.1 s) on a
@@ -169,7 +174,8 @@ update_estimate (LscWindow *self)
   ep.prefill_gflops = ep.attention_gflops = cpu_gflops;
   ep.decode_gbps = cpu_gbps;
   /* on a GPU only the memory is estimated: its rates are not measured here */
-  gboolean gpu = lsc_backend_cuda_unavailable () == NULL;
+  gboolean gpu = rp.backend == LSC_BACKEND_CUDA
+                 || (rp.backend == LSC_BACKEND_AUTO && lsc_backend_cuda_unavailable () == NULL);
   ep.session.backend = LSC_BACKEND_CPU;
   LscEstimate e;
   g_autoptr(GError) error = NULL;
@@ -644,6 +650,15 @@ on_threads_changed (LscWindow *self)
 }
 
 static void
+on_backend_selected (LscWindow *self)
+{
+  guint i = gtk_drop_down_get_selected (self->backend_drop);
+  if (self->settings != NULL && i < G_N_ELEMENTS (backend_of_item))
+    g_settings_set_string (self->settings, "backend", lsc_backend_name (backend_of_item[i]));
+  update_estimate (self);
+}
+
+static void
 on_settings_changed (GSettings *settings, const char *key, LscWindow *self)
 {
   if (g_str_equal (key, "recent-models"))
@@ -747,6 +762,7 @@ lsc_window_class_init (LscWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, LscWindow, seed_spin);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, capture_check);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, threads_spin);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, backend_drop);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, progress_bar);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, estimate_label);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, output_label);
@@ -755,6 +771,7 @@ lsc_window_class_init (LscWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, LscWindow, retrieval_view);
   gtk_widget_class_bind_template_callback (widget_class, on_error_bar_response);
   gtk_widget_class_bind_template_callback (widget_class, on_threads_changed);
+  gtk_widget_class_bind_template_callback (widget_class, on_backend_selected);
   gtk_widget_class_bind_template_callback (widget_class, on_retrieval_head_activated);
 }
 
@@ -787,6 +804,12 @@ lsc_window_new (GtkApplication *app, GSettings *settings)
     {
       self->settings = g_object_ref (settings);
       gtk_spin_button_set_value (self->threads_spin, g_settings_get_int (settings, "threads"));
+      g_autofree char *backend = g_settings_get_string (settings, "backend");
+      LscBackend b = LSC_BACKEND_AUTO;
+      lsc_backend_from_string (backend, &b);
+      for (guint i = 0; i < G_N_ELEMENTS (backend_of_item); i++)
+        if (backend_of_item[i] == b)
+          gtk_drop_down_set_selected (self->backend_drop, i);
       g_signal_connect (settings, "changed::recent-models", G_CALLBACK (on_settings_changed), self);
     }
   lsc_attention_view_set_settings (self->attention_view, settings);
@@ -820,6 +843,15 @@ lsc_window_set_max_tokens (LscWindow *self, int max_tokens)
 {
   g_return_if_fail (LSC_IS_WINDOW (self));
   gtk_spin_button_set_value (self->max_tokens_spin, max_tokens);
+}
+
+void
+lsc_window_set_backend (LscWindow *self, LscBackend backend)
+{
+  g_return_if_fail (LSC_IS_WINDOW (self));
+  for (guint i = 0; i < G_N_ELEMENTS (backend_of_item); i++)
+    if (backend_of_item[i] == backend)
+      gtk_drop_down_set_selected (self->backend_drop, i);
 }
 
 gboolean

@@ -31,6 +31,8 @@ void lsc_window_open_model (LscWindow *self, const char *path);
 LscLoadedModel *lsc_window_get_model (LscWindow *self);
 void lsc_window_set_prompt (LscWindow *self, const char *text);
 void lsc_window_set_max_tokens (LscWindow *self, int max_tokens);
+/* The sidebar's backend (kept in GSettings "backend"). */
+void lsc_window_set_backend (LscWindow *self, LscBackend backend);
 /* TRUE while a model loads or a run runs ("busy" is notified). */
 gboolean lsc_window_get_busy (LscWindow *self);
 /* The estimate of the next run's time and memory shown above Run. */
