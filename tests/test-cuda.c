@@ -26,21 +26,17 @@
 #define GUARD 64                      /* sentinel floats after every output */
 #define SENTINEL 0x7fc0deadu          /* a quiet NaN no kernel writes */
 
+#if LSC_HAVE_CUDA
+
 static gboolean
 have_device (void)
 {
-#if LSC_HAVE_CUDA
   int n = 0;
   if (lsc_cuda_device_count (&n) == LSC_STATUS_OK && n > 0)
     return TRUE;
   g_test_skip ("no CUDA device present");
-#else
-  g_test_skip ("built without CUDA");
-#endif
   return FALSE;
 }
-
-#if LSC_HAVE_CUDA
 
 static LscCudaContext *
 context (void)
