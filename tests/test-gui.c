@@ -479,6 +479,50 @@ test_load_error (Fixture *f, gconstpointer data)
   g_assert_null (lsc_retrieval_view_get_detection (view));
 }
 
+static void
+test_experiments (Fixture *f, gconstpointer data)
+{
+  LscExperimentsView *view = lsc_window_get_experiments_view (f->win);
+  lsc_window_set_max_tokens (f->win, 4);
+  lsc_window_set_prompt (f->win, "abcdefgh abcdefgh");
+  g_action_group_activate_action (G_ACTION_GROUP (f->win), "run", NULL);
+  g_assert_true (wait_for (f, not_busy, 60000));
+  g_assert_null (lsc_window_get_error (f->win));
+  LscRun *a = lsc_window_get_run (f->win);
+  g_assert_nonnull (a);
+  g_assert_null (lsc_window_get_previous_run (f->win));
+  /* one run: nothing to compare, the view says to run twice */
+  lsc_window_show_view (f->win, "experiments");
+  spin (30);
+  g_assert_cmpstr (lsc_window_get_view (f->win), ==, "experiments");
+  g_test_message ("%s", lsc_experiments_view_get_summary (view));
+  g_assert_null (lsc_experiments_view_get_compare (view));
+  g_assert_nonnull (strstr (lsc_experiments_view_get_summary (view), "run twice"));
+
+  /* a second run of equal token length: A the first, B the second */
+  lsc_window_set_prompt (f->win, "abcdefgh hgfedcba");
+  g_action_group_activate_action (G_ACTION_GROUP (f->win), "run", NULL);
+  g_assert_true (wait_for (f, not_busy, 60000));
+  g_assert_null (lsc_window_get_error (f->win));
+  g_assert_true (lsc_window_get_previous_run (f->win) == a);
+  g_assert_true (lsc_window_get_run (f->win) != a);
+  lsc_experiments_view_set_head (view, LSC_DEMO_INDUCTION_COPY_LAYER, LSC_DEMO_INDUCTION_COPY_HEAD);
+  spin (30);
+  g_test_message ("%s", lsc_experiments_view_get_summary (view));
+  const LscRunCompare *c = lsc_experiments_view_get_compare (view);
+  g_assert_nonnull (c);
+  g_assert_cmpint (c->layer, ==, 1);
+  g_assert_cmpint (c->head, ==, 2);
+  g_assert_cmpfloat (c->max_abs, >, 0.0);
+  /* as tests/test-run-compare.c: the copy head at the first generated position */
+  g_assert_cmpfloat_with_epsilon (c->max_abs, 1.0, 1e-5);
+  g_assert_cmpint (c->max_row, ==, 18);
+  g_assert_cmpint (c->max_key, ==, 10);
+  g_assert_true (g_str_has_prefix (lsc_experiments_view_get_summary (view),
+                                   "Layer 1, head 2, "));
+  g_assert_nonnull (strstr (lsc_experiments_view_get_summary (view), "max |Δp| 1 at query 18, key 10"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -491,6 +535,8 @@ main (int argc, char **argv)
               test_backend, fixture_teardown);
   g_test_add ("/gui/Window/retrieval", Fixture, LSC_DEMO_INDUCTION, fixture_setup,
               test_retrieval, fixture_teardown);
+  g_test_add ("/gui/Window/experiments", Fixture, LSC_DEMO_INDUCTION, fixture_setup,
+              test_experiments, fixture_teardown);
   g_test_add ("/gui/Window/load-error", Fixture, "/nonexistent/model.gguf", fixture_setup,
               test_load_error, fixture_teardown);
   return g_test_run ();

@@ -34,6 +34,7 @@ struct _LscWindow
   GtkStack *view_stack;
   LscAttentionView *attention_view;
   LscRetrievalView *retrieval_view;
+  LscExperimentsView *experiments_view;
 
   /* owned */
   GSettings *settings;            /* (nullable) */
@@ -42,6 +43,7 @@ struct _LscWindow
   LscLoadedModel *model;          /* (nullable) */
   LscRun *running;                /* (nullable) in flight */
   LscRun *run;                    /* (nullable) last finished */
+  LscRun *previous_run;           /* (nullable) the finished run before it */
   GtkFileChooserNative *chooser;  /* (nullable) open, export, save-job or export-run dialog */
   char *export_format;            /* for the export chooser */
 
@@ -426,7 +428,10 @@ on_run_done (GObject *source, GAsyncResult *result, gpointer user_data)
       update_actions (self);
       return;
     }
+  /* the previous finished run becomes A of the Experiments view's comparison */
+  g_set_object (&self->previous_run, self->run);
   g_set_object (&self->run, run);
+  lsc_experiments_view_set_runs (self->experiments_view, self->previous_run, run);
   gtk_label_set_text (self->output_label, lsc_run_get_output (run));
   gtk_progress_bar_set_fraction (self->progress_bar, 1.0);
   gtk_progress_bar_set_text (self->progress_bar, _("Done"));
@@ -703,6 +708,7 @@ lsc_window_dispose (GObject *object)
   g_clear_object (&self->settings);
   g_clear_object (&self->running);
   g_clear_object (&self->run);
+  g_clear_object (&self->previous_run);
   g_clear_object (&self->model);
   g_clear_object (&self->run_cancellable);
   G_OBJECT_CLASS (lsc_window_parent_class)->dispose (object);
@@ -749,6 +755,7 @@ lsc_window_class_init (LscWindowClass *klass)
 
   g_type_ensure (LSC_TYPE_ATTENTION_VIEW);
   g_type_ensure (LSC_TYPE_RETRIEVAL_VIEW);
+  g_type_ensure (LSC_TYPE_EXPERIMENTS_VIEW);
   gtk_widget_class_set_template_from_resource (widget_class, "/io/github/longscope/Longscope/lsc-window.ui");
   gtk_widget_class_bind_template_child (widget_class, LscWindow, error_bar);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, error_label);
@@ -769,6 +776,7 @@ lsc_window_class_init (LscWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, LscWindow, view_stack);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, attention_view);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, retrieval_view);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, experiments_view);
   gtk_widget_class_bind_template_callback (widget_class, on_error_bar_response);
   gtk_widget_class_bind_template_callback (widget_class, on_threads_changed);
   gtk_widget_class_bind_template_callback (widget_class, on_backend_selected);
@@ -895,6 +903,20 @@ lsc_window_get_attention_view (LscWindow *self)
 {
   g_return_val_if_fail (LSC_IS_WINDOW (self), NULL);
   return self->attention_view;
+}
+
+LscRun *
+lsc_window_get_previous_run (LscWindow *self)
+{
+  g_return_val_if_fail (LSC_IS_WINDOW (self), NULL);
+  return self->previous_run;
+}
+
+LscExperimentsView *
+lsc_window_get_experiments_view (LscWindow *self)
+{
+  g_return_val_if_fail (LSC_IS_WINDOW (self), NULL);
+  return self->experiments_view;
 }
 
 LscRetrievalView *

@@ -14,6 +14,7 @@
 #include <gtk/gtk.h>
 
 #include "lsc-attention-view.h"
+#include "lsc-experiments-view.h"
 #include "lsc-loaded-model.h"
 #include "lsc-retrieval-view.h"
 #include "lsc-run.h"
@@ -39,6 +40,9 @@ gboolean lsc_window_get_busy (LscWindow *self);
 const char *lsc_window_get_estimate (LscWindow *self);
 /* The last successful run, or NULL. */
 LscRun *lsc_window_get_run (LscWindow *self);
+/* The successful run before it ("A" of the Experiments view's comparison,
+ * lsc_window_get_run being "B"), or NULL. */
+LscRun *lsc_window_get_previous_run (LscWindow *self);
 /* The text of the error shown in the window, or NULL. */
 const char *lsc_window_get_error (LscWindow *self);
 void lsc_window_show_view (LscWindow *self, const char *name);
@@ -47,6 +51,8 @@ LscAttentionView *lsc_window_get_attention_view (LscWindow *self);
 /* The Retrieval Heads view; a head clicked there opens in the Attention view
  * when the last run captured attention. */
 LscRetrievalView *lsc_window_get_retrieval_view (LscWindow *self);
+/* The Experiments view: the A/B comparison of the last two runs. */
+LscExperimentsView *lsc_window_get_experiments_view (LscWindow *self);
 /* Exports the current view (format from the extension). */
 gboolean lsc_window_export_view (LscWindow *self, const char *path, GError **error);
 /* The last finished run as a batch job (lsc_run_save_job), and as batch
