@@ -9,7 +9,13 @@
  *   lse   (n_layers_c, n_heads_c, row_cap)             row normalisers
  *   scale (n_layers_c, n_heads_c, row_cap)             logit scale, only with a scale hook
  * where _c counts the captured layers and heads and row_cap the rows the
- * plan can hold (row_end - row_start, bounded by n_ctx).
+ * plan can hold (row_end - row_start, bounded by n_ctx). Keys, windows and
+ * hooks are the session's.
+ *
+ * A store read back from a result file (lsc_attention_load) has the same
+ * per-layer arrays in the file's memory map, its own keys and windows, no
+ * hooks (a scale is stored per row; stores of runs with a mask hook are
+ * not saved), and row_cap rows, all captured.
  */
 #include "config.h"
 
@@ -20,6 +26,8 @@
 
 #include "lsc-error.h"
 #include "lsc-llama-private.h"
+#include "lsc-tensor-reader.h"
+#include "lsc-tensor-writer.h"
 
 extern void openblas_set_num_threads (int num_threads);
 
@@ -27,15 +35,41 @@ extern void openblas_set_num_threads (int num_threads);
 #define PYRAMID_MAX_CELLS (1 << 18)
 
 struct _LscAttentionStore {
-  const LscSession *session;   /* keys, config, windows and hooks */
+  const LscSession *session;   /* keys, windows and hooks; NULL when read from a file */
+  int n_layers, n_heads, n_kv_heads, head_dim;
   int *layer_slot;             /* (n_layers) captured index or -1 */
   int *head_slot;              /* (n_heads) captured index or -1 */
   int n_cl, n_ch;              /* captured layers, heads */
   int row_start, row_cap;
-  float *q;
+  float *q;                    /* owned by a session's store */
   float *lse;
   float *scale;                /* NULL without a scale hook */
+  /* per captured layer, for reading: */
+  const float **layer_q;       /* (n_cl) (row_cap, n_ch, head_dim) */
+  const float **layer_lse;     /* (n_cl) (n_ch, row_cap) */
+  const float **layer_scale;   /* (n_cl) (n_ch, row_cap), NULL without scales */
+  /* read from a file: */
+  LscTensorReader *file;
+  const float **keys;          /* (n_layers) (row_start + row_cap, n_kv_heads, head_dim) or NULL */
+  int *windows;                /* (n_layers) */
 };
+
+/* The per-layer read pointers into a session store's arrays. */
+static void
+point_layers (LscAttentionStore *a)
+{
+  gsize q_layer = (gsize) a->row_cap * a->n_ch * a->head_dim, r_layer = (gsize) a->n_ch * a->row_cap;
+  a->layer_q = g_new (const float *, MAX (a->n_cl, 1));
+  a->layer_lse = g_new (const float *, MAX (a->n_cl, 1));
+  a->layer_scale = a->scale != NULL ? g_new (const float *, MAX (a->n_cl, 1)) : NULL;
+  for (int l = 0; l < a->n_cl; l++)
+    {
+      a->layer_q[l] = a->q + l * q_layer;
+      a->layer_lse[l] = a->lse + l * r_layer;
+      if (a->scale != NULL)
+        a->layer_scale[l] = a->scale + l * r_layer;
+    }
+}
 
 static gboolean
 fill_slots (int *slot, int n, const int *list, int n_list, const char *what, GError **error)
@@ -133,6 +167,10 @@ _lsc_attention_store_new (const LscSession *s, const LscCapturePlan *plan, GErro
 
   LscAttentionStore *a = g_new0 (LscAttentionStore, 1);
   a->session = s;
+  a->n_layers = c->n_layers;
+  a->n_heads = c->n_heads;
+  a->n_kv_heads = c->n_kv_heads;
+  a->head_dim = c->head_dim;
   a->layer_slot = g_steal_pointer (&layer_slot);
   a->head_slot = g_steal_pointer (&head_slot);
   a->n_cl = n_cl;
@@ -151,6 +189,7 @@ _lsc_attention_store_new (const LscSession *s, const LscCapturePlan *plan, GErro
       _lsc_attention_store_free (a);
       return NULL;
     }
+  point_layers (a);
   return a;
 }
 
@@ -164,6 +203,12 @@ _lsc_attention_store_free (LscAttentionStore *a)
   g_free (a->q);
   g_free (a->lse);
   g_free (a->scale);
+  g_free (a->layer_q);
+  g_free (a->layer_lse);
+  g_free (a->layer_scale);
+  g_free (a->keys);
+  g_free (a->windows);
+  lsc_tensor_reader_free (a->file);
   g_free (a);
 }
 
@@ -201,7 +246,7 @@ _lsc_attention_put (LscAttentionStore *a, int layer, int head, int pos, const fl
   int hs = a->head_slot[head];
   if (hs < 0 || !_lsc_attention_wants (a, layer, pos))
     return;
-  int hd = a->session->c.head_dim, ls = a->layer_slot[layer], r = pos - a->row_start;
+  int hd = a->head_dim, ls = a->layer_slot[layer], r = pos - a->row_start;
   memcpy (a->q + (((gsize) ls * a->row_cap + r) * a->n_ch + hs) * hd, q, hd * sizeof (float));
   a->lse[((gsize) ls * a->n_ch + hs) * a->row_cap + r] = lse;
   if (a->scale != NULL)
@@ -214,7 +259,7 @@ _lsc_attention_slot (LscAttentionStore *a, int layer, int head, float **q, gsize
 {
   if (a == NULL || a->scale != NULL || a->layer_slot[layer] < 0 || a->head_slot[head] < 0)
     return FALSE;
-  int hd = a->session->c.head_dim, ls = a->layer_slot[layer], hs = a->head_slot[head];
+  int hd = a->head_dim, ls = a->layer_slot[layer], hs = a->head_slot[head];
   *q = a->q + ((gsize) ls * a->row_cap * a->n_ch + hs) * hd;
   *q_stride = (gsize) a->n_ch * hd;
   *lse = a->lse + ((gsize) ls * a->n_ch + hs) * a->row_cap;
@@ -232,7 +277,34 @@ _lsc_attention_slot (LscAttentionStore *a, int layer, int head, float **q, gsize
 static int
 store_threads (const LscAttentionStore *a)
 {
-  return MAX (1, MIN (a->session->params.n_threads, omp_get_max_threads ()));
+  int n = a->session != NULL ? a->session->params.n_threads : G_MAXINT;
+  return MAX (1, MIN (n, omp_get_max_threads ()));
+}
+
+/* Keys [0, n_keys) exist: the positions the session has run, or the file's. */
+static int
+store_n_keys (const LscAttentionStore *a)
+{
+  return a->session != NULL ? a->session->pos : a->row_start + a->row_cap;
+}
+
+/* Key j of layer at keys + j * n_kv_heads * head_dim. */
+static const float *
+layer_keys (const LscAttentionStore *a, int layer)
+{
+  const LscSession *s = a->session;
+  if (s == NULL)
+    return a->keys[layer];
+  return s->key_cache + (gsize) layer * s->params.n_ctx * s->c.n_kv_heads * s->c.head_dim;
+}
+
+/* The mask hook of the session, or NULL. */
+static const LscAttentionHooks *
+mask_hooks (const LscAttentionStore *a)
+{
+  if (a->session == NULL || a->session->params.hooks.mask_row == NULL)
+    return NULL;
+  return &a->session->params.hooks;
 }
 
 int
@@ -245,20 +317,20 @@ int
 lsc_attention_get_n_rows (const LscAttentionStore *a)
 {
   /* the rows captured are the positions the session has run, within the plan */
-  return CLAMP (a->session->pos - a->row_start, 0, a->row_cap);
+  return CLAMP (store_n_keys (a) - a->row_start, 0, a->row_cap);
 }
 
 gboolean
 lsc_attention_has_head (const LscAttentionStore *a, int layer, int head)
 {
-  return layer >= 0 && layer < a->session->c.n_layers && head >= 0
-         && head < a->session->c.n_heads && a->layer_slot[layer] >= 0 && a->head_slot[head] >= 0;
+  return layer >= 0 && layer < a->n_layers && head >= 0 && head < a->n_heads
+         && a->layer_slot[layer] >= 0 && a->head_slot[head] >= 0;
 }
 
 guint64
 lsc_attention_get_bytes (const LscAttentionStore *a)
 {
-  return store_bytes (a->n_cl, a->n_ch, a->row_cap, a->session->c.head_dim, a->scale != NULL);
+  return store_bytes (a->n_cl, a->n_ch, a->row_cap, a->head_dim, a->layer_scale != NULL);
 }
 
 /* One head's view of the store and the keys. */
@@ -269,6 +341,7 @@ typedef struct {
   const float *lse;     /* (row_cap) */
   const float *scale;   /* (row_cap) or NULL */
   const float *keys;    /* key j at keys + j * kv_dim */
+  const LscAttentionHooks *hooks;   /* with a mask_row, or NULL */
   float base_scale;
   int window;
 } HeadView;
@@ -277,8 +350,7 @@ static gboolean
 head_view (const LscAttentionStore *a, int layer, int head, int q0, int q1, int k0, int k1,
            HeadView *v, GError **error)
 {
-  const LscSession *s = a->session;
-  int n_rows = lsc_attention_get_n_rows (a);
+  int n_rows = lsc_attention_get_n_rows (a), n_keys = store_n_keys (a);
 
   if (!lsc_attention_has_head (a, layer, head))
     {
@@ -287,28 +359,30 @@ head_view (const LscAttentionStore *a, int layer, int head, int q0, int q1, int 
       return FALSE;
     }
   if (q0 < a->row_start || q1 > a->row_start + n_rows || q0 > q1 || k0 < 0 || k0 > k1
-      || k1 > s->pos)
+      || k1 > n_keys)
     {
       g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
                    "tile rows [%d, %d) x keys [%d, %d) is outside the captured rows [%d, %d) "
-                   "x keys [0, %d)", q0, q1, k0, k1, a->row_start, a->row_start + n_rows, s->pos);
+                   "x keys [0, %d)", q0, q1, k0, k1, a->row_start, a->row_start + n_rows, n_keys);
       return FALSE;
     }
   int ls = a->layer_slot[layer], hs = a->head_slot[head];
-  int group = s->c.n_heads / s->c.n_kv_heads;
+  int group = a->n_heads / a->n_kv_heads;
   v->a = a;
   v->layer = layer;
   v->head = head;
-  v->hd = s->c.head_dim;
+  v->hd = a->head_dim;
   v->q_stride = a->n_ch * v->hd;
-  v->kv_dim = s->c.n_kv_heads * v->hd;
-  v->q = a->q + ((gsize) ls * a->row_cap * a->n_ch + hs) * v->hd - (gsize) a->row_start * v->q_stride;
-  v->lse = a->lse + ((gsize) ls * a->n_ch + hs) * a->row_cap - a->row_start;
-  v->scale = a->scale != NULL ? a->scale + ((gsize) ls * a->n_ch + hs) * a->row_cap - a->row_start
-                              : NULL;
-  v->keys = s->key_cache + (gsize) layer * s->params.n_ctx * v->kv_dim + (head / group) * v->hd;
+  v->kv_dim = a->n_kv_heads * v->hd;
+  /* indexed by position: row i at q + i * q_stride, lse[i], scale[i] */
+  v->q = a->layer_q[ls] + (gsize) hs * v->hd - (gsize) a->row_start * v->q_stride;
+  v->lse = a->layer_lse[ls] + (gsize) hs * a->row_cap - a->row_start;
+  v->scale = a->layer_scale != NULL ? a->layer_scale[ls] + (gsize) hs * a->row_cap - a->row_start
+                                    : NULL;
+  v->keys = layer_keys (a, layer) + (head / group) * v->hd;
+  v->hooks = mask_hooks (a);
   v->base_scale = 1.0f / sqrtf ((float) v->hd);
-  v->window = s->layers[layer].window;
+  v->window = a->session != NULL ? a->session->layers[layer].window : a->windows[layer];
   return TRUE;
 }
 
@@ -329,8 +403,8 @@ row_first_key (const HeadView *v, int i)
 static const guint8 *
 row_hidden (const HeadView *v, int i, guint8 *buf)
 {
-  const LscAttentionHooks *hooks = &v->a->session->params.hooks;
-  if (hooks->mask_row == NULL)
+  const LscAttentionHooks *hooks = v->hooks;
+  if (hooks == NULL)
     return NULL;
   memset (buf, 0, (gsize) i + 1);
   hooks->mask_row (hooks->data, v->layer, v->head, i, buf);
@@ -364,18 +438,17 @@ gboolean
 lsc_attention_get_key (const LscAttentionStore *a, int layer, int kv_head, int pos, float *out,
                        GError **error)
 {
-  const LscSession *s = a->session;
-  int hd = s->c.head_dim, kv_dim = s->c.n_kv_heads * hd;
-  if (layer < 0 || layer >= s->c.n_layers || kv_head < 0 || kv_head >= s->c.n_kv_heads
-      || pos < 0 || pos >= s->pos)
+  int hd = a->head_dim, kv_dim = a->n_kv_heads * hd, n_keys = store_n_keys (a);
+  if (layer < 0 || layer >= a->n_layers || kv_head < 0 || kv_head >= a->n_kv_heads
+      || pos < 0 || pos >= n_keys || (a->session == NULL && a->keys[layer] == NULL))
     {
       g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
-                   "no key for layer %d KV head %d at position %d (the session holds %d)", layer,
-                   kv_head, pos, s->pos);
+                   "no key for layer %d KV head %d at position %d (the store holds %d keys of "
+                   "%s layers)", layer, kv_head, pos, n_keys,
+                   a->session != NULL ? "all" : "its captured");
       return FALSE;
     }
-  memcpy (out, s->key_cache + ((gsize) layer * s->params.n_ctx + pos) * kv_dim + kv_head * hd,
-          hd * sizeof (float));
+  memcpy (out, layer_keys (a, layer) + (gsize) pos * kv_dim + kv_head * hd, hd * sizeof (float));
   return TRUE;
 }
 
@@ -387,7 +460,7 @@ lsc_attention_tile (const LscAttentionStore *a, int layer, int head, int q0, int
   if (!head_view (a, layer, head, q0, q1, k0, k1, &v, error))
     return FALSE;
   int cols = k1 - k0;
-  gboolean hooked = a->session->params.hooks.mask_row != NULL;
+  gboolean hooked = mask_hooks (a) != NULL;
 
 #pragma omp parallel num_threads (store_threads (a))
   {
@@ -439,6 +512,237 @@ lsc_attention_mass (const LscAttentionStore *a, int layer, int head, int q0, int
     }
   *mass = sum;
   return TRUE;
+}
+
+/* ---- saving and loading ---- */
+
+#define STORE_VERSION 1
+
+/* attn.store.geometry: what a reader needs to interpret the other tensors. */
+enum { G_VERSION, G_LAYERS, G_HEADS, G_KV_HEADS, G_HEAD_DIM, G_ROW_START, G_ROWS, G_SCALES, G_N };
+
+gboolean
+lsc_attention_save (const LscAttentionStore *a, LscTensorWriter *w, GError **error)
+{
+  g_return_val_if_fail (a != NULL && w != NULL, FALSE);
+  if (mask_hooks (a) != NULL)
+    {
+      g_set_error_literal (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
+                           "the attention store of a run with a mask hook cannot be saved "
+                           "(its masks are code, not data)");
+      return FALSE;
+    }
+  int n_rows = lsc_attention_get_n_rows (a), n_keys = a->row_start + n_rows;
+  gint32 geometry[G_N] = { STORE_VERSION, a->n_layers, a->n_heads, a->n_kv_heads, a->head_dim,
+                           a->row_start, n_rows, a->layer_scale != NULL };
+  g_autofree gint32 *layers = g_new (gint32, MAX (a->n_cl, 1));
+  g_autofree gint32 *heads = g_new (gint32, MAX (a->n_ch, 1));
+  g_autofree gint32 *windows = g_new (gint32, a->n_layers);
+  for (int l = 0; l < a->n_layers; l++)
+    {
+      windows[l] = a->session != NULL ? a->session->layers[l].window : a->windows[l];
+      if (a->layer_slot[l] >= 0)
+        layers[a->layer_slot[l]] = l;
+    }
+  for (int h = 0; h < a->n_heads; h++)
+    if (a->head_slot[h] >= 0)
+      heads[a->head_slot[h]] = h;
+
+  gint64 shape[3] = { G_N };
+  if (!lsc_tensor_writer_add_i32 (w, "attn.store.geometry", 1, shape, geometry))
+    {
+      g_set_error_literal (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
+                           "an attention store is already in this tensor file");
+      return FALSE;
+    }
+  shape[0] = a->n_cl;
+  lsc_tensor_writer_add_i32 (w, "attn.store.layers", 1, shape, layers);
+  shape[0] = a->n_ch;
+  lsc_tensor_writer_add_i32 (w, "attn.store.heads", 1, shape, heads);
+  shape[0] = a->n_layers;
+  lsc_tensor_writer_add_i32 (w, "attn.store.windows", 1, shape, windows);
+
+  /* normalisers and scales: the captured rows of each head, packed */
+  g_autofree float *packed = g_new (float, MAX ((gsize) a->n_ch * n_rows, 1));
+  for (int l = 0; l < a->n_layers; l++)
+    {
+      int ls = a->layer_slot[l];
+      if (ls < 0)
+        continue;
+      char name[64];
+      g_snprintf (name, sizeof name, "attn.store.%d.query", l);
+      gint64 qshape[3] = { n_rows, a->n_ch, a->head_dim };
+      lsc_tensor_writer_add_f32_borrowed (w, name, 3, qshape, a->layer_q[ls]);
+      g_snprintf (name, sizeof name, "attn.store.%d.key", l);
+      gint64 kshape[3] = { n_keys, a->n_kv_heads, a->head_dim };
+      lsc_tensor_writer_add_f32_borrowed (w, name, 3, kshape, layer_keys (a, l));
+      for (int which = 0; which < 2; which++)
+        {
+          const float *src = which == 0 ? a->layer_lse[ls]
+                             : a->layer_scale != NULL ? a->layer_scale[ls] : NULL;
+          if (src == NULL)
+            continue;
+          for (int h = 0; h < a->n_ch; h++)
+            memcpy (packed + (gsize) h * n_rows, src + (gsize) h * a->row_cap,
+                    n_rows * sizeof (float));
+          g_snprintf (name, sizeof name, "attn.store.%d.%s", l, which == 0 ? "lse" : "scale");
+          gint64 rshape[2] = { a->n_ch, n_rows };
+          lsc_tensor_writer_add_f32 (w, name, 2, rshape, packed);
+        }
+    }
+  return TRUE;
+}
+
+/* Frees a store being loaded; the error is already set. */
+static LscAttentionStore *
+drop (LscAttentionStore *a)
+{
+  _lsc_attention_store_free (a);
+  return NULL;
+}
+
+static LscAttentionStore *
+load_failed (LscAttentionStore *a, GError **error, const char *path, const char *format, ...)
+  G_GNUC_PRINTF (4, 5);
+
+static LscAttentionStore *
+load_failed (LscAttentionStore *a, GError **error, const char *path, const char *format, ...)
+{
+  va_list args;
+  va_start (args, format);
+  g_autofree char *msg = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT, "%s: %s", path, msg);
+  return drop (a);
+}
+
+LscAttentionStore *
+lsc_attention_load (const char *path, GError **error)
+{
+  g_return_val_if_fail (path != NULL, NULL);
+  LscTensorReader *r = lsc_tensor_reader_open (path, error);
+  if (r == NULL)
+    return NULL;
+  LscAttentionStore *a = g_new0 (LscAttentionStore, 1);
+  a->file = r;
+
+  if (!lsc_tensor_reader_lookup (r, "attn.store.geometry", NULL, NULL))
+    return load_failed (a, error, path, "no attention store in this file (tensor "
+                        "'attn.store.geometry' is missing: the run was saved without "
+                        "\"store\": true in its capture)");
+  gint64 shape[3] = { G_N };
+  const gint32 *g = lsc_tensor_reader_get_i32 (r, "attn.store.geometry", 1, shape, error);
+  if (g == NULL)
+    return drop (a);
+  if (g[G_VERSION] != STORE_VERSION)
+    return load_failed (a, error, path, "attn.store.geometry: store version %d is not supported "
+                        "(this Longscope reads version %d)", g[G_VERSION], STORE_VERSION);
+  static const char *const fields[] = { "version", "n_layers", "n_heads", "n_kv_heads",
+                                        "head_dim", "row_start", "n_rows", "scales" };
+  static const int min[] = { 0, 1, 1, 1, 1, 0, 0, 0 };
+  static const int max[] = { 1, 1 << 16, 1 << 16, 1 << 16, 1 << 16, G_MAXINT / 2, G_MAXINT / 2, 1 };
+  for (int i = 1; i < G_N; i++)
+    if (g[i] < min[i] || g[i] > max[i])
+      return load_failed (a, error, path, "attn.store.geometry: %s = %d is out of range [%d, %d]",
+                          fields[i], g[i], min[i], max[i]);
+  if (g[G_HEADS] % g[G_KV_HEADS] != 0)
+    return load_failed (a, error, path, "attn.store.geometry: n_heads = %d is not a multiple of "
+                        "n_kv_heads = %d", g[G_HEADS], g[G_KV_HEADS]);
+  a->n_layers = g[G_LAYERS];
+  a->n_heads = g[G_HEADS];
+  a->n_kv_heads = g[G_KV_HEADS];
+  a->head_dim = g[G_HEAD_DIM];
+  a->row_start = g[G_ROW_START];
+  a->row_cap = g[G_ROWS];
+  int n_keys = a->row_start + a->row_cap;
+
+  /* which layers and heads, each once and in range */
+  const char *lists[2] = { "attn.store.layers", "attn.store.heads" };
+  int n_of[2] = { a->n_layers, a->n_heads };
+  int *slots[2] = { a->layer_slot = g_new (int, a->n_layers), a->head_slot = g_new (int, a->n_heads) };
+  int *counts[2] = { &a->n_cl, &a->n_ch };
+  for (int k = 0; k < 2; k++)
+    {
+      shape[0] = -1;
+      const gint32 *list = lsc_tensor_reader_get_i32 (r, lists[k], 1, shape, error);
+      if (list == NULL)
+        return drop (a);
+      for (int i = 0; i < n_of[k]; i++)
+        slots[k][i] = -1;
+      for (gint64 i = 0; i < shape[0]; i++)
+        {
+          if (list[i] < 0 || list[i] >= n_of[k] || slots[k][list[i]] >= 0)
+            return load_failed (a, error, path, "%s[%" G_GINT64_FORMAT "] = %d is out of range "
+                                "or repeated (%d %s)", lists[k], i, list[i], n_of[k],
+                                k == 0 ? "layers" : "heads");
+          slots[k][list[i]] = (int) i;
+        }
+      *counts[k] = (int) shape[0];
+    }
+  shape[0] = a->n_layers;
+  const gint32 *windows = lsc_tensor_reader_get_i32 (r, "attn.store.windows", 1, shape, error);
+  if (windows == NULL)
+    return drop (a);
+  a->windows = g_new (int, a->n_layers);
+  for (int l = 0; l < a->n_layers; l++)
+    {
+      if (windows[l] < 0)
+        return load_failed (a, error, path, "attn.store.windows[%d] = %d is negative", l,
+                            windows[l]);
+      a->windows[l] = windows[l];
+    }
+
+  a->layer_q = g_new0 (const float *, MAX (a->n_cl, 1));
+  a->layer_lse = g_new0 (const float *, MAX (a->n_cl, 1));
+  a->layer_scale = g[G_SCALES] ? g_new0 (const float *, MAX (a->n_cl, 1)) : NULL;
+  a->keys = g_new0 (const float *, a->n_layers);
+  for (int l = 0; l < a->n_layers; l++)
+    {
+      int ls = a->layer_slot[l];
+      if (ls < 0)
+        continue;
+      char name[64];
+      g_snprintf (name, sizeof name, "attn.store.%d.query", l);
+      gint64 qshape[3] = { a->row_cap, a->n_ch, a->head_dim };
+      gint64 kshape[3] = { n_keys, a->n_kv_heads, a->head_dim };
+      gint64 rshape[2] = { a->n_ch, a->row_cap };
+      if ((a->layer_q[ls] = lsc_tensor_reader_get_f32 (r, name, 3, qshape, error)) == NULL)
+        return drop (a);
+      g_snprintf (name, sizeof name, "attn.store.%d.key", l);
+      if ((a->keys[l] = lsc_tensor_reader_get_f32 (r, name, 3, kshape, error)) == NULL)
+        return drop (a);
+      g_snprintf (name, sizeof name, "attn.store.%d.lse", l);
+      if ((a->layer_lse[ls] = lsc_tensor_reader_get_f32 (r, name, 2, rshape, error)) == NULL)
+        return drop (a);
+      g_snprintf (name, sizeof name, "attn.store.%d.scale", l);
+      if (a->layer_scale != NULL
+          && (a->layer_scale[ls] = lsc_tensor_reader_get_f32 (r, name, 2, rshape, error)) == NULL)
+        return drop (a);
+    }
+  return a;
+}
+
+void
+lsc_attention_free (LscAttentionStore *a)
+{
+  if (a == NULL)
+    return;
+  g_return_if_fail (a->session == NULL);
+  _lsc_attention_store_free (a);
+}
+
+void
+lsc_attention_get_shape (const LscAttentionStore *a, int *n_layers, int *n_heads,
+                         int *n_kv_heads, int *head_dim)
+{
+  if (n_layers != NULL)
+    *n_layers = a->n_layers;
+  if (n_heads != NULL)
+    *n_heads = a->n_heads;
+  if (n_kv_heads != NULL)
+    *n_kv_heads = a->n_kv_heads;
+  if (head_dim != NULL)
+    *head_dim = a->head_dim;
 }
 
 /* ---- the streaming pass: pyramid and statistics ---- */
@@ -555,7 +859,7 @@ lsc_attention_analyze (const LscAttentionStore *a, int layer, int head, int sink
   int step = MAX (block, 16);
   int n_blocks = ceil_div (n_rows, step);
   double entropy = 0, sink = 0, maxp = 0, dist = 0;
-  gboolean hooked = a->session->params.hooks.mask_row != NULL;
+  gboolean hooked = mask_hooks (a) != NULL;
   int nt = store_threads (a);
 
   openblas_set_num_threads (1);

@@ -40,6 +40,8 @@
 
 #include <glib.h>
 
+#include "lsc-tensor-writer.h"
+
 G_BEGIN_DECLS
 
 /* What a session captures. Layers and heads are lists of indices; NULL (or
@@ -174,5 +176,43 @@ void lsc_attention_pyramid_free (LscAttentionPyramid *pyramid);
 guint64 lsc_attention_pyramid_bytes (int n_rows, int n_keys);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (LscAttentionPyramid, lsc_attention_pyramid_free)
+
+/* The model geometry the store was captured on. */
+void lsc_attention_get_shape (const LscAttentionStore *store, int *n_layers, int *n_heads,
+                              int *n_kv_heads, int *head_dim);
+
+/* Saving a store with its run, so that the run's attention reopens exactly
+ * (the GUI's Export Run, a batch job's "capture": {"store": true}): adds
+ * to writer, all F32 unless said,
+ *
+ *   attn.store.geometry  I32 [8]: version (1), n_layers, n_heads, n_kv_heads,
+ *                        head_dim, row_start, n_rows, scales (0 or 1)
+ *   attn.store.layers    I32 [n_captured_layers], attn.store.heads I32 [n_captured_heads]
+ *   attn.store.windows   I32 [n_layers]: each layer's sliding window (0: none)
+ *   attn.store.L.query   [n_rows, n_captured_heads, head_dim]: post-RoPE queries
+ *                        of rows row_start .. row_start + n_rows - 1
+ *   attn.store.L.key     [row_start + n_rows, n_kv_heads, head_dim]: post-RoPE keys
+ *   attn.store.L.lse     [n_captured_heads, n_rows]: row normalisers
+ *   attn.store.L.scale   [n_captured_heads, n_rows]: row logit scales, with scales = 1
+ *                        (otherwise 1/sqrt(head_dim))
+ *
+ * for every captured layer L, so that p[i][j] = exp(scale_i * q_i . k_j -
+ * lse_i) over the keys row i sees (causal, within the layer's window).
+ * Queries and keys are not copied: the store (and its session) must outlive
+ * the writer. Fails with LSC_RUN_ERROR_UNSUPPORTED for a session with a
+ * mask hook (its masks are code) or a writer that holds a store already. */
+gboolean lsc_attention_save (const LscAttentionStore *store, LscTensorWriter *writer,
+                             GError **error);
+
+/* A store read back from a tensor file that lsc_attention_save () wrote: the
+ * file is memory-mapped, nothing is copied, every tensor's dtype and shape
+ * is checked against the geometry, and errors name the file and the tensor
+ * (LSC_MODEL_ERROR). Tiles, masses, pyramids and statistics from it equal
+ * those of the saved run. Free with lsc_attention_free (). */
+LscAttentionStore *lsc_attention_load (const char *path, GError **error);
+/* Only for stores from lsc_attention_load (); a session owns its own. */
+void lsc_attention_free (LscAttentionStore *store);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (LscAttentionStore, lsc_attention_free)
 
 G_END_DECLS

@@ -11,6 +11,8 @@
  *     "stats": bool,                default true: per-head statistics
  *     "sink_tokens": int,           default 4: keys that count as the attention sink
  *     "pyramids": bool,             default false: every head's pooled pyramid
+ *     "store": bool,                default false: the store itself, so the run reopens
+ *                                   (lsc_attention_save (): attn.store.*)
  *     "tiles": [ {"layer": L, "head": H, "rows": [q0, q1], "keys": [k0, k1]}, ... ]
  *   }
  *
@@ -20,6 +22,7 @@
  *   attn.L.H.pyramid.B.max / .mean    F32 [rows, cols]: blocks of B x B cells
  *   attn.L.H.tile.Q0-Q1.K0-K1         F32 [q1 - q0, k1 - k0]: exact probabilities,
  *                                     NaN where the row cannot see the key
+ *   attn.store.*                      the store (lsc-attention.h)
  */
 #include "config.h"
 
@@ -94,7 +97,7 @@ gboolean
 _lsc_job_capture_parse (LscJobCapture *c, const char *job, json_object *obj, GError **error)
 {
   static const char *const known[] = { "layers", "heads", "rows", "budget_mib", "stats",
-                                       "sink_tokens", "pyramids", "tiles", NULL };
+                                       "sink_tokens", "pyramids", "store", "tiles", NULL };
   json_object *v;
 
   memset (c, 0, sizeof *c);
@@ -140,6 +143,12 @@ _lsc_job_capture_parse (LscJobCapture *c, const char *job, json_object *obj, GEr
       if (!json_object_is_type (v, json_type_boolean))
         return invalid (error, job, ".pyramids", "true or false", v);
       c->pyramids = json_object_get_boolean (v);
+    }
+  if ((v = json_object_object_get (obj, "store")) != NULL)
+    {
+      if (!json_object_is_type (v, json_type_boolean))
+        return invalid (error, job, ".store", "true or false", v);
+      c->store = json_object_get_boolean (v);
     }
   if ((v = json_object_object_get (obj, "tiles")) != NULL)
     {
@@ -196,6 +205,15 @@ _lsc_job_capture_write (LscJobCapture *c, const LscSession *session,
   json_object_array_add (rows, json_object_new_int (row0 + n_rows));
   json_object_object_add (att, "rows", rows);
   json_object_object_add (att, "store_bytes", json_object_new_int64 ((gint64) lsc_attention_get_bytes (a)));
+  if (c->store)
+    {
+      if (!lsc_attention_save (a, writer, error))
+        {
+          g_prefix_error (error, "$.capture.store: ");
+          return FALSE;
+        }
+      json_object_object_add (att, "store", json_object_new_boolean (TRUE));
+    }
 
   /* statistics and pyramids: one streaming pass per captured head */
   if (c->stats || c->pyramids)

@@ -41,6 +41,7 @@ typedef struct {
   guint64 budget;          /* bytes */
   GArray *tiles;           /* (element-type LscJobTile) */
   gboolean pyramids;
+  gboolean store;              /* the queries, keys and normalisers themselves */
   gboolean stats;
   int sink_tokens;
   float *stat_values[4];   /* (n_layers, n_heads) entropy, sink_mass, max_prob, mean_distance,

@@ -34,6 +34,7 @@
 #include "lsc-model-private.h"
 #include "lsc-error.h"
 #include "lsc-json.h"
+#include "lsc-tensor-reader.h"
 
 #include <json-c/json.h>
 #include <string.h>
@@ -45,7 +46,7 @@
  * are added in data order. */
 typedef struct {
   const char *name;              /* owned by the JSON header */
-  LscDType dtype;
+  int dtype;                     /* a DTypeSet's code */
   int n_dims;
   gint64 shape[LSC_MAX_DIMS];    /* (n_dims) outermost first */
   guint64 begin;                 /* relative to the data section */
@@ -59,9 +60,16 @@ read_u64_le (const guint8 *p)
   return GUINT64_FROM_LE (v);
 }
 
-/* Known safetensors dtype names; only the first three are computed with. */
+/* The dtypes a reader accepts: parse maps a safetensors dtype name to the
+ * reader's code and element size; `accepted` lists them for errors. */
+typedef struct {
+  gboolean (*parse) (const char *name, int *dtype, gsize *elem_size);
+  const char *accepted;
+} DTypeSet;
+
+/* Models compute with F32, F16 and BF16 (as LscDType). */
 static gboolean
-parse_dtype (const char *name, LscDType *dtype, gsize *elem_size)
+parse_model_dtype (const char *name, int *dtype, gsize *elem_size)
 {
   if (g_str_equal (name, "F32"))
     *dtype = LSC_DTYPE_F32, *elem_size = 4;
@@ -73,6 +81,8 @@ parse_dtype (const char *name, LscDType *dtype, gsize *elem_size)
     return FALSE;
   return TRUE;
 }
+
+static const DTypeSet model_dtypes = { parse_model_dtype, "F32, F16 and BF16 are" };
 
 static void
 format_shape (GString *out, json_object *shape)
@@ -102,7 +112,7 @@ get_json_u64 (json_object *value, guint64 *out)
 
 static gboolean
 parse_entry (const char *path, const char *name, json_object *desc, guint64 data_size,
-             SafetensorsEntry *entry, GError **error)
+             const DTypeSet *dtypes, SafetensorsEntry *entry, GError **error)
 {
   static const char *const fields[] = { "dtype", "shape", "data_offsets" };
   json_object *dtype_obj, *shape_obj, *offsets_obj;
@@ -138,11 +148,11 @@ parse_entry (const char *path, const char *name, json_object *desc, guint64 data
                    json_type_to_name (json_object_get_type (dtype_obj)));
       return FALSE;
     }
-  if (!parse_dtype (json_object_get_string (dtype_obj), &entry->dtype, &elem_size))
+  if (!dtypes->parse (json_object_get_string (dtype_obj), &entry->dtype, &elem_size))
     {
       g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_UNSUPPORTED_DTYPE,
-                   "%s: tensor '%s': dtype %s is not supported (F32, F16 and BF16 are)",
-                   path, name, json_object_get_string (dtype_obj));
+                   "%s: tensor '%s': dtype %s is not supported (%s)",
+                   path, name, json_object_get_string (dtype_obj), dtypes->accepted);
       return FALSE;
     }
 
@@ -237,10 +247,11 @@ compare_entries (gconstpointer a, gconstpointer b)
   return strcmp (ea->name, eb->name);
 }
 
-/* Reads the header of `file` and adds its tensors to `model` as file
- * `file_index`. */
+/* Reads the header of `file`: its entries (names owned by *header_out) in
+ * data order, and where the data section starts. */
 static gboolean
-add_tensors (LscModel *model, const LscMappedFile *file, guint file_index, GError **error)
+read_header (const LscMappedFile *file, const DTypeSet *dtypes, json_object **header_out,
+             GArray **entries_out, guint64 *data_start_out, GError **error)
 {
   g_autoptr(json_object) header = NULL;
   g_autoptr(GArray) entries = NULL;   /* (element-type SafetensorsEntry) in data order */
@@ -301,17 +312,33 @@ add_tensors (LscModel *model, const LscMappedFile *file, guint file_index, GErro
             }
           continue;
         }
-      if (!parse_entry (file->path, key, value, data_size, &entry, error))
+      if (!parse_entry (file->path, key, value, data_size, dtypes, &entry, error))
         return FALSE;
       g_array_append_val (entries, entry);
     }
   g_array_sort (entries, compare_entries);
+  *header_out = g_steal_pointer (&header);
+  *entries_out = g_steal_pointer (&entries);
+  *data_start_out = data_start;
+  return TRUE;
+}
 
+/* Reads the header of `file` and adds its tensors to `model` as file
+ * `file_index`. */
+static gboolean
+add_tensors (LscModel *model, const LscMappedFile *file, guint file_index, GError **error)
+{
+  g_autoptr(json_object) header = NULL;
+  g_autoptr(GArray) entries = NULL;
+  guint64 data_start;
+
+  if (!read_header (file, &model_dtypes, &header, &entries, &data_start, error))
+    return FALSE;
   for (guint i = 0; i < entries->len; i++)
     {
       const SafetensorsEntry *e = &g_array_index (entries, SafetensorsEntry, i);
-      if (_lsc_model_add_tensor (model, e->name, e->dtype, e->n_dims, e->shape, file_index,
-                                 data_start + e->begin, error) == NULL)
+      if (_lsc_model_add_tensor (model, e->name, (LscDType) e->dtype, e->n_dims, e->shape,
+                                 file_index, data_start + e->begin, error) == NULL)
         return FALSE;
     }
   return TRUE;
@@ -338,4 +365,160 @@ _lsc_safetensors_add_file (LscModel *model, const char *path, guint *file_index,
     *file_index = index;
 
   return add_tensors (model, file, index, error);
+}
+
+/* ---- result files ---- */
+
+enum { RESULT_F32, RESULT_I32 };
+
+static gboolean
+parse_result_dtype (const char *name, int *dtype, gsize *elem_size)
+{
+  *elem_size = 4;
+  if (g_str_equal (name, "F32"))
+    *dtype = RESULT_F32;
+  else if (g_str_equal (name, "I32"))
+    *dtype = RESULT_I32;
+  else
+    return FALSE;
+  return TRUE;
+}
+
+static const DTypeSet result_dtypes = { parse_result_dtype, "F32 and I32 are" };
+
+struct _LscTensorReader {
+  LscMappedFile *file;
+  json_object *header;         /* owns the entries' names */
+  GArray *entries;             /* (element-type SafetensorsEntry) */
+  GHashTable *by_name;         /* name -> index + 1 */
+  guint64 data_start;
+};
+
+LscTensorReader *
+lsc_tensor_reader_open (const char *path, GError **error)
+{
+  g_return_val_if_fail (path != NULL, NULL);
+  g_autoptr(LscMappedFile) file = lsc_mapped_file_open (path, error);
+  if (file == NULL)
+    return NULL;
+  json_object *header;
+  GArray *entries;
+  guint64 data_start;
+  if (!read_header (file, &result_dtypes, &header, &entries, &data_start, error))
+    return NULL;
+
+  LscTensorReader *r = g_new0 (LscTensorReader, 1);
+  r->file = g_steal_pointer (&file);
+  r->header = header;
+  r->entries = entries;
+  r->data_start = data_start;
+  r->by_name = g_hash_table_new (g_str_hash, g_str_equal);
+  for (guint i = 0; i < entries->len; i++)
+    g_hash_table_insert (r->by_name, (gpointer) g_array_index (entries, SafetensorsEntry, i).name,
+                         GUINT_TO_POINTER (i + 1));
+  return r;
+}
+
+void
+lsc_tensor_reader_free (LscTensorReader *r)
+{
+  if (r == NULL)
+    return;
+  g_hash_table_unref (r->by_name);
+  g_array_unref (r->entries);
+  json_object_put (r->header);
+  lsc_mapped_file_free (r->file);
+  g_free (r);
+}
+
+const char *
+lsc_tensor_reader_get_path (const LscTensorReader *r)
+{
+  return r->file->path;
+}
+
+static const SafetensorsEntry *
+find_entry (const LscTensorReader *r, const char *name)
+{
+  guint i = GPOINTER_TO_UINT (g_hash_table_lookup (r->by_name, name));
+  return i == 0 ? NULL : &g_array_index (r->entries, SafetensorsEntry, i - 1);
+}
+
+gboolean
+lsc_tensor_reader_lookup (const LscTensorReader *r, const char *name, int *n_dims, gint64 *shape)
+{
+  const SafetensorsEntry *e = find_entry (r, name);
+  if (e == NULL)
+    return FALSE;
+  if (n_dims != NULL)
+    *n_dims = e->n_dims;
+  if (shape != NULL)
+    memcpy (shape, e->shape, e->n_dims * sizeof (gint64));
+  return TRUE;
+}
+
+static void
+append_shape (GString *s, int n_dims, const gint64 *shape)
+{
+  g_string_append_c (s, '[');
+  for (int i = 0; i < n_dims; i++)
+    {
+      if (shape[i] < 0)
+        g_string_append_printf (s, "%s*", i > 0 ? ", " : "");
+      else
+        g_string_append_printf (s, "%s%" G_GINT64_FORMAT, i > 0 ? ", " : "", shape[i]);
+    }
+  g_string_append_c (s, ']');
+}
+
+static gconstpointer
+get_data (const LscTensorReader *r, const char *name, int dtype, int n_dims, gint64 *shape,
+          GError **error)
+{
+  static const char *const names[] = { "F32", "I32" };
+  const SafetensorsEntry *e = find_entry (r, name);
+  if (e == NULL)
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_MISSING_TENSOR,
+                   "%s: tensor '%s' is missing", r->file->path, name);
+      return NULL;
+    }
+  gboolean same = e->n_dims == n_dims;
+  for (int i = 0; same && i < n_dims; i++)
+    same = shape[i] < 0 || shape[i] == e->shape[i];
+  if (e->dtype != dtype || !same)
+    {
+      g_autoptr(GString) want = g_string_new (NULL), got = g_string_new (NULL);
+      append_shape (want, n_dims, shape);
+      append_shape (got, e->n_dims, e->shape);
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_BAD_SHAPE,
+                   "%s: tensor '%s': expected %s %s, found %s %s", r->file->path, name,
+                   names[dtype], want->str, names[e->dtype], got->str);
+      return NULL;
+    }
+  guint64 offset = r->data_start + e->begin;
+  if (offset % 4 != 0)
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
+                   "%s: tensor '%s': data at byte %" G_GUINT64_FORMAT " is not 4-byte aligned",
+                   r->file->path, name, offset);
+      return NULL;
+    }
+  memcpy (shape, e->shape, n_dims * sizeof (gint64));
+  /* an empty tensor may sit at the very end of the file */
+  return r->file->data != NULL ? (gconstpointer) (r->file->data + offset) : (gconstpointer) "";
+}
+
+const float *
+lsc_tensor_reader_get_f32 (const LscTensorReader *r, const char *name, int n_dims, gint64 *shape,
+                           GError **error)
+{
+  return get_data (r, name, RESULT_F32, n_dims, shape, error);
+}
+
+const gint32 *
+lsc_tensor_reader_get_i32 (const LscTensorReader *r, const char *name, int n_dims, gint64 *shape,
+                           GError **error)
+{
+  return get_data (r, name, RESULT_I32, n_dims, shape, error);
 }

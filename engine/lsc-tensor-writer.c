@@ -51,7 +51,7 @@ lsc_tensor_writer_free (LscTensorWriter *w)
 
 static gboolean
 add (LscTensorWriter *w, const char *name, const char *dtype, int n_dims, const gint64 *shape,
-     const void *data)
+     const void *data, gboolean borrow)
 {
   g_return_val_if_fail (n_dims >= 0 && n_dims <= 8, FALSE);
   if (g_hash_table_contains (w->names, name))
@@ -64,7 +64,7 @@ add (LscTensorWriter *w, const char *name, const char *dtype, int n_dims, const 
   e->dtype = dtype;
   e->n_dims = n_dims;
   memcpy (e->shape, shape, n_dims * sizeof (gint64));
-  e->data = g_bytes_new (data, n * 4);
+  e->data = borrow ? g_bytes_new_static (data, n * 4) : g_bytes_new (data, n * 4);
   g_ptr_array_add (w->entries, e);
   g_hash_table_add (w->names, e->name);
   return TRUE;
@@ -74,14 +74,21 @@ gboolean
 lsc_tensor_writer_add_f32 (LscTensorWriter *w, const char *name, int n_dims, const gint64 *shape,
                            const float *data)
 {
-  return add (w, name, "F32", n_dims, shape, data);
+  return add (w, name, "F32", n_dims, shape, data, FALSE);
+}
+
+gboolean
+lsc_tensor_writer_add_f32_borrowed (LscTensorWriter *w, const char *name, int n_dims,
+                                    const gint64 *shape, const float *data)
+{
+  return add (w, name, "F32", n_dims, shape, data, TRUE);
 }
 
 gboolean
 lsc_tensor_writer_add_i32 (LscTensorWriter *w, const char *name, int n_dims, const gint64 *shape,
                            const gint32 *data)
 {
-  return add (w, name, "I32", n_dims, shape, data);
+  return add (w, name, "I32", n_dims, shape, data, FALSE);
 }
 
 guint

@@ -31,6 +31,10 @@ void lsc_tensor_writer_free (LscTensorWriter *writer);
  * returns FALSE and keeps the first. */
 gboolean lsc_tensor_writer_add_f32 (LscTensorWriter *writer, const char *name, int n_dims,
                                     const gint64 *shape, const float *data);
+/* The same without a copy, for large arrays (stored queries and keys): data
+ * must stay valid and unchanged until the writer is freed. */
+gboolean lsc_tensor_writer_add_f32_borrowed (LscTensorWriter *writer, const char *name,
+                                             int n_dims, const gint64 *shape, const float *data);
 gboolean lsc_tensor_writer_add_i32 (LscTensorWriter *writer, const char *name, int n_dims,
                                     const gint64 *shape, const gint32 *data);
 guint lsc_tensor_writer_get_n_tensors (const LscTensorWriter *writer);

@@ -3,7 +3,8 @@
  * Attention capture: tiles recomputed from the store against a naive
  * float64 softmax over the same queries and keys, masks and scales from
  * hooks, the pooled pyramid and statistics against pooling of the full map,
- * partial plans and the memory budget.
+ * partial plans and the memory budget, and stores saved to a tensor file
+ * and read back.
  */
 #include "config.h"
 
@@ -13,6 +14,7 @@
 
 #include "lsc-error.h"
 #include "lsc-session.h"
+#include "lsc-tensor-reader.h"
 #include "lsc-test-util.h"
 
 typedef struct {
@@ -422,6 +424,235 @@ test_partial_plan_and_budget (void)
                          "capture budget of 64.0 MiB", NULL);
 }
 
+
+/* ---- saved stores ---- */
+
+/* b, read back from a file, holds what a holds: the same heads, and for
+ * each the same queries, normalisers and scales, the same tiles (bit for
+ * bit: the same arithmetic on the same numbers), pyramid and statistics. */
+static void
+assert_same_store (const LscAttentionStore *a, const LscAttentionStore *b)
+{
+  g_autoptr(GError) error = NULL;
+  int nl, nh, nkv, hd, nl2, nh2, nkv2, hd2;
+  lsc_attention_get_shape (a, &nl, &nh, &nkv, &hd);
+  lsc_attention_get_shape (b, &nl2, &nh2, &nkv2, &hd2);
+  g_assert_cmpint (nl, ==, nl2);
+  g_assert_cmpint (nh, ==, nh2);
+  g_assert_cmpint (nkv, ==, nkv2);
+  g_assert_cmpint (hd, ==, hd2);
+  int r0 = lsc_attention_get_row_start (a), n = lsc_attention_get_n_rows (a);
+  g_assert_cmpint (lsc_attention_get_row_start (b), ==, r0);
+  g_assert_cmpint (lsc_attention_get_n_rows (b), ==, n);
+  gsize cells = (gsize) n * (r0 + n);
+  g_autofree float *ta = g_new (float, cells), *tb = g_new (float, cells);
+  g_autofree float *qa = g_new (float, hd), *qb = g_new (float, hd);
+  int checked = 0;
+  for (int l = 0; l < nl; l++)
+    for (int h = 0; h < nh; h++)
+      {
+        g_assert_cmpint (lsc_attention_has_head (a, l, h), ==, lsc_attention_has_head (b, l, h));
+        if (!lsc_attention_has_head (a, l, h))
+          continue;
+        checked++;
+        g_assert_true (lsc_attention_tile (a, l, h, r0, r0 + n, 0, r0 + n, NAN, ta, &error));
+        g_assert_true (lsc_attention_tile (b, l, h, r0, r0 + n, 0, r0 + n, NAN, tb, &error));
+        g_assert_no_error (error);
+        g_assert_cmpmem (ta, cells * sizeof (float), tb, cells * sizeof (float));
+        for (int i = r0; i < r0 + n; i++)
+          {
+            float sa, la, sb, lb;
+            g_assert_true (lsc_attention_get_query (a, l, h, i, qa, &error));
+            g_assert_true (lsc_attention_get_query (b, l, h, i, qb, &error));
+            g_assert_cmpmem (qa, hd * sizeof (float), qb, hd * sizeof (float));
+            g_assert_true (lsc_attention_get_row (a, l, h, i, &sa, &la, &error));
+            g_assert_true (lsc_attention_get_row (b, l, h, i, &sb, &lb, &error));
+            g_assert_cmpfloat (sa, ==, sb);
+            g_assert_cmpfloat (la, ==, lb);
+          }
+        g_autoptr(LscAttentionPyramid) pa = NULL;
+        g_autoptr(LscAttentionPyramid) pb = NULL;
+        LscHeadStats st_a, st_b;
+        g_assert_true (lsc_attention_analyze (a, l, h, 2, &pa, &st_a, &error));
+        g_assert_true (lsc_attention_analyze (b, l, h, 2, &pb, &st_b, &error));
+        g_assert_cmpint (pa->n_levels, ==, pb->n_levels);
+        for (int k = 0; k < pa->n_levels; k++)
+          {
+            gsize m = (gsize) pa->levels[k].rows * pa->levels[k].cols * sizeof (float);
+            g_assert_cmpmem (pa->levels[k].max, m, pb->levels[k].max, m);
+            g_assert_cmpmem (pa->levels[k].mean, m, pb->levels[k].mean, m);
+          }
+        /* sums over threads: the same to rounding */
+        g_assert_cmpfloat (fabs (st_a.entropy - st_b.entropy), <=, 1e-9 * st_a.entropy);
+        g_assert_cmpfloat (fabs (st_a.mean_distance - st_b.mean_distance), <=,
+                           1e-9 * st_a.mean_distance);
+      }
+  g_assert_cmpint (checked, >, 0);
+  for (int kv = 0; kv < nkv; kv++)
+    {
+      g_assert_true (lsc_attention_get_key (a, 1, kv, r0 + n - 1, qa, &error));
+      g_assert_true (lsc_attention_get_key (b, 1, kv, r0 + n - 1, qb, &error));
+      g_assert_cmpmem (qa, hd * sizeof (float), qb, hd * sizeof (float));
+    }
+}
+
+static char *
+save_store (const LscAttentionStore *a, const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LscTensorWriter) w = lsc_tensor_writer_new ();
+  g_assert_true (lsc_attention_save (a, w, &error));
+  g_assert_no_error (error);
+  char *path = g_build_filename (lsc_test_tmpdir (), name, NULL);
+  g_assert_true (lsc_tensor_writer_write (w, path, &error));
+  g_assert_no_error (error);
+  return path;
+}
+
+/* A sliding window, GQA, a scale hook and a partial plan survive the file. */
+static void
+test_save_and_load (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_test_build_filename (G_TEST_DIST, "fixtures", "hf",
+                                                "mistral-sliding-window", NULL);
+  const int layers[] = { 1, 0 }, heads[] = { 3, 0, 2 };
+  LscSessionParams p = capture_all (FALSE);
+  p.capture.layers = layers;
+  p.capture.n_layers = 2;
+  p.capture.heads = heads;
+  p.capture.n_heads = 3;
+  p.capture.row_start = 5;
+  p.capture.row_end = 60;   /* more than will run: 35 rows of 40 tokens */
+  p.hooks.scale = hook_scale;
+  g_auto(Run) r = { 0 };
+  run_model (&r, dir, 40, &p);
+  g_assert_cmpint (r.c->n_kv_heads, <, r.c->n_heads);
+  g_autofree char *path = save_store (r.store, "store-window.safetensors");
+  g_autoptr(LscAttentionStore) b = lsc_attention_load (path, &error);
+  g_assert_no_error (error);
+  assert_same_store (r.store, b);
+  /* queries, normalisers and scales of the 35 rows run */
+  g_assert_cmpuint (lsc_attention_get_bytes (b), ==, 2ull * 3 * 35 * (r.c->head_dim + 2) * 4);
+  /* a 1000-token capture of every head reopens just as well */
+  LscSessionParams all = capture_all (FALSE);
+  g_auto(Run) big = { 0 };
+  if (run_model (&big, "models/random/tiny-llama", 1000, &all))
+    {
+      g_autofree char *bpath = save_store (big.store, "store-tiny-llama.safetensors");
+      g_autoptr(LscAttentionStore) bb = lsc_attention_load (bpath, &error);
+      g_assert_no_error (error);
+      assert_same_store (big.store, bb);
+    }
+}
+
+static void
+test_save_refuses_mask_hooks (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_test_build_filename (G_TEST_DIST, "fixtures", "hf",
+                                                "mistral-sliding-window", NULL);
+  LscSessionParams p = capture_all (FALSE);
+  p.hooks.mask_row = hook_mask;
+  g_auto(Run) r = { 0 };
+  run_model (&r, dir, 20, &p);
+  g_autoptr(LscTensorWriter) w = lsc_tensor_writer_new ();
+  g_assert_false (lsc_attention_save (r.store, w, &error));
+  lsc_test_assert_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
+                         "the attention store of a run with a mask hook cannot be saved", NULL);
+  g_assert_cmpuint (lsc_tensor_writer_get_n_tensors (w), ==, 0);
+}
+
+/* A store written by hand: one layer, one head of dimension 2, queries
+ * (1, 0) and (0, 1), keys the same, no scale: p[1] = softmax (0, 1/sqrt 2).
+ * `broken` names the one thing to get wrong. */
+static char *
+write_tiny_store (const char *broken)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LscTensorWriter) w = lsc_tensor_writer_new ();
+  const float s = 1.0f / sqrtf (2.0f);
+  gint32 geometry[8] = { 1, 1, 1, 1, 2, 0, 2, 0 };
+  gint32 layers[1] = { 0 }, heads[1] = { 0 }, windows[1] = { 0 };
+  const float q[4] = { 1, 0, 0, 1 };
+  const float lse[2] = { s, logf (1.0f + expf (s)) };
+  gint64 s1[1] = { 8 }, sl[1] = { 1 }, sq[3] = { 2, 1, 2 }, sr[2] = { 1, 2 };
+  if (g_strcmp0 (broken, "version") == 0)
+    geometry[0] = 2;
+  if (g_strcmp0 (broken, "head_dim") == 0)
+    geometry[4] = 0;
+  if (g_strcmp0 (broken, "heads") == 0)
+    heads[0] = 1;
+  if (g_strcmp0 (broken, "window") == 0)
+    windows[0] = -3;
+  if (g_strcmp0 (broken, "query") == 0)
+    sq[0] = 1;
+  if (g_strcmp0 (broken, "geometry") != 0)
+    lsc_tensor_writer_add_i32 (w, "attn.store.geometry", 1, s1, geometry);
+  lsc_tensor_writer_add_i32 (w, "attn.store.layers", 1, sl, layers);
+  lsc_tensor_writer_add_i32 (w, "attn.store.heads", 1, sl, heads);
+  lsc_tensor_writer_add_i32 (w, "attn.store.windows", 1, sl, windows);
+  lsc_tensor_writer_add_f32 (w, "attn.store.0.query", 3, sq, q);
+  gint64 sk[3] = { 2, 1, 2 };
+  if (g_strcmp0 (broken, "key") == 0)
+    lsc_tensor_writer_add_i32 (w, "attn.store.0.key", 3, sk, (const gint32 *) q);
+  else
+    lsc_tensor_writer_add_f32 (w, "attn.store.0.key", 3, sk, q);
+  if (g_strcmp0 (broken, "lse") != 0)
+    lsc_tensor_writer_add_f32 (w, "attn.store.0.lse", 2, sr, lse);
+  g_autofree char *name = g_strdup_printf ("tiny-store-%s.safetensors", broken ? broken : "ok");
+  char *path = g_build_filename (lsc_test_tmpdir (), name, NULL);
+  g_assert_true (lsc_tensor_writer_write (w, path, &error));
+  return path;
+}
+
+static void
+test_load_errors (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *ok = write_tiny_store (NULL);
+  g_autoptr(LscAttentionStore) a = lsc_attention_load (ok, &error);
+  g_assert_no_error (error);
+  float tile[4];
+  g_assert_true (lsc_attention_tile (a, 0, 0, 0, 2, 0, 2, -1.0f, tile, &error));
+  g_assert_cmpfloat (tile[0], ==, 1.0f);
+  g_assert_cmpfloat (tile[1], ==, -1.0f);
+  g_assert_cmpfloat (fabsf (tile[2] - 1.0f / (1.0f + expf (1.0f / sqrtf (2.0f)))), <=, 1e-7);
+  g_assert_cmpfloat (fabsf (tile[2] + tile[3] - 1.0f), <=, 1e-7);
+  g_assert_false (lsc_attention_has_head (a, 0, 1));
+
+  static const struct { const char *broken, *code, *want; } cases[] = {
+    { "geometry", "missing", "no attention store in this file (tensor 'attn.store.geometry' is missing" },
+    { "version", "", "attn.store.geometry: store version 2 is not supported (this Longscope reads version 1)" },
+    { "head_dim", "", "attn.store.geometry: head_dim = 0 is out of range [1, 65536]" },
+    { "heads", "", "attn.store.heads[0] = 1 is out of range or repeated (1 heads)" },
+    { "window", "", "attn.store.windows[0] = -3 is negative" },
+    { "query", "shape", "tensor 'attn.store.0.query': expected F32 [2, 1, 2], found F32 [1, 1, 2]" },
+    { "key", "shape", "tensor 'attn.store.0.key': expected F32 [2, 1, 2], found I32 [2, 1, 2]" },
+    { "lse", "missing-tensor", "tensor 'attn.store.0.lse' is missing" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *path = write_tiny_store (cases[i].broken);
+      g_autoptr(LscAttentionStore) b = lsc_attention_load (path, &error);
+      g_assert_null (b);
+      int code = g_str_equal (cases[i].code, "shape") ? LSC_MODEL_ERROR_BAD_SHAPE
+                 : g_str_equal (cases[i].code, "missing-tensor") ? LSC_MODEL_ERROR_MISSING_TENSOR
+                 : LSC_MODEL_ERROR_CORRUPT;
+      lsc_test_assert_error (error, LSC_MODEL_ERROR, code, path, cases[i].want, NULL);
+      g_clear_error (&error);
+    }
+
+  /* a file cut short fails on its header, before anything is read */
+  g_autoptr(GBytes) bytes = lsc_test_read_file (ok);
+  g_autofree char *cut = lsc_test_write_file ("tiny-store-cut.safetensors",
+                                              g_bytes_get_data (bytes, NULL),
+                                              g_bytes_get_size (bytes) - 9);
+  g_assert_null (lsc_attention_load (cut, &error));
+  lsc_test_assert_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_TRUNCATED, cut,
+                         "are past the end of the data section", NULL);
+}
+
 /* The full maps equal transformers' output_attentions (eager, float32),
  * fixtures made by tools/make-attention-fixture.py. */
 static void
@@ -483,6 +714,9 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/attention/paths-agree", test_paths_agree);
   g_test_add_func ("/engine/attention/pyramid-and-stats", test_pyramid_and_stats);
   g_test_add_func ("/engine/attention/partial-plan-and-budget", test_partial_plan_and_budget);
+  g_test_add_func ("/engine/attention/save-and-load", test_save_and_load);
+  g_test_add_func ("/engine/attention/save-refuses-mask-hooks", test_save_refuses_mask_hooks);
+  g_test_add_func ("/engine/attention/load-errors", test_load_errors);
   g_test_add_data_func ("/engine/attention/hf/llama-rope-none", "llama-rope-none",
                         test_hf_output_attentions);
   g_test_add_data_func ("/engine/attention/hf/mistral-sliding-window", "mistral-sliding-window",

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <string.h>
 
+#include "lsc-attention.h"
 #include "lsc-test-util.h"
 
 typedef struct {
@@ -318,7 +319,7 @@ test_batch_capture (void)
     return;
   g_autofree char *job = g_strdup_printf (
     "{\"model\": \"%s\", \"prompt\": \"Once upon a time, there was a little girl named Lily.\", "
-    "\"max_tokens\": 0, \"capture\": {\"layers\": [1, 4], \"pyramids\": true, "
+    "\"max_tokens\": 0, \"capture\": {\"layers\": [1, 4], \"pyramids\": true, \"store\": true, "
     "\"tiles\": [{\"layer\": 4, \"head\": 2, \"rows\": [5, 12], \"keys\": [0, 16]}]}}", model);
   g_autofree char *job_path = lsc_test_write_file ("capture.json", job, strlen (job));
   g_autofree char *out_dir = g_build_filename (lsc_test_tmpdir (), "capture-out", NULL);
@@ -333,6 +334,7 @@ test_batch_capture (void)
   g_assert_cmpint (json_object_get_int (json_object_array_get_idx (json_object_object_get (att, "rows"), 1)), ==, n);
   g_assert_cmpstr (json_object_get_string (json_object_object_get (res, "tensors_file")), ==,
                    "tensors.safetensors");
+  g_assert_true (json_object_get_boolean (json_object_object_get (att, "store")));
   json_object_put (res);
 
   /* the safetensors header: u64 length, then JSON */
@@ -372,6 +374,17 @@ test_batch_capture (void)
   g_assert_true (isnan (e[0]));
   g_assert_true (e[1 * 8] > 0);
   json_object_put (header);
+
+  /* the saved store reopens and recomputes the job's tile bit for bit */
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LscAttentionStore) store = lsc_attention_load (tpath, &error);
+  g_assert_no_error (error);
+  g_assert_true (lsc_attention_has_head (store, 4, 2));
+  g_assert_false (lsc_attention_has_head (store, 0, 2));
+  g_assert_cmpint (lsc_attention_get_n_rows (store), ==, n);
+  float again[7 * 16];
+  g_assert_true (lsc_attention_tile (store, 4, 2, 5, 12, 0, 16, NAN, again, &error));
+  g_assert_cmpmem (again, sizeof again, p, sizeof again);
 }
 
 /* Figures drawn by a job: one of each kind, in each format. */
@@ -562,6 +575,8 @@ test_batch_invalid (void)
       "bad.json: $.capture.tiles[0]: expected {\"layer\": L" },
     { "{\"model\": \"m\", \"prompt\": \"a\", \"capture\": {\"layer\": [0]}}", 2,
       "bad.json: $.capture.layer: unknown key" },
+    { "{\"model\": \"m\", \"prompt\": \"a\", \"capture\": {\"store\": 1}}", 2,
+      "bad.json: $.capture.store: expected true or false, found 1" },
     { "{\"model\": \"m\", \"capture\": {}}", 2, "bad.json: $.capture: capturing attention needs a prompt" },
     { "{\"model\": \"m\", \"prompt\": \"a\", \"figures\": [{\"kind\": \"loss\"}]}", 2,
       "bad.json: $.figures: a loss figure needs \"score\": true" },
