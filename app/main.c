@@ -21,8 +21,8 @@
 
 #include "lsc-batch.h"
 #ifdef LSC_HAVE_FIGURES
-#include "lsc-app-figures.h"
-#define FIGURE_RENDERER lsc_app_render_figure
+#include "lsc-figure.h"
+#define FIGURE_RENDERER lsc_figure_save_spec
 #else
 #define FIGURE_RENDERER NULL
 #endif

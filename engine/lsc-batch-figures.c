@@ -289,20 +289,18 @@ retrieval_figure (const LscJobFigure *f, const LscJobFigureContext *ctx, LscFigu
     }
   if (f->kind == LSC_JOB_FIGURE_RETRIEVAL_SCORES)
     {
+      /* the figure the application's Retrieval Heads view exports */
       int L = ctx->config->n_layers, H = ctx->config->n_heads;
-      *cells = g_new (float, (gsize) L * H);
+      g_autofree double *values = g_new (double, (gsize) L * H);
       for (int l = 0; l < L; l++)
         for (int h = 0; h < H; h++)
-          (*cells)[l * H + h] = (float) json_object_get_double (
-            json_object_array_get_idx (json_object_array_get_idx (scores, l), h));
-      *title = g_strdup ("Retrieval score per head");
-      spec->kind = LSC_FIGURE_SPEC_HEATMAP;
-      spec->data = *cells;
-      spec->rows = L;
-      spec->cols = H;
-      spec->x_label = "Head";
-      spec->y_label = "Layer";
-      spec->value_label = "Retrieval score";
+          {
+            json_object *v = json_object_array_get_idx (json_object_array_get_idx (scores, l), h);
+            values[l * H + h] = v != NULL ? json_object_get_double (v) : NAN;
+          }
+      *cells = g_new (float, (gsize) L * H);
+      lsc_figure_spec_retrieval_scores (spec, values, L, H, *cells);
+      *title = g_strdup (spec->title);
       return TRUE;
     }
   if (f->kind == LSC_JOB_FIGURE_RETRIEVAL_RANKING)

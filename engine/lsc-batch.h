@@ -6,48 +6,18 @@
  *
  * Figures: the engine has no Cairo, so a job's "figures" are drawn by a
  * renderer the caller passes in (the app passes ui/figures). The engine
- * fills an LscFigureSpec per figure with the data and its labels.
+ * fills an LscFigureSpec (lsc-figure-spec.h) per figure with the data and
+ * its labels.
  */
 #pragma once
 
 #include <glib.h>
 
+#include "lsc-figure-spec.h"
 #include "lsc-session.h"
 #include "lsc-tokenizer.h"
 
 G_BEGIN_DECLS
-
-typedef enum {
-  LSC_FIGURE_SPEC_HEATMAP,     /* data (rows, cols) */
-  LSC_FIGURE_SPEC_BARS,        /* labels, values (n) */
-  LSC_FIGURE_SPEC_LINE,        /* one series: x, y (n) */
-} LscFigureSpecKind;
-
-typedef struct {
-  LscFigureSpecKind kind;
-  const char *path;            /* the file; its extension picks PNG, SVG or PDF */
-  double dpi;                  /* PNG resolution */
-  const char *title;
-  const char *x_label, *y_label;
-  const char *value_label;     /* heatmap colour bar */
-  const char *colormap;        /* "viridis", "magma", "rdbu_r" */
-  const char *scale;           /* "linear", "log", "quantile" */
-  /* heatmaps */
-  const float *data;           /* (rows, cols); NaN = masked */
-  int rows, cols;
-  gint64 row_offset, col_offset;
-  const char *const *row_labels, *const *col_labels;   /* (rows), (cols) or NULL */
-  /* bars and lines */
-  const char *const *labels;   /* (n) bars */
-  const double *x;             /* (n) line */
-  const double *y;             /* (n_series, n) lines; (n) the bar values */
-  int n;
-  int n_series;                /* lines: 0 or 1 = one unnamed series */
-  const char *const *series_names;   /* (n_series) legend, or NULL */
-  int max_bars;                /* 0: all */
-} LscFigureSpec;
-
-typedef gboolean (*LscFigureFunc) (const LscFigureSpec *spec, gpointer user_data, GError **error);
 
 /* `backend`, when not NULL, replaces the job's "backend" (`longscope
  * --backend`). `figure` may be NULL: a job asking for figures then fails

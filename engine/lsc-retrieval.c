@@ -306,6 +306,16 @@ cmp_rank (gconstpointer a, gconstpointer b, gpointer data)
   return (x > y) - (x < y);
 }
 
+void
+lsc_retrieval_rank (const double *scores, int n, int *ranking)
+{
+  g_return_if_fail (n >= 0);
+  g_return_if_fail (n == 0 || (scores != NULL && ranking != NULL));
+  for (int k = 0; k < n; k++)
+    ranking[k] = k;
+  g_qsort_with_data (ranking, n, sizeof (int), cmp_rank, (gpointer) scores);
+}
+
 LscRetrievalSummary *
 lsc_retrieval_summarize (LscRetrievalSample *const *samples, int n, int n_layers, int n_heads)
 {
@@ -327,11 +337,8 @@ lsc_retrieval_summarize (LscRetrievalSample *const *samples, int n, int n_layers
         s->mean[k] += samples[i]->scores[k];
     }
   for (int k = 0; k < LH; k++)
-    {
-      s->mean[k] = s->n_passed > 0 ? s->mean[k] / s->n_passed : NAN;
-      s->ranking[k] = k;
-    }
-  g_qsort_with_data (s->ranking, LH, sizeof (int), cmp_rank, s->mean);
+    s->mean[k] = s->n_passed > 0 ? s->mean[k] / s->n_passed : NAN;
+  lsc_retrieval_rank (s->mean, LH, s->ranking);
   return s;
 }
 

@@ -113,6 +113,11 @@ typedef struct {
   int *ranking;            /* (n_layers * n_heads) head indices, best first */
 } LscRetrievalSummary;
 
+/* ranking (n) <- the head indices 0..n-1 ordered by scores (n), best first,
+ * as the summary ranks them: descending, NaN counted as -1 (after every
+ * score >= 0), ties by index (layer, then head). */
+void lsc_retrieval_rank (const double *scores, int n, int *ranking);
+
 /* Samples without scores (no capture) are ignored. */
 LscRetrievalSummary *lsc_retrieval_summarize (LscRetrievalSample *const *samples, int n,
                                               int n_layers, int n_heads);

@@ -25,4 +25,8 @@ GBytes *lsc_test_read_file (const char *path);
  * contains every NULL-terminated fragment; prints the message on failure. */
 void lsc_test_assert_error (const GError *error, GQuark domain, int code, ...) G_GNUC_NULL_TERMINATED;
 
+/* `longscope --batch job --output dir` in this process (no figures), its
+ * text on stdout dropped (it would break TAP); returns the exit status. */
+int lsc_test_run_batch (const char *job, const char *dir);
+
 G_END_DECLS

@@ -5,18 +5,28 @@
  * SVG and PDF, saves the run's job and exports the run (results.json +
  * tensors.safetensors), cancels a long run, detects retrieval heads on the
  * demo (the copy head first; clicked, it reports itself before a run and
- * opens in the Attention view after one), shows a load error in the
- * window, and saves a screenshot (gui-screenshot.png in the build folder)
+ * opens in the Attention view after one), exports the Retrieval Heads
+ * view (SVG and PDF byte for byte the batch job's retrieval_scores figure,
+ * detected there or opened from the job's results.json) and the
+ * Experiments view's B - A map, reopens exported and batch
+ * results in the views, shows a load error in the window, and saves a screenshot (gui-screenshot.png in the build folder)
  * that must not be blank.
  */
 #include "config.h"
 
 #include <glib/gstdio.h>
 #include <gtk/gtk.h>
+#include <json-c/json.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lsc-application.h"
+#include "lsc-batch.h"
+#include "lsc-test-util.h"
 #include "lsc-demo.h"
+#include "lsc-figure.h"
+#include "lsc-json.h"
+#include "lsc-run-open.h"
 #include "lsc-window.h"
 
 typedef struct {
@@ -436,6 +446,19 @@ test_retrieval (Fixture *f, gconstpointer data)
                                    "1 head scores above 0.10."));
   spin (100);
 
+  /* File > Export: the scores as a figure, a PNG of 6 x 5 in at 150 dpi */
+  g_autoptr(GError) error = NULL;
+  g_assert_true (g_action_group_get_action_enabled (G_ACTION_GROUP (f->win), "export"));
+  g_autofree char *png = g_build_filename (f->tmpdir, "retrieval.png", NULL);
+  g_assert_true (lsc_window_export_view (f->win, png, &error));
+  g_assert_no_error (error);
+  check_file_starts (png, "\x89PNG\r\n\x1a\n", 1000);
+  g_autoptr(GdkTexture) figure = gdk_texture_new_from_filename (png, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (gdk_texture_get_width (figure), ==, 900);
+  g_assert_cmpint (gdk_texture_get_height (figure), ==, 750);
+  g_assert_cmpuint (count_colours (figure), >=, 16);
+
   /* no run yet: a click reports the head and stays */
   lsc_retrieval_view_activate_head (view, layer, head);
   g_assert_cmpstr (lsc_window_get_view (f->win), ==, "retrieval");
@@ -460,6 +483,129 @@ test_retrieval (Fixture *f, gconstpointer data)
   g_assert_true (wait_for (f, detection_done, 5000));
   g_assert_cmpstr (lsc_retrieval_view_get_status (view), ==, "Cancelled");
   g_assert_null (lsc_retrieval_view_get_detection (view));
+}
+
+/* A retrieval job of the grid p: {"kind": "retrieval_scores"} drawn with
+ * the job's defaults, as SVG and PDF. */
+static char *
+retrieval_job (const LscRetrievalRunParams *p)
+{
+  g_autoptr(GString) lengths = g_string_new (NULL);
+  for (int i = 0; i < p->n_lengths; i++)
+    g_string_append_printf (lengths, i > 0 ? ", %d" : "%d", p->context_lengths[i]);
+  json_object *needle = json_object_new_object ();
+  json_object_object_add (needle, "needle", json_object_new_string (p->needle));
+  json_object_object_add (needle, "question", json_object_new_string (p->question));
+  json_object_object_add (needle, "answer", json_object_new_string (p->answer));
+  g_autoptr(json_object) needles = json_object_new_array ();
+  json_object_array_add (needles, needle);
+  g_autoptr(json_object) haystack = json_object_new_string (p->haystack_file);
+  return g_strdup_printf (
+      "{\"model\": \"demo:induction\", \"retrieval\": {\"haystack_file\": %s, \"needles\": %s, "
+      "\"context_lengths\": [%s], \"depths\": {\"min\": 0, \"max\": 100, \"n\": %d}, "
+      "\"buffer_tokens\": %d, \"cue_tokens\": %d, \"max_tokens\": %d}, \"figures\": ["
+      "{\"kind\": \"retrieval_scores\", \"file\": \"s.svg\"}, "
+      "{\"kind\": \"retrieval_scores\", \"file\": \"s.pdf\"}]}",
+      json_object_to_json_string (haystack), json_object_to_json_string (needles), lengths->str,
+      p->n_depths, p->buffer_tokens, p->cue_tokens, p->max_tokens);
+}
+
+static void
+assert_same_file (const char *a, const char *b)
+{
+  g_autofree char *dx = NULL, *dy = NULL;
+  gsize nx, ny;
+  g_assert_true (g_file_get_contents (a, &dx, &nx, NULL));
+  g_assert_true (g_file_get_contents (b, &dy, &ny, NULL));
+  g_test_message ("%s: %" G_GSIZE_FORMAT " bytes, %s: %" G_GSIZE_FORMAT, a, nx, b, ny);
+  g_assert_cmpuint (nx, >, 1000);
+  g_assert_cmpmem (dx, nx, dy, ny);
+}
+
+/* The Retrieval Heads view exports the retrieval_scores figure of a batch
+ * job byte for byte, detected here or opened from the job's results. */
+static void
+test_retrieval_figure (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  LscRetrievalView *view = lsc_window_get_retrieval_view (f->win);
+  GActionGroup *actions = G_ACTION_GROUP (f->win);
+  lsc_window_show_view (f->win, "retrieval");
+  /* nothing detected: nothing to export */
+  g_assert_false (g_action_group_get_action_enabled (actions, "export"));
+  g_autofree char *none = g_build_filename (f->tmpdir, "none.svg", NULL);
+  g_assert_false (lsc_window_export_view (f->win, none, &error));
+  g_assert_error (error, LSC_FIGURE_ERROR, LSC_FIGURE_ERROR_NO_DATA);
+  g_assert_cmpstr (error->message, ==, "There are no retrieval scores to export: press Detect first");
+  g_clear_error (&error);
+  g_assert_false (g_file_test (none, G_FILE_TEST_EXISTS));
+
+  /* the batch job of the view's grid writes s.svg and s.pdf */
+  LscRetrievalRunParams p;
+  lsc_retrieval_run_params_init (&p, lsc_window_get_model (f->win));
+  g_autofree char *job = retrieval_job (&p);
+  g_autofree char *job_path = g_build_filename (f->tmpdir, "job.json", NULL);
+  g_assert_true (g_file_set_contents (job_path, job, -1, NULL));
+  g_assert_cmpint (lsc_batch_run_file (job_path, f->tmpdir, NULL, lsc_figure_save_spec, NULL), ==, 0);
+  g_autofree char *job_svg = g_build_filename (f->tmpdir, "s.svg", NULL);
+  g_autofree char *job_pdf = g_build_filename (f->tmpdir, "s.pdf", NULL);
+
+  /* detected here */
+  lsc_retrieval_view_detect (view);
+  g_assert_true (wait_for (f, detection_done, 60000));
+  g_assert_true (g_action_group_get_action_enabled (actions, "export"));
+  g_autofree char *svg = g_build_filename (f->tmpdir, "view.svg", NULL);
+  g_autofree char *pdf = g_build_filename (f->tmpdir, "view.pdf", NULL);
+  g_assert_true (lsc_window_export_view (f->win, svg, &error));
+  g_assert_no_error (error);
+  g_assert_true (lsc_window_export_view (f->win, pdf, &error));
+  g_assert_no_error (error);
+  assert_same_file (svg, job_svg);
+  assert_same_file (pdf, job_pdf);
+
+  /* the job's results.json, shown as if detected here */
+  g_autofree char *results = g_build_filename (f->tmpdir, "results.json", NULL);
+  LscRetrievalDetection *saved = lsc_retrieval_detection_load (results, &error);
+  g_assert_no_error (error);
+  lsc_retrieval_view_show_detection (view, saved, results);
+  g_autofree char *status = g_strdup_printf (
+      "Saved detection on demo:induction, from %s.\n6 of 6 samples passed the recall filter "
+      "(mean recall 1.00). 1 head scores above 0.10.", results);
+  g_test_message ("%s", lsc_retrieval_view_get_status (view));
+  g_assert_true (g_str_has_prefix (lsc_retrieval_view_get_status (view), status));
+  g_assert_cmpstr (lsc_retrieval_view_get_row_text (view, 0), ==, "layer 1, head 2: 0.923");
+  g_assert_true (g_action_group_get_action_enabled (actions, "export"));
+  g_autofree char *saved_svg = g_build_filename (f->tmpdir, "saved.svg", NULL);
+  g_autofree char *saved_pdf = g_build_filename (f->tmpdir, "saved.pdf", NULL);
+  g_assert_true (lsc_window_export_view (f->win, saved_svg, &error));
+  g_assert_no_error (error);
+  g_assert_true (lsc_window_export_view (f->win, saved_pdf, &error));
+  g_assert_no_error (error);
+  assert_same_file (saved_svg, job_svg);
+  assert_same_file (saved_pdf, job_pdf);
+
+  /* the action follows the visible view */
+  lsc_window_show_view (f->win, "kv");
+  g_assert_false (g_action_group_get_action_enabled (actions, "export"));
+  lsc_window_show_view (f->win, "retrieval");
+  g_assert_true (g_action_group_get_action_enabled (actions, "export"));
+
+  /* a detection of another model: its heads are reported, not opened */
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (results, &text, NULL, NULL));
+  g_auto(GStrv) parts = g_strsplit (text, "\"model_path\": \"demo:induction\"", -1);
+  g_assert_cmpuint (g_strv_length (parts), ==, 2);
+  g_autofree char *other = g_strjoinv ("\"model_path\": \"/elsewhere/model.gguf\"", parts);
+  g_autofree char *other_path = g_build_filename (f->tmpdir, "other.json", NULL);
+  g_assert_true (g_file_set_contents (other_path, other, -1, NULL));
+  saved = lsc_retrieval_detection_load (other_path, &error);
+  g_assert_no_error (error);
+  lsc_retrieval_view_show_detection (view, saved, other_path);
+  lsc_retrieval_view_activate_head (view, 1, 2);
+  g_assert_cmpstr (lsc_window_get_view (f->win), ==, "retrieval");
+  g_assert_cmpstr (lsc_retrieval_view_get_status (view), ==,
+                   "Layer 1, head 2: retrieval score 0.923, detected on /elsewhere/model.gguf, "
+                   "not on the open model.");
 }
 
 static void
@@ -498,6 +644,18 @@ test_experiments (Fixture *f, gconstpointer data)
   g_test_message ("%s", lsc_experiments_view_get_summary (view));
   g_assert_null (lsc_experiments_view_get_compare (view));
   g_assert_nonnull (strstr (lsc_experiments_view_get_summary (view), "run twice"));
+  /* nothing to export either, and the error says why */
+  g_autoptr(GError) error = NULL;
+  g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (f->win), "export"));
+  g_autofree char *diff_svg = g_build_filename (f->tmpdir, "diff.svg", NULL);
+  g_assert_false (lsc_window_export_view (f->win, diff_svg, &error));
+  g_assert_error (error, LSC_FIGURE_ERROR, LSC_FIGURE_ERROR_NO_DATA);
+  g_assert_cmpstr (error->message, ==,
+                   "There is no difference map to export. Nothing to compare yet: run twice "
+                   "(change the prompt or the settings between the runs) to compare the last two "
+                   "runs.");
+  g_clear_error (&error);
+  g_assert_false (g_file_test (diff_svg, G_FILE_TEST_EXISTS));
 
   /* a second run of equal token length: A the first, B the second */
   lsc_window_set_prompt (f->win, "abcdefgh hgfedcba");
@@ -521,6 +679,109 @@ test_experiments (Fixture *f, gconstpointer data)
   g_assert_true (g_str_has_prefix (lsc_experiments_view_get_summary (view),
                                    "Layer 1, head 2, "));
   g_assert_nonnull (strstr (lsc_experiments_view_get_summary (view), "max |Δp| 1 at query 18, key 10"));
+
+  /* the B - A map exports */
+  g_assert_true (g_action_group_get_action_enabled (G_ACTION_GROUP (f->win), "export"));
+  g_assert_true (lsc_window_export_view (f->win, diff_svg, &error));
+  g_assert_no_error (error);
+  check_file_starts (diff_svg, "<?xml", 1000);
+  g_autofree char *diff_png = g_build_filename (f->tmpdir, "diff.png", NULL);
+  g_assert_true (lsc_window_export_view (f->win, diff_png, &error));
+  g_assert_no_error (error);
+  g_autoptr(GdkTexture) figure = gdk_texture_new_from_filename (diff_png, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (count_colours (figure), >=, 16);
+}
+
+
+/* Saved results open in the views: an exported run as the shown run (its
+ * maps recomputed from the saved store, equal to the live run's), with the
+ * open model when theirs is not here, and a batch job's retrieval-head
+ * detection in the Retrieval Heads view. */
+static void
+test_open_results (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  lsc_window_set_max_tokens (f->win, 4);
+  lsc_window_set_prompt (f->win, "abcdefgh abcdefgh");
+  g_action_group_activate_action (G_ACTION_GROUP (f->win), "run", NULL);
+  g_assert_true (wait_for (f, not_busy, 60000));
+  LscRun *live = lsc_window_get_run (f->win);
+  g_autofree char *dir = g_build_filename (f->tmpdir, "run", NULL);
+  g_assert_true (lsc_window_export_run (f->win, dir, &error));
+  g_assert_no_error (error);
+
+  lsc_window_open_results (f->win, dir);
+  g_assert_true (wait_for (f, not_busy, 20000));
+  g_assert_null (lsc_window_get_error (f->win));
+  LscRun *opened = lsc_window_get_run (f->win);
+  g_assert_true (opened != live);
+  g_assert_cmpstr (lsc_run_get_source (opened), ==, dir);
+  g_assert_true (lsc_window_get_previous_run (f->win) == live);
+  g_assert_cmpstr (lsc_window_get_view (f->win), ==, "attention");
+  g_assert_true (wait_for (f, map_shown, 5000));
+  g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (f->win), "export-run"));
+  /* A (live) and B (reopened) are the same run */
+  LscExperimentsView *view = lsc_window_get_experiments_view (f->win);
+  lsc_experiments_view_set_head (view, LSC_DEMO_INDUCTION_COPY_LAYER, LSC_DEMO_INDUCTION_COPY_HEAD);
+  spin (30);
+  const LscRunCompare *c = lsc_experiments_view_get_compare (view);
+  g_assert_nonnull (c);
+  g_assert_cmpfloat (c->max_abs, ==, 0.0);
+
+  /* results whose model is not on this computer: shown with the open one */
+  g_autofree char *file = g_build_filename (dir, "results.json", NULL);
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (file, &text, NULL, NULL));
+  char **parts = g_strsplit (text, "\"demo:induction\"", -1);
+  g_free (text);
+  text = g_strjoinv ("\"/elsewhere/demo.gguf\"", parts);
+  g_strfreev (parts);
+  g_autofree char *far = g_build_filename (f->tmpdir, "far", NULL);
+  g_assert_cmpint (g_mkdir (far, 0755), ==, 0);
+  g_autofree char *far_file = g_build_filename (far, "results.json", NULL);
+  g_assert_true (g_file_set_contents (far_file, text, -1, NULL));
+  g_autofree char *tensors = g_build_filename (dir, "tensors.safetensors", NULL);
+  g_autofree char *far_tensors = g_build_filename (far, "tensors.safetensors", NULL);
+  g_assert_cmpint (symlink (tensors, far_tensors), ==, 0);
+  lsc_window_open_results (f->win, far_file);
+  g_assert_true (wait_for (f, not_busy, 20000));
+  g_assert_null (lsc_window_get_error (f->win));
+  g_assert_cmpstr (lsc_run_get_source (lsc_window_get_run (f->win)), ==, far);
+
+  /* a folder without results: the error names the file */
+  lsc_window_open_results (f->win, f->tmpdir);
+  g_assert_nonnull (lsc_window_get_error (f->win));
+  g_test_message ("%s", lsc_window_get_error (f->win));
+  g_assert_nonnull (strstr (lsc_window_get_error (f->win), "results.json"));
+
+  /* the demo batch job's detection, in the Retrieval Heads view */
+  g_autofree char *demo_job = g_test_build_filename (G_TEST_DIST, "..", "data", "demo-job.json",
+                                                     NULL);
+  g_autofree char *haystack = g_test_build_filename (G_TEST_DIST, "..", "data",
+                                                     "demo-haystack.txt", NULL);
+  json_object *root = json_object_from_file (demo_job);
+  g_assert_nonnull (root);
+  json_object *retrieval = json_object_object_get (root, "retrieval");
+  json_object_object_del (root, "figures");      /* drawn by the app's renderer, not needed */
+  json_object_object_del (retrieval, "ablation");
+  json_object_object_add (retrieval, "haystack_file", json_object_new_string (haystack));
+  g_autofree char *job = g_build_filename (f->tmpdir, "demo-job.json", NULL);
+  g_assert_cmpint (json_object_to_file (job, root), ==, 0);
+  json_object_put (root);
+  g_autofree char *det = g_build_filename (f->tmpdir, "demo", NULL);
+  g_assert_cmpint (lsc_test_run_batch (job, det), ==, 0);
+  lsc_window_open_results (f->win, det);
+  g_assert_true (wait_for (f, not_busy, 20000));
+  g_assert_null (lsc_window_get_error (f->win));
+  g_assert_cmpstr (lsc_window_get_view (f->win), ==, "retrieval");
+  int layer, head;
+  double score;
+  g_assert_true (lsc_retrieval_view_get_top_head (lsc_window_get_retrieval_view (f->win), &layer,
+                                                  &head, &score));
+  g_assert_cmpint (layer, ==, LSC_DEMO_INDUCTION_COPY_LAYER);
+  g_assert_cmpint (head, ==, LSC_DEMO_INDUCTION_COPY_HEAD);
+  g_assert_cmpfloat_with_epsilon (score, 12.0 / 13.0, 1e-12);
 }
 
 int
@@ -535,8 +796,12 @@ main (int argc, char **argv)
               test_backend, fixture_teardown);
   g_test_add ("/gui/Window/retrieval", Fixture, LSC_DEMO_INDUCTION, fixture_setup,
               test_retrieval, fixture_teardown);
+  g_test_add ("/gui/Window/retrieval-figure", Fixture, LSC_DEMO_INDUCTION, fixture_setup,
+              test_retrieval_figure, fixture_teardown);
   g_test_add ("/gui/Window/experiments", Fixture, LSC_DEMO_INDUCTION, fixture_setup,
               test_experiments, fixture_teardown);
+  g_test_add ("/gui/Window/open-results", Fixture, LSC_DEMO_INDUCTION, fixture_setup,
+              test_open_results, fixture_teardown);
   g_test_add ("/gui/Window/load-error", Fixture, "/nonexistent/model.gguf", fixture_setup,
               test_load_error, fixture_teardown);
   return g_test_run ();

@@ -3,7 +3,10 @@
  * A finished run as a batch job and as batch results, headless (no GTK):
  * lsc_run_save_job writes the job that `longscope --batch` reruns to the
  * same tokens, and lsc_run_export writes what that batch run writes
- * (results.json, tensors.safetensors), timings aside. Errors name the file.
+ * (results.json, tensors.safetensors), timings aside; lsc_run_open reads
+ * such results back into a run equal to the one exported (the same tokens,
+ * statistics and, from the saved store, the same attention bit for bit).
+ * Errors name the file.
  */
 #include "config.h"
 
@@ -16,8 +19,11 @@
 
 #include "lsc-batch.h"
 #include "lsc-demo.h"
+#include "lsc-error.h"
 #include "lsc-json.h"
+#include "lsc-run-compare.h"
 #include "lsc-run-export.h"
+#include "lsc-run-open.h"
 #include "lsc-test-util.h"
 
 #define PROMPT "abcdefgh abcdefgh"
@@ -108,22 +114,6 @@ member (json_object *o, const char *key)
   return v;
 }
 
-/* `longscope --batch job --output dir`, its text on stdout dropped (TAP). */
-static int
-batch (const char *job, const char *dir)
-{
-  fflush (stdout);
-  int saved = dup (1), null = open ("/dev/null", O_WRONLY);
-  g_assert_cmpint (saved, >=, 0);
-  g_assert_cmpint (null, >=, 0);
-  dup2 (null, 1);
-  int status = lsc_batch_run_file (job, dir, NULL, NULL, NULL);
-  fflush (stdout);
-  dup2 (saved, 1);
-  close (saved);
-  close (null);
-  return status;
-}
 
 static void
 assert_ints (json_object *array, const gint32 *expected, int n)
@@ -175,7 +165,7 @@ check_reproduced (LscRun *run)
 
   g_assert_true (lsc_run_save_job (run, job_path, &error));
   g_assert_no_error (error);
-  g_assert_cmpint (batch (job_path, batch_dir), ==, 0);
+  g_assert_cmpint (lsc_test_run_batch (job_path, batch_dir), ==, 0);
   g_assert_true (lsc_run_export (run, export_dir, &error));
   g_assert_no_error (error);
 
@@ -264,9 +254,10 @@ test_save_job (void)
   g_assert_true (json_object_is_type (member (job, "seed"), json_type_int));
   g_assert_cmpint (json_object_get_int64 (member (job, "seed")), ==, 0);
   json_object *capture = member (job, "capture");
-  g_assert_cmpint (json_object_object_length (capture), ==, 3);
+  g_assert_cmpint (json_object_object_length (capture), ==, 4);
   g_assert_cmpstr (json_object_get_string (member (capture, "rows")), ==, "all");
   g_assert_true (json_object_get_boolean (member (capture, "stats")));
+  g_assert_true (json_object_get_boolean (member (capture, "store")));
   g_assert_cmpint (json_object_get_int (member (capture, "sink_tokens")), ==, LSC_RUN_SINK_TOKENS);
 
   /* what lsc_run_dup_job gives, pretty, ending in a newline */
@@ -532,6 +523,187 @@ test_errors (void)
   g_assert_false (g_file_test (never, G_FILE_TEST_EXISTS));
 }
 
+
+/* ---------------------------------------------------- reopening results */
+
+/* An exported run reopens as the same run: tokens, text, log-probabilities,
+ * settings, statistics, and from the saved store the same maps bit for bit. */
+static void
+test_reopen (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LscRun) run = demo_run (8, TRUE, 0.0f, 0);
+  g_autofree char *dir = scratch ("reopen");
+  g_assert_true (lsc_run_export (run, dir, &error));
+  g_assert_no_error (error);
+
+  LscResultsInfo info;
+  g_assert_true (lsc_results_info_read (dir, &info, &error));
+  g_assert_no_error (error);
+  g_assert_true (info.is_run);
+  g_assert_false (info.is_retrieval);
+  g_assert_true (info.has_store);
+  g_assert_cmpstr (info.model_path, ==, LSC_DEMO_INDUCTION);
+  g_assert_cmpstr (info.status, ==, "done");
+  g_assert_cmpstr (info.dir, ==, dir);
+  lsc_results_info_clear (&info);
+
+  g_autofree char *file = g_build_filename (dir, "results.json", NULL);
+  g_autoptr(LscRun) back = lsc_run_open (lsc_run_get_model (run), file, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (lsc_run_get_source (back), ==, dir);
+  g_assert_null (lsc_run_get_source (run));
+
+  int n, n_prompt, n2, n_prompt2;
+  const gint32 *t = lsc_run_get_tokens (run, &n, &n_prompt);
+  const gint32 *t2 = lsc_run_get_tokens (back, &n2, &n_prompt2);
+  g_assert_cmpint (n_prompt2, ==, n_prompt);
+  g_assert_cmpmem (t2, n2 * sizeof (gint32), t, n * sizeof (gint32));
+  g_assert_cmpstr (lsc_run_get_output (back), ==, lsc_run_get_output (run));
+  int nl, nl2;
+  const double *lp = lsc_run_get_logprobs (run, &nl), *lp2 = lsc_run_get_logprobs (back, &nl2);
+  g_assert_cmpint (nl, ==, n - n_prompt);
+  g_assert_cmpmem (lp2, nl2 * sizeof (double), lp, nl * sizeof (double));   /* %.17g */
+  const LscRunParams *p = lsc_run_get_params (run), *p2 = lsc_run_get_params (back);
+  g_assert_cmpstr (p2->prompt, ==, p->prompt);
+  g_assert_cmpint (p2->max_tokens, ==, p->max_tokens);
+  g_assert_cmpfloat (p2->temperature, ==, p->temperature);
+  g_assert_cmpuint (p2->seed, ==, p->seed);
+  g_assert_true (p2->capture);
+  g_assert_cmpint (p2->n_threads, ==, 1);
+
+  int L, H, L2, H2;
+  const LscHeadStats *st = lsc_run_get_head_stats (run, &L, &H);
+  const LscHeadStats *st2 = lsc_run_get_head_stats (back, &L2, &H2);
+  g_assert_cmpint (L2, ==, L);
+  g_assert_cmpint (H2, ==, H);
+  for (int k = 0; k < L * H; k++)
+    {
+      g_assert_cmpfloat (st2[k].entropy, ==, (float) st[k].entropy);
+      g_assert_cmpfloat (st2[k].sink_mass, ==, (float) st[k].sink_mass);
+    }
+
+  const LscAttentionStore *a = lsc_run_get_attention (run), *b = lsc_run_get_attention (back);
+  g_assert_nonnull (b);
+  g_assert_cmpint (lsc_attention_get_n_rows (b), ==, lsc_attention_get_n_rows (a));
+  int rows = lsc_attention_get_n_rows (a);
+  g_autofree float *ta = g_new (float, rows * rows), *tb = g_new (float, rows * rows);
+  for (int l = 0; l < L; l++)
+    for (int h = 0; h < H; h++)
+      {
+        g_assert_true (lsc_attention_tile (a, l, h, 0, rows, 0, rows, NAN, ta, &error));
+        g_assert_true (lsc_attention_tile (b, l, h, 0, rows, 0, rows, NAN, tb, &error));
+        g_assert_cmpmem (ta, rows * rows * sizeof (float), tb, rows * rows * sizeof (float));
+      }
+
+  /* A/B of a run and its reopened self: nothing differs */
+  LscRunCompare c;
+  g_assert_true (lsc_run_compare (run, back, 1, 2, &c, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (c.n, ==, rows);
+  g_assert_cmpfloat (c.max_abs, ==, 0.0);
+  g_assert_cmpfloat (c.delta_logprob, ==, 0.0);
+  lsc_run_compare_clear (&c);
+
+  /* its job is the saved one; its results are where it came from */
+  g_autofree char *job = lsc_run_dup_job (run, &error);
+  g_autofree char *job2 = lsc_run_dup_job (back, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (job2, ==, job);
+  g_autofree char *again = scratch ("reopen-again");
+  g_assert_false (lsc_run_export (back, again, &error));
+  lsc_test_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                         "the run was opened from ", dir, NULL);
+}
+
+/* Writes text as DIR/results.json in a fresh folder; returns the folder. */
+static char *
+results_folder (const char *name, const char *text)
+{
+  char *dir = scratch (name);
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
+  g_autofree char *file = g_build_filename (dir, "results.json", NULL);
+  g_assert_true (g_file_set_contents (file, text, -1, NULL));
+  return dir;
+}
+
+static void
+test_reopen_errors (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LscRun) run = demo_run (4, TRUE, 0.0f, 0);
+  LscLoadedModel *demo = lsc_run_get_model (run);
+  g_autofree char *dir = scratch ("reopen-bad");
+  g_assert_true (lsc_run_export (run, dir, &error));
+  g_autofree char *file = g_build_filename (dir, "results.json", NULL);
+  LscResultsInfo info;
+
+  /* no results there */
+  g_autofree char *none = scratch ("no-such-results");
+  g_assert_null (lsc_run_open (demo, none, &error));
+  lsc_test_assert_error (error, G_FILE_ERROR, G_FILE_ERROR_NOENT, none, NULL);
+  g_clear_error (&error);
+
+  /* JSON, but not Longscope's */
+  g_autofree char *other = results_folder ("other", "{\"a\": 1}");
+  g_assert_false (lsc_results_info_read (other, &info, &error));
+  lsc_test_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, other,
+                         "$.schema_version: expected 1 (Longscope results), found nothing", NULL);
+  g_clear_error (&error);
+
+  /* a detection is no run */
+  g_autofree char *det = results_folder ("detection", "{\"schema_version\": 1, \"retrieval\": {}, "
+                                         "\"provenance\": {\"model_path\": \"demo:induction\"}}");
+  g_assert_true (lsc_results_info_read (det, &info, &error));
+  g_assert_true (info.is_retrieval);
+  g_assert_false (info.is_run);
+  lsc_results_info_clear (&info);
+  g_assert_null (lsc_run_open (demo, det, &error));
+  lsc_test_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                         "a retrieval-head detection, not a run", NULL);
+  g_clear_error (&error);
+
+  /* another model */
+  g_autofree char *stories = lsc_test_shared_path ("models/stories260K/stories260K.bin");
+  if (stories != NULL)
+    {
+      g_autoptr(LscLoadedModel) other_model = lsc_loaded_model_load (stories, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_null (lsc_run_open (other_model, dir, &error));
+      lsc_test_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, file,
+                             "$.model.vocab_size: the results are of a model with vocab_size 100, "
+                             "the open model has 512", NULL);
+      g_clear_error (&error);
+    }
+
+  /* a token outside the vocabulary, a log-probability that is text */
+  json_object *root = read_results (dir);
+  json_object_array_put_idx (member (root, "prompt_tokens"), 1, json_object_new_int (512));
+  g_autofree char *bad_token = results_folder ("bad-token", json_object_to_json_string (root));
+  json_object_put (root);
+  g_assert_null (lsc_run_open (demo, bad_token, &error));
+  lsc_test_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                         "results.json: $.prompt_tokens[1]: expected a token id in [0, 100), "
+                         "found 512", NULL);
+  g_clear_error (&error);
+  root = read_results (dir);
+  json_object_array_put_idx (member (root, "logprobs"), 2, json_object_new_string ("x"));
+  g_autofree char *bad_lp = results_folder ("bad-logprob", json_object_to_json_string (root));
+  json_object_put (root);
+  g_assert_null (lsc_run_open (demo, bad_lp, &error));
+  lsc_test_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                         "$.logprobs[2]: expected a number or null, found \"x\"", NULL);
+  g_clear_error (&error);
+
+  /* a tensor file cut short: named, nothing read */
+  g_autofree char *tpath = g_build_filename (dir, "tensors.safetensors", NULL);
+  g_autoptr(GBytes) bytes = lsc_test_read_file (tpath);
+  g_assert_true (g_file_set_contents (tpath, g_bytes_get_data (bytes, NULL),
+                                      g_bytes_get_size (bytes) / 2, NULL));
+  g_assert_null (lsc_run_open (demo, dir, &error));
+  lsc_test_assert_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_TRUNCATED, tpath, NULL);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -543,5 +715,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ui/RunExport/export", test_export);
   g_test_add_func ("/ui/RunExport/relative-model", test_relative_model);
   g_test_add_func ("/ui/RunExport/errors", test_errors);
+  g_test_add_func ("/ui/RunExport/reopen", test_reopen);
+  g_test_add_func ("/ui/RunExport/reopen-errors", test_reopen_errors);
   return g_test_run ();
 }

@@ -90,6 +90,7 @@ lsc_application_startup (GApplication *app)
   static const struct { const char *action; const char *accels[3]; } accels[] = {
     { "app.quit", { "<Control>q", NULL } },
     { "win.open-model", { "<Control>o", NULL } },
+    { "win.open-results", { "<Control><Shift>o", NULL } },
     { "win.run", { "<Control>Return", "F5", NULL } },
     { "win.cancel", { "Escape", NULL } },
     { "win.export::png", { "<Control>e", NULL } },

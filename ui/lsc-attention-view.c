@@ -247,7 +247,13 @@ lsc_attention_view_set_run (LscAttentionView *self, LscRun *run)
   self->updating = FALSE;
   lsc_head_grid_set_stats (self->head_grid, stats, nl, nh);
   gtk_stack_set_visible_child_name (self->stack, "map");
-  lsc_attention_view_show_head (self, 0, 0);
+  /* the first captured head (saved results may hold some layers only) */
+  for (int k = 0; k < nl * nh; k++)
+    if (lsc_attention_has_head (store, k / nh, k % nh))
+      {
+        lsc_attention_view_show_head (self, k / nh, k % nh);
+        break;
+      }
 }
 
 LscHeadMaps *

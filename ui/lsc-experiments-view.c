@@ -35,6 +35,9 @@ struct _LscExperimentsView
 
 G_DEFINE_FINAL_TYPE (LscExperimentsView, lsc_experiments_view, GTK_TYPE_WIDGET)
 
+enum { PROP_0, PROP_CAN_EXPORT, N_PROPS };
+static GParamSpec *properties[N_PROPS];
+
 /* Δp in [-m, m] -> an RGB texture, RdBu_r centred on 0. */
 static GdkTexture *
 delta_texture (const LscRunCompare *c)
@@ -89,8 +92,20 @@ run_text (LscRun *run, const char *title)
   return g_string_free (s, FALSE);
 }
 
+static void update_compare (LscExperimentsView *self);
+
+/* Recomputes the comparison; "can-export" follows it. */
 static void
 update (LscExperimentsView *self)
+{
+  gboolean had = self->has_compare;
+  update_compare (self);
+  if (had != self->has_compare)
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CAN_EXPORT]);
+}
+
+static void
+update_compare (LscExperimentsView *self)
 {
   if (self->has_compare)
     lsc_run_compare_clear (&self->compare);
@@ -214,6 +229,67 @@ lsc_experiments_view_get_summary (LscExperimentsView *self)
   return gtk_label_get_text (self->summary_label);
 }
 
+gboolean
+lsc_experiments_view_can_export (LscExperimentsView *self)
+{
+  g_return_val_if_fail (LSC_IS_EXPERIMENTS_VIEW (self), FALSE);
+  return self->has_compare;
+}
+
+gboolean
+lsc_experiments_view_export (LscExperimentsView *self, const char *path, GError **error)
+{
+  g_return_val_if_fail (LSC_IS_EXPERIMENTS_VIEW (self), FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
+  if (!self->has_compare)
+    {
+      /* Translators: %s is the view's summary, which says why there is no map */
+      g_set_error (error, LSC_FIGURE_ERROR, LSC_FIGURE_ERROR_NO_DATA,
+                   _("There is no difference map to export. %s"),
+                   gtk_label_get_text (self->summary_label));
+      return FALSE;
+    }
+  const LscRunCompare *c = &self->compare;
+  LscHeatmapParams hp;
+  lsc_heatmap_params_init (&hp);
+  /* Translators: the title of an exported difference map */
+  g_autofree char *title = g_strdup_printf (_("Layer %d, head %d: attention B − A"), c->layer,
+                                            c->head);
+  hp.title = title;
+  hp.x_label = _("Key position");
+  hp.y_label = _("Query position");
+  hp.colorbar_label = _("Δp (B − A)");
+  /* as the view draws it: RdBu_r, white at 0, symmetric at the largest |Δp| */
+  double m = c->max_abs > 0 ? c->max_abs : 1.0;
+  hp.colormap = LSC_COLORMAP_RDBU_R;
+  hp.scale.kind = LSC_SCALE_LINEAR;
+  hp.scale.diverging = TRUE;
+  hp.scale.vmin = -m;
+  hp.scale.vmax = m;
+  hp.row_offset = c->row0;
+  hp.col_offset = c->row0;
+  g_autoptr(LscFigure) fig = lsc_figure_new_heatmap (c->delta, c->n, c->n, &hp, error);
+  if (fig == NULL)
+    return FALSE;
+  LscFigureOutput out;
+  lsc_figure_output_init (&out);
+  return lsc_figure_save (fig, path, &out, error);
+}
+
+static void
+lsc_experiments_view_get_property (GObject *object, guint prop_id, GValue *value,
+                                   GParamSpec *pspec)
+{
+  switch (prop_id)
+    {
+    case PROP_CAN_EXPORT:
+      g_value_set_boolean (value, lsc_experiments_view_can_export (LSC_EXPERIMENTS_VIEW (object)));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
 static void
 lsc_experiments_view_dispose (GObject *object)
 {
@@ -233,6 +309,11 @@ lsc_experiments_view_class_init (LscExperimentsViewClass *klass)
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
   GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
   object_class->dispose = lsc_experiments_view_dispose;
+  object_class->get_property = lsc_experiments_view_get_property;
+
+  properties[PROP_CAN_EXPORT] = g_param_spec_boolean ("can-export", NULL, NULL, FALSE,
+                                                      G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
   gtk_widget_class_set_template_from_resource (widget_class,
       "/io/github/longscope/Longscope/lsc-experiments-view.ui");
   gtk_widget_class_bind_template_child (widget_class, LscExperimentsView, scroller);

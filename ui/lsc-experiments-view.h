@@ -10,7 +10,8 @@
  * The numbers come from lsc_run_compare (lsc-run-compare.h).
  *
  * With fewer than two runs, or runs without capture, or runs of different
- * models, the summary says so (and what to do) and the map is empty.
+ * models, the summary says so (and what to do) and the map is empty. The
+ * map exports as a figure (lsc_experiments_view_export).
  *
  * Example:
  *
@@ -41,5 +42,15 @@ void lsc_experiments_view_get_head (LscExperimentsView *self, int *layer, int *h
 const LscRunCompare *lsc_experiments_view_get_compare (LscExperimentsView *self);
 /* The summary line: the numbers, or why there are none and what to do. */
 const char *lsc_experiments_view_get_summary (LscExperimentsView *self);
+/* TRUE when there is a difference map to export ("can-export" is notified). */
+gboolean lsc_experiments_view_can_export (LscExperimentsView *self);
+/* Writes the B - A map shown as a figure (ui/figures' heatmap: RdBu_r,
+ * symmetric around 0 at the largest |Δp| as in the view, positions on the
+ * axes, titled with the layer and head); the extension of `path` picks
+ * PNG, SVG or PDF. Fails with LSC_FIGURE_ERROR_NO_DATA, the summary saying
+ * why, when there is no map (fewer than two runs, runs without capture or
+ * of different models), else as lsc_figure_save (). */
+gboolean lsc_experiments_view_export (LscExperimentsView *self, const char *path,
+                                      GError **error);
 
 G_END_DECLS

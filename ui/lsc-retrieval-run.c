@@ -5,6 +5,7 @@
 
 #include "lsc-demo.h"
 #include "lsc-error.h"
+#include "lsc-json.h"
 #include "lsc-needle.h"
 #include "lsc-retrieval-run.h"
 #include "lsc-retrieval.h"
@@ -75,6 +76,7 @@ lsc_retrieval_detection_free (LscRetrievalDetection *d)
   g_free (d->scores);
   g_free (d->ranking);
   g_free (d->warning);
+  g_free (d->model_path);
   g_free (d);
 }
 
@@ -209,6 +211,265 @@ lsc_retrieval_detect (LscLoadedModel *loaded, const LscRetrievalRunParams *p,
   for (int i = 0; i < L * H; i++)
     d->n_above += d->scores[i] > p->score_threshold;
   d->warning = g_strdup (lsc_needle_builder_get_warning (builder));
+  d->model_path = g_strdup (lsc_model_get_path (model));
+  return d;
+}
+
+/* --------------------------------------------------------- results.json */
+
+/* what was found at a JSON path, for messages: "nothing" when the key is
+ * missing, else the value as JSON, shortened */
+static char *
+describe (json_object *v, gboolean present)
+{
+  if (!present)
+    return g_strdup ("nothing");
+  const char *text = json_object_to_json_string_ext (v, JSON_C_TO_STRING_PLAIN);
+  if (g_utf8_strlen (text, -1) <= 60)
+    return g_strdup (text);
+  g_autofree char *head = g_utf8_substring (text, 0, 57);
+  return g_strconcat (head, "...", NULL);
+}
+
+static gboolean
+invalid (GError **error, const char *file, const char *path, const char *expected,
+         json_object *v, gboolean present)
+{
+  g_autofree char *what = describe (v, present);
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: %s: expected %s, found %s", file,
+               path, expected, what);
+  return FALSE;
+}
+
+static gboolean
+is_number (json_object *v)
+{
+  return json_object_is_type (v, json_type_double) || json_object_is_type (v, json_type_int);
+}
+
+/* obj.key, an integer in [min, max] */
+static gboolean
+get_int (json_object *obj, const char *path, const char *key, int min, int max, int *out,
+         const char *file, GError **error)
+{
+  json_object *v = NULL;
+  gboolean present = json_object_object_get_ex (obj, key, &v);
+  if (!json_object_is_type (v, json_type_int) || json_object_get_int64 (v) < min
+      || json_object_get_int64 (v) > max)
+    {
+      g_autofree char *at = g_strdup_printf ("%s.%s", path, key);
+      g_autofree char *expected = max == G_MAXINT ? g_strdup_printf ("an integer >= %d", min)
+                                                  : g_strdup_printf ("an integer in [%d, %d]", min, max);
+      return invalid (error, file, at, expected, v, present);
+    }
+  *out = (int) json_object_get_int64 (v);
+  return TRUE;
+}
+
+/* obj.key, a number, or null (NaN) when allow_null */
+static gboolean
+get_number (json_object *obj, const char *path, const char *key, gboolean allow_null,
+            double *out, const char *file, GError **error)
+{
+  json_object *v = NULL;
+  gboolean present = json_object_object_get_ex (obj, key, &v);
+  if (allow_null && present && v == NULL)
+    {
+      *out = NAN;
+      return TRUE;
+    }
+  if (!is_number (v))
+    {
+      g_autofree char *at = g_strdup_printf ("%s.%s", path, key);
+      return invalid (error, file, at, allow_null ? "a number or null" : "a number", v, present);
+    }
+  *out = json_object_get_double (v);
+  return TRUE;
+}
+
+/* $.retrieval.scores: [n_layers][n_heads] numbers or null into scores */
+static gboolean
+get_scores (json_object *sec, int L, int H, gboolean allow_null, double *scores,
+            const char *file, GError **error)
+{
+  json_object *v = NULL;
+  gboolean present = json_object_object_get_ex (sec, "scores", &v);
+  if (allow_null && present && v == NULL)
+    {
+      for (int i = 0; i < L * H; i++)
+        scores[i] = NAN;
+      return TRUE;
+    }
+  if (!json_object_is_type (v, json_type_array))
+    {
+      g_autofree char *expected = g_strdup_printf ("an array of %d rows of %d scores "
+                                                   "(model.n_layers x model.n_heads)", L, H);
+      return invalid (error, file, "$.retrieval.scores", expected, v, present);
+    }
+  if ((int) json_object_array_length (v) != L)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "%s: $.retrieval.scores: expected %d rows (model.n_layers), found %d", file, L,
+                   (int) json_object_array_length (v));
+      return FALSE;
+    }
+  for (int l = 0; l < L; l++)
+    {
+      json_object *row = json_object_array_get_idx (v, l);
+      g_autofree char *at = g_strdup_printf ("$.retrieval.scores[%d]", l);
+      if (!json_object_is_type (row, json_type_array))
+        {
+          g_autofree char *expected = g_strdup_printf ("an array of %d scores (model.n_heads)", H);
+          return invalid (error, file, at, expected, row, TRUE);
+        }
+      if ((int) json_object_array_length (row) != H)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       "%s: %s: expected %d scores (model.n_heads), found %d", file, at, H,
+                       (int) json_object_array_length (row));
+          return FALSE;
+        }
+      for (int h = 0; h < H; h++)
+        {
+          json_object *x = json_object_array_get_idx (row, h);
+          if (x != NULL && !is_number (x))
+            {
+              g_autofree char *cell = g_strdup_printf ("%s[%d]", at, h);
+              return invalid (error, file, cell, "a number or null", x, TRUE);
+            }
+          scores[l * H + h] = x != NULL ? json_object_get_double (x) : NAN;
+        }
+    }
+  return TRUE;
+}
+
+/* $.retrieval.warnings (optional): strings, joined by newlines; NULL when none */
+static gboolean
+get_warnings (json_object *sec, char **out, const char *file, GError **error)
+{
+  json_object *v = NULL;
+  *out = NULL;
+  if (!json_object_object_get_ex (sec, "warnings", &v))
+    return TRUE;
+  if (!json_object_is_type (v, json_type_array))
+    return invalid (error, file, "$.retrieval.warnings", "an array of strings", v, TRUE);
+  g_autoptr(GString) text = g_string_new (NULL);
+  for (gsize i = 0; i < json_object_array_length (v); i++)
+    {
+      json_object *w = json_object_array_get_idx (v, i);
+      if (!json_object_is_type (w, json_type_string))
+        {
+          g_autofree char *at = g_strdup_printf ("$.retrieval.warnings[%" G_GSIZE_FORMAT "]", i);
+          return invalid (error, file, at, "a string", w, TRUE);
+        }
+      if (text->len > 0)
+        g_string_append_c (text, '\n');
+      g_string_append (text, json_object_get_string (w));
+    }
+  *out = text->len > 0 ? g_strdup (text->str) : NULL;
+  return TRUE;
+}
+
+/* $.provenance.model_path (optional) */
+static gboolean
+get_model_path (json_object *root, char **out, const char *file, GError **error)
+{
+  json_object *prov = NULL, *v = NULL;
+  *out = NULL;
+  if (!json_object_object_get_ex (root, "provenance", &prov))
+    return TRUE;
+  if (!json_object_is_type (prov, json_type_object))
+    return invalid (error, file, "$.provenance", "an object", prov, TRUE);
+  if (!json_object_object_get_ex (prov, "model_path", &v))
+    return TRUE;
+  if (!json_object_is_type (v, json_type_string))
+    return invalid (error, file, "$.provenance.model_path", "a string", v, TRUE);
+  *out = g_strdup (json_object_get_string (v));
+  return TRUE;
+}
+
+LscRetrievalDetection *
+lsc_retrieval_detection_load (const char *path, GError **error)
+{
+  g_return_val_if_fail (path != NULL, NULL);
+  g_autofree char *text = NULL;
+  gsize len = 0;
+  g_autoptr(GError) local = NULL;
+  if (!g_file_get_contents (path, &text, &len, &local))
+    {
+      if (g_error_matches (local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "%s: no such file", path);
+      else
+        g_set_error_literal (error, G_IO_ERROR, g_io_error_from_file_error (local->code),
+                             local->message);
+      return NULL;
+    }
+  g_autoptr(json_object) root = lsc_json_parse (path, text, len, G_IO_ERROR,
+                                                G_IO_ERROR_INVALID_DATA, error);
+  if (root == NULL)
+    return NULL;
+  if (!json_object_is_type (root, json_type_object))
+    {
+      invalid (error, path, "$", "an object (a batch job's results.json)", root, TRUE);
+      return NULL;
+    }
+  json_object *sec = NULL, *model = NULL;
+  if (!json_object_object_get_ex (root, "retrieval", &sec))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "%s: $.retrieval: missing (not a retrieval result)", path);
+      return NULL;
+    }
+  if (!json_object_is_type (sec, json_type_object))
+    {
+      invalid (error, path, "$.retrieval", "an object", sec, TRUE);
+      return NULL;
+    }
+  gboolean has_model = json_object_object_get_ex (root, "model", &model);
+  if (!json_object_is_type (model, json_type_object))
+    {
+      invalid (error, path, "$.model", "an object with n_layers and n_heads", model, has_model);
+      return NULL;
+    }
+
+  /* validate everything before allocating the scores */
+  int L, H, n_samples, n_passed;
+  double mean_recall, threshold;
+  if (!get_int (model, "$.model", "n_layers", 1, 1 << 16, &L, path, error)
+      || !get_int (model, "$.model", "n_heads", 1, 1 << 16, &H, path, error))
+    return NULL;
+  if ((gint64) L * H > (1 << 24))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "%s: $.model: %d layers x %d heads are too many heads", path, L, H);
+      return NULL;
+    }
+  if (!get_int (sec, "$.retrieval", "n_samples", 0, G_MAXINT, &n_samples, path, error)
+      || !get_int (sec, "$.retrieval", "n_passed", 0, n_samples, &n_passed, path, error)
+      || !get_number (sec, "$.retrieval", "mean_recall", TRUE, &mean_recall, path, error)
+      || !get_number (sec, "$.retrieval", "score_threshold", FALSE, &threshold, path, error))
+    return NULL;
+  g_autofree char *warning = NULL, *model_path = NULL;
+  if (!get_warnings (sec, &warning, path, error) || !get_model_path (root, &model_path, path, error))
+    return NULL;
+  g_autofree double *scores = g_new (double, (gsize) L * H);
+  if (!get_scores (sec, L, H, n_passed == 0, scores, path, error))
+    return NULL;
+
+  LscRetrievalDetection *d = g_new0 (LscRetrievalDetection, 1);
+  d->n_layers = L;
+  d->n_heads = H;
+  d->n_samples = n_samples;
+  d->n_passed = n_passed;
+  d->mean_recall = mean_recall;
+  d->scores = g_steal_pointer (&scores);
+  d->ranking = g_new (int, (gsize) L * H);
+  lsc_retrieval_rank (d->scores, L * H, d->ranking);
+  d->score_threshold = threshold;
+  for (int i = 0; i < L * H; i++)
+    d->n_above += d->scores[i] > threshold;
+  d->warning = g_steal_pointer (&warning);
+  d->model_path = g_steal_pointer (&model_path);
   return d;
 }
 

@@ -29,6 +29,11 @@
  *   g_autoptr(LscRetrievalDetection) d = lsc_retrieval_detect (loaded, &p, NULL, NULL,
  *                                                              cancellable, &error);
  *   // d->ranking[0] / d->n_heads is the best head's layer, d->scores[d->ranking[0]] its score
+ *
+ * A batch job's saved detection reads back into the same struct:
+ *
+ *   g_autoptr(LscRetrievalDetection) saved =
+ *     lsc_retrieval_detection_load ("demo-results/results.json", &error);
  */
 #pragma once
 
@@ -74,9 +79,32 @@ typedef struct {
   int n_above;                /* heads scored above score_threshold */
   double score_threshold;
   char *warning;              /* (nullable) about the prompt, e.g. no chat template found */
+  char *model_path;           /* (nullable) the model detected on, as lsc_model_get_path () and a
+                               * batch job's provenance.model_path name it */
 } LscRetrievalDetection;
 
 void lsc_retrieval_detection_free (LscRetrievalDetection *detection);
+
+/* The detection a retrieval batch job wrote to results.json (its
+ * "retrieval" section, with "model" and "provenance"), as
+ * lsc_retrieval_detect () returns it for the same grid: n_layers and
+ * n_heads from $.model; n_samples, n_passed, mean_recall (null: NaN),
+ * score_threshold and scores ([n_layers][n_heads], null: NaN; null as a
+ * whole when no sample passed: all NaN) from $.retrieval; the ranking
+ * recomputed from the scores with lsc_retrieval_rank () and n_above counted
+ * from them (the file's "ranking" and "n_heads_above_threshold" are not
+ * read); warning: $.retrieval.warnings joined by newlines, NULL when empty;
+ * model_path: $.provenance.model_path, NULL when absent.
+ *
+ * Errors: G_IO_ERROR_NOT_FOUND ("FILE: no such file") or the code of
+ * another read failure; G_IO_ERROR_INVALID_DATA, naming the file and the
+ * JSON path, for text that is not JSON, a file without a "retrieval"
+ * section ("FILE: $.retrieval: missing (not a retrieval result)"), a field
+ * of the wrong type or range ("FILE: $.retrieval.scores[1][2]: expected a
+ * number or null, found \"a\"") and scores whose shape is not
+ * model.n_layers x model.n_heads. */
+LscRetrievalDetection *lsc_retrieval_detection_load (const char *results_json_path,
+                                                     GError **error);
 
 /* Called before each sample (done of total) on the thread that runs the
  * detection. */

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "lsc-figure.h"
 #include "lsc-head-grid.h"
 #include "lsc-retrieval-view.h"
 
@@ -39,7 +40,7 @@ struct _LscRetrievalView
 
 G_DEFINE_FINAL_TYPE (LscRetrievalView, lsc_retrieval_view, GTK_TYPE_WIDGET)
 
-enum { PROP_0, PROP_BUSY, N_PROPS };
+enum { PROP_0, PROP_BUSY, PROP_CAN_EXPORT, N_PROPS };
 static GParamSpec *properties[N_PROPS];
 
 enum { HEAD_ACTIVATED, N_SIGNALS };
@@ -77,6 +78,7 @@ update_sensitivity (LscRetrievalView *self)
 static void
 clear_results (LscRetrievalView *self)
 {
+  gboolean could_export = lsc_retrieval_view_can_export (self);
   g_clear_pointer (&self->detection, lsc_retrieval_detection_free);
   for (int i = 0; i < N_TOP; i++)
     g_clear_pointer (&self->row_texts[i], g_free);
@@ -85,10 +87,21 @@ clear_results (LscRetrievalView *self)
     gtk_list_box_remove (self->ranking_list, row);
   lsc_head_grid_set_values (self->head_grid, NULL, 0, 0, NULL);
   gtk_widget_set_visible (self->results_box, FALSE);
+  if (could_export)
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CAN_EXPORT]);
+}
+
+/* The status line, after `origin` (NULL: none) when the detection was not
+ * run here. */
+static void
+set_status_from (LscRetrievalView *self, const char *origin, const char *text)
+{
+  g_autofree char *full = origin != NULL ? g_strdup_printf ("%s\n%s", origin, text) : NULL;
+  set_status (self, full != NULL ? full : text);
 }
 
 static void
-show_detection (LscRetrievalView *self, LscRetrievalDetection *d)
+show_detection (LscRetrievalView *self, LscRetrievalDetection *d, const char *origin)
 {
   clear_results (self);
   self->detection = d;
@@ -101,7 +114,7 @@ show_detection (LscRetrievalView *self, LscRetrievalDetection *d)
                     "No sample passed the recall filter (%d samples, mean recall %.2f): no head "
                     "can be scored. Try shorter contexts or another needle.", d->n_samples),
           d->n_samples, d->mean_recall);
-      set_status (self, text);
+      set_status_from (self, origin, text);
       return;
     }
   lsc_head_grid_set_values (self->head_grid, d->scores, d->n_layers, d->n_heads,
@@ -132,7 +145,8 @@ show_detection (LscRetrievalView *self, LscRetrievalDetection *d)
   g_autofree char *text = d->warning != NULL
       ? g_strdup_printf ("%s %s\n%s", passed, above, d->warning)
       : g_strdup_printf ("%s %s", passed, above);
-  set_status (self, text);
+  set_status_from (self, origin, text);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CAN_EXPORT]);
 }
 
 /* "200, 400" -> lengths; FALSE when empty, not numbers or too many. */
@@ -210,7 +224,7 @@ on_detect_done (GObject *source, GAsyncResult *result, gpointer user_data)
         }
     }
   else
-    show_detection (self, d);
+    show_detection (self, d, NULL);
   update_sensitivity (self);
 }
 
@@ -270,6 +284,20 @@ on_cancel_clicked (LscRetrievalView *self)
 
 /* ---------------------------------------------------------------- heads */
 
+/* Whether the detection's heads are the open model's: a saved detection
+ * may come from another model (another path, or another shape). */
+static gboolean
+detection_of_model (LscRetrievalView *self)
+{
+  const LscRetrievalDetection *d = self->detection;
+  if (self->model == NULL)
+    return d->model_path == NULL;
+  LscModel *model = lsc_loaded_model_get_model (self->model);
+  const LscModelConfig *c = lsc_model_get_config (model);
+  return c->n_layers == d->n_layers && c->n_heads == d->n_heads
+         && (d->model_path == NULL || g_strcmp0 (d->model_path, lsc_model_get_path (model)) == 0);
+}
+
 void
 lsc_retrieval_view_activate_head (LscRetrievalView *self, int layer, int head)
 {
@@ -278,6 +306,19 @@ lsc_retrieval_view_activate_head (LscRetrievalView *self, int layer, int head)
   if (d == NULL || layer < 0 || layer >= d->n_layers || head < 0 || head >= d->n_heads)
     return;
   lsc_head_grid_set_selected (self->head_grid, layer, head);
+  if (!detection_of_model (self))
+    {
+      double score = d->scores[layer * d->n_heads + head];
+      g_autofree char *text = d->model_path != NULL
+          /* Translators: a head of a saved detection of another model was
+           * clicked; %s is that model */
+          ? g_strdup_printf (_("Layer %d, head %d: retrieval score %.3f, detected on %s, not on "
+                               "the open model."), layer, head, score, d->model_path)
+          : g_strdup_printf (_("Layer %d, head %d: retrieval score %.3f, detected on another "
+                               "model."), layer, head, score);
+      set_status (self, text);
+      return;
+    }
   gboolean opened = FALSE;
   g_signal_emit (self, signals[HEAD_ACTIVATED], 0, layer, head, &opened);
   if (opened)
@@ -371,6 +412,58 @@ lsc_retrieval_view_get_status (LscRetrievalView *self)
   return gtk_label_get_text (self->status_label);
 }
 
+void
+lsc_retrieval_view_show_detection (LscRetrievalView *self, LscRetrievalDetection *detection,
+                                   const char *source_label)
+{
+  g_return_if_fail (LSC_IS_RETRIEVAL_VIEW (self));
+  g_return_if_fail (detection != NULL);
+  g_return_if_fail (source_label != NULL);
+  if (self->cancellable != NULL)
+    g_cancellable_cancel (self->cancellable);
+  g_clear_object (&self->cancellable);
+  g_autofree char *origin = detection->model_path != NULL
+      /* Translators: the first line of the status of a saved detection: the
+       * model it was detected on, and where it was read from (a results.json) */
+      ? g_strdup_printf (_("Saved detection on %s, from %s."), detection->model_path, source_label)
+      /* Translators: as above, for a saved detection that does not name its model */
+      : g_strdup_printf (_("Saved detection from %s."), source_label);
+  gtk_stack_set_visible_child_name (self->stack, "main");
+  show_detection (self, detection, origin);
+  update_sensitivity (self);
+}
+
+gboolean
+lsc_retrieval_view_can_export (LscRetrievalView *self)
+{
+  g_return_val_if_fail (LSC_IS_RETRIEVAL_VIEW (self), FALSE);
+  return self->detection != NULL && self->detection->n_passed > 0;
+}
+
+gboolean
+lsc_retrieval_view_export (LscRetrievalView *self, const char *path, GError **error)
+{
+  g_return_val_if_fail (LSC_IS_RETRIEVAL_VIEW (self), FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
+  const LscRetrievalDetection *d = self->detection;
+  if (d == NULL || d->n_passed == 0)
+    {
+      g_set_error_literal (error, LSC_FIGURE_ERROR, LSC_FIGURE_ERROR_NO_DATA,
+                           d == NULL
+                           ? _("There are no retrieval scores to export: press Detect first")
+                           : _("There are no retrieval scores to export: no sample passed the "
+                               "recall filter"));
+      return FALSE;
+    }
+  /* a batch job's {"kind": "retrieval_scores"} with its defaults */
+  g_autofree float *cells = g_new (float, (gsize) d->n_layers * d->n_heads);
+  LscFigureSpec spec;
+  lsc_figure_spec_init (&spec);
+  lsc_figure_spec_retrieval_scores (&spec, d->scores, d->n_layers, d->n_heads, cells);
+  spec.path = path;
+  return lsc_figure_save_spec (&spec, NULL, error);
+}
+
 /* ----------------------------------------------------------------- class */
 
 static void
@@ -396,6 +489,9 @@ lsc_retrieval_view_get_property (GObject *object, guint prop_id, GValue *value, 
     case PROP_BUSY:
       g_value_set_boolean (value, lsc_retrieval_view_get_busy (LSC_RETRIEVAL_VIEW (object)));
       break;
+    case PROP_CAN_EXPORT:
+      g_value_set_boolean (value, lsc_retrieval_view_can_export (LSC_RETRIEVAL_VIEW (object)));
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -411,6 +507,8 @@ lsc_retrieval_view_class_init (LscRetrievalViewClass *klass)
 
   properties[PROP_BUSY] = g_param_spec_boolean ("busy", NULL, NULL, FALSE,
                                                 G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+  properties[PROP_CAN_EXPORT] = g_param_spec_boolean ("can-export", NULL, NULL, FALSE,
+                                                      G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, properties);
   /* (layer, head) -> TRUE when a handler opened the head */
   signals[HEAD_ACTIVATED] = g_signal_new ("head-activated", G_TYPE_FROM_CLASS (klass),

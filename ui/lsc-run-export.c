@@ -14,6 +14,7 @@
 #include "lsc-demo.h"
 #include "lsc-json.h"
 #include "lsc-run-export.h"
+#include "lsc-run-open.h"
 
 /* The largest integer a job holds exactly (2^53 - 1, as lsc-batch.c checks). */
 #define MAX_JOB_INT 9007199254740991.0
@@ -40,6 +41,8 @@ static json_object *
 run_to_job (LscRun *run, GError **error)
 {
   g_return_val_if_fail (LSC_IS_RUN (run), NULL);
+  if (lsc_run_get_saved_job (run) != NULL)   /* opened from results: the job that made them */
+    return json_tokener_parse (lsc_run_get_saved_job (run));
   const LscSession *session = lsc_run_get_session (run);
   if (session == NULL)
     {
@@ -76,11 +79,13 @@ run_to_job (LscRun *run, GError **error)
   json_object_object_add (job, "seed", json_object_new_int64 ((gint64) p->seed));
   if (p->capture)
     {
-      /* what the run captured and computed: every row, statistics with its sink */
+      /* what the run captured and computed: every row, statistics with its
+       * sink, and the store itself, so that the results reopen in the views */
       json_object *capture = json_object_new_object ();
       json_object_object_add (capture, "rows", json_object_new_string ("all"));
       json_object_object_add (capture, "stats", json_object_new_boolean (TRUE));
       json_object_object_add (capture, "sink_tokens", json_object_new_int (LSC_RUN_SINK_TOKENS));
+      json_object_object_add (capture, "store", json_object_new_boolean (TRUE));
       json_object_object_add (job, "capture", capture);
     }
   return job;
@@ -115,6 +120,12 @@ gboolean
 lsc_run_export (LscRun *run, const char *dir, GError **error)
 {
   g_return_val_if_fail (dir != NULL, FALSE);
+  if (lsc_run_get_source (run) != NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                   "the run was opened from %s, where its results are", lsc_run_get_source (run));
+      return FALSE;
+    }
   g_autoptr(json_object) job = run_to_job (run, error);
   if (job == NULL)
     return FALSE;

@@ -3,39 +3,8 @@
 
 #include "lsc-error.h"
 #include "lsc-generate.h"
-#include "lsc-run.h"
+#include "lsc-run-private.h"
 #include "lsc-session.h"
-
-struct _LscRun
-{
-  GObject parent_instance;
-
-  /* set at construction, read-only afterwards (shared with the worker) */
-  LscLoadedModel *model;      /* (owned) */
-  LscRunParams params;        /* prompt owned */
-  GMainContext *context;      /* (owned) where progress is published */
-
-  /* written by the worker under `lock`, published by one idle */
-  GMutex lock;
-  double fraction;
-  char *phase;
-  guint progress_idle;        /* pending idle source id, 0 = none */
-
-  /* main thread: published copies */
-  double shown_fraction;
-  char *shown_phase;
-
-  /* results: written by the worker, read after finish */
-  LscSession *session;        /* (owned) holds the attention store */
-  GArray *tokens;             /* (gint32) prompt then generated */
-  int n_prompt;
-  GArray *logprobs;           /* (double) of the generated tokens */
-  double prefill_s, decode_s, total_s;
-  char *output;
-  LscHeadStats *stats;        /* (n_layers * n_heads) or NULL */
-  int n_layers, n_heads;
-  gboolean started;
-};
 
 G_DEFINE_FINAL_TYPE (LscRun, lsc_run, G_TYPE_OBJECT)
 
@@ -61,6 +30,9 @@ lsc_run_finalize (GObject *object)
 {
   LscRun *self = LSC_RUN (object);
   g_clear_pointer (&self->session, lsc_session_free);
+  g_clear_pointer (&self->store, lsc_attention_free);
+  g_free (self->source);
+  g_free (self->job_json);
   g_clear_pointer (&self->tokens, g_array_unref);
   g_clear_pointer (&self->logprobs, g_array_unref);
   g_free (self->output);
@@ -404,6 +376,8 @@ const LscAttentionStore *
 lsc_run_get_attention (LscRun *self)
 {
   g_return_val_if_fail (LSC_IS_RUN (self), NULL);
+  if (self->store != NULL)
+    return self->store;
   return self->session != NULL ? lsc_session_get_attention (self->session) : NULL;
 }
 

@@ -6,6 +6,7 @@
 #include "lsc-demo.h"
 #include "lsc-estimate.h"
 #include "lsc-run-export.h"
+#include "lsc-run-open.h"
 #include "lsc-window.h"
 
 #define MAX_RECENT 8
@@ -46,6 +47,7 @@ struct _LscWindow
   LscRun *previous_run;           /* (nullable) the finished run before it */
   GtkFileChooserNative *chooser;  /* (nullable) open, export, save-job or export-run dialog */
   char *export_format;            /* for the export chooser */
+  char *pending_results;          /* (nullable) results to open once their model has loaded */
 
   /* state */
   gboolean loading;
@@ -92,19 +94,29 @@ update_actions (LscWindow *self)
   g_simple_action_set_enabled (G_SIMPLE_ACTION (a), self->model != NULL && !busy);
   a = g_action_map_lookup_action (G_ACTION_MAP (self), "cancel");
   g_simple_action_set_enabled (G_SIMPLE_ACTION (a), self->running != NULL);
+  /* the visible view, when it has something to export */
   a = g_action_map_lookup_action (G_ACTION_MAP (self), "export");
+  const char *view = gtk_stack_get_visible_child_name (self->view_stack);
   LscHeatmap *hm = lsc_attention_view_get_heatmap (self->attention_view);
-  g_simple_action_set_enabled (G_SIMPLE_ACTION (a), lsc_heatmap_get_source (hm) != NULL);
+  gboolean can_export =
+      g_strcmp0 (view, "attention") == 0 ? lsc_heatmap_get_source (hm) != NULL
+      : g_strcmp0 (view, "retrieval") == 0 ? lsc_retrieval_view_can_export (self->retrieval_view)
+      : g_strcmp0 (view, "experiments") == 0
+        && lsc_experiments_view_can_export (self->experiments_view);
+  g_simple_action_set_enabled (G_SIMPLE_ACTION (a), can_export);
   /* the last finished run, also while the next one runs */
   a = g_action_map_lookup_action (G_ACTION_MAP (self), "save-job");
   g_simple_action_set_enabled (G_SIMPLE_ACTION (a), self->run != NULL);
   a = g_action_map_lookup_action (G_ACTION_MAP (self), "export-run");
-  g_simple_action_set_enabled (G_SIMPLE_ACTION (a), self->run != NULL);
+  g_simple_action_set_enabled (G_SIMPLE_ACTION (a),
+                               self->run != NULL && lsc_run_get_source (self->run) == NULL);
   a = g_action_map_lookup_action (G_ACTION_MAP (self), "open-model");
   g_simple_action_set_enabled (G_SIMPLE_ACTION (a), !busy);
   a = g_action_map_lookup_action (G_ACTION_MAP (self), "open-demo");
   g_simple_action_set_enabled (G_SIMPLE_ACTION (a), !busy);
   a = g_action_map_lookup_action (G_ACTION_MAP (self), "open-recent");
+  g_simple_action_set_enabled (G_SIMPLE_ACTION (a), !busy);
+  a = g_action_map_lookup_action (G_ACTION_MAP (self), "open-results");
   g_simple_action_set_enabled (G_SIMPLE_ACTION (a), !busy);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BUSY]);
 }
@@ -305,6 +317,7 @@ on_model_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
     {
       if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
         show_error (self, _("Could not open the model"), error);
+      g_clear_pointer (&self->pending_results, g_free);
       gtk_label_set_text (self->model_label,
                           self->model ? lsc_loaded_model_get_path (self->model) : _("No model"));
       update_actions (self);
@@ -320,6 +333,9 @@ on_model_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
   remember_model (self, path);
   update_token_count (self);
   update_actions (self);
+  g_autofree char *results = g_steal_pointer (&self->pending_results);
+  if (results != NULL)
+    lsc_window_open_results (self, results);
 }
 
 void
@@ -405,6 +421,20 @@ on_run_progress (LscRun *run, GParamSpec *pspec, LscWindow *self)
   gtk_progress_bar_set_text (self->progress_bar, phase_text (phase));
 }
 
+/* A finished run, made here or opened from saved results, becomes the one
+ * the views show; the one before becomes A of the Experiments view. */
+static void
+show_run (LscWindow *self, LscRun *run)
+{
+  g_set_object (&self->previous_run, self->run);
+  g_set_object (&self->run, run);
+  lsc_experiments_view_set_runs (self->experiments_view, self->previous_run, run);
+  gtk_label_set_text (self->output_label, lsc_run_get_output (run));
+  gtk_progress_bar_set_fraction (self->progress_bar, 1.0);
+  lsc_attention_view_set_run (self->attention_view, run);
+  update_actions (self);
+}
+
 static void
 on_run_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -428,15 +458,8 @@ on_run_done (GObject *source, GAsyncResult *result, gpointer user_data)
       update_actions (self);
       return;
     }
-  /* the previous finished run becomes A of the Experiments view's comparison */
-  g_set_object (&self->previous_run, self->run);
-  g_set_object (&self->run, run);
-  lsc_experiments_view_set_runs (self->experiments_view, self->previous_run, run);
-  gtk_label_set_text (self->output_label, lsc_run_get_output (run));
-  gtk_progress_bar_set_fraction (self->progress_bar, 1.0);
+  show_run (self, run);
   gtk_progress_bar_set_text (self->progress_bar, _("Done"));
-  lsc_attention_view_set_run (self->attention_view, run);
-  update_actions (self);
 }
 
 static void
@@ -473,6 +496,133 @@ cancel_action (GSimpleAction *action, GVariant *param, gpointer data)
   gtk_progress_bar_set_text (self->progress_bar, _("Cancelling…"));
 }
 
+/* ------------------------------------------------------- saved results */
+
+/* Whether the results' model (as their provenance names it) is `model`. */
+static gboolean
+is_model (LscLoadedModel *model, const char *path)
+{
+  const char *have = lsc_loaded_model_get_path (model);
+  if (lsc_demo_match_path (path) != NULL || lsc_demo_match_path (have) != NULL)
+    return g_strcmp0 (have, path) == 0;
+  g_autofree char *a = g_canonicalize_filename (have, NULL);
+  g_autofree char *b = g_canonicalize_filename (path, NULL);
+  return g_strcmp0 (a, b) == 0;
+}
+
+static void
+open_run_results (LscWindow *self, LscLoadedModel *model, const LscResultsInfo *info,
+                  gboolean other_model)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LscRun) run = lsc_run_open (model, info->results_path, &error);
+  if (run == NULL)
+    {
+      if (other_model)
+        g_prefix_error (&error, _("The results’ model %s is not on this computer, and the open "
+                                 "model is not of their shape: "), info->model_path);
+      show_error (self, _("Could not open the results"), error);
+      return;
+    }
+  show_run (self, run);
+  g_autofree char *text = other_model
+      /* Translators: %s is a folder */
+      ? g_strdup_printf (_("Opened %s (with the open model: theirs is not on this computer)"),
+                         info->dir)
+      : g_strdup_printf (_("Opened %s"), info->dir);
+  gtk_progress_bar_set_text (self->progress_bar, text);
+  gtk_stack_set_visible_child_name (self->view_stack, "attention");
+}
+
+void
+lsc_window_open_results (LscWindow *self, const char *path)
+{
+  g_return_if_fail (LSC_IS_WINDOW (self));
+  g_return_if_fail (path != NULL);
+  if (self->loading || self->running != NULL)
+    return;
+  clear_error (self);
+  g_autoptr(GError) error = NULL;
+  LscResultsInfo info;
+  if (!lsc_results_info_read (path, &info, &error))
+    {
+      show_error (self, _("Could not open the results"), error);
+      return;
+    }
+  if (info.is_retrieval && !info.is_run)
+    {
+      LscRetrievalDetection *d = lsc_retrieval_detection_load (info.results_path, &error);
+      if (d == NULL)
+        show_error (self, _("Could not open the results"), error);
+      else
+        {
+          lsc_retrieval_view_show_detection (self->retrieval_view, d, info.results_path);
+          gtk_stack_set_visible_child_name (self->view_stack, "retrieval");
+        }
+    }
+  else if (self->model != NULL && is_model (self->model, info.model_path))
+    open_run_results (self, self->model, &info, FALSE);
+  else if (lsc_demo_match_path (info.model_path) != NULL
+           || g_file_test (info.model_path, G_FILE_TEST_EXISTS))
+    {
+      /* their own model first, then the results (on_model_loaded) */
+      self->pending_results = g_strdup (info.results_path);
+      lsc_window_open_model (self, info.model_path);
+    }
+  else if (self->model != NULL)
+    open_run_results (self, self->model, &info, TRUE);
+  else
+    {
+      g_set_error (&error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                   _("%s: their model %s is not on this computer: open a model of the same "
+                     "shape first"), info.results_path, info.model_path);
+      show_error (self, _("Could not open the results"), error);
+    }
+  lsc_results_info_clear (&info);
+}
+
+static void
+on_open_results_response (GtkNativeDialog *dialog, int response, LscWindow *self)
+{
+  if (response == GTK_RESPONSE_ACCEPT)
+    {
+      g_autoptr(GFile) file = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
+      g_autofree char *path = file ? g_file_get_path (file) : NULL;
+      if (path != NULL)
+        lsc_window_open_results (self, path);
+    }
+  g_clear_object (&self->chooser);
+}
+
+static void
+open_results_action (GSimpleAction *action, GVariant *param, gpointer data)
+{
+  LscWindow *self = data;
+  g_clear_object (&self->chooser);
+  self->chooser = gtk_file_chooser_native_new (_("Open Results"), GTK_WINDOW (self),
+                                               GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER, _("_Open"),
+                                               _("_Cancel"));
+  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (self->chooser), TRUE);
+  g_signal_connect (self->chooser, "response", G_CALLBACK (on_open_results_response), self);
+  gtk_native_dialog_show (GTK_NATIVE_DIALOG (self->chooser));
+}
+
+/* A dropped folder with results.json opens as results, anything else as a model. */
+static gboolean
+on_drop (GtkDropTarget *target, const GValue *value, double x, double y, LscWindow *self)
+{
+  GFile *file = g_value_get_object (value);
+  g_autofree char *path = file != NULL ? g_file_get_path (file) : NULL;
+  if (path == NULL || self->loading || self->running != NULL)
+    return FALSE;
+  g_autofree char *results = g_build_filename (path, "results.json", NULL);
+  if (g_str_has_suffix (path, "results.json") || g_file_test (results, G_FILE_TEST_EXISTS))
+    lsc_window_open_results (self, path);
+  else
+    lsc_window_open_model (self, path);
+  return TRUE;
+}
+
 /* --------------------------------------------------------------- export */
 
 gboolean
@@ -480,13 +630,15 @@ lsc_window_export_view (LscWindow *self, const char *path, GError **error)
 {
   g_return_val_if_fail (LSC_IS_WINDOW (self), FALSE);
   const char *view = gtk_stack_get_visible_child_name (self->view_stack);
-  if (g_strcmp0 (view, "attention") != 0)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                           _("This view has nothing to export yet"));
-      return FALSE;
-    }
-  return lsc_heatmap_export (lsc_attention_view_get_heatmap (self->attention_view), path, error);
+  if (g_strcmp0 (view, "attention") == 0)
+    return lsc_heatmap_export (lsc_attention_view_get_heatmap (self->attention_view), path, error);
+  if (g_strcmp0 (view, "retrieval") == 0)
+    return lsc_retrieval_view_export (self->retrieval_view, path, error);
+  if (g_strcmp0 (view, "experiments") == 0)
+    return lsc_experiments_view_export (self->experiments_view, path, error);
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                       _("This view has nothing to export yet"));
+  return FALSE;
 }
 
 static void
@@ -676,6 +828,7 @@ static const GActionEntry win_actions[] = {
   { "open-model", open_model_action },
   { "open-demo", open_demo_action },
   { "open-recent", open_recent_action, "s" },
+  { "open-results", open_results_action },
   { "run", run_action },
   { "cancel", cancel_action },
   { "export", export_action, "s" },
@@ -720,6 +873,7 @@ lsc_window_finalize (GObject *object)
   LscWindow *self = LSC_WINDOW (object);
   g_clear_object (&self->cancellable);
   g_free (self->export_format);
+  g_free (self->pending_results);
   g_free (self->error_text);
   G_OBJECT_CLASS (lsc_window_parent_class)->finalize (object);
 }
@@ -798,6 +952,20 @@ lsc_window_init (LscWindow *self)
   g_signal_connect_swapped (self->max_tokens_spin, "value-changed", G_CALLBACK (update_estimate), self);
   g_signal_connect_swapped (self->threads_spin, "value-changed", G_CALLBACK (update_estimate), self);
   g_signal_connect_swapped (self->capture_check, "toggled", G_CALLBACK (update_estimate), self);
+  /* File > Export follows the visible view and what it shows (the attention
+   * map arrives from a worker: its geometry changes then) */
+  g_signal_connect_object (self->view_stack, "notify::visible-child-name",
+                           G_CALLBACK (update_actions), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->retrieval_view, "notify::can-export",
+                           G_CALLBACK (update_actions), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->experiments_view, "notify::can-export",
+                           G_CALLBACK (update_actions), self, G_CONNECT_SWAPPED);
+  LscHeatmap *heatmap = lsc_attention_view_get_heatmap (self->attention_view);
+  g_signal_connect_object (lsc_heatmap_get_model (heatmap), "changed",
+                           G_CALLBACK (update_actions), self, G_CONNECT_SWAPPED);
+  GtkDropTarget *drop = gtk_drop_target_new (G_TYPE_FILE, GDK_ACTION_COPY);
+  g_signal_connect (drop, "drop", G_CALLBACK (on_drop), self);
+  gtk_widget_add_controller (GTK_WIDGET (self), GTK_EVENT_CONTROLLER (drop));
   update_actions (self);
 
   g_autoptr(GTask) task = g_task_new (self, self->cancellable, on_rates_measured, NULL);

@@ -29,6 +29,12 @@ LscWindow *lsc_window_new (GtkApplication *app, GSettings *settings);
 
 /* Loads the model off the main thread; errors go to the info bar. */
 void lsc_window_open_model (LscWindow *self, const char *path);
+/* Opens saved results (a folder or its results.json; lsc-run-open.h): a
+ * run becomes the shown run (Attention and Experiments views), loading its
+ * own model first when that is not the open one and it exists here (else
+ * the open model is used when it has the results' shape); a retrieval-head
+ * detection shows in the Retrieval Heads view. Errors go to the info bar. */
+void lsc_window_open_results (LscWindow *self, const char *path);
 LscLoadedModel *lsc_window_get_model (LscWindow *self);
 void lsc_window_set_prompt (LscWindow *self, const char *text);
 void lsc_window_set_max_tokens (LscWindow *self, int max_tokens);

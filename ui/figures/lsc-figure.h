@@ -42,6 +42,8 @@
 #include <cairo.h>
 #include <glib.h>
 
+#include "lsc-figure-spec.h"
+
 G_BEGIN_DECLS
 
 /* ---------------------------------------------------------------- errors */
@@ -222,6 +224,14 @@ GBytes *lsc_figure_save_to_bytes (LscFigure *fig, const LscFigureOutput *out, GE
  * out->format, or the extension's when AUTO. */
 gboolean lsc_figure_save (LscFigure *fig, const char *path, const LscFigureOutput *out,
                           GError **error);
+
+/* ----------------------------------------------------------------- specs */
+
+/* Draws and saves the figure an LscFigureSpec (engine/lsc-figure-spec.h)
+ * describes to spec->path: the LscFigureFunc batch jobs draw their figures
+ * with, and what the application exports a batch figure with, so that both
+ * write the same bytes (SVG, PDF). user_data is unused. */
+gboolean lsc_figure_save_spec (const LscFigureSpec *spec, gpointer user_data, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (LscFigure, lsc_figure_free)
 

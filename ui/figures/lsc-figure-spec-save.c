@@ -1,9 +1,10 @@
-/* SPDX-License-Identifier: MIT */
+/* SPDX-License-Identifier: MIT
+ *
+ * The renderer of figure specs (engine/lsc-figure-spec.h): the figures of
+ * batch jobs, and the application's exports of the same figures.
+ */
 #include "config.h"
 
-#include <string.h>
-
-#include "lsc-app-figures.h"
 #include "lsc-figure.h"
 
 static LscScaleKind
@@ -17,12 +18,13 @@ scale_kind (const char *name)
 }
 
 gboolean
-lsc_app_render_figure (const LscFigureSpec *spec, gpointer user_data, GError **error)
+lsc_figure_save_spec (const LscFigureSpec *spec, gpointer user_data, GError **error)
 {
   g_autoptr(LscFigure) fig = NULL;
   LscChartParams chart;
   LscFigureOutput out;
 
+  g_return_val_if_fail (spec != NULL && spec->path != NULL, FALSE);
   lsc_chart_params_init (&chart);
   chart.title = spec->title;
   chart.x_label = spec->x_label;

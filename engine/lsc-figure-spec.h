@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * lsc-figure-spec.h: what a figure shows, described without drawing it.
+ * The engine has no Cairo: batch jobs (lsc-batch.h) and the application fill
+ * an LscFigureSpec with the data, the title and the labels, and hand it to
+ * a renderer, an LscFigureFunc (ui/figures: lsc_figure_save_spec). Figures
+ * both of them draw are filled by one function here, so that the
+ * application exports byte for byte the figure a batch job writes.
+ *
+ * Example: the "retrieval_scores" figure of a detection, as a job draws it.
+ *
+ *   g_autofree float *cells = g_new (float, n_layers * n_heads);
+ *   LscFigureSpec spec;
+ *   lsc_figure_spec_init (&spec);      // a job figure's defaults: 150 dpi, viridis, linear
+ *   lsc_figure_spec_retrieval_scores (&spec, scores, n_layers, n_heads, cells);
+ *   spec.path = "scores.svg";
+ *   if (!lsc_figure_save_spec (&spec, NULL, &error))
+ *     g_printerr ("%s\n", error->message);
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef enum {
+  LSC_FIGURE_SPEC_HEATMAP,     /* data (rows, cols) */
+  LSC_FIGURE_SPEC_BARS,        /* labels, values (n) */
+  LSC_FIGURE_SPEC_LINE,        /* one series: x, y (n) */
+} LscFigureSpecKind;
+
+typedef struct {
+  LscFigureSpecKind kind;
+  const char *path;            /* the file; its extension picks PNG, SVG or PDF */
+  double dpi;                  /* PNG resolution */
+  const char *title;
+  const char *x_label, *y_label;
+  const char *value_label;     /* heatmap colour bar */
+  const char *colormap;        /* "viridis", "magma", "rdbu_r" */
+  const char *scale;           /* "linear", "log", "quantile" */
+  /* heatmaps */
+  const float *data;           /* (rows, cols); NaN = masked */
+  int rows, cols;
+  gint64 row_offset, col_offset;
+  const char *const *row_labels, *const *col_labels;   /* (rows), (cols) or NULL */
+  /* bars and lines */
+  const char *const *labels;   /* (n) bars */
+  const double *x;             /* (n) line */
+  const double *y;             /* (n_series, n) lines; (n) the bar values */
+  int n;
+  int n_series;                /* lines: 0 or 1 = one unnamed series */
+  const char *const *series_names;   /* (n_series) legend, or NULL */
+  int max_bars;                /* 0: all */
+} LscFigureSpec;
+
+typedef gboolean (*LscFigureFunc) (const LscFigureSpec *spec, gpointer user_data, GError **error);
+
+/* Zeroes spec and sets the defaults of a job figure's common keys: dpi 150,
+ * colormap "viridis", scale "linear". */
+void lsc_figure_spec_init (LscFigureSpec *spec);
+
+/* The "retrieval_scores" figure: a heatmap of the retrieval score per head,
+ * layers as rows and heads as columns, titled "Retrieval score per head"
+ * with the axes "Head" and "Layer" and the colour bar "Retrieval score" (in
+ * English, as every batch figure). scores (n_layers * n_heads, layer-major;
+ * NaN cells are masked) are converted into `cells`, the caller's storage of
+ * n_layers * n_heads floats, which spec->data points to. Sets kind, title,
+ * the labels, data, rows and cols; leaves path, dpi, colormap and scale. */
+void lsc_figure_spec_retrieval_scores (LscFigureSpec *spec, const double *scores, int n_layers,
+                                       int n_heads, float *cells);
+
+G_END_DECLS
