@@ -29,4 +29,9 @@ void lsc_test_assert_error (const GError *error, GQuark domain, int code, ...) G
  * text on stdout dropped (it would break TAP); returns the exit status. */
 int lsc_test_run_batch (const char *job, const char *dir);
 
+typedef struct _LscRun LscRun;
+/* Executes run on a fresh main loop until it finishes, cancelling it at
+ * once when `cancel` is set; returns lsc_run_execute_finish ()'s result. */
+gboolean lsc_test_execute_run (LscRun *run, gboolean cancel, GError **error);
+
 G_END_DECLS

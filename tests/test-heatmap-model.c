@@ -12,6 +12,7 @@
 #include "lsc-demo.h"
 #include "lsc-heatmap-model.h"
 #include "lsc-run.h"
+#include "lsc-test-util.h"
 
 #define EPS 1e-9
 
@@ -201,20 +202,6 @@ test_resize_keeps_centre (void)
 
 /* ------------------------------------------------- attention source */
 
-typedef struct {
-  GMainLoop *loop;
-  gboolean ok;
-  GError *error;
-} RunWait;
-
-static void
-run_done (GObject *source, GAsyncResult *result, gpointer data)
-{
-  RunWait *w = data;
-  w->ok = lsc_run_execute_finish (LSC_RUN (source), result, &w->error);
-  g_main_loop_quit (w->loop);
-}
-
 static LscRun *
 demo_run (const char *prompt, int max_tokens, gboolean cancel)
 {
@@ -226,23 +213,17 @@ demo_run (const char *prompt, int max_tokens, gboolean cancel)
   p.prompt = prompt;
   p.max_tokens = max_tokens;
   LscRun *run = lsc_run_new (model, &p);
-  g_autoptr(GCancellable) c = g_cancellable_new ();
-  RunWait w = { g_main_loop_new (NULL, FALSE), FALSE, NULL };
-  lsc_run_execute_async (run, c, run_done, &w);
-  if (cancel)
-    g_cancellable_cancel (c);
-  g_main_loop_run (w.loop);
-  g_main_loop_unref (w.loop);
+  gboolean ok = lsc_test_execute_run (run, cancel, &error);
   if (cancel)
     {
-      g_assert_error (w.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
-      g_clear_error (&w.error);
-      g_assert_false (w.ok);
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+      g_clear_error (&error);
+      g_assert_false (ok);
     }
   else
     {
-      g_assert_no_error (w.error);
-      g_assert_true (w.ok);
+      g_assert_no_error (error);
+      g_assert_true (ok);
     }
   return run;
 }

@@ -11,20 +11,7 @@
 #include "lsc-demo.h"
 #include "lsc-run-compare.h"
 #include "lsc-run.h"
-
-typedef struct {
-  GMainLoop *loop;
-  gboolean ok;
-  GError *error;
-} RunWait;
-
-static void
-run_done (GObject *source, GAsyncResult *result, gpointer data)
-{
-  RunWait *w = data;
-  w->ok = lsc_run_execute_finish (LSC_RUN (source), result, &w->error);
-  g_main_loop_quit (w->loop);
-}
+#include "lsc-test-util.h"
 
 static LscRun *
 demo_run (const char *prompt, int max_tokens, gboolean capture)
@@ -38,12 +25,8 @@ demo_run (const char *prompt, int max_tokens, gboolean capture)
   p.max_tokens = max_tokens;
   p.capture = capture;
   LscRun *run = lsc_run_new (model, &p);
-  RunWait w = { g_main_loop_new (NULL, FALSE), FALSE, NULL };
-  lsc_run_execute_async (run, NULL, run_done, &w);
-  g_main_loop_run (w.loop);
-  g_main_loop_unref (w.loop);
-  g_assert_no_error (w.error);
-  g_assert_true (w.ok);
+  g_assert_true (lsc_test_execute_run (run, FALSE, &error));
+  g_assert_no_error (error);
   return run;
 }
 

@@ -30,20 +30,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-typedef struct {
-  GMainLoop *loop;
-  gboolean ok;
-  GError *error;
-} RunWait;
-
-static void
-run_done (GObject *source, GAsyncResult *result, gpointer data)
-{
-  RunWait *w = data;
-  w->ok = lsc_run_execute_finish (LSC_RUN (source), result, &w->error);
-  g_main_loop_quit (w->loop);
-}
-
 /* Runs p on the model at path, to the end. */
 static LscRun *
 run_model (const char *path, const LscRunParams *p)
@@ -52,12 +38,8 @@ run_model (const char *path, const LscRunParams *p)
   g_autoptr(LscLoadedModel) model = lsc_loaded_model_load (path, NULL, &error);
   g_assert_no_error (error);
   LscRun *run = lsc_run_new (model, p);
-  RunWait w = { g_main_loop_new (NULL, FALSE), FALSE, NULL };
-  lsc_run_execute_async (run, NULL, run_done, &w);
-  g_main_loop_run (w.loop);
-  g_main_loop_unref (w.loop);
-  g_assert_no_error (w.error);
-  g_assert_true (w.ok);
+  g_assert_true (lsc_test_execute_run (run, FALSE, &error));
+  g_assert_no_error (error);
   return run;
 }
 
