@@ -621,8 +621,14 @@ lsc_attention_load (const char *path, GError **error)
 {
   g_return_val_if_fail (path != NULL, NULL);
   LscTensorReader *r = lsc_tensor_reader_open (path, error);
-  if (r == NULL)
-    return NULL;
+  return r != NULL ? lsc_attention_load_reader (r, error) : NULL;
+}
+
+LscAttentionStore *
+lsc_attention_load_reader (LscTensorReader *r, GError **error)
+{
+  g_return_val_if_fail (r != NULL, NULL);
+  const char *path = lsc_tensor_reader_get_path (r);
   LscAttentionStore *a = g_new0 (LscAttentionStore, 1);
   a->file = r;
 

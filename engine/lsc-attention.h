@@ -40,6 +40,7 @@
 
 #include <glib.h>
 
+#include "lsc-tensor-reader.h"
 #include "lsc-tensor-writer.h"
 
 G_BEGIN_DECLS
@@ -210,6 +211,9 @@ gboolean lsc_attention_save (const LscAttentionStore *store, LscTensorWriter *wr
  * (LSC_MODEL_ERROR). Tiles, masses, pyramids and statistics from it equal
  * those of the saved run. Free with lsc_attention_free (). */
 LscAttentionStore *lsc_attention_load (const char *path, GError **error);
+/* The same from a tensor file already open (its other tensors read too,
+ * e.g. statistics): takes the reader, which the store keeps or frees. */
+LscAttentionStore *lsc_attention_load_reader (LscTensorReader *reader, GError **error);
 /* Only for stores from lsc_attention_load (); a session owns its own. */
 void lsc_attention_free (LscAttentionStore *store);
 

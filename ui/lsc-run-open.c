@@ -326,9 +326,7 @@ read_tensors (json_object *root, const char *file, const char *dir, const LscMod
     return FALSE;
   if (!lsc_tensor_reader_lookup (r, "attn.store.geometry", NULL, NULL))
     return TRUE;
-
-  /* the store maps the file itself: a second map of the same pages */
-  g_autoptr(LscAttentionStore) store = lsc_attention_load (path, error);
+  g_autoptr(LscAttentionStore) store = lsc_attention_load_reader (g_steal_pointer (&r), error);
   if (store == NULL)
     return FALSE;
   int nl, nh, nkv, hd;
