@@ -529,6 +529,13 @@ test_save_and_load (void)
   run_model (&r, dir, 40, &p);
   g_assert_cmpint (r.c->n_kv_heads, <, r.c->n_heads);
   g_autofree char *path = save_store (r.store, "store-window.safetensors");
+  /* one store per tensor file */
+  g_autoptr(LscTensorWriter) twice = lsc_tensor_writer_new ();
+  g_assert_true (lsc_attention_save (r.store, twice, &error));
+  g_assert_false (lsc_attention_save (r.store, twice, &error));
+  lsc_test_assert_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
+                         "an attention store is already in this tensor file", NULL);
+  g_clear_error (&error);
   g_autoptr(LscAttentionStore) b = lsc_attention_load (path, &error);
   g_assert_no_error (error);
   assert_same_store (r.store, b);

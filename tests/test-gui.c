@@ -86,6 +86,14 @@ copy_head_shown (Fixture *f)
 }
 
 static gboolean
+layer1_head0_shown (Fixture *f)
+{
+  LscAttentionSource *src = lsc_heatmap_get_source (heatmap_of (f));
+  return map_shown (f) && lsc_attention_source_get_layer (src) == 1
+         && lsc_attention_source_get_head (src) == 0;
+}
+
+static gboolean
 estimated (Fixture *f)
 {
   return g_str_has_prefix (lsc_window_get_estimate (f->win), "Estimate: ");
@@ -748,6 +756,24 @@ test_open_results (Fixture *f, gconstpointer data)
   g_assert_true (wait_for (f, not_busy, 20000));
   g_assert_null (lsc_window_get_error (f->win));
   g_assert_cmpstr (lsc_run_get_source (lsc_window_get_run (f->win)), ==, far);
+
+  /* a batch job's partial capture, as dropped on the window: the first
+   * captured head opens (layer 1; layer 0 was not captured) */
+  g_autofree char *partial_job = g_build_filename (f->tmpdir, "partial.json", NULL);
+  const char *partial = "{\"model\": \"demo:induction\", \"prompt\": \"abcdefgh abcdefgh\", "
+                        "\"max_tokens\": 2, \"capture\": {\"layers\": [1], \"store\": true}}";
+  g_assert_true (g_file_set_contents (partial_job, partial, -1, NULL));
+  g_autofree char *partial_dir = g_build_filename (f->tmpdir, "partial", NULL);
+  g_assert_cmpint (lsc_test_run_batch (partial_job, partial_dir), ==, 0);
+  lsc_window_open_path (f->win, partial_dir);
+  g_assert_true (wait_for (f, not_busy, 20000));
+  g_assert_null (lsc_window_get_error (f->win));
+  g_assert_cmpstr (lsc_run_get_source (lsc_window_get_run (f->win)), ==, partial_dir);
+  g_assert_true (wait_for (f, layer1_head0_shown, 5000));
+  /* a model path dropped opens the model */
+  lsc_window_open_path (f->win, LSC_DEMO_INDUCTION);
+  g_assert_true (wait_for (f, idle_model, 20000));
+  g_assert_null (lsc_window_get_error (f->win));
 
   /* a folder without results: the error names the file */
   lsc_window_open_results (f->win, f->tmpdir);

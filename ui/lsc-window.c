@@ -607,7 +607,18 @@ open_results_action (GSimpleAction *action, GVariant *param, gpointer data)
   gtk_native_dialog_show (GTK_NATIVE_DIALOG (self->chooser));
 }
 
-/* A dropped folder with results.json opens as results, anything else as a model. */
+void
+lsc_window_open_path (LscWindow *self, const char *path)
+{
+  g_return_if_fail (LSC_IS_WINDOW (self));
+  g_return_if_fail (path != NULL);
+  g_autofree char *results = g_build_filename (path, "results.json", NULL);
+  if (g_str_has_suffix (path, "results.json") || g_file_test (results, G_FILE_TEST_EXISTS))
+    lsc_window_open_results (self, path);
+  else
+    lsc_window_open_model (self, path);
+}
+
 static gboolean
 on_drop (GtkDropTarget *target, const GValue *value, double x, double y, LscWindow *self)
 {
@@ -615,11 +626,7 @@ on_drop (GtkDropTarget *target, const GValue *value, double x, double y, LscWind
   g_autofree char *path = file != NULL ? g_file_get_path (file) : NULL;
   if (path == NULL || self->loading || self->running != NULL)
     return FALSE;
-  g_autofree char *results = g_build_filename (path, "results.json", NULL);
-  if (g_str_has_suffix (path, "results.json") || g_file_test (results, G_FILE_TEST_EXISTS))
-    lsc_window_open_results (self, path);
-  else
-    lsc_window_open_model (self, path);
+  lsc_window_open_path (self, path);
   return TRUE;
 }
 

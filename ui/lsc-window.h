@@ -35,6 +35,9 @@ void lsc_window_open_model (LscWindow *self, const char *path);
  * the open model is used when it has the results' shape); a retrieval-head
  * detection shows in the Retrieval Heads view. Errors go to the info bar. */
 void lsc_window_open_results (LscWindow *self, const char *path);
+/* What a file or folder dropped on the window opens: results (a folder
+ * holding results.json, or that file) or else a model. */
+void lsc_window_open_path (LscWindow *self, const char *path);
 LscLoadedModel *lsc_window_get_model (LscWindow *self);
 void lsc_window_set_prompt (LscWindow *self, const char *text);
 void lsc_window_set_max_tokens (LscWindow *self, int max_tokens);
