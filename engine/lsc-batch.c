@@ -24,6 +24,7 @@
 #include "lsc-generate.h"
 #include "lsc-json.h"
 #include "lsc-model.h"
+#include "lsc-plugin.h"
 #include "lsc-session.h"
 #include "lsc-tokenizer.h"
 
@@ -54,6 +55,7 @@ typedef struct {
   gboolean stop_at_eos;
   LscGenerateParams gen;
   LscJobCapture capture;
+  LscPluginStack *plugins; /* (owned) as the job lists them; empty without "plugins" */
   GArray *figures;         /* (element-type LscJobFigure) or NULL */
   LscJobRetrieval retrieval;   /* lsc-batch-retrieval.c */
 } LscJob;
@@ -69,6 +71,7 @@ job_clear (LscJob *job)
   g_free (job->prompt);
   g_free (job->backend.note);
   _lsc_job_capture_clear (&job->capture);
+  lsc_plugin_stack_free (job->plugins);
   _lsc_job_figures_free (job->figures);
   _lsc_job_retrieval_clear (&job->retrieval);
 }
@@ -102,6 +105,7 @@ static const JobKey job_keys[] = {
   { "score", KEY_BOOL },
   { "reference", KEY_BOOL },
   { "capture", KEY_OBJECT },
+  { "plugins", KEY_ARRAY },
   { "figures", KEY_ARRAY },
   { "retrieval", KEY_OBJECT },
 };
@@ -283,6 +287,10 @@ job_parse (LscJob *job, const char *text, gsize len, GError **error)
           return FALSE;
         }
     }
+  job->plugins = lsc_plugin_stack_new ();
+  if ((v = get (job, "plugins")) != NULL
+      && !lsc_plugin_stack_parse_json (job->plugins, v, job->name, "$.plugins", error))
+    return FALSE;
   if ((v = get (job, "figures")) != NULL)
     {
       LscJobFigureNeeds needs;
@@ -323,6 +331,13 @@ job_parse (LscJob *job, const char *text, gsize len, GError **error)
           g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
                        "%s: $.retrieval: a retrieval job builds its own prompts (give no prompt, "
                        "prompt_file, capture or score with it)", job->name);
+          return FALSE;
+        }
+      if (lsc_plugin_stack_get_size (job->plugins) > 0)
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: $.plugins: retrieval jobs do not run plugins yet (their ablation "
+                       "masks heads through the same attention hooks)", job->name);
           return FALSE;
         }
       if (!_lsc_job_retrieval_parse (&job->retrieval, job->name, job->base_dir, v, error))
@@ -519,6 +534,9 @@ results_new (const LscJob *job, const LscModel *model)
   json_object_object_add (results, "status", NULL);
   json_object_object_add (results, "job", json_object_get (job->root));
   json_object_object_add (results, "model", model_to_json (model));
+  /* every parameter, defaults included: the values the run used */
+  if (lsc_plugin_stack_get_size (job->plugins) > 0)
+    json_object_object_add (results, "plugins", lsc_plugin_stack_to_json (job->plugins));
   return results;
 }
 
@@ -691,6 +709,13 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
   sp.n_ctx = job->n_ctx;
   sp.reference = job->reference;
   sp.backend = job->backend.requested;
+  if (!lsc_plugin_stack_instantiate (job->plugins, lsc_model_get_config (model), &error))
+    {
+      g_printerr ("longscope: %s: $.plugins: %s\n", job->name, error->message);
+      json_object_put (timings);
+      return EXIT_INVALID;
+    }
+  lsc_plugin_stack_get_hooks (job->plugins, &sp.hooks);
 
   results = results_new (job, model);
 

@@ -588,6 +588,16 @@ test_batch_invalid (void)
       "bad.json: $.figures: retrieval figures need a \"retrieval\" section" },
     { "{\"model\": \"m\", \"prompt\": \"a\", \"score\": true, \"figures\": [{\"kind\": \"loss\", \"file\": \"../x.png\"}]}", 2,
       "bad.json: $.figures[0].file: expected a file name ending in .png, .svg or .pdf" },
+    { "{\"model\": \"m\", \"plugins\": {\"id\": \"x\"}}", 2,
+      "bad.json: $.plugins: expected an array, found object" },
+    { "{\"model\": \"m\", \"plugins\": [{\"id\": \"nope\"}]}", 2,
+      "bad.json: $.plugins[0].id: no plugin \"nope\" (found: " },
+    { "{\"model\": \"m\", \"plugins\": [{\"id\": \"selective-attention\", \"alpha\": 20}]}", 2,
+      "bad.json: $.plugins[0].alpha: expected a number in [0, 10], found 20" },
+    { "{\"model\": \"demo:induction\", \"retrieval\": {}, \"plugins\": [{\"id\": \"selective-attention\"}]}", 2,
+      "bad.json: $.plugins: retrieval jobs do not run plugins yet" },
+    { "{\"model\": \"demo:induction\", \"prompt\": \"ab\", \"plugins\": [{\"id\": \"selective-attention\", \"first_layer\": 5}]}", 2,
+      "bad.json: $.plugins: plugin selective-attention: first_layer 5 .. last_layer -1: the model has layers 0 .. " },
     { "{\"model\": \"no/such/model.gguf\"}", 3, "bad.json: $.model: " },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -600,6 +610,52 @@ test_batch_invalid (void)
         g_error ("job %s: exit %d, stderr: %s", cases[i].job, r.status, r.err);
       g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
     }
+}
+
+/* A job's plugins change the run, are written into results.json with every
+ * parameter, and alpha = 0 changes nothing. */
+static void
+test_batch_plugins (void)
+{
+  g_autofree char *model = lsc_test_shared_path ("models/stories260K/stories260K.bin");
+  if (model == NULL)
+    return;
+  const char *plugins[] = {
+    NULL,
+    "[{\"id\": \"selective-attention\", \"alpha\": 0}]",
+    "[{\"id\": \"selective-attention\", \"alpha\": 0.5, \"first_layer\": 1}]",
+  };
+  double ppl[3];
+  for (int i = 0; i < 3; i++)
+    {
+      g_autofree char *job = g_strdup_printf ("{\"model\": \"%s\", \"prompt\": \"Once upon a time "
+                                              "there was a little dog. The dog\", \"max_tokens\": 0, "
+                                              "\"score\": true%s%s}", model,
+                                              plugins[i] ? ", \"plugins\": " : "",
+                                              plugins[i] ? plugins[i] : "");
+      g_autofree char *job_path = lsc_test_write_file ("plugins.json", job, strlen (job));
+      g_autofree char *out_dir = g_build_filename (lsc_test_tmpdir (), "plugins-out", NULL);
+      g_auto(Run) r = { 0 };
+      run (&r, "", "--batch", job_path, "--output", out_dir, NULL);
+      if (r.status != 0)
+        g_error ("plugins job %d: exit %d: %s", i, r.status, r.err);
+      json_object *res = read_results (out_dir);
+      ppl[i] = json_object_get_double (json_object_object_get (json_object_object_get (res, "score"),
+                                                               "perplexity"));
+      json_object *written = json_object_object_get (res, "plugins");
+      if (i == 0)
+        g_assert_null (written);
+      else
+        g_assert_cmpstr (json_object_to_json_string_ext (written, JSON_C_TO_STRING_PLAIN), ==,
+                         i == 1 ? "[{\"id\":\"selective-attention\",\"alpha\":0,\"form\":\"position\","
+                                  "\"train_length\":0,\"first_layer\":0,\"last_layer\":-1}]"
+                                : "[{\"id\":\"selective-attention\",\"alpha\":0.5,\"form\":\"position\","
+                                  "\"train_length\":0,\"first_layer\":1,\"last_layer\":-1}]");
+      json_object_put (res);
+    }
+  g_test_message ("perplexity: model %.17g, alpha 0: %.17g, alpha 0.5: %.17g", ppl[0], ppl[1], ppl[2]);
+  g_assert_cmpfloat (ppl[1], ==, ppl[0]);
+  g_assert_cmpfloat (fabs (ppl[2] - ppl[0]), >, 1e-3 * ppl[0]);
 }
 
 int
@@ -618,5 +674,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/batch/capture", test_batch_capture);
   g_test_add_func ("/cli/batch/figures", test_batch_figures);
   g_test_add_func ("/cli/batch/interrupt", test_batch_interrupt);
+  g_test_add_func ("/cli/batch/plugins", test_batch_plugins);
   return g_test_run ();
 }
