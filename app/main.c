@@ -6,6 +6,7 @@
  *   longscope --tokenize PATH [--bos]  stdin text -> token ids on one line
  *   longscope --detokenize PATH        stdin ids -> text
  *   longscope --batch JOB [--output DIR] [--backend cpu|cuda|auto]
+ *   longscope --plugins                the plugins found and their parameters
  *   longscope [MODEL]                  the GTK application (MODEL, else demo:induction)
  *
  * Exit status: 0 done, 1 runtime failure, 2 invalid job or arguments,
@@ -26,7 +27,9 @@
 #else
 #define FIGURE_RENDERER NULL
 #endif
+#include "lsc-json.h"
 #include "lsc-model.h"
+#include "lsc-plugin.h"
 #include "lsc-session.h"
 #include "lsc-tokenizer.h"
 #ifdef LSC_HAVE_GUI_APP
@@ -50,6 +53,7 @@ static char *opt_batch;
 static char *opt_output;
 static char *opt_backend;
 static gboolean opt_version;
+static gboolean opt_plugins;
 
 static const GOptionEntry entries[] = {
   { "info", 0, 0, G_OPTION_ARG_FILENAME, &opt_info,
@@ -69,6 +73,8 @@ static const GOptionEntry entries[] = {
   { "backend", 0, 0, G_OPTION_ARG_STRING, &opt_backend,
     "With --batch, run on cpu, cuda or auto (the GPU when there is one), "
     "whatever the job says", "BACKEND" },
+  { "plugins", 0, 0, G_OPTION_ARG_NONE, &opt_plugins,
+    "List the plugins found and the parameters a job's \"plugins\" can set", NULL },
   { "version", 0, 0, G_OPTION_ARG_NONE, &opt_version, "Print the version", NULL },
   { NULL }
 };
@@ -176,6 +182,50 @@ run_detokenize (const char *path)
   return status;
 }
 
+static const char *const param_types[] = { "number", "integer", "boolean", "choice" };
+
+/* What a job's "plugins" entries can say: each plugin's parameters, their
+ * types, ranges and defaults. Problems loading a plugin go to stderr. */
+static int
+run_plugins (void)
+{
+  int n;
+  const LscPluginInfo *const *list = lsc_plugin_list (&n);
+  g_autoptr(GString) out = g_string_new (NULL);
+  for (int i = 0; i < n; i++)
+    {
+      const LscPluginInfo *info = list[i];
+      g_string_append_printf (out, "%s%s: %s\n  %s\n", i ? "\n" : "", info->id, info->name,
+                              info->description ? info->description : "");
+      for (int k = 0; k < info->n_params; k++)
+        {
+          const LscPluginParam *p = &info->params[k];
+          g_autoptr(json_object) def = lsc_plugin_value_to_json (p, p->default_value);
+          g_string_append_printf (out, "  %-14s %s", p->name, param_types[p->type]);
+          if (p->type == LSC_PLUGIN_PARAM_NUMBER || p->type == LSC_PLUGIN_PARAM_INT)
+            {
+              /* as jobs write them, whatever the locale */
+              g_autoptr(json_object) lo = lsc_plugin_value_to_json (p, p->min);
+              g_autoptr(json_object) hi = lsc_plugin_value_to_json (p, p->max);
+              g_string_append_printf (out, " in [%s, %s]", json_object_to_json_string (lo),
+                                      json_object_to_json_string (hi));
+            }
+          for (int c = 0; p->type == LSC_PLUGIN_PARAM_CHOICE && p->choices[c] != NULL; c++)
+            g_string_append_printf (out, "%s\"%s\"", c ? " | " : " ", p->choices[c]);
+          g_string_append_printf (out, ", default %s\n",
+                                  json_object_to_json_string_ext (def, JSON_C_TO_STRING_PLAIN));
+          if (p->description != NULL)
+            g_string_append_printf (out, "  %-14s %s\n", "", p->description);
+        }
+    }
+  if (n == 0)
+    g_string_append (out, "no plugins found\n");
+  fputs (out->str, stdout);
+  for (const char *const *problem = lsc_plugin_get_load_problems (); *problem != NULL; problem++)
+    g_printerr ("longscope: %s\n", *problem);
+  return EXIT_DONE;
+}
+
 #ifdef LSC_HAVE_GUI_APP
 /* The only place GTK is initialised (by the application's startup). */
 static int
@@ -224,6 +274,8 @@ main (int argc, char **argv)
       g_print ("longscope %s (%s)\n", PACKAGE_VERSION, LSC_GIT_COMMIT);
       return EXIT_DONE;
     }
+  if (opt_plugins)
+    return run_plugins ();
   if (opt_info != NULL)
     return run_info (opt_info);
   if (opt_tokenize != NULL)

@@ -271,6 +271,11 @@ lsc_plugin_value_to_json (const LscPluginParam *param, double value)
         /* the shortest text that reads back as the value: 0.1, not
          * 0.10000000000000001 (values are finite: they passed value_ok) */
         char text[G_ASCII_DTOSTR_BUF_SIZE];
+        if (value == floor (value) && fabs (value) < 1e15)
+          {
+            g_ascii_formatd (text, sizeof text, "%.0f", value);   /* 10, not 1e+01 */
+            return json_object_new_double_s (value, text);
+          }
         for (int digits = 1; digits <= 17; digits++)
           {
             char format[8];
@@ -284,6 +289,16 @@ lsc_plugin_value_to_json (const LscPluginParam *param, double value)
     }
 }
 
+/* "a number in [0, 10]", the bounds as jobs write them, whatever the locale */
+static char *
+range_text (const char *what, const LscPluginParam *param)
+{
+  g_autoptr(json_object) lo = lsc_plugin_value_to_json (param, param->min);
+  g_autoptr(json_object) hi = lsc_plugin_value_to_json (param, param->max);
+  return g_strdup_printf ("%s in [%s, %s]", what, json_object_to_json_string (lo),
+                          json_object_to_json_string (hi));
+}
+
 /* "expected X, found Y" for one parameter. */
 static char *
 param_expectation (const LscPluginParam *param)
@@ -291,7 +306,7 @@ param_expectation (const LscPluginParam *param)
   switch (param->type)
     {
     case LSC_PLUGIN_PARAM_INT:
-      return g_strdup_printf ("an integer in [%.17g, %.17g]", param->min, param->max);
+      return range_text ("an integer", param);
     case LSC_PLUGIN_PARAM_BOOL:
       return g_strdup ("true or false");
     case LSC_PLUGIN_PARAM_CHOICE:
@@ -303,7 +318,7 @@ param_expectation (const LscPluginParam *param)
       }
     case LSC_PLUGIN_PARAM_NUMBER:
     default:
-      return g_strdup_printf ("a number in [%.17g, %.17g]", param->min, param->max);
+      return range_text ("a number", param);
     }
 }
 
@@ -408,6 +423,20 @@ lsc_plugin_stack_free (LscPluginStack *stack)
   g_free (stack);
 }
 
+LscPluginStack *
+lsc_plugin_stack_copy (const LscPluginStack *stack)
+{
+  LscPluginStack *copy = lsc_plugin_stack_new ();
+  for (guint i = 0; i < stack->entries->len; i++)
+    {
+      Entry e = g_array_index (stack->entries, Entry, i);
+      e.instance = NULL;
+      memset (&e.hooks, 0, sizeof e.hooks);
+      g_array_append_val (copy->entries, e);
+    }
+  return copy;
+}
+
 gboolean
 lsc_plugin_stack_add (LscPluginStack *stack, const LscPluginInfo *info, const double *values,
                       GError **error)
@@ -418,9 +447,10 @@ lsc_plugin_stack_add (LscPluginStack *stack, const LscPluginInfo *info, const do
       if (!value_ok (&info->params[i], values[i]))
         {
           g_autofree char *expected = param_expectation (&info->params[i]);
+          char found[G_ASCII_DTOSTR_BUF_SIZE];
           g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_INVALID_ARGUMENT,
-                       "plugin %s: %s: expected %s, found %.17g", info->id,
-                       info->params[i].name, expected, values[i]);
+                       "plugin %s: %s: expected %s, found %s", info->id, info->params[i].name,
+                       expected, g_ascii_dtostr (found, sizeof found, values[i]));
           return FALSE;
         }
       e.values[i] = values[i];

@@ -123,6 +123,8 @@ typedef struct _LscPluginStack LscPluginStack;
 
 LscPluginStack *lsc_plugin_stack_new (void);
 void lsc_plugin_stack_free (LscPluginStack *stack);
+/* The plugins and their values, without instances. */
+LscPluginStack *lsc_plugin_stack_copy (const LscPluginStack *stack);
 /* Appends a plugin with its values (copied; checked against the ranges). */
 gboolean lsc_plugin_stack_add (LscPluginStack *stack, const LscPluginInfo *info,
                                const double *values, GError **error);

@@ -97,6 +97,19 @@ test_info (void)
 }
 
 static void
+test_plugins (void)
+{
+  g_auto(Run) r = { 0 };
+  run (&r, "", "--plugins", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_cmpstr (r.err, ==, "");
+  g_assert_true (g_str_has_prefix (r.out, "selective-attention: Selective Attention\n  Temperature-scaled"));
+  g_assert_nonnull (strstr (r.out, "\n  alpha          number in [0, 10], default 0.1\n"));
+  g_assert_nonnull (strstr (r.out, "\n  form           choice \"position\" | \"log-n\", default \"position\"\n"));
+  g_assert_nonnull (strstr (r.out, "\n  last_layer     integer in [-1, 4095], default -1\n"));
+}
+
+static void
 test_tokenize (void)
 {
   g_autofree char *tok = lsc_test_shared_path ("models/stories260K/tok512.bin");
@@ -666,6 +679,7 @@ main (int argc, char **argv)
     g_error ("LSC_LONGSCOPE must name the longscope binary (meson test sets it)");
   g_test_add_func ("/cli/info", test_info);
   g_test_add_func ("/cli/tokenize", test_tokenize);
+  g_test_add_func ("/cli/plugins", test_plugins);
   g_test_add_func ("/cli/detokenize-padding", test_detokenize_padding);
   g_test_add_func ("/cli/batch/generate", test_batch_generate);
   g_test_add_func ("/cli/batch/invalid", test_batch_invalid);

@@ -26,6 +26,7 @@
 #include "lsc-demo.h"
 #include "lsc-figure.h"
 #include "lsc-json.h"
+#include "lsc-run-export.h"
 #include "lsc-run-open.h"
 #include "lsc-window.h"
 
@@ -701,6 +702,87 @@ test_experiments (Fixture *f, gconstpointer data)
   g_assert_cmpuint (count_colours (figure), >=, 16);
 }
 
+/* widget and its descendants of `type`, in order */
+static void
+collect (GtkWidget *widget, GType type, GPtrArray *out)
+{
+  if (G_TYPE_CHECK_INSTANCE_TYPE (widget, type))
+    g_ptr_array_add (out, widget);
+  for (GtkWidget *c = gtk_widget_get_first_child (widget); c != NULL; c = gtk_widget_get_next_sibling (c))
+    collect (c, type, out);
+}
+
+/* The sidebar's plugins: controls built from the declared parameters; a
+ * plugin enabled and set there runs with the next run, and the Experiments
+ * view compares it with the run before. */
+static void
+test_plugins (Fixture *f, gconstpointer data)
+{
+  LscPluginControls *controls = lsc_window_get_plugin_controls (f->win);
+  g_autoptr(GPtrArray) checks = g_ptr_array_new ();
+  g_autoptr(GPtrArray) spins = g_ptr_array_new ();
+  g_autoptr(GPtrArray) drops = g_ptr_array_new ();
+  g_autoptr(GPtrArray) grids = g_ptr_array_new ();
+  collect (GTK_WIDGET (controls), GTK_TYPE_CHECK_BUTTON, checks);
+  collect (GTK_WIDGET (controls), GTK_TYPE_SPIN_BUTTON, spins);
+  collect (GTK_WIDGET (controls), GTK_TYPE_DROP_DOWN, drops);
+  collect (GTK_WIDGET (controls), GTK_TYPE_GRID, grids);
+  /* selective-attention: alpha, train_length, first_layer, last_layer; form */
+  g_assert_cmpuint (checks->len, ==, 1);
+  g_assert_cmpuint (spins->len, ==, 4);
+  g_assert_cmpuint (drops->len, ==, 1);
+  g_assert_cmpstr (gtk_check_button_get_label (checks->pdata[0]), ==, "Selective Attention");
+  g_assert_cmpfloat (gtk_spin_button_get_value (spins->pdata[0]), ==, 0.1);
+  g_assert_cmpfloat (gtk_spin_button_get_value (spins->pdata[3]), ==, -1);
+  g_assert_false (gtk_widget_get_sensitive (grids->pdata[0]));
+
+  lsc_window_set_max_tokens (f->win, 4);
+  lsc_window_set_prompt (f->win, "abcdefgh abcdefgh");
+  g_action_group_activate_action (G_ACTION_GROUP (f->win), "run", NULL);
+  g_assert_true (wait_for (f, not_busy, 60000));
+  g_assert_null (lsc_window_get_error (f->win));
+  g_assert_cmpint (lsc_plugin_stack_get_size (lsc_run_get_params (lsc_window_get_run (f->win))->plugins),
+                   ==, 0);
+
+  /* enabled and set through its widgets */
+  gtk_check_button_set_active (checks->pdata[0], TRUE);
+  g_assert_true (gtk_widget_get_sensitive (grids->pdata[0]));
+  gtk_spin_button_set_value (spins->pdata[0], 2.0);
+  g_action_group_activate_action (G_ACTION_GROUP (f->win), "run", NULL);
+  g_assert_true (wait_for (f, not_busy, 60000));
+  g_assert_null (lsc_window_get_error (f->win));
+  LscRun *b = lsc_window_get_run (f->win);
+  const LscPluginStack *used = lsc_run_get_params (b)->plugins;
+  g_assert_cmpint (lsc_plugin_stack_get_size (used), ==, 1);
+  const double *values;
+  g_assert_cmpstr (lsc_plugin_stack_get (used, 0, &values)->id, ==, "selective-attention");
+  g_assert_cmpfloat (values[0], ==, 2.0);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *job = lsc_run_dup_job (b, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (strstr (job, "\"alpha\": 2,"));
+
+  /* the temperature sharpened every head */
+  int nl, nh;
+  const LscHeadStats *sa = lsc_run_get_head_stats (lsc_window_get_previous_run (f->win), &nl, &nh);
+  const LscHeadStats *sb = lsc_run_get_head_stats (b, &nl, &nh);
+  for (int i = 0; i < nl * nh; i++)
+    g_assert_cmpfloat (sb[i].entropy, <=, sa[i].entropy + 1e-9);
+  lsc_window_show_view (f->win, "experiments");
+  LscExperimentsView *view = lsc_window_get_experiments_view (f->win);
+  lsc_experiments_view_set_head (view, 0, 0);
+  spin (30);
+  g_test_message ("%s", lsc_experiments_view_get_summary (view));
+  g_assert_cmpfloat (lsc_experiments_view_get_compare (view)->max_abs, >, 0.01);
+
+  /* and set back from a stack: disabled again */
+  g_autoptr(LscPluginStack) none = lsc_plugin_stack_new ();
+  lsc_plugin_controls_set_stack (controls, none);
+  g_assert_false (gtk_check_button_get_active (checks->pdata[0]));
+  g_assert_false (gtk_widget_get_sensitive (grids->pdata[0]));
+  g_autoptr(LscPluginStack) now = lsc_plugin_controls_dup_stack (controls);
+  g_assert_cmpint (lsc_plugin_stack_get_size (now), ==, 0);
+}
 
 /* Saved results open in the views: an exported run as the shown run (its
  * maps recomputed from the saved store, equal to the live run's), with the
@@ -820,6 +902,8 @@ main (int argc, char **argv)
               test_cancel, fixture_teardown);
   g_test_add ("/gui/Window/backend", Fixture, LSC_DEMO_INDUCTION, fixture_setup,
               test_backend, fixture_teardown);
+  g_test_add ("/gui/Window/plugins", Fixture, LSC_DEMO_INDUCTION, fixture_setup,
+              test_plugins, fixture_teardown);
   g_test_add ("/gui/Window/retrieval", Fixture, LSC_DEMO_INDUCTION, fixture_setup,
               test_retrieval, fixture_teardown);
   g_test_add ("/gui/Window/retrieval-figure", Fixture, LSC_DEMO_INDUCTION, fixture_setup,

@@ -306,6 +306,54 @@ test_variants (void)
   g_assert_true (json_object_object_get_ex (res2, "attention", NULL));
 }
 
+/* A run with a plugin: the job names it with every value, the batch
+ * reproduces it (tokens, log-probabilities, statistics and the store with
+ * its per-row scales, byte for byte), and the plugin changed the run. */
+static void
+test_plugins (void)
+{
+  g_autoptr(GError) error = NULL;
+  const LscPluginInfo *info = lsc_plugin_find ("selective-attention", &error);
+  g_assert_no_error (error);
+  double values[LSC_PLUGIN_MAX_PARAMS];
+  lsc_plugin_get_defaults (info, values);
+  values[0] = 1.5;
+  g_autoptr(LscPluginStack) stack = lsc_plugin_stack_new ();
+  g_assert_true (lsc_plugin_stack_add (stack, info, values, &error));
+
+  LscRunParams p;
+  lsc_run_params_init (&p);
+  p.prompt = PROMPT;
+  p.max_tokens = 8;
+  p.n_threads = 1;
+  p.plugins = stack;
+  g_autoptr(LscRun) run = run_model (LSC_DEMO_INDUCTION, &p);
+  g_assert_true (lsc_run_get_params (run)->plugins != stack);   /* the run's own copy */
+  g_autoptr(LscRun) plain = demo_run (8, TRUE, 0.0f, 0);
+
+  g_autofree char *text = lsc_run_dup_job (run, &error);
+  g_assert_no_error (error);
+  g_autoptr(json_object) job = json_tokener_parse (text);
+  g_assert_cmpstr (json_object_to_json_string_ext (member (job, "plugins"), JSON_C_TO_STRING_PLAIN),
+                   ==, "[{\"id\":\"selective-attention\",\"alpha\":1.5,\"form\":\"position\","
+                       "\"train_length\":0,\"first_layer\":0,\"last_layer\":-1}]");
+  g_autofree char *dir = check_reproduced (run);
+  g_autoptr(json_object) res = read_results (dir);
+  g_assert_cmpint ((int) json_object_array_length (member (res, "plugins")), ==, 1);
+
+  /* demo:induction's heads are near one-hot already: the temperature shows
+   * in their entropies more than in the tokens */
+  int nl, nh;
+  const LscHeadStats *st = lsc_run_get_head_stats (run, &nl, &nh);
+  const LscHeadStats *st_plain = lsc_run_get_head_stats (plain, &nl, &nh);
+  double sum = 0, sum_plain = 0;
+  for (int i = 0; i < nl * nh; i++)
+    sum += st[i].entropy, sum_plain += st_plain[i].entropy;
+  g_test_message ("mean head entropy: %.4f nats with alpha 1.5, %.4f without", sum / (nl * nh),
+                  sum_plain / (nl * nh));
+  g_assert_cmpfloat (sum, <, 0.9 * sum_plain);
+}
+
 /* The export's fields, and its statistics are the run's. */
 static void
 test_export (void)
@@ -694,6 +742,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ui/RunExport/batch-reproduces", test_batch_reproduces);
   g_test_add_func ("/ui/RunExport/sampled", test_sampled);
   g_test_add_func ("/ui/RunExport/variants", test_variants);
+  g_test_add_func ("/ui/RunExport/plugins", test_plugins);
   g_test_add_func ("/ui/RunExport/export", test_export);
   g_test_add_func ("/ui/RunExport/relative-model", test_relative_model);
   g_test_add_func ("/ui/RunExport/errors", test_errors);

@@ -88,6 +88,8 @@ run_to_job (LscRun *run, GError **error)
       json_object_object_add (capture, "store", json_object_new_boolean (TRUE));
       json_object_object_add (job, "capture", capture);
     }
+  if (lsc_plugin_stack_get_size (p->plugins) > 0)
+    json_object_object_add (job, "plugins", lsc_plugin_stack_to_json (p->plugins));
   return job;
 }
 

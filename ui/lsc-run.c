@@ -31,6 +31,8 @@ lsc_run_finalize (GObject *object)
   LscRun *self = LSC_RUN (object);
   g_clear_pointer (&self->session, lsc_session_free);
   g_clear_pointer (&self->store, lsc_attention_free);
+  /* after the session: its hooks point into the plugins' instances */
+  lsc_plugin_stack_free ((LscPluginStack *) self->params.plugins);
   g_free (self->source);
   g_free (self->job_json);
   g_clear_pointer (&self->tokens, g_array_unref);
@@ -91,6 +93,8 @@ lsc_run_new (LscLoadedModel *model, const LscRunParams *params)
   self->model = g_object_ref (model);
   self->params = *params;
   self->params.prompt = g_strdup (params->prompt != NULL ? params->prompt : "");
+  self->params.plugins = params->plugins != NULL ? lsc_plugin_stack_copy (params->plugins)
+                                                 : lsc_plugin_stack_new ();
   self->context = g_main_context_ref_thread_default ();
   return self;
 }
@@ -214,6 +218,11 @@ execute (LscRun *self, GCancellable *cancellable, GError **error)
 
   LscSessionParams sp;
   lsc_run_params_get_session (&self->params, (int) prompt->len, &sp);
+  /* the worker owns the run's stack until it finishes */
+  LscPluginStack *plugins = (LscPluginStack *) self->params.plugins;
+  if (!lsc_plugin_stack_instantiate (plugins, config, error))
+    return FALSE;
+  lsc_plugin_stack_get_hooks (plugins, &sp.hooks);
   g_autoptr(LscSession) session = lsc_session_new (model, &sp, error);
   if (session == NULL)
     return FALSE;

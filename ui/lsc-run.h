@@ -23,6 +23,7 @@
 
 #include "lsc-attention.h"
 #include "lsc-loaded-model.h"
+#include "lsc-plugin.h"
 #include "lsc-session.h"
 
 G_BEGIN_DECLS
@@ -35,6 +36,7 @@ typedef struct {
   gboolean capture;       /* TRUE: capture attention, compute per-head statistics */
   int n_threads;          /* 0: all cores */
   LscBackend backend;     /* AUTO: the GPU when there is one */
+  const LscPluginStack *plugins;   /* copied (values only); NULL: none */
 } LscRunParams;
 
 void lsc_run_params_init (LscRunParams *params);
@@ -51,7 +53,8 @@ void lsc_run_params_get_session (const LscRunParams *params, int n_prompt,
 G_DECLARE_FINAL_TYPE (LscRun, lsc_run, LSC, RUN, GObject)
 
 LscRun *lsc_run_new (LscLoadedModel *model, const LscRunParams *params);
-/* The parameters as given (the prompt is the run's copy). */
+/* The parameters as given (the prompt and the plugins are the run's copies;
+ * plugins is never NULL). */
 const LscRunParams *lsc_run_get_params (LscRun *self);
 
 /* Once per run. */

@@ -5,6 +5,7 @@
 
 #include "lsc-demo.h"
 #include "lsc-estimate.h"
+#include "lsc-plugin-controls.h"
 #include "lsc-run-export.h"
 #include "lsc-run-open.h"
 #include "lsc-window.h"
@@ -29,6 +30,7 @@ struct _LscWindow
   GtkCheckButton *capture_check;
   GtkSpinButton *threads_spin;
   GtkDropDown *backend_drop;
+  LscPluginControls *plugin_controls;
   GtkProgressBar *progress_bar;
   GtkLabel *estimate_label;
   GtkLabel *output_label;
@@ -48,6 +50,7 @@ struct _LscWindow
   GtkFileChooserNative *chooser;  /* (nullable) open, export, save-job or export-run dialog */
   char *export_format;            /* for the export chooser */
   char *pending_results;          /* (nullable) results to open once their model has loaded */
+  LscPluginStack *plugins;        /* the enabled plugins, as the sidebar shows them */
 
   /* state */
   gboolean loading;
@@ -144,6 +147,7 @@ get_run_params (LscWindow *self, LscRunParams *p)
   p->capture = gtk_check_button_get_active (self->capture_check);
   p->n_threads = gtk_spin_button_get_value_as_int (self->threads_spin);
   p->backend = backend_of_item[MIN (gtk_drop_down_get_selected (self->backend_drop), 2u)];
+  p->plugins = self->plugins;
 }
 
 /* This machine's GEMM rate and memory bandwidth, measured once (~0.1 s) on a
@@ -882,6 +886,7 @@ lsc_window_finalize (GObject *object)
   g_free (self->export_format);
   g_free (self->pending_results);
   g_free (self->error_text);
+  lsc_plugin_stack_free (self->plugins);
   G_OBJECT_CLASS (lsc_window_parent_class)->finalize (object);
 }
 
@@ -917,6 +922,7 @@ lsc_window_class_init (LscWindowClass *klass)
   g_type_ensure (LSC_TYPE_ATTENTION_VIEW);
   g_type_ensure (LSC_TYPE_RETRIEVAL_VIEW);
   g_type_ensure (LSC_TYPE_EXPERIMENTS_VIEW);
+  g_type_ensure (LSC_TYPE_PLUGIN_CONTROLS);
   gtk_widget_class_set_template_from_resource (widget_class, "/io/github/longscope/Longscope/lsc-window.ui");
   gtk_widget_class_bind_template_child (widget_class, LscWindow, error_bar);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, error_label);
@@ -931,6 +937,7 @@ lsc_window_class_init (LscWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, LscWindow, capture_check);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, threads_spin);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, backend_drop);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, plugin_controls);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, progress_bar);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, estimate_label);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, output_label);
@@ -942,6 +949,14 @@ lsc_window_class_init (LscWindowClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, on_threads_changed);
   gtk_widget_class_bind_template_callback (widget_class, on_backend_selected);
   gtk_widget_class_bind_template_callback (widget_class, on_retrieval_head_activated);
+}
+
+static void
+on_plugins_changed (LscWindow *self)
+{
+  lsc_plugin_stack_free (self->plugins);
+  self->plugins = lsc_plugin_controls_dup_stack (self->plugin_controls);
+  update_estimate (self);
 }
 
 /* A prompt the demo model continues: a random-looking sequence, repeated. */
@@ -959,6 +974,8 @@ lsc_window_init (LscWindow *self)
   g_signal_connect_swapped (self->max_tokens_spin, "value-changed", G_CALLBACK (update_estimate), self);
   g_signal_connect_swapped (self->threads_spin, "value-changed", G_CALLBACK (update_estimate), self);
   g_signal_connect_swapped (self->capture_check, "toggled", G_CALLBACK (update_estimate), self);
+  self->plugins = lsc_plugin_controls_dup_stack (self->plugin_controls);
+  g_signal_connect_swapped (self->plugin_controls, "changed", G_CALLBACK (on_plugins_changed), self);
   /* File > Export follows the visible view and what it shows (the attention
    * map arrives from a worker: its geometry changes then) */
   g_signal_connect_object (self->view_stack, "notify::visible-child-name",
@@ -1092,6 +1109,13 @@ lsc_window_get_experiments_view (LscWindow *self)
 {
   g_return_val_if_fail (LSC_IS_WINDOW (self), NULL);
   return self->experiments_view;
+}
+
+LscPluginControls *
+lsc_window_get_plugin_controls (LscWindow *self)
+{
+  g_return_val_if_fail (LSC_IS_WINDOW (self), NULL);
+  return self->plugin_controls;
 }
 
 LscRetrievalView *

@@ -16,6 +16,7 @@
 #include "lsc-attention-view.h"
 #include "lsc-experiments-view.h"
 #include "lsc-loaded-model.h"
+#include "lsc-plugin-controls.h"
 #include "lsc-retrieval-view.h"
 #include "lsc-run.h"
 
@@ -62,6 +63,8 @@ LscAttentionView *lsc_window_get_attention_view (LscWindow *self);
 LscRetrievalView *lsc_window_get_retrieval_view (LscWindow *self);
 /* The Experiments view: the A/B comparison of the last two runs. */
 LscExperimentsView *lsc_window_get_experiments_view (LscWindow *self);
+/* The sidebar's plugins: the next run takes those enabled there. */
+LscPluginControls *lsc_window_get_plugin_controls (LscWindow *self);
 /* Exports the current view (format from the extension). */
 gboolean lsc_window_export_view (LscWindow *self, const char *path, GError **error);
 /* The last finished run as a batch job (lsc_run_save_job), and as batch
