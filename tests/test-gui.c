@@ -774,6 +774,17 @@ test_plugins (Fixture *f, gconstpointer data)
   spin (30);
   g_test_message ("%s", lsc_experiments_view_get_summary (view));
   g_assert_cmpfloat (lsc_experiments_view_get_compare (view)->max_abs, >, 0.01);
+  /* the export dialog suggests a name for what the view shows */
+  g_autofree char *name = lsc_window_dup_export_name (f->win, "pdf");
+  g_assert_cmpstr (name, ==, "difference-layer0-head0.pdf");
+  lsc_window_show_view (f->win, "retrieval");
+  g_free (name);
+  name = lsc_window_dup_export_name (f->win, "svg");
+  g_assert_cmpstr (name, ==, "retrieval-scores.svg");
+  lsc_window_show_view (f->win, "attention");
+  g_free (name);
+  name = lsc_window_dup_export_name (f->win, "png");
+  g_assert_true (g_str_has_prefix (name, "attention-layer") && g_str_has_suffix (name, ".png"));
 
   /* and set back from a stack: disabled again */
   g_autoptr(LscPluginStack) none = lsc_plugin_stack_new ();

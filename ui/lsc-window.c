@@ -672,6 +672,26 @@ on_export_response (GtkNativeDialog *dialog, int response, LscWindow *self)
   g_clear_object (&self->chooser);
 }
 
+char *
+lsc_window_dup_export_name (LscWindow *self, const char *format)
+{
+  g_return_val_if_fail (LSC_IS_WINDOW (self), NULL);
+  const char *view = lsc_window_get_view (self);
+  if (g_strcmp0 (view, "retrieval") == 0)
+    return g_strdup_printf ("retrieval-scores.%s", format);
+  if (g_strcmp0 (view, "experiments") == 0)
+    {
+      const LscRunCompare *c = lsc_experiments_view_get_compare (self->experiments_view);
+      return c == NULL ? g_strdup_printf ("difference.%s", format)
+                       : g_strdup_printf ("difference-layer%d-head%d.%s", c->layer, c->head, format);
+    }
+  LscAttentionSource *src = lsc_heatmap_get_source (lsc_attention_view_get_heatmap (self->attention_view));
+  return src == NULL ? g_strdup_printf ("attention.%s", format)
+                     : g_strdup_printf ("attention-layer%d-head%d.%s",
+                                        lsc_attention_source_get_layer (src),
+                                        lsc_attention_source_get_head (src), format);
+}
+
 static void
 export_action (GSimpleAction *action, GVariant *param, gpointer data)
 {
@@ -683,10 +703,7 @@ export_action (GSimpleAction *action, GVariant *param, gpointer data)
   self->chooser = gtk_file_chooser_native_new (_("Export View"), GTK_WINDOW (self),
                                                GTK_FILE_CHOOSER_ACTION_SAVE, _("_Export"), _("_Cancel"));
   gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (self->chooser), TRUE);
-  LscAttentionSource *src = lsc_heatmap_get_source (lsc_attention_view_get_heatmap (self->attention_view));
-  g_autofree char *name = src == NULL ? g_strdup_printf ("attention.%s", format)
-      : g_strdup_printf ("attention-layer%d-head%d.%s", lsc_attention_source_get_layer (src),
-                         lsc_attention_source_get_head (src), format);
+  g_autofree char *name = lsc_window_dup_export_name (self, format);
   gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (self->chooser), name);
   g_signal_connect (self->chooser, "response", G_CALLBACK (on_export_response), self);
   gtk_native_dialog_show (GTK_NATIVE_DIALOG (self->chooser));

@@ -65,6 +65,10 @@ LscRetrievalView *lsc_window_get_retrieval_view (LscWindow *self);
 LscExperimentsView *lsc_window_get_experiments_view (LscWindow *self);
 /* The sidebar's plugins: the next run takes those enabled there. */
 LscPluginControls *lsc_window_get_plugin_controls (LscWindow *self);
+/* The file name the export dialog suggests for the current view and what
+ * it shows ("attention-layer1-head2.png", "retrieval-scores.svg",
+ * "difference-layer1-head2.pdf"). */
+char *lsc_window_dup_export_name (LscWindow *self, const char *format);
 /* Exports the current view (format from the extension). */
 gboolean lsc_window_export_view (LscWindow *self, const char *path, GError **error);
 /* The last finished run as a batch job (lsc_run_save_job), and as batch
