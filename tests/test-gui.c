@@ -744,9 +744,20 @@ test_plugins (Fixture *f, gconstpointer data)
   g_assert_cmpint (lsc_plugin_stack_get_size (lsc_run_get_params (lsc_window_get_run (f->win))->plugins),
                    ==, 0);
 
-  /* enabled and set through its widgets */
+  /* enabled and set through its widgets; the estimate counts the per-row
+   * logit scales the store then keeps (4 bytes per captured row and head) */
+  g_assert_true (wait_for (f, estimated, 5000));
+  g_autofree char *before = g_strdup (lsc_window_get_estimate (f->win));
   gtk_check_button_set_active (checks->pdata[0], TRUE);
   g_assert_true (gtk_widget_get_sensitive (grids->pdata[0]));
+  g_assert_true (wait_for (f, estimated, 5000));
+  g_assert_cmpstr (lsc_window_get_estimate (f->win), !=, before);
+  /* a layer the model lacks: said before Run */
+  gtk_spin_button_set_value (spins->pdata[2], 7);
+  g_assert_cmpstr (lsc_window_get_estimate (f->win), ==,
+                   "Cannot run: plugin selective-attention: first_layer 7 .. last_layer -1: the "
+                   "model has layers 0 .. 1");
+  gtk_spin_button_set_value (spins->pdata[2], 0);
   gtk_spin_button_set_value (spins->pdata[0], 2.0);
   g_action_group_activate_action (G_ACTION_GROUP (f->win), "run", NULL);
   g_assert_true (wait_for (f, not_busy, 60000));

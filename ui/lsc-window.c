@@ -189,6 +189,19 @@ update_estimate (LscWindow *self)
   ep.max_tokens = rp.max_tokens;
   lsc_run_params_get_session (&rp, self->n_prompt, &ep.session);
   ep.stats = rp.capture;
+  /* the plugins' instances, as the run will make them: values that do not
+   * fit the model show here, before Run; a logit-scale hook stores a scale
+   * per captured row */
+  g_autoptr(GError) error = NULL;
+  LscModel *model = lsc_loaded_model_get_model (self->model);
+  g_autoptr(LscPluginStack) plugins = lsc_plugin_stack_copy (self->plugins);
+  if (!lsc_plugin_stack_instantiate (plugins, lsc_model_get_config (model), &error))
+    {
+      g_autofree char *text = g_strdup_printf (_("Cannot run: %s"), error->message);
+      gtk_label_set_text (self->estimate_label, text);
+      return;
+    }
+  lsc_plugin_stack_get_hooks (plugins, &ep.session.hooks);
   ep.prefill_gflops = ep.attention_gflops = cpu_gflops;
   ep.decode_gbps = cpu_gbps;
   /* on a GPU only the memory is estimated: its rates are not measured here */
@@ -196,8 +209,7 @@ update_estimate (LscWindow *self)
                  || (rp.backend == LSC_BACKEND_AUTO && lsc_backend_cuda_unavailable () == NULL);
   ep.session.backend = LSC_BACKEND_CPU;
   LscEstimate e;
-  g_autoptr(GError) error = NULL;
-  if (!lsc_estimate_run (lsc_loaded_model_get_model (self->model), &ep, &e, &error))
+  if (!lsc_estimate_run (model, &ep, &e, &error))
     {
       g_autofree char *text = g_strdup_printf (_("Cannot run: %s"), error->message);
       gtk_label_set_text (self->estimate_label, text);
