@@ -135,6 +135,7 @@ typedef struct {
   GArray *ablation;        /* (element-type int) K values */
   guint64 seed;
   guint64 budget;          /* capture store bytes */
+  LscAttentionHooks hooks; /* the job's plugins, set by the runner before the run */
 } LscJobRetrieval;
 
 void _lsc_job_retrieval_clear (LscJobRetrieval *retrieval);

@@ -509,6 +509,7 @@ run_retrieval (const LscJobRetrieval *r, LscModel *model, const LscTokenizer *to
   rp.reference = reference;
   rp.backend = backend->requested;
   rp.memory_budget = r->budget;
+  rp.hooks = r->hooks;
   if (stop_at_eos)
     {
       rp.eos_id = lsc_tokenizer_get_eos (tok);

@@ -333,13 +333,6 @@ job_parse (LscJob *job, const char *text, gsize len, GError **error)
                        "prompt_file, capture or score with it)", job->name);
           return FALSE;
         }
-      if (lsc_plugin_stack_get_size (job->plugins) > 0)
-        {
-          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
-                       "%s: $.plugins: retrieval jobs do not run plugins yet (their ablation "
-                       "masks heads through the same attention hooks)", job->name);
-          return FALSE;
-        }
       if (!_lsc_job_retrieval_parse (&job->retrieval, job->name, job->base_dir, v, error))
         return FALSE;
     }
@@ -716,6 +709,7 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
       return EXIT_INVALID;
     }
   lsc_plugin_stack_get_hooks (job->plugins, &sp.hooks);
+  job->retrieval.hooks = sp.hooks;
 
   results = results_new (job, model);
 

@@ -144,13 +144,23 @@ lsc_retrieval_sample_free (LscRetrievalSample *s)
 typedef struct {
   const guint8 *masked;    /* (n_layers * n_heads) */
   int n_heads;
+  const LscAttentionHooks *base;   /* the plugins' hooks under the masks */
 } MaskData;
 
 static float
 mask_scale (gpointer data, int layer, int head, int pos)
 {
   const MaskData *m = data;
-  return m->masked[layer * m->n_heads + head] ? 0.0f : 1.0f;
+  if (m->masked[layer * m->n_heads + head])
+    return 0.0f;
+  return m->base->scale != NULL ? m->base->scale (m->base->data, layer, head, pos) : 1.0f;
+}
+
+static void
+mask_row (gpointer data, int layer, int head, int pos, guint8 *hidden)
+{
+  const MaskData *m = data;
+  m->base->mask_row (m->base->data, layer, head, pos, hidden);
 }
 
 static gboolean
@@ -188,7 +198,7 @@ lsc_retrieval_run (LscModel *model, const LscTokenizer *tok, const LscNeedleProm
   const gint32 *ids = (const gint32 *) prompt->tokens->data;
   int n = (int) prompt->tokens->len;
   g_autofree guint8 *masked = NULL;
-  MaskData mask = { NULL, H };
+  MaskData mask = { NULL, H, &params->hooks };
 
   if (n < 1)
     {
@@ -202,6 +212,7 @@ lsc_retrieval_run (LscModel *model, const LscTokenizer *tok, const LscNeedleProm
   sp.n_threads = params->n_threads;
   sp.reference = params->reference;
   sp.backend = params->backend;
+  sp.hooks = params->hooks;
   if (params->capture)
     {
       sp.capture.enabled = TRUE;
@@ -217,6 +228,7 @@ lsc_retrieval_run (LscModel *model, const LscTokenizer *tok, const LscNeedleProm
           masked[params->masked_heads[i]] = 1;
       mask.masked = masked;
       sp.hooks.scale = mask_scale;
+      sp.hooks.mask_row = params->hooks.mask_row != NULL ? mask_row : NULL;
       sp.hooks.data = &mask;
     }
   g_autoptr(LscSession) session = lsc_session_new (model, &sp, error);

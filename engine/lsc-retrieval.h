@@ -79,6 +79,7 @@ typedef struct {
   const int *masked_heads;     /* layer * n_heads + head: scale 0 (uniform attention) */
   int n_masked;
   guint64 memory_budget;       /* capture store budget in bytes; 0 = 4 GiB */
+  LscAttentionHooks hooks;     /* plugins' hooks, none by default; masked heads scale by 0 over them */
 } LscRetrievalParams;
 
 void lsc_retrieval_params_init (LscRetrievalParams *params);

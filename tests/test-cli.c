@@ -607,8 +607,6 @@ test_batch_invalid (void)
       "bad.json: $.plugins[0].id: no plugin \"nope\" (found: " },
     { "{\"model\": \"m\", \"plugins\": [{\"id\": \"selective-attention\", \"alpha\": 20}]}", 2,
       "bad.json: $.plugins[0].alpha: expected a number in [0, 10], found 20" },
-    { "{\"model\": \"demo:induction\", \"retrieval\": {}, \"plugins\": [{\"id\": \"selective-attention\"}]}", 2,
-      "bad.json: $.plugins: retrieval jobs do not run plugins yet" },
     { "{\"model\": \"demo:induction\", \"prompt\": \"ab\", \"plugins\": [{\"id\": \"selective-attention\", \"first_layer\": 5}]}", 2,
       "bad.json: $.plugins: plugin selective-attention: first_layer 5 .. last_layer -1: the model has layers 0 .. " },
     { "{\"model\": \"no/such/model.gguf\"}", 3, "bad.json: $.model: " },
@@ -671,6 +669,66 @@ test_batch_plugins (void)
   g_assert_cmpfloat (fabs (ppl[2] - ppl[0]), >, 1e-3 * ppl[0]);
 }
 
+/* The demo's retrieval job under a plugin: alpha = 0 leaves every score,
+ * sample and ablation as the model's; alpha = 3 on every layer degrades
+ * recall, and masked heads stay masked over the temperature. */
+static void
+test_batch_retrieval_plugins (void)
+{
+  g_autofree char *demo = g_test_build_filename (G_TEST_DIST, "..", "data", "demo-job.json", NULL);
+  g_autofree char *haystack = g_test_build_filename (G_TEST_DIST, "..", "data", "demo-haystack.txt",
+                                                     NULL);
+  json_object *job = json_object_from_file (demo);
+  g_assert_nonnull (job);
+  json_object_object_del (job, "figures");
+  json_object_object_add (json_object_object_get (job, "retrieval"), "haystack_file",
+                          json_object_new_string (haystack));
+  json_object *sections[3];
+  const char *plugins[] = { NULL, "[{\"id\": \"selective-attention\", \"alpha\": 0}]",
+                            "[{\"id\": \"selective-attention\", \"alpha\": 3}]" };
+  for (int i = 0; i < 3; i++)
+    {
+      if (plugins[i] != NULL)
+        json_object_object_add (job, "plugins", json_tokener_parse (plugins[i]));
+      const char *text = json_object_to_json_string (job);
+      g_autofree char *path = lsc_test_write_file ("retrieval-plugins.json", text, strlen (text));
+      g_autofree char *out = g_build_filename (lsc_test_tmpdir (), "retrieval-plugins-out", NULL);
+      g_auto(Run) r = { 0 };
+      run (&r, "", "--batch", path, "--output", out, NULL);
+      if (r.status != 0)
+        g_error ("retrieval job %d: exit %d: %s", i, r.status, r.err);
+      sections[i] = read_results (out);
+    }
+  for (int i = 1; i < 3; i++)
+    g_assert_nonnull (json_object_object_get (sections[i], "plugins"));
+  json_object *base = json_object_object_get (sections[0], "retrieval");
+  json_object *zero = json_object_object_get (sections[1], "retrieval");
+  json_object *hot = json_object_object_get (sections[2], "retrieval");
+  g_assert_true (json_object_equal (json_object_object_get (zero, "scores"),
+                                    json_object_object_get (base, "scores")));
+  g_assert_true (json_object_equal (json_object_object_get (zero, "samples"),
+                                    json_object_object_get (base, "samples")));
+  g_assert_true (json_object_equal (json_object_object_get (sections[1], "ablation"),
+                                    json_object_object_get (sections[0], "ablation")));
+  double recall = json_object_get_double (json_object_object_get (hot, "mean_recall"));
+  json_object *best = json_object_array_get_idx (json_object_object_get (hot, "ranking"), 0);
+  g_test_message ("alpha 3: mean recall %.4f (the model: %.4f), best head %d-%d at %.4f", recall,
+                  json_object_get_double (json_object_object_get (base, "mean_recall")),
+                  json_object_get_int (json_object_object_get (best, "layer")),
+                  json_object_get_int (json_object_object_get (best, "head")),
+                  json_object_get_double (json_object_object_get (best, "score")));
+  g_assert_cmpfloat (recall, <, 0.9);
+  g_assert_cmpint (json_object_get_int (json_object_object_get (best, "layer")), ==, 1);
+  g_assert_cmpint (json_object_get_int (json_object_object_get (best, "head")), ==, 2);
+  /* masking the copy head still removes recall under the temperature */
+  json_object *k1 = json_object_array_get_idx (
+    json_object_object_get (json_object_object_get (sections[2], "ablation"), "k"), 0);
+  g_assert_cmpfloat (json_object_get_double (json_object_object_get (k1, "retrieval_recall")), ==, 0);
+  for (int i = 0; i < 3; i++)
+    json_object_put (sections[i]);
+  json_object_put (job);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -689,5 +747,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/batch/figures", test_batch_figures);
   g_test_add_func ("/cli/batch/interrupt", test_batch_interrupt);
   g_test_add_func ("/cli/batch/plugins", test_batch_plugins);
+  g_test_add_func ("/cli/batch/retrieval-plugins", test_batch_retrieval_plugins);
   return g_test_run ();
 }
