@@ -204,11 +204,8 @@ run_plugins (void)
           g_string_append_printf (out, "  %-14s %s", p->name, param_types[p->type]);
           if (p->type == LSC_PLUGIN_PARAM_NUMBER || p->type == LSC_PLUGIN_PARAM_INT)
             {
-              /* as jobs write them, whatever the locale */
-              g_autoptr(json_object) lo = lsc_plugin_value_to_json (p, p->min);
-              g_autoptr(json_object) hi = lsc_plugin_value_to_json (p, p->max);
-              g_string_append_printf (out, " in [%s, %s]", json_object_to_json_string (lo),
-                                      json_object_to_json_string (hi));
+              g_autofree char *range = lsc_plugin_param_dup_range (p);
+              g_string_append_printf (out, " in %s", range);
             }
           for (int c = 0; p->type == LSC_PLUGIN_PARAM_CHOICE && p->choices[c] != NULL; c++)
             g_string_append_printf (out, "%s\"%s\"", c ? " | " : " ", p->choices[c]);

@@ -289,14 +289,21 @@ lsc_plugin_value_to_json (const LscPluginParam *param, double value)
     }
 }
 
-/* "a number in [0, 10]", the bounds as jobs write them, whatever the locale */
-static char *
-range_text (const char *what, const LscPluginParam *param)
+char *
+lsc_plugin_param_dup_range (const LscPluginParam *param)
 {
   g_autoptr(json_object) lo = lsc_plugin_value_to_json (param, param->min);
   g_autoptr(json_object) hi = lsc_plugin_value_to_json (param, param->max);
-  return g_strdup_printf ("%s in [%s, %s]", what, json_object_to_json_string (lo),
+  return g_strdup_printf ("[%s, %s]", json_object_to_json_string (lo),
                           json_object_to_json_string (hi));
+}
+
+/* "a number in [0, 10]" */
+static char *
+range_text (const char *what, const LscPluginParam *param)
+{
+  g_autofree char *range = lsc_plugin_param_dup_range (param);
+  return g_strdup_printf ("%s in %s", what, range);
 }
 
 /* "expected X, found Y" for one parameter. */
@@ -392,7 +399,6 @@ typedef struct {
 struct _LscPluginStack
 {
   GArray *entries;   /* (element-type Entry) */
-  int n_scale, n_mask;   /* instances with such a hook, after instantiate */
 };
 
 static void
@@ -548,7 +554,6 @@ gboolean
 lsc_plugin_stack_instantiate (LscPluginStack *stack, const LscModelConfig *config,
                               GError **error)
 {
-  stack->n_scale = stack->n_mask = 0;
   for (guint i = 0; i < stack->entries->len; i++)
     entry_drop_instance (&g_array_index (stack->entries, Entry, i));
   for (guint i = 0; i < stack->entries->len; i++)
@@ -564,8 +569,6 @@ lsc_plugin_stack_instantiate (LscPluginStack *stack, const LscModelConfig *confi
         }
       if (e->info->attention_hooks != NULL)
         e->info->attention_hooks (e->instance, &e->hooks);
-      stack->n_scale += e->hooks.scale != NULL;
-      stack->n_mask += e->hooks.mask_row != NULL;
     }
   return TRUE;
 }
@@ -603,9 +606,12 @@ lsc_plugin_stack_get_hooks (LscPluginStack *stack, LscAttentionHooks *hooks)
   memset (hooks, 0, sizeof *hooks);
   const Entry *hooked = NULL;
   int n_hooked = 0;
+  gboolean any_scale = FALSE, any_mask = FALSE;
   for (guint i = 0; i < stack->entries->len; i++)
     {
       const Entry *e = &g_array_index (stack->entries, Entry, i);
+      any_scale |= e->hooks.scale != NULL;
+      any_mask |= e->hooks.mask_row != NULL;
       if (e->hooks.scale != NULL || e->hooks.mask_row != NULL)
         hooked = e, n_hooked++;
     }
@@ -616,9 +622,9 @@ lsc_plugin_stack_get_hooks (LscPluginStack *stack, LscAttentionHooks *hooks)
         *hooks = hooked->hooks;
       return;
     }
-  if (stack->n_scale > 0)
+  if (any_scale)
     hooks->scale = joined_scale;
-  if (stack->n_mask > 0)
+  if (any_mask)
     hooks->mask_row = joined_mask_row;
   hooks->data = stack;
 }

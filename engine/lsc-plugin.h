@@ -114,6 +114,8 @@ const LscPluginInfo *lsc_plugin_find (const char *id, GError **error);
 void lsc_plugin_get_defaults (const LscPluginInfo *info, double *values);
 /* The JSON form of one value: a number, an integer, a boolean or a choice id. */
 json_object *lsc_plugin_value_to_json (const LscPluginParam *param, double value);
+/* "[0, 10]": a NUMBER or INT parameter's bounds as jobs write them, whatever the locale. */
+char *lsc_plugin_param_dup_range (const LscPluginParam *param);
 /* FALSE with LSC_JOB_ERROR_INVALID "FILE: PATH: expected ..., found ..." when
  * `v` is not a value of `param` (wrong type, out of range, unknown choice). */
 gboolean lsc_plugin_value_from_json (const LscPluginParam *param, json_object *v, double *value,

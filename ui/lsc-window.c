@@ -50,7 +50,6 @@ struct _LscWindow
   GtkFileChooserNative *chooser;  /* (nullable) open, export, save-job or export-run dialog */
   char *export_format;            /* for the export chooser */
   char *pending_results;          /* (nullable) results to open once their model has loaded */
-  LscPluginStack *plugins;        /* the enabled plugins, as the sidebar shows them */
 
   /* state */
   gboolean loading;
@@ -136,7 +135,7 @@ get_prompt (LscWindow *self)
 /* The backend drop-down's items, in order; GSettings nicks are the same names. */
 static const LscBackend backend_of_item[] = { LSC_BACKEND_AUTO, LSC_BACKEND_CPU, LSC_BACKEND_CUDA };
 
-/* The run the sidebar describes (prompt left NULL). */
+/* The run the sidebar describes (prompt and plugins left NULL). */
 static void
 get_run_params (LscWindow *self, LscRunParams *p)
 {
@@ -147,7 +146,6 @@ get_run_params (LscWindow *self, LscRunParams *p)
   p->capture = gtk_check_button_get_active (self->capture_check);
   p->n_threads = gtk_spin_button_get_value_as_int (self->threads_spin);
   p->backend = backend_of_item[MIN (gtk_drop_down_get_selected (self->backend_drop), 2u)];
-  p->plugins = self->plugins;
 }
 
 /* This machine's GEMM rate and memory bandwidth, measured once (~0.1 s) on a
@@ -194,7 +192,7 @@ update_estimate (LscWindow *self)
    * per captured row */
   g_autoptr(GError) error = NULL;
   LscModel *model = lsc_loaded_model_get_model (self->model);
-  g_autoptr(LscPluginStack) plugins = lsc_plugin_stack_copy (self->plugins);
+  g_autoptr(LscPluginStack) plugins = lsc_plugin_controls_dup_stack (self->plugin_controls);
   if (!lsc_plugin_stack_instantiate (plugins, lsc_model_get_config (model), &error))
     {
       g_autofree char *text = g_strdup_printf (_("Cannot run: %s"), error->message);
@@ -486,9 +484,11 @@ run_action (GSimpleAction *action, GVariant *param, gpointer data)
     return;
   clear_error (self);
   g_autofree char *prompt = get_prompt (self);
+  g_autoptr(LscPluginStack) plugins = lsc_plugin_controls_dup_stack (self->plugin_controls);
   LscRunParams p;
   get_run_params (self, &p);
   p.prompt = prompt;
+  p.plugins = plugins;
 
   self->running = lsc_run_new (self->model, &p);
   self->run_cancellable = g_cancellable_new ();
@@ -915,7 +915,6 @@ lsc_window_finalize (GObject *object)
   g_free (self->export_format);
   g_free (self->pending_results);
   g_free (self->error_text);
-  lsc_plugin_stack_free (self->plugins);
   G_OBJECT_CLASS (lsc_window_parent_class)->finalize (object);
 }
 
@@ -980,14 +979,6 @@ lsc_window_class_init (LscWindowClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, on_retrieval_head_activated);
 }
 
-static void
-on_plugins_changed (LscWindow *self)
-{
-  lsc_plugin_stack_free (self->plugins);
-  self->plugins = lsc_plugin_controls_dup_stack (self->plugin_controls);
-  update_estimate (self);
-}
-
 /* A prompt the demo model continues: a random-looking sequence, repeated. */
 #define DEFAULT_PROMPT "The quick brown fox jumps over the lazy dog. The quick brown fox"
 
@@ -1003,8 +994,7 @@ lsc_window_init (LscWindow *self)
   g_signal_connect_swapped (self->max_tokens_spin, "value-changed", G_CALLBACK (update_estimate), self);
   g_signal_connect_swapped (self->threads_spin, "value-changed", G_CALLBACK (update_estimate), self);
   g_signal_connect_swapped (self->capture_check, "toggled", G_CALLBACK (update_estimate), self);
-  self->plugins = lsc_plugin_controls_dup_stack (self->plugin_controls);
-  g_signal_connect_swapped (self->plugin_controls, "changed", G_CALLBACK (on_plugins_changed), self);
+  g_signal_connect_swapped (self->plugin_controls, "changed", G_CALLBACK (update_estimate), self);
   /* File > Export follows the visible view and what it shows (the attention
    * map arrives from a worker: its geometry changes then) */
   g_signal_connect_object (self->view_stack, "notify::visible-child-name",
