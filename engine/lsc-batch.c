@@ -367,6 +367,19 @@ model_to_json (const LscModel *model)
   INT_FIELD (sliding_window);
   INT_FIELD (bos_id);
   INT_FIELD (eos_id);
+  if (lsc_arch_is_ssm (c->arch))
+    {
+      INT_FIELD (ssm_d_inner);
+      INT_FIELD (ssm_d_state);
+      INT_FIELD (ssm_d_conv);
+      INT_FIELD (ssm_dt_rank);
+    }
+  if (c->arch == LSC_ARCH_MAMBA2)
+    {
+      INT_FIELD (ssm_n_heads);
+      INT_FIELD (ssm_head_dim);
+      INT_FIELD (ssm_n_groups);
+    }
 #undef INT_FIELD
   json_object_object_add (o, "norm_eps", lsc_json_double (c->norm_eps));
   json_object_object_add (o, "rope_theta", lsc_json_double (c->rope_theta));

@@ -239,7 +239,7 @@ resolve_backend (LscModel *model, const LscSessionParams *sp, LscBackend *backen
 }
 
 /* Parameters of the 2-D matrices and their bytes: the layers' (q, k, v, o,
- * gate, up, down) and the classifier's (the output matrix, or the embedding
+ * gate, up, down; an SSM's in, x, dt and out projections) and the classifier's (the output matrix, or the embedding
  * when tied). */
 static void
 matrix_sizes (LscModel *model, double *layer_params, double *layer_bytes, double *cls_params,
@@ -248,7 +248,8 @@ matrix_sizes (LscModel *model, double *layer_params, double *layer_bytes, double
   const LscModelConfig *c = lsc_model_get_config (model);
   static const LscTensorRole roles[] = { LSC_TENSOR_ATTN_Q, LSC_TENSOR_ATTN_K, LSC_TENSOR_ATTN_V,
                                          LSC_TENSOR_ATTN_O, LSC_TENSOR_FFN_GATE, LSC_TENSOR_FFN_UP,
-                                         LSC_TENSOR_FFN_DOWN };
+                                         LSC_TENSOR_FFN_DOWN, LSC_TENSOR_SSM_IN, LSC_TENSOR_SSM_X,
+                                         LSC_TENSOR_SSM_DT, LSC_TENSOR_SSM_OUT };
   *layer_params = *layer_bytes = 0;
   for (int l = 0; l < c->n_layers; l++)
     for (guint i = 0; i < G_N_ELEMENTS (roles); i++)
@@ -296,13 +297,7 @@ lsc_estimate_run (LscModel *model, const LscEstimateParams *params, LscEstimate 
   if (bad_rate (p->decode_gbps))
     return invalid (error, "decode_gbps", "%g (must be 0, measure, or a positive rate)",
                     p->decode_gbps);
-  if (c->arch == LSC_ARCH_MAMBA || c->arch == LSC_ARCH_MAMBA2)
-    {
-      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
-                   "%s: the %s forward pass is not implemented yet", lsc_model_get_path (model),
-                   lsc_arch_name (c->arch));
-      return FALSE;
-    }
+  gboolean ssm = lsc_arch_is_ssm (c->arch);
 
   /* the session's effective parameters */
   LscSessionParams sp = p->session;
@@ -319,6 +314,18 @@ lsc_estimate_run (LscModel *model, const LscEstimateParams *params, LscEstimate 
                    "n_ctx: the run holds %" G_GINT64_FORMAT " tokens (n_prompt %d + max_tokens "
                    "%d - 1), more than n_ctx %d", n_pos, p->n_prompt, p->max_tokens, sp.n_ctx);
       return FALSE;
+    }
+  if (ssm)
+    {
+      /* what lsc_session_new () refuses for an SSM, with its words */
+      g_autoptr(LscSession) probe = NULL;
+      LscSessionParams check = sp;
+      check.n_ctx = 1;
+      if ((sp.capture.enabled || sp.hooks.scale != NULL || sp.hooks.mask_row != NULL
+           || sp.backend == LSC_BACKEND_CUDA)
+          && (probe = lsc_session_new (model, &check, error)) == NULL)
+        return FALSE;
+      sp.backend = LSC_BACKEND_CPU;
     }
   if (!resolve_backend (model, &sp, &e.backend, error))
     return FALSE;
@@ -343,8 +350,9 @@ lsc_estimate_run (LscModel *model, const LscEstimateParams *params, LscEstimate 
   /* memory */
   guint64 kv_dim = (guint64) c->n_kv_heads * c->head_dim;
   e.weight_bytes = lsc_model_get_weight_bytes (model);
-  e.kv_bytes = 2 * (guint64) c->n_layers * sp.n_ctx * kv_dim * sizeof (float);
-  e.activation_bytes = _lsc_session_base_bytes (model, &sp);
+  e.kv_bytes = ssm ? _lsc_ssm_state_bytes (c)
+                  : 2 * (guint64) c->n_layers * sp.n_ctx * kv_dim * sizeof (float);
+  e.activation_bytes = ssm ? 0 : _lsc_session_base_bytes (model, &sp);
   /* evaluations: the prompt less its last token when generating, then
    * single tokens; the fast path's buffers fit the largest */
   int first_eval = p->max_tokens > 0 ? p->n_prompt - 1 : p->n_prompt;
@@ -356,6 +364,8 @@ lsc_estimate_run (LscModel *model, const LscEstimateParams *params, LscEstimate 
         g_assert_not_reached ();   /* resolve_backend () picks CUDA only in CUDA builds */
       e.activation_bytes += host;
     }
+  else if (ssm)
+    e.activation_bytes += _lsc_ssm_session_bytes (model, &sp, largest_eval);
   else if (!sp.reference)
     e.activation_bytes += _lsc_fast_state_bytes (model, &sp, largest_eval);
   e.capture_bytes = lay.bytes;

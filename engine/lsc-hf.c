@@ -701,7 +701,7 @@ parse_config (const char *path, LscModelConfig *c, GError **error)
       || !get_token_id (&j, "eos_token_id", &c->eos_id, error))
     return FALSE;
 
-  if (c->arch == LSC_ARCH_MAMBA || c->arch == LSC_ARCH_MAMBA2)
+  if (lsc_arch_is_ssm (c->arch))
     return parse_mamba (&j, c, error);
   return parse_transformer (&j, c, error);
 }

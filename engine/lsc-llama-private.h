@@ -26,6 +26,7 @@ typedef struct {
 
 typedef struct _LscFastState LscFastState;
 typedef struct _LscCudaState LscCudaState;
+typedef struct _LscSsmState LscSsmState;
 
 struct _LscSession {
   LscModel *model;                   /* borrowed */
@@ -37,7 +38,9 @@ struct _LscSession {
   LscMatrix embd;                    /* (vocab, dim) */
   LscMatrix output;                  /* (vocab, dim): the classifier, or embd when tied */
   float *output_norm;                /* (dim) */
-  LscLayer *layers;                  /* (n_layers) */
+  LscLayer *layers;                  /* (n_layers); NULL for an SSM */
+  LscSsmState *ssm;                  /* Mamba-1/2 layers and recurrent state (lsc-mamba.c);
+                                        NULL for a transformer, which has the fields below */
 
   /* KV cache, post-RoPE keys */
   float *key_cache;                  /* (n_layers, n_ctx, kv_dim) */
@@ -130,6 +133,22 @@ gboolean _lsc_session_eval_cuda (LscSession *s, const gint32 *tokens, int n, flo
                                  gboolean all_logits, LscCancelFunc cancel, gpointer cancel_data,
                                  GError **error);
 void _lsc_session_free_cuda (LscSession *s);
+
+/* The Mamba-1/2 forward (lsc-mamba.c). init sets s->ssm; eval runs n tokens
+ * from s->pos (FALSE: cancelled, the state left as it was). */
+gboolean _lsc_ssm_init (LscSession *s, GError **error);
+gboolean _lsc_ssm_eval (LscSession *s, const gint32 *tokens, int n, float *logits,
+                        gboolean all_logits, LscCancelFunc cancel, gpointer cancel_data);
+void _lsc_ssm_free (LscSession *s);
+/* Back to the empty state (position 0). */
+void _lsc_ssm_reset (LscSession *s);
+/* Bytes of the recurrent state of a model (conv inputs and SSM state, every layer). */
+guint64 _lsc_ssm_state_bytes (const LscModelConfig *c);
+/* Bytes of the block buffers of a session (0 before its first evaluation). */
+guint64 _lsc_ssm_buffer_bytes (const LscSession *s);
+/* An SSM session's scratch_bytes (lsc_session_get_memory ()) once evaluations
+ * of at most n tokens have run (n = 0: none yet). */
+guint64 _lsc_ssm_session_bytes (const LscModel *model, const LscSessionParams *params, int n);
 
 gboolean _lsc_session_eval_fast (LscSession *s, const gint32 *tokens, int n, float *logits,
                                  gboolean all_logits, LscCancelFunc cancel, gpointer cancel_data);

@@ -69,20 +69,42 @@ matrix (const LscTensor *t)
   return m;
 }
 
+/* The rest of lsc_session_new () for Mamba-1/2: no KV cache, no attention. */
+static gboolean
+ssm_session_init (LscSession *s, GError **error)
+{
+  const char *arch = lsc_arch_name (s->c.arch);
+  if (s->params.capture.enabled)
+    {
+      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
+                   "%s: %s has no attention to capture", lsc_model_get_path (s->model), arch);
+      return FALSE;
+    }
+  if (s->params.hooks.scale != NULL || s->params.hooks.mask_row != NULL)
+    {
+      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
+                   "%s: attention hooks (plugins) do not apply to %s, which has no attention",
+                   lsc_model_get_path (s->model), arch);
+      return FALSE;
+    }
+  if (s->params.backend == LSC_BACKEND_CUDA)
+    {
+      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
+                   "%s: the CUDA backend does not run %s yet (use the CPU)",
+                   lsc_model_get_path (s->model), arch);
+      return FALSE;
+    }
+  if (s->params.backend == LSC_BACKEND_AUTO)
+    s->backend_note = g_strdup_printf ("the CUDA backend does not run %s yet", arch);
+  return _lsc_ssm_init (s, error);
+}
+
 LscSession *
 lsc_session_new (LscModel *model, const LscSessionParams *params, GError **error)
 {
   const LscModelConfig *c = lsc_model_get_config (model);
 
   g_return_val_if_fail (model != NULL && params != NULL, NULL);
-
-  if (c->arch == LSC_ARCH_MAMBA || c->arch == LSC_ARCH_MAMBA2)
-    {
-      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
-                   "%s: the %s forward pass is not implemented yet", lsc_model_get_path (model),
-                   lsc_arch_name (c->arch));
-      return NULL;
-    }
 
   LscSession *s = g_new0 (LscSession, 1);
   s->model = model;
@@ -103,6 +125,9 @@ lsc_session_new (LscModel *model, const LscSessionParams *params, GError **error
                 ? matrix (lsc_model_get_weight (model, LSC_TENSOR_OUTPUT, -1))
                 : s->embd;
   s->output_norm = widen (lsc_model_get_weight (model, LSC_TENSOR_OUTPUT_NORM, -1), counted);
+  if (lsc_arch_is_ssm (c->arch))
+    return ssm_session_init (s, error) ? s : (lsc_session_free (s), NULL);
+
   s->layers = g_new0 (LscLayer, c->n_layers);
   for (int l = 0; l < c->n_layers; l++)
     {
@@ -196,10 +221,12 @@ void
 lsc_session_get_memory (const LscSession *s, LscSessionMemory *memory)
 {
   guint64 kv_dim = (guint64) s->c.n_kv_heads * s->c.head_dim;
-  memory->kv_bytes = 2 * (guint64) s->c.n_layers * s->params.n_ctx * kv_dim * sizeof (float);
+  memory->kv_bytes = s->ssm != NULL
+                       ? _lsc_ssm_state_bytes (&s->c)
+                       : 2 * (guint64) s->c.n_layers * s->params.n_ctx * kv_dim * sizeof (float);
   memory->capture_bytes = s->attention != NULL ? lsc_attention_get_bytes (s->attention) : 0;
   memory->scratch_bytes = s->scratch_bytes + _lsc_session_fast_bytes (s)
-                          + _lsc_session_cuda_host_bytes (s);
+                          + _lsc_session_cuda_host_bytes (s) + _lsc_ssm_buffer_bytes (s);
 }
 
 void
@@ -237,6 +264,7 @@ lsc_session_free (LscSession *s)
   g_free (s->backend_note);
   _lsc_attention_store_free (s->attention);
   g_free (s->hidden);
+  _lsc_ssm_free (s);
   g_free (s);
 }
 
@@ -280,6 +308,12 @@ void
 lsc_session_rewind (LscSession *s, int pos)
 {
   g_return_if_fail (pos >= 0);
+  if (s->ssm != NULL && pos < s->pos)
+    {
+      /* a recurrent state cannot be rewound, only emptied */
+      g_return_if_fail (pos == 0);
+      _lsc_ssm_reset (s);
+    }
   s->pos = MIN (s->pos, pos);
 }
 
@@ -470,10 +504,13 @@ lsc_session_eval (LscSession *s, const gint32 *tokens, int n, float *logits, gbo
         return FALSE;
       }
 
-  _lsc_session_prepare_rope (s, s->pos + n);
+  if (s->ssm == NULL)
+    _lsc_session_prepare_rope (s, s->pos + n);
 
   gboolean ok;
-  if (s->params.reference)
+  if (s->ssm != NULL)
+    ok = _lsc_ssm_eval (s, tokens, n, logits, all_logits, cancel, cancel_data);
+  else if (s->params.reference)
     {
       ok = TRUE;
       for (int i = 0; ok && i < n; i++)

@@ -310,7 +310,7 @@ gboolean
 _lsc_model_bind_tensors (LscModel *model, GError **error)
 {
   LscModelConfig *c = &model->config;
-  gboolean ssm = c->arch == LSC_ARCH_MAMBA || c->arch == LSC_ARCH_MAMBA2;
+  gboolean ssm = lsc_arch_is_ssm (c->arch);
   int n_slots = c->n_layers + 1;
 
   g_return_val_if_fail (c->n_layers > 0, FALSE);

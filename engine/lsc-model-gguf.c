@@ -286,7 +286,7 @@ read_config (LscModel *model, const LscGguf *gguf, const char *name, GError **er
                    "(llama, qwen2, mamba, mamba2)", name, cr.arch);
       return FALSE;
     }
-  ssm = c->arch == LSC_ARCH_MAMBA || c->arch == LSC_ARCH_MAMBA2;
+  ssm = lsc_arch_is_ssm (c->arch);
 
   if (!read_int (&cr, "embedding_length", TRUE, 0, 1, &c->dim, error)
       || !read_int (&cr, "block_count", TRUE, 0, 1, &c->n_layers, error)

@@ -315,8 +315,8 @@ rope_scaling_name (LscRopeScalingType type)
   return "?";
 }
 
-static gboolean
-arch_is_ssm (LscArch arch)
+gboolean
+lsc_arch_is_ssm (LscArch arch)
 {
   return arch == LSC_ARCH_MAMBA || arch == LSC_ARCH_MAMBA2;
 }
@@ -338,7 +338,7 @@ lsc_model_describe (const LscModel *model, GString *out, gboolean with_tensors)
   g_string_append_printf (out, "vocab_size:       %d\n", c->vocab_size);
   g_string_append_printf (out, "dim:              %d\n", c->dim);
   g_string_append_printf (out, "n_layers:         %d\n", c->n_layers);
-  if (!arch_is_ssm (c->arch))
+  if (!lsc_arch_is_ssm (c->arch))
     {
       g_string_append_printf (out, "n_heads:          %d\n", c->n_heads);
       g_string_append_printf (out, "n_kv_heads:       %d\n", c->n_kv_heads);

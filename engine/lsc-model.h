@@ -176,6 +176,8 @@ gint64 lsc_tensor_n_elements (const LscTensor *tensor);
 gboolean lsc_tensor_to_f32 (const LscTensor *tensor, float *out, GError **error);
 
 const char *lsc_arch_name (LscArch arch);
+/* TRUE for the state-space models (Mamba-1, Mamba-2), which have no attention. */
+gboolean lsc_arch_is_ssm (LscArch arch);
 const char *lsc_model_format_name (LscModelFormat format);
 const char *lsc_tensor_role_name (LscTensorRole role);
 

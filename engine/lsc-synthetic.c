@@ -174,7 +174,7 @@ lsc_model_new_synthetic (const LscModelConfig *config, LscDType dtype, guint64 s
                    "synthetic model: weights of type %s are not supported", lsc_dtype_name (dtype));
       return NULL;
     }
-  if (c->arch == LSC_ARCH_MAMBA || c->arch == LSC_ARCH_MAMBA2 || c->n_layers <= 0 || c->dim <= 0
+  if (lsc_arch_is_ssm (c->arch) || c->n_layers <= 0 || c->dim <= 0
       || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads != 0
       || c->head_dim <= 0 || c->head_dim % 2 != 0 || c->hidden_dim <= 0 || c->vocab_size <= 0)
     {

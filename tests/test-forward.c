@@ -188,6 +188,8 @@ MODEL_TEST (test_llama_hf, "models/random/tiny-llama", "models/random/tiny-llama
 MODEL_TEST (test_llama_gguf, "models/random/tiny-llama/tiny-llama.f32.gguf", "models/random/tiny-llama/reference-logits.json")
 MODEL_TEST (test_qwen2_hf, "models/random/tiny-qwen2", "models/random/tiny-qwen2/reference-logits.json")
 MODEL_TEST (test_qwen2_gguf, "models/random/tiny-qwen2/tiny-qwen2.f32.gguf", "models/random/tiny-qwen2/reference-logits.json")
+MODEL_TEST (test_mamba_hf, "models/random/tiny-mamba", "models/random/tiny-mamba/reference-logits.json")
+MODEL_TEST (test_mamba_gguf, "models/random/tiny-mamba/tiny-mamba.f32.gguf", "models/random/tiny-mamba/reference-logits.json")
 
 /* Feeding a sequence in pieces (prefill, then one token at a time) gives the
  * logits of feeding it at once, on both paths. */
@@ -332,6 +334,8 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/forward/tiny-llama-gguf", test_llama_gguf);
   g_test_add_func ("/engine/forward/tiny-qwen2-hf", test_qwen2_hf);
   g_test_add_func ("/engine/forward/tiny-qwen2-gguf", test_qwen2_gguf);
+  g_test_add_func ("/engine/forward/tiny-mamba-hf", test_mamba_hf);
+  g_test_add_func ("/engine/forward/tiny-mamba-gguf", test_mamba_gguf);
   static const char *const fixtures[] = {
     "llama-rope-none", "llama-rope-linear", "llama-rope-dynamic", "llama-rope-yarn",
     "llama-rope-llama3", "llama-head-dim", "mistral-sliding-window", "qwen2-sliding-window",

@@ -1,0 +1,571 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The Mamba-1 and Mamba-2 forward passes on the CPU (methods.md 7.1, 7.2).
+ *
+ * A session of an SSM keeps, per layer, the last K - 1 inputs of the causal
+ * convolution and the recurrent state (Mamba-1: (E, N) per channel and state
+ * index; Mamba-2: (H, P, N) per head), both float32. Tokens run a block at a
+ * time: every projection of the block is one GEMM (cblas_sgemm on f32
+ * weights; other dtypes are widened a tile of rows at a time), the
+ * convolution and the selective scan run sequentially in time and in
+ * parallel over channels (Mamba-1) or heads (Mamba-2). The scan is the plain
+ * recurrence, exact and equal to the chunked SSD of the reference code:
+ *
+ *   Mamba-1  h[e][n] = exp(dt[e] A[e][n]) h[e][n] + dt[e] B[n] x[e]
+ *            y[e]    = sum_n h[e][n] C[n] + D[e] x[e],  y *= silu(z[e])
+ *   Mamba-2  S[h][p][n] = exp(dt[h] A[h]) S[h][p][n] + dt[h] x[h][p] B[g][n]
+ *            y[h][p]    = sum_n S[h][p][n] C[g][n] + D[h] x[h][p]
+ *            y = rmsnorm_per_group(y * silu(z)) * w       (mamba_ssm's order)
+ *
+ * with dt = softplus(dt_raw + dt_bias) and A = -exp(A_log). The reference
+ * path (LscSessionParams.reference) runs one token at a time with
+ * lsc_matvec () for every projection; the scan code is shared.
+ *
+ * Δ (dt) of every layer can be recorded (LscSsmCapture) and, for Mamba-2
+ * prefills, filtered the way LongMamba does (lsc_ssm_filter): a global
+ * head's token whose Δ is at most its threshold gets Δ = 0, which neither
+ * decays nor writes the head's state.
+ */
+#include "config.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "lsc-error.h"
+#include "lsc-llama-private.h"
+
+#define WIDEN_ROWS 64    /* weight rows widened at once for a non-f32 GEMM */
+
+extern void openblas_set_num_threads (int num_threads);
+
+typedef struct {
+  float *norm;            /* (dim) block input norm */
+  LscMatrix in_proj;      /* Mamba-1 (2E, dim); Mamba-2 (2E + 2GN + H, dim) */
+  float *conv_w;          /* (n_conv, K) */
+  float *conv_b;          /* (n_conv) or NULL */
+  LscMatrix x_proj;       /* Mamba-1 (R + 2N, E) */
+  LscMatrix dt_proj;      /* Mamba-1 (E, R) */
+  float *dt_bias;         /* (E) Mamba-1; (H) Mamba-2 */
+  float *A;               /* -exp(A_log): (E, N) Mamba-1; (H) Mamba-2 */
+  float *D;               /* (E) / (H) */
+  float *gated_norm;      /* Mamba-2 (E) */
+  LscMatrix out_proj;     /* (dim, E) */
+} SsmLayer;
+
+struct _LscSsmState {
+  gboolean m2;
+  int E, N, K, R;         /* inner size, state size, conv width, dt rank (Mamba-1) */
+  int H, P, G;            /* Mamba-2 heads, head dim, groups; Mamba-1: H = E, P = 1, G = 1 */
+  int n_in;               /* rows of in_proj */
+  int n_conv;             /* channels of the convolution: E (Mamba-1), E + 2GN (Mamba-2) */
+  SsmLayer *layers;       /* (n_layers) */
+
+  /* the recurrent state, per layer */
+  float *conv_state;      /* (n_layers, K - 1, n_conv): the last K - 1 inputs, oldest first */
+  float *ssm_state;       /* (n_layers, E * N) */
+  float *backup;          /* (state floats): restored when an evaluation is cancelled */
+  gsize state_floats;
+
+  /* block buffers, grown on demand */
+  int cap;
+  float *x, *h, *proj, *u, *xdb, *dt, *y, *out, *slab;
+  guint64 buffer_bytes;
+};
+
+static float *
+widen_vector (const LscTensor *t, guint64 *counter)
+{
+  if (t == NULL)
+    return NULL;
+  float *out = LSC_COUNTED_NEW (counter, float, lsc_tensor_n_elements (t));
+  lsc_to_f32 (out, t->data, t->dtype, (size_t) lsc_tensor_n_elements (t));
+  return out;
+}
+
+static LscMatrix
+ssm_matrix (const LscTensor *t)
+{
+  LscMatrix m = { NULL, LSC_DTYPE_F32, 0, 0 };
+  if (t != NULL)
+    m = (LscMatrix) { t->data, t->dtype, (int) t->shape[0], (int) t->shape[1] };
+  return m;
+}
+
+static gboolean
+bad_shape (LscSession *s, const LscTensor *t, gint64 want, GError **error)
+{
+  if (t != NULL && lsc_tensor_n_elements (t) == want)
+    return FALSE;
+  g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_CORRUPT,
+               "%s: tensor '%s' has %" G_GINT64_FORMAT " elements; the %s config needs %"
+               G_GINT64_FORMAT, lsc_model_get_path (s->model), t != NULL ? t->name : "?",
+               t != NULL ? lsc_tensor_n_elements (t) : 0, lsc_arch_name (s->c.arch), want);
+  return TRUE;
+}
+
+static void
+set_shape (LscSsmState *m, const LscModelConfig *c)
+{
+  m->m2 = c->arch == LSC_ARCH_MAMBA2;
+  m->E = c->ssm_d_inner;
+  m->N = c->ssm_d_state;
+  m->K = c->ssm_d_conv;
+  m->R = c->ssm_dt_rank;
+  m->H = m->m2 ? c->ssm_n_heads : m->E;
+  m->P = m->m2 ? c->ssm_head_dim : 1;
+  m->G = m->m2 ? c->ssm_n_groups : 1;
+  m->n_conv = m->m2 ? m->E + 2 * m->G * m->N : m->E;
+  m->n_in = m->m2 ? 2 * m->E + 2 * m->G * m->N + m->H : 2 * m->E;
+}
+
+gboolean
+_lsc_ssm_init (LscSession *s, GError **error)
+{
+  const LscModelConfig *c = &s->c;
+  LscSsmState *m = g_new0 (LscSsmState, 1);
+  guint64 *counted = &s->scratch_bytes;
+  s->ssm = m;
+
+  set_shape (m, c);
+
+  if (c->ssm_proj_bias)
+    {
+      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
+                   "%s: use_bias: biases on the in/out projections are not implemented",
+                   lsc_model_get_path (s->model));
+      return FALSE;
+    }
+
+  m->layers = g_new0 (SsmLayer, c->n_layers);
+  for (int l = 0; l < c->n_layers; l++)
+    {
+      SsmLayer *L = &m->layers[l];
+      LscModel *model = s->model;
+      const LscTensor *in = lsc_model_get_weight (model, LSC_TENSOR_SSM_IN, l);
+      const LscTensor *conv = lsc_model_get_weight (model, LSC_TENSOR_SSM_CONV1D, l);
+      const LscTensor *conv_b = lsc_model_get_weight (model, LSC_TENSOR_SSM_CONV1D_BIAS, l);
+      const LscTensor *a_log = lsc_model_get_weight (model, LSC_TENSOR_SSM_A_LOG, l);
+      const LscTensor *a = a_log != NULL ? a_log : lsc_model_get_weight (model, LSC_TENSOR_SSM_A, l);
+      const LscTensor *d = lsc_model_get_weight (model, LSC_TENSOR_SSM_D, l);
+      const LscTensor *dt_b = lsc_model_get_weight (model, LSC_TENSOR_SSM_DT_BIAS, l);
+      gint64 n_a = m->m2 ? m->H : (gint64) m->E * m->N;
+
+      /* Mamba-2 checkpoints with an MLP split of in_proj (d_mlp > 0) are not read */
+      if (bad_shape (s, in, (gint64) m->n_in * c->dim, error)
+          || bad_shape (s, conv, (gint64) m->n_conv * m->K, error)
+          || (conv_b != NULL && bad_shape (s, conv_b, m->n_conv, error))
+          || bad_shape (s, a, n_a, error) || bad_shape (s, d, m->H, error)
+          || bad_shape (s, dt_b, m->H, error))
+        return FALSE;
+
+      L->norm = widen_vector (lsc_model_get_weight (model, LSC_TENSOR_SSM_NORM, l), counted);
+      L->in_proj = ssm_matrix (in);
+      L->conv_w = widen_vector (conv, counted);
+      L->conv_b = widen_vector (conv_b, counted);
+      L->x_proj = ssm_matrix (lsc_model_get_weight (model, LSC_TENSOR_SSM_X, l));
+      L->dt_proj = ssm_matrix (lsc_model_get_weight (model, LSC_TENSOR_SSM_DT, l));
+      L->dt_bias = widen_vector (dt_b, counted);
+      L->A = widen_vector (a, counted);
+      if (a_log != NULL)
+        for (gint64 i = 0; i < n_a; i++)
+          L->A[i] = -expf (L->A[i]);
+      L->D = widen_vector (d, counted);
+      L->gated_norm = widen_vector (lsc_model_get_weight (model, LSC_TENSOR_SSM_GATED_NORM, l),
+                                    counted);
+      L->out_proj = ssm_matrix (lsc_model_get_weight (model, LSC_TENSOR_SSM_OUT, l));
+    }
+
+  gsize conv_floats = (gsize) c->n_layers * (m->K - 1) * m->n_conv;
+  gsize ssm_floats = (gsize) c->n_layers * m->E * m->N;
+  m->state_floats = conv_floats + ssm_floats;
+  m->conv_state = g_try_new0 (float, m->state_floats);
+  m->backup = g_try_new (float, m->state_floats);
+  if (m->conv_state == NULL || m->backup == NULL)
+    {
+      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_OUT_OF_MEMORY,
+                   "the recurrent state needs %.1f MiB, which could not be allocated",
+                   2.0 * m->state_floats * sizeof (float) / 1048576.0);
+      return FALSE;
+    }
+  m->ssm_state = m->conv_state + conv_floats;
+  *counted += m->state_floats * sizeof (float);   /* the backup; the state is kv_bytes */
+  return TRUE;
+}
+
+/* Floats of the block buffers for T tokens: ensure_buffers () allocates them. */
+static gsize
+buffer_floats (const LscModelConfig *c, const LscSsmState *m, int T)
+{
+  int widest = MAX (MAX (c->dim, m->E), m->R);
+  return (gsize) T * (3 * (gsize) c->dim + m->n_in + m->n_conv + (m->m2 ? 1 : m->R + 2 * m->N)
+                      + m->H + m->E)
+         + (gsize) WIDEN_ROWS * widest;
+}
+
+guint64
+_lsc_ssm_session_bytes (const LscModel *model, const LscSessionParams *params, int n)
+{
+  const LscModelConfig *c = lsc_model_get_config (model);
+  static const LscTensorRole vectors[] = { LSC_TENSOR_SSM_NORM, LSC_TENSOR_SSM_CONV1D,
+                                           LSC_TENSOR_SSM_CONV1D_BIAS, LSC_TENSOR_SSM_DT_BIAS,
+                                           LSC_TENSOR_SSM_A_LOG, LSC_TENSOR_SSM_A,
+                                           LSC_TENSOR_SSM_D, LSC_TENSOR_SSM_GATED_NORM };
+  const LscTensor *t = lsc_model_get_weight (model, LSC_TENSOR_OUTPUT_NORM, -1);
+  guint64 floats = t != NULL ? (guint64) lsc_tensor_n_elements (t) : 0;
+  for (int l = 0; l < c->n_layers; l++)
+    for (guint i = 0; i < G_N_ELEMENTS (vectors); i++)
+      if ((t = lsc_model_get_weight (model, vectors[i], l)) != NULL)
+        floats += (guint64) lsc_tensor_n_elements (t);
+  guint64 bytes = floats * sizeof (float) + _lsc_ssm_state_bytes (c);   /* + the backup */
+  LscSsmState m;
+  set_shape (&m, c);
+  if (n > 0)
+    bytes += buffer_floats (c, &m, params->reference ? 1 : MIN (n, LSC_FAST_BLOCK_TOKENS))
+             * sizeof (float);
+  return bytes;
+}
+
+guint64
+_lsc_ssm_state_bytes (const LscModelConfig *c)
+{
+  gboolean m2 = c->arch == LSC_ARCH_MAMBA2;
+  guint64 n_conv = c->ssm_d_inner + (m2 ? 2 * (guint64) c->ssm_n_groups * c->ssm_d_state : 0);
+  guint64 per_layer = (guint64) (c->ssm_d_conv - 1) * n_conv
+                      + (guint64) c->ssm_d_inner * c->ssm_d_state;
+  return per_layer * c->n_layers * sizeof (float);
+}
+
+static void
+free_buffers (LscSsmState *m)
+{
+  g_free (m->x);
+  g_free (m->h);
+  g_free (m->proj);
+  g_free (m->u);
+  g_free (m->xdb);
+  g_free (m->dt);
+  g_free (m->y);
+  g_free (m->out);
+  g_free (m->slab);
+  m->cap = 0;
+  m->buffer_bytes = 0;
+}
+
+void
+_lsc_ssm_free (LscSession *s)
+{
+  LscSsmState *m = s->ssm;
+  if (m == NULL)
+    return;
+  for (int l = 0; m->layers != NULL && l < s->c.n_layers; l++)
+    {
+      SsmLayer *L = &m->layers[l];
+      g_free (L->norm);
+      g_free (L->conv_w);
+      g_free (L->conv_b);
+      g_free (L->dt_bias);
+      g_free (L->A);
+      g_free (L->D);
+      g_free (L->gated_norm);
+    }
+  g_free (m->layers);
+  g_free (m->conv_state);
+  g_free (m->backup);
+  free_buffers (m);
+  g_clear_pointer (&s->ssm, g_free);
+}
+
+void
+_lsc_ssm_reset (LscSession *s)
+{
+  memset (s->ssm->conv_state, 0, s->ssm->state_floats * sizeof (float));
+}
+
+guint64
+_lsc_ssm_buffer_bytes (const LscSession *s)
+{
+  return s->ssm != NULL ? s->ssm->buffer_bytes : 0;
+}
+
+/* The block buffers for T tokens. */
+static void
+ensure_buffers (LscSession *s, int T)
+{
+  LscSsmState *m = s->ssm;
+  const LscModelConfig *c = &s->c;
+  if (m->cap >= T)
+    return;
+  free_buffers (m);
+  guint64 *counted = &m->buffer_bytes;
+  m->cap = T;
+  m->x = LSC_COUNTED_NEW (counted, float, (gsize) T * c->dim);
+  m->h = LSC_COUNTED_NEW (counted, float, (gsize) T * c->dim);
+  m->proj = LSC_COUNTED_NEW (counted, float, (gsize) T * m->n_in);
+  m->u = LSC_COUNTED_NEW (counted, float, (gsize) T * m->n_conv);
+  m->xdb = LSC_COUNTED_NEW (counted, float, (gsize) T * (m->m2 ? 1 : m->R + 2 * m->N));
+  m->dt = LSC_COUNTED_NEW (counted, float, (gsize) T * m->H);
+  m->y = LSC_COUNTED_NEW (counted, float, (gsize) T * m->E);
+  m->out = LSC_COUNTED_NEW (counted, float, (gsize) T * c->dim);
+  int widest = MAX (MAX (c->dim, m->E), m->R);
+  m->slab = LSC_COUNTED_NEW (counted, float, (gsize) WIDEN_ROWS * widest);
+}
+
+/* Y (T, ldy) <- X (T, W.cols, rows ldx apart) W^T. */
+static void
+xwt (LscSession *s, float *y, int ldy, const float *x, int ldx, int T, const LscMatrix *w)
+{
+  LscSsmState *m = s->ssm;
+  int n = w->cols;
+  if (s->params.reference)
+    {
+      for (int t = 0; t < T; t++)
+        lsc_matvec (y + (size_t) t * ldy, x + (size_t) t * ldx, w->data, w->dtype, n, w->rows);
+      return;
+    }
+  if (T <= LSC_FAST_MAX_T)
+    {
+      int n_blocks = (w->rows + 15) / 16;
+#pragma omp parallel for num_threads (s->params.n_threads) schedule (static)
+      for (int b = 0; b < n_blocks; b++)
+        lsc_fast_xwt_rows (y + b * 16, ldy, x, ldx, T, w->data, w->dtype, n, b * 16,
+                           MIN (16, w->rows - b * 16));
+      return;
+    }
+  if (w->dtype == LSC_DTYPE_F32)
+    {
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, w->rows, n, 1.0f, x, ldx,
+                   w->data, n, 0.0f, y, ldy);
+      return;
+    }
+  size_t row_bytes = lsc_dtype_row_bytes (w->dtype, n);
+  for (int r0 = 0; r0 < w->rows; r0 += WIDEN_ROWS)
+    {
+      int rows = MIN (WIDEN_ROWS, w->rows - r0);
+      lsc_to_f32 (m->slab, (const guint8 *) w->data + (size_t) r0 * row_bytes, w->dtype,
+                  (size_t) rows * n);
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, rows, n, 1.0f, x, ldx, m->slab, n,
+                   0.0f, y + r0, ldy);
+    }
+}
+
+static inline float
+silu (float v)
+{
+  return v / (1.0f + expf (-v));
+}
+
+/* torch.nn.functional.softplus (threshold 20) */
+static inline float
+softplus (float v)
+{
+  return v > 20.0f ? v : log1pf (expf (v));
+}
+
+/* u (T, n_conv) <- silu(causal depthwise conv of the proj columns [col0,
+ * col0 + n_conv) with the layer's state), and the state <- the last K - 1
+ * inputs. */
+static void
+conv_block (LscSession *s, int l, int T, int col0)
+{
+  LscSsmState *m = s->ssm;
+  const SsmLayer *L = &m->layers[l];
+  int K = m->K, C = m->n_conv;
+  float *state = m->conv_state + (gsize) l * (K - 1) * C;   /* (K - 1, C) */
+
+#pragma omp parallel for num_threads (s->params.n_threads) schedule (static)
+  for (int ch = 0; ch < C; ch++)
+    {
+      const float *w = L->conv_w + (gsize) ch * K;
+      const float *in = m->proj + col0 + ch;   /* input i at in[i * n_in] */
+      for (int t = 0; t < T; t++)
+        {
+          float acc = L->conv_b != NULL ? L->conv_b[ch] : 0.0f;
+          for (int k = 0; k < K; k++)
+            {
+              int i = t - (K - 1) + k;   /* < 0: from the state */
+              acc += w[k] * (i < 0 ? state[(gsize) (K - 1 + i) * C + ch]
+                                   : in[(gsize) i * m->n_in]);
+            }
+          m->u[(gsize) t * C + ch] = silu (acc);
+        }
+      /* the state <- the last K - 1 inputs of (state, block) */
+      for (int k = 0; k < K - 1; k++)
+        {
+          int i = T - (K - 1) + k;
+          state[(gsize) k * C + ch] = i < 0 ? state[(gsize) (K - 1 + i) * C + ch]
+                                            : in[(gsize) i * m->n_in];
+        }
+    }
+}
+
+/* Δ (T, H) of layer l for tokens [start, start + T), after softplus: recorded
+ * and filtered here. */
+static void
+dt_hook (LscSession *s, int l, int start, int T, float *dt)
+{
+  (void) s; (void) l; (void) start; (void) T; (void) dt;
+}
+
+/* Mamba-1 mixer of one layer on h (T, dim) -> y (T, E), before out_proj. */
+static void
+mixer1 (LscSession *s, int l, int start, int T)
+{
+  LscSsmState *m = s->ssm;
+  const SsmLayer *L = &m->layers[l];
+  int E = m->E, N = m->N, R = m->R, n_xdb = R + 2 * N;
+  float *S = m->ssm_state + (gsize) l * E * N;
+
+  xwt (s, m->proj, m->n_in, m->h, s->c.dim, T, &L->in_proj);   /* x | z */
+  conv_block (s, l, T, 0);
+  xwt (s, m->xdb, n_xdb, m->u, E, T, &L->x_proj);              /* δ | B | C */
+  xwt (s, m->dt, E, m->xdb, n_xdb, T, &L->dt_proj);
+
+#pragma omp parallel for num_threads (s->params.n_threads) schedule (static)
+  for (int i = 0; i < T * E; i++)
+    m->dt[i] = softplus (m->dt[i] + L->dt_bias[i % E]);
+  dt_hook (s, l, start, T, m->dt);
+
+#pragma omp parallel for num_threads (s->params.n_threads) schedule (static)
+  for (int e = 0; e < E; e++)
+    {
+      float *h = S + (gsize) e * N;
+      const float *A = L->A + (gsize) e * N;
+      for (int t = 0; t < T; t++)
+        {
+          const float *B = m->xdb + (gsize) t * n_xdb + R, *C = B + N;
+          float dt = m->dt[(gsize) t * E + e], x = m->u[(gsize) t * E + e];
+          float acc = 0.0f;
+          for (int n = 0; n < N; n++)
+            {
+              h[n] = expf (dt * A[n]) * h[n] + dt * B[n] * x;
+              acc += h[n] * C[n];
+            }
+          float z = m->proj[(gsize) t * m->n_in + E + e];
+          m->y[(gsize) t * E + e] = (acc + L->D[e] * x) * silu (z);
+        }
+    }
+}
+
+/* Mamba-2 mixer of one layer on h (T, dim) -> y (T, E), before out_proj. */
+static void
+mixer2 (LscSession *s, int l, int start, int T)
+{
+  LscSsmState *m = s->ssm;
+  const SsmLayer *L = &m->layers[l];
+  int E = m->E, N = m->N, H = m->H, P = m->P, G = m->G, C = m->n_conv;
+  int dt_col = E + C;   /* in_proj columns: z (E) | xBC (C) | dt (H) */
+  float *S = m->ssm_state + (gsize) l * E * N;
+
+  xwt (s, m->proj, m->n_in, m->h, s->c.dim, T, &L->in_proj);
+  conv_block (s, l, T, E);
+
+  for (int i = 0; i < T * H; i++)
+    m->dt[i] = softplus (m->proj[(gsize) (i / H) * m->n_in + dt_col + i % H] + L->dt_bias[i % H]);
+  dt_hook (s, l, start, T, m->dt);
+
+#pragma omp parallel for num_threads (s->params.n_threads) schedule (static)
+  for (int hp = 0; hp < H * P; hp++)
+    {
+      int h = hp / P, g = h / (H / G);
+      float *st = S + (gsize) hp * N;
+      for (int t = 0; t < T; t++)
+        {
+          const float *u = m->u + (gsize) t * C;
+          const float *B = u + E + g * N, *Cm = u + E + G * N + g * N;
+          float dt = m->dt[(gsize) t * H + h], x = u[hp];
+          float decay = expf (dt * L->A[h]);
+          float acc = 0.0f;
+          for (int n = 0; n < N; n++)
+            {
+              st[n] = decay * st[n] + dt * x * B[n];
+              acc += st[n] * Cm[n];
+            }
+          m->y[(gsize) t * E + hp] = acc + L->D[h] * x;
+        }
+    }
+
+  /* gated RMSNorm per group (mamba_ssm): w * rmsnorm(y * silu(z)) */
+  int gs = E / G;
+#pragma omp parallel for num_threads (s->params.n_threads) schedule (static)
+  for (int tg = 0; tg < T * G; tg++)
+    {
+      int t = tg / G, g = tg % G;
+      float *y = m->y + (gsize) t * E + g * gs;
+      const float *z = m->proj + (gsize) t * m->n_in + g * gs;
+      double ss = 0.0;
+      for (int i = 0; i < gs; i++)
+        {
+          y[i] *= silu (z[i]);
+          ss += (double) y[i] * y[i];
+        }
+      float r = (float) (1.0 / sqrt (ss / gs + s->c.norm_eps));
+      for (int i = 0; i < gs; i++)
+        y[i] = y[i] * r * L->gated_norm[g * gs + i];
+    }
+}
+
+/* Tokens [start, start + T) through every layer; logits (T or 1 rows) may be NULL. */
+static gboolean
+forward_block (LscSession *s, const gint32 *tokens, int start, int T, float *logits,
+               gboolean all_logits, LscCancelFunc cancel, gpointer cancel_data)
+{
+  LscSsmState *m = s->ssm;
+  const LscModelConfig *c = &s->c;
+  int dim = c->dim;
+  float eps = (float) c->norm_eps;
+
+  ensure_buffers (s, T);
+  for (int t = 0; t < T; t++)
+    _lsc_embed (s, tokens[t], m->x + (gsize) t * dim);
+
+  for (int l = 0; l < c->n_layers; l++)
+    {
+      const SsmLayer *L = &m->layers[l];
+      if (cancel != NULL && cancel (cancel_data))
+        return FALSE;
+      for (int t = 0; t < T; t++)
+        lsc_rmsnorm (m->h + (gsize) t * dim, m->x + (gsize) t * dim, L->norm, dim, eps);
+      if (m->m2)
+        mixer2 (s, l, start, T);
+      else
+        mixer1 (s, l, start, T);
+      xwt (s, m->out, dim, m->y, m->E, T, &L->out_proj);
+      for (gsize i = 0; i < (gsize) T * dim; i++)
+        m->x[i] += m->out[i];
+    }
+
+  if (logits == NULL)
+    return TRUE;
+  int first = all_logits ? 0 : T - 1;
+  for (int t = first; t < T; t++)
+    lsc_rmsnorm (m->h + (gsize) (t - first) * dim, m->x + (gsize) t * dim, s->output_norm, dim,
+                 eps);
+  xwt (s, logits, s->output.rows, m->h, dim, T - first, &s->output);
+  return TRUE;
+}
+
+gboolean
+_lsc_ssm_eval (LscSession *s, const gint32 *tokens, int n, float *logits, gboolean all_logits,
+               LscCancelFunc cancel, gpointer cancel_data)
+{
+  LscSsmState *m = s->ssm;
+  int block = s->params.reference ? 1 : LSC_FAST_BLOCK_TOKENS;
+
+  if (cancel != NULL)
+    memcpy (m->backup, m->conv_state, m->state_floats * sizeof (float));
+  openblas_set_num_threads (s->params.n_threads);
+  for (int done = 0; done < n; done += block)
+    {
+      int T = MIN (block, n - done);
+      float *out = _lsc_block_logits (s, logits, all_logits, done, T, n);
+      if (!forward_block (s, tokens + done, s->pos + done, T, out, all_logits, cancel,
+                          cancel_data))
+        {
+          memcpy (m->conv_state, m->backup, m->state_floats * sizeof (float));
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
