@@ -41,6 +41,7 @@ struct _LscSession {
   LscLayer *layers;                  /* (n_layers); NULL for an SSM */
   LscSsmState *ssm;                  /* Mamba-1/2 layers and recurrent state (lsc-mamba.c);
                                         NULL for a transformer, which has the fields below */
+  LscSsmStore *ssm_store;            /* Δ of an SSM, NULL when not recording */
 
   /* KV cache, post-RoPE keys */
   float *key_cache;                  /* (n_layers, n_ctx, kv_dim) */
@@ -133,6 +134,18 @@ gboolean _lsc_session_eval_cuda (LscSession *s, const gint32 *tokens, int n, flo
                                  gboolean all_logits, LscCancelFunc cancel, gpointer cancel_data,
                                  GError **error);
 void _lsc_session_free_cuda (LscSession *s);
+
+/* The Δ store (lsc-ssm.c). a (n_layers) points at each layer's A (n_channels,
+ * n_states), which the store borrows. put records rows [row0, row0 + T) of a
+ * layer (ignored outside the plan's layers), with the filter's kept mask
+ * when one ran; set_rows says how many rows are valid (0 also drops the
+ * kept masks). */
+LscSsmStore *_lsc_ssm_store_new (const LscSsmCapturePlan *plan, int n_layers, int n_channels,
+                                 int n_states, const float *const *a, GError **error);
+void _lsc_ssm_store_free (LscSsmStore *store);
+void _lsc_ssm_store_put (LscSsmStore *store, int layer, int row0, int T, const float *dt,
+                         const guint8 *kept);
+void _lsc_ssm_store_set_rows (LscSsmStore *store, int rows);
 
 /* The Mamba-1/2 forward (lsc-mamba.c). init sets s->ssm; eval runs n tokens
  * from s->pos (FALSE: cancelled, the state left as it was). */

@@ -127,6 +127,14 @@ lsc_session_new (LscModel *model, const LscSessionParams *params, GError **error
   s->output_norm = widen (lsc_model_get_weight (model, LSC_TENSOR_OUTPUT_NORM, -1), counted);
   if (lsc_arch_is_ssm (c->arch))
     return ssm_session_init (s, error) ? s : (lsc_session_free (s), NULL);
+  if (params->ssm_capture.enabled || params->ssm_filter.enabled)
+    {
+      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
+                   "%s: %s has no SSM: Δ capture and LongMamba's filter need Mamba",
+                   lsc_model_get_path (model), lsc_arch_name (c->arch));
+      lsc_session_free (s);
+      return NULL;
+    }
 
   s->layers = g_new0 (LscLayer, c->n_layers);
   for (int l = 0; l < c->n_layers; l++)
@@ -272,6 +280,12 @@ const LscSessionParams *
 lsc_session_get_params (const LscSession *s)
 {
   return &s->params;
+}
+
+const LscSsmStore *
+lsc_session_get_ssm (const LscSession *s)
+{
+  return s->ssm_store;
 }
 
 const LscAttentionStore *

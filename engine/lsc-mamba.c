@@ -68,6 +68,9 @@ struct _LscSsmState {
   float *backup;          /* (state floats): restored when an evaluation is cancelled */
   gsize state_floats;
 
+  gboolean filtering;      /* this evaluation runs LongMamba's filter */
+  guint8 *kept;           /* (cap, H) the filter's decisions of the block */
+
   /* block buffers, grown on demand */
   int cap;
   float *x, *h, *proj, *u, *xdb, *dt, *y, *out, *slab;
@@ -191,6 +194,26 @@ _lsc_ssm_init (LscSession *s, GError **error)
     }
   m->ssm_state = m->conv_state + conv_floats;
   *counted += m->state_floats * sizeof (float);   /* the backup; the state is kv_bytes */
+
+  const LscSsmFilter *f = &s->params.ssm_filter;
+  if (f->enabled && (f->threshold == NULL || f->global == NULL || !(f->b >= 0)
+                     || f->min_tokens < 0))
+    {
+      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_INVALID_ARGUMENT,
+                   "ssm_filter: the filter needs thresholds and global channels of every "
+                   "layer, b >= 0 and min_tokens >= 0");
+      return FALSE;
+    }
+  if (s->params.ssm_capture.enabled)
+    {
+      g_autofree const float **a = g_new (const float *, c->n_layers);
+      for (int l = 0; l < c->n_layers; l++)
+        a[l] = m->layers[l].A;
+      s->ssm_store = _lsc_ssm_store_new (&s->params.ssm_capture, c->n_layers, m->H,
+                                         m->m2 ? 1 : m->N, a, error);
+      if (s->ssm_store == NULL)
+        return FALSE;
+    }
   return TRUE;
 }
 
@@ -201,7 +224,8 @@ buffer_floats (const LscModelConfig *c, const LscSsmState *m, int T)
   int widest = MAX (MAX (c->dim, m->E), m->R);
   return (gsize) T * (3 * (gsize) c->dim + m->n_in + m->n_conv + (m->m2 ? 1 : m->R + 2 * m->N)
                       + m->H + m->E)
-         + (gsize) WIDEN_ROWS * widest;
+         + (gsize) WIDEN_ROWS * widest
+         + ((gsize) T * m->H + sizeof (float) - 1) / sizeof (float);   /* kept, in floats */
 }
 
 guint64
@@ -249,6 +273,7 @@ free_buffers (LscSsmState *m)
   g_free (m->y);
   g_free (m->out);
   g_free (m->slab);
+  g_free (m->kept);
   m->cap = 0;
   m->buffer_bytes = 0;
 }
@@ -275,12 +300,15 @@ _lsc_ssm_free (LscSession *s)
   g_free (m->backup);
   free_buffers (m);
   g_clear_pointer (&s->ssm, g_free);
+  g_clear_pointer (&s->ssm_store, _lsc_ssm_store_free);
 }
 
 void
 _lsc_ssm_reset (LscSession *s)
 {
   memset (s->ssm->conv_state, 0, s->ssm->state_floats * sizeof (float));
+  if (s->ssm_store != NULL)
+    _lsc_ssm_store_set_rows (s->ssm_store, 0);
 }
 
 guint64
@@ -310,6 +338,7 @@ ensure_buffers (LscSession *s, int T)
   m->out = LSC_COUNTED_NEW (counted, float, (gsize) T * c->dim);
   int widest = MAX (MAX (c->dim, m->E), m->R);
   m->slab = LSC_COUNTED_NEW (counted, float, (gsize) WIDEN_ROWS * widest);
+  m->kept = LSC_COUNTED_NEW (counted, guint8, (gsize) T * m->H);
 }
 
 /* Y (T, ldy) <- X (T, W.cols, rows ldx apart) W^T. */
@@ -405,7 +434,26 @@ conv_block (LscSession *s, int l, int T, int col0)
 static void
 dt_hook (LscSession *s, int l, int start, int T, float *dt)
 {
-  (void) s; (void) l; (void) start; (void) T; (void) dt;
+  LscSsmState *m = s->ssm;
+  const LscSsmFilter *f = &s->params.ssm_filter;
+  int H = m->H;
+  guint8 *kept = NULL;
+
+  if (m->filtering)
+    {
+      const float *thr = f->threshold + (gsize) l * H;
+      const guint8 *global = f->global + (gsize) l * H;
+      double b = f->b > 0 ? f->b : 1.0;
+      kept = m->kept;
+      for (gsize i = 0; i < (gsize) T * H; i++)
+        kept[i] = !global[i % H] || dt[i] > thr[i % H] * b;
+    }
+  if (s->ssm_store != NULL)
+    _lsc_ssm_store_put (s->ssm_store, l, start, T, dt, kept);
+  if (kept != NULL)
+    for (gsize i = 0; i < (gsize) T * H; i++)
+      if (!kept[i])
+        dt[i] = 0.0f;   /* slow_factor 0: no decay, no write */
 }
 
 /* Mamba-1 mixer of one layer on h (T, dim) -> y (T, E), before out_proj. */
@@ -553,6 +601,8 @@ _lsc_ssm_eval (LscSession *s, const gint32 *tokens, int n, float *logits, gboole
   LscSsmState *m = s->ssm;
   int block = s->params.reference ? 1 : LSC_FAST_BLOCK_TOKENS;
 
+  const LscSsmFilter *f = &s->params.ssm_filter;
+  m->filtering = f->enabled && n >= (f->min_tokens > 0 ? f->min_tokens : 3000);
   if (cancel != NULL)
     memcpy (m->backup, m->conv_state, m->state_floats * sizeof (float));
   openblas_set_num_threads (s->params.n_threads);
@@ -567,5 +617,7 @@ _lsc_ssm_eval (LscSession *s, const gint32 *tokens, int n, float *logits, gboole
           return FALSE;
         }
     }
+  if (s->ssm_store != NULL)
+    _lsc_ssm_store_set_rows (s->ssm_store, s->pos + n);
   return TRUE;
 }

@@ -27,6 +27,7 @@
 
 #include "lsc-attention.h"
 #include "lsc-model.h"
+#include "lsc-ssm.h"
 
 G_BEGIN_DECLS
 
@@ -60,6 +61,8 @@ typedef struct {
                             the CPU (with a note) for what the GPU backend does not run */
   LscCapturePlan capture;      /* attention capture (lsc-attention.h); off by default */
   LscAttentionHooks hooks;     /* logit scale and mask hooks; none by default */
+  LscSsmCapturePlan ssm_capture;   /* Mamba: record Δ (lsc-ssm.h); off by default */
+  LscSsmFilter ssm_filter;         /* Mamba: LongMamba's token filter; off by default */
 } LscSessionParams;
 
 void lsc_session_params_init (LscSessionParams *params);
@@ -103,7 +106,10 @@ void lsc_session_get_memory (const LscSession *session, LscSessionMemory *memory
 int lsc_session_get_pos (const LscSession *session);
 /* The attention capture store, or NULL when the session captures nothing. */
 const LscAttentionStore *lsc_session_get_attention (const LscSession *session);
-/* Drops the cache back to `pos` tokens (0 = empty). */
+/* The Δ store of a Mamba session recording Δ, or NULL. */
+const LscSsmStore *lsc_session_get_ssm (const LscSession *session);
+/* Drops the cache back to `pos` tokens (0 = empty). An SSM's recurrent
+ * state can only be emptied: pos must be 0 or the current position. */
 void lsc_session_rewind (LscSession *session, int pos);
 
 /* Runs tokens (n) at positions pos .. pos + n - 1, appending them to the

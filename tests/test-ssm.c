@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <json-c/json.h>
 #include <math.h>
 
 #include "lsc-error.h"
@@ -35,6 +36,287 @@ max_abs_diff (const float *a, const float *b, gsize n)
       d = MAX (d, fabs ((double) a[i] - b[i]));
     }
   return d;
+}
+
+/* Every number of a nested JSON array, depth first, into out (which holds n). */
+static gsize
+flatten (json_object *v, double *out, gsize n, gsize at)
+{
+  if (json_object_is_type (v, json_type_array))
+    {
+      for (size_t i = 0; i < json_object_array_length (v); i++)
+        at = flatten (json_object_array_get_idx (v, i), out, n, at);
+      return at;
+    }
+  g_assert_cmpuint (at, <, n);
+  out[at] = json_object_is_type (v, json_type_boolean) ? json_object_get_boolean (v)
+                                                       : json_object_get_double (v);
+  return at + 1;
+}
+
+/* key of the fixture object as n numbers (asserts the count). */
+static double *
+fixture_numbers (json_object *o, const char *key, gsize n)
+{
+  json_object *v = json_object_object_get (o, key);
+  g_assert_nonnull (v);
+  double *out = g_new (double, n);
+  g_assert_cmpuint (flatten (v, out, n, 0), ==, n);
+  return out;
+}
+
+static json_object *
+load_fixture (const char *rel)
+{
+  g_autofree char *path = g_test_build_filename (G_TEST_DIST, "fixtures", "ssm", rel, NULL);
+  json_object *o = json_object_from_file (path);
+  g_assert_nonnull (o);
+  return o;
+}
+
+static GArray *
+fixture_tokens (json_object *o)
+{
+  json_object *a = json_object_object_get (o, "tokens");
+  GArray *t = g_array_new (FALSE, FALSE, sizeof (gint32));
+  for (size_t i = 0; i < json_object_array_length (a); i++)
+    {
+      gint32 id = json_object_get_int (json_object_array_get_idx (a, i));
+      g_array_append_val (t, id);
+    }
+  return t;
+}
+
+/* ||got - want|| / ||want|| over n values. */
+static double
+rel_error_f (const float *got, const double *want, gsize n)
+{
+  double diff = 0, norm = 0;
+  for (gsize i = 0; i < n; i++)
+    {
+      g_assert_true (isfinite (got[i]));
+      diff += (got[i] - want[i]) * (got[i] - want[i]);
+      norm += want[i] * want[i];
+    }
+  return sqrt (diff / norm);
+}
+
+typedef struct {
+  LscModel *model;
+  LscSession *session;
+  float *logits;   /* (n, vocab) */
+  int n, vocab;
+} Run;
+
+static void
+run_clear (Run *r)
+{
+  g_clear_pointer (&r->session, lsc_session_free);
+  g_clear_pointer (&r->model, lsc_model_free);
+  g_clear_pointer (&r->logits, g_free);
+}
+
+/* Loads the model and evaluates the fixture's tokens at once, recording Δ. */
+static void
+run_fixture (Run *r, const char *model_path, GArray *tokens, gboolean reference,
+             const LscSsmFilter *filter)
+{
+  g_autoptr(GError) error = NULL;
+  r->model = lsc_model_load (model_path, &error);
+  g_assert_no_error (error);
+  LscSessionParams p;
+  lsc_session_params_init (&p);
+  p.reference = reference;
+  p.n_threads = 2;
+  p.ssm_capture = (LscSsmCapturePlan) { TRUE, 0, -1 };
+  if (filter != NULL)
+    p.ssm_filter = *filter;
+  r->session = lsc_session_new (r->model, &p, &error);
+  g_assert_no_error (error);
+  r->n = (int) tokens->len;
+  r->vocab = lsc_session_get_n_vocab (r->session);
+  r->logits = g_new (float, (gsize) r->n * r->vocab);
+  g_assert_true (lsc_session_eval (r->session, (gint32 *) tokens->data, r->n, r->logits, TRUE,
+                                   NULL, NULL, &error));
+  g_assert_no_error (error);
+}
+
+/* The recorded Δ of every layer, (n_layers, n_rows, n_channels), against the
+ * fixture's. */
+static double
+dt_error (const LscSsmStore *st, const double *want)
+{
+  int L = lsc_ssm_store_get_n_layers (st), n = lsc_ssm_store_get_n_rows (st);
+  int C = lsc_ssm_store_get_n_channels (st);
+  double worst = 0;
+  for (int l = 0; l < L; l++)
+    worst = MAX (worst, rel_error_f (lsc_ssm_store_get_dt (st, l),
+                                     want + (gsize) l * n * C, (gsize) n * C));
+  return worst;
+}
+
+/* tiny-mamba2 (tests/fixtures/ssm, written by tools/make-ssm-fixtures.py):
+ * 2 groups of 4 heads, so the gated norm is per group; logits and Δ against
+ * transformers on both paths, and A as the checkpoint's -exp(A_log). */
+static void
+test_mamba2_fixture (void)
+{
+  json_object *o = load_fixture ("tiny-mamba2/expected.json");
+  g_autoptr(GArray) tokens = fixture_tokens (o);
+  g_autofree char *dir = g_test_build_filename (G_TEST_DIST, "fixtures", "ssm", "tiny-mamba2",
+                                                NULL);
+  int n = (int) tokens->len;
+  g_autofree double *logits = fixture_numbers (o, "logits", (gsize) n * 112);
+  g_autofree double *dt = fixture_numbers (o, "dt", 2 * (gsize) n * 8);
+  g_autofree double *a = fixture_numbers (o, "A", 2 * 8);
+
+  for (int reference = 0; reference <= 1; reference++)
+    {
+      Run r = { 0 };
+      run_fixture (&r, dir, tokens, reference, NULL);
+      const LscSsmStore *st = lsc_session_get_ssm (r.session);
+      g_assert_cmpint (lsc_ssm_store_get_n_channels (st), ==, 8);
+      g_assert_cmpint (lsc_ssm_store_get_n_states (st), ==, 1);
+      g_assert_cmpint (lsc_ssm_store_get_n_rows (st), ==, n);
+      double le = rel_error_f (r.logits, logits, (gsize) n * 112), de = dt_error (st, dt);
+      g_test_message ("tiny-mamba2 (%s): logits %.3g, dt %.3g relative",
+                      reference ? "reference" : "fast", le, de);
+      g_assert_cmpfloat (le, <=, 1e-4);
+      g_assert_cmpfloat (de, <=, 1e-4);
+      for (int l = 0; l < 2; l++)
+        for (int h = 0; h < 8; h++)
+          g_assert_cmpfloat (fabs (lsc_ssm_store_get_a (st, l)[h] - a[l * 8 + h]), <=,
+                             1e-6 * fabs (a[l * 8 + h]));
+      run_clear (&r);
+    }
+  json_object_put (o);
+}
+
+/* tiny-mamba's Δ (E = 128 channels, N = 16 states) against transformers,
+ * and A from the safetensors' A_log and the GGUF's A alike. */
+static void
+test_mamba1_dt (void)
+{
+  g_autofree char *hf = lsc_test_shared_path ("models/random/tiny-mamba");
+  g_autofree char *gguf = lsc_test_shared_path ("models/random/tiny-mamba/tiny-mamba.f32.gguf");
+  if (hf == NULL || gguf == NULL)
+    return;
+  json_object *o = load_fixture ("tiny-mamba-dt.json");
+  g_autoptr(GArray) tokens = fixture_tokens (o);
+  int n = (int) tokens->len;
+  g_autofree double *dt = fixture_numbers (o, "dt", 3 * (gsize) n * 128);
+  g_autofree double *a = fixture_numbers (o, "A", 3 * 128 * 16);
+  const char *paths[] = { hf, gguf };
+
+  for (guint i = 0; i < G_N_ELEMENTS (paths); i++)
+    {
+      Run r = { 0 };
+      run_fixture (&r, paths[i], tokens, FALSE, NULL);
+      const LscSsmStore *st = lsc_session_get_ssm (r.session);
+      g_assert_cmpint (lsc_ssm_store_get_n_channels (st), ==, 128);
+      g_assert_cmpint (lsc_ssm_store_get_n_states (st), ==, 16);
+      double de = dt_error (st, dt);
+      g_test_message ("%s: dt %.3g relative", paths[i], de);
+      g_assert_cmpfloat (de, <=, 1e-4);
+      for (int l = 0; l < 3; l++)
+        for (int k = 0; k < 128 * 16; k++)
+          g_assert_cmpfloat (fabs (lsc_ssm_store_get_a (st, l)[k] - a[l * 2048 + k]), <=,
+                             1e-6 * fabs (a[l * 2048 + k]));
+
+      /* the slowest state's decay over the 64 tokens, from the fixture's own numbers */
+      double log_decay[128];
+      g_assert_true (lsc_ssm_store_log_decay (st, 1, 0, n, log_decay));
+      for (int e = 0; e < 128; e += 17)
+        {
+          double sum = 0, slowest = -INFINITY;
+          for (int t = 0; t < n; t++)
+            sum += dt[(gsize) (1 * n + t) * 128 + e];
+          for (int k = 0; k < 16; k++)
+            slowest = MAX (slowest, a[2048 + e * 16 + k]);
+          g_assert_cmpfloat (fabs (log_decay[e] - slowest * sum), <=, 1e-4 * fabs (slowest * sum));
+        }
+      g_assert_false (lsc_ssm_store_log_decay (st, 1, 0, n + 1, log_decay));
+      run_clear (&r);
+    }
+  json_object_put (o);
+}
+
+/* LongMamba's filter on tiny-mamba2 with the fixture's thresholds and global
+ * heads: the logits of the filtered prefill, which tokens each global head
+ * kept, and tA_prod of the vanilla run (in the log domain: most underflow). */
+static void
+test_longmamba_filter (void)
+{
+  json_object *o = load_fixture ("tiny-mamba2/expected.json");
+  json_object *lm = json_object_object_get (o, "longmamba");
+  g_autoptr(GArray) tokens = fixture_tokens (o);
+  g_autofree char *dir = g_test_build_filename (G_TEST_DIST, "fixtures", "ssm", "tiny-mamba2",
+                                                NULL);
+  int n = (int) tokens->len;
+  g_autofree double *logits = fixture_numbers (lm, "logits", (gsize) n * 112);
+  g_autofree double *kept = fixture_numbers (lm, "kept", 2 * 8 * (gsize) n);
+  g_autofree double *global_d = fixture_numbers (lm, "global", 16);
+  g_autofree double *thr_d = fixture_numbers (lm, "threshold", 16);
+  g_autofree double *log_ta = fixture_numbers (lm, "log_tA_prod", 16);
+  double c = json_object_get_double (json_object_object_get (lm, "c"));
+  float thr[16];
+  guint8 global[16];
+  for (int i = 0; i < 16; i++)
+    {
+      thr[i] = (float) thr_d[i];
+      global[i] = global_d[i] != 0;
+    }
+
+  /* the vanilla run classifies the heads as the fixture did */
+  Run r = { 0 };
+  run_fixture (&r, dir, tokens, FALSE, NULL);
+  for (int l = 0; l < 2; l++)
+    {
+      double log_decay[8];
+      g_assert_true (lsc_ssm_store_log_decay (lsc_session_get_ssm (r.session), l, 0, n,
+                                              log_decay));
+      for (int h = 0; h < 8; h++)
+        {
+          g_assert_cmpfloat (fabs (log_decay[h] - log_ta[l * 8 + h]), <=,
+                             1e-4 * fabs (log_ta[l * 8 + h]) + 1e-6);
+          g_assert_cmpint (log_decay[h] > log (c), ==, global[l * 8 + h]);
+        }
+    }
+  run_clear (&r);
+
+  for (int reference = 0; reference <= 1; reference++)
+    {
+      LscSsmFilter f = { TRUE, thr, global, 1.0, n };
+      run_fixture (&r, dir, tokens, reference, &f);
+      const LscSsmStore *st = lsc_session_get_ssm (r.session);
+      double le = rel_error_f (r.logits, logits, (gsize) n * 112);
+      g_test_message ("tiny-mamba2 filtered (%s): logits %.3g relative",
+                      reference ? "reference" : "fast", le);
+      g_assert_cmpfloat (le, <=, 1e-4);
+      int n_dropped = 0;
+      for (int l = 0; l < 2; l++)
+        {
+          const guint8 *k = lsc_ssm_store_get_kept (st, l);
+          g_assert_nonnull (k);
+          for (int h = 0; h < 8; h++)
+            for (int t = 0; t < n; t++)
+              {
+                g_assert_cmpint (k[t * 8 + h], ==, kept[(l * 8 + h) * n + t] != 0);
+                n_dropped += !k[t * 8 + h];
+              }
+        }
+      g_assert_cmpint (n_dropped, >, 0);
+      run_clear (&r);
+    }
+
+  /* below min_tokens nothing is filtered: the vanilla logits */
+  LscSsmFilter f = { TRUE, thr, global, 1.0, n + 1 };
+  run_fixture (&r, dir, tokens, FALSE, &f);
+  g_autofree double *vanilla = fixture_numbers (o, "logits", (gsize) n * 112);
+  g_assert_cmpfloat (rel_error_f (r.logits, vanilla, (gsize) n * 112), <=, 1e-4);
+  g_assert_null (lsc_ssm_store_get_kept (lsc_session_get_ssm (r.session), 0));
+  run_clear (&r);
+  json_object_put (o);
 }
 
 /* A prompt in pieces (a prefill, then one token at a time, through the
@@ -230,5 +512,8 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/ssm/cancel-keeps-state", test_cancel_keeps_state);
   g_test_add_func ("/engine/ssm/errors-and-memory", test_errors_and_memory);
   g_test_add_func ("/engine/ssm/estimate", test_estimate);
+  g_test_add_func ("/engine/ssm/mamba2-fixture", test_mamba2_fixture);
+  g_test_add_func ("/engine/ssm/mamba1-dt", test_mamba1_dt);
+  g_test_add_func ("/engine/ssm/longmamba-filter", test_longmamba_filter);
   return g_test_run ();
 }

@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The Δ store of an SSM session and the receptive-field analyses
+ * (lsc-ssm.h). The store grows with the session: a recorded layer holds
+ * (rows, n_channels) floats, reallocated by doubling.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "lsc-error.h"
+#include "lsc-llama-private.h"
+#include "lsc-ssm.h"
+
+struct _LscSsmStore {
+  int n_layers, first, last;
+  int n_channels, n_states;
+  int n_rows, cap;          /* rows recorded, rows allocated */
+  float **dt;               /* (n_layers): (cap, n_channels), NULL outside [first, last] */
+  guint8 **kept;            /* (n_layers): (cap, n_channels), NULL until a filter runs */
+  const float **a;          /* (n_layers): (n_channels, n_states), the session's */
+};
+
+LscSsmStore *
+_lsc_ssm_store_new (const LscSsmCapturePlan *plan, int n_layers, int n_channels, int n_states,
+                    const float *const *a, GError **error)
+{
+  int last = plan->last_layer < 0 ? n_layers - 1 : plan->last_layer;
+  if (plan->first_layer < 0 || plan->first_layer > last || last >= n_layers)
+    {
+      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_INVALID_ARGUMENT,
+                   "ssm_capture: layers %d .. %d: the model has layers 0 .. %d",
+                   plan->first_layer, plan->last_layer, n_layers - 1);
+      return NULL;
+    }
+  LscSsmStore *st = g_new0 (LscSsmStore, 1);
+  st->n_layers = n_layers;
+  st->first = plan->first_layer;
+  st->last = last;
+  st->n_channels = n_channels;
+  st->n_states = n_states;
+  st->dt = g_new0 (float *, n_layers);
+  st->kept = g_new0 (guint8 *, n_layers);
+  st->a = g_new (const float *, n_layers);
+  memcpy (st->a, a, n_layers * sizeof *a);
+  return st;
+}
+
+void
+_lsc_ssm_store_free (LscSsmStore *st)
+{
+  if (st == NULL)
+    return;
+  for (int l = 0; l < st->n_layers; l++)
+    {
+      g_free (st->dt[l]);
+      g_free (st->kept[l]);
+    }
+  g_free (st->dt);
+  g_free (st->kept);
+  g_free (st->a);
+  g_free (st);
+}
+
+static void
+grow (LscSsmStore *st, int rows)
+{
+  if (rows <= st->cap)
+    return;
+  int cap = MAX (rows, MAX (64, 2 * st->cap));
+  for (int l = st->first; l <= st->last; l++)
+    {
+      st->dt[l] = g_renew (float, st->dt[l], (gsize) cap * st->n_channels);
+      if (st->kept[l] != NULL)
+        st->kept[l] = g_renew (guint8, st->kept[l], (gsize) cap * st->n_channels);
+    }
+  st->cap = cap;
+}
+
+void
+_lsc_ssm_store_put (LscSsmStore *st, int layer, int row0, int T, const float *dt,
+                    const guint8 *kept)
+{
+  if (layer < st->first || layer > st->last)
+    return;
+  grow (st, row0 + T);
+  gsize w = st->n_channels;
+  memcpy (st->dt[layer] + row0 * w, dt, (gsize) T * w * sizeof (float));
+  if (kept != NULL && st->kept[layer] == NULL)
+    {
+      /* the rows before the first filtered block were all kept */
+      st->kept[layer] = g_malloc ((gsize) st->cap * w);
+      memset (st->kept[layer], 1, (gsize) row0 * w);
+    }
+  if (st->kept[layer] != NULL)
+    {
+      if (kept != NULL)
+        memcpy (st->kept[layer] + row0 * w, kept, (gsize) T * w);
+      else
+        memset (st->kept[layer] + row0 * w, 1, (gsize) T * w);
+    }
+}
+
+void
+_lsc_ssm_store_set_rows (LscSsmStore *st, int rows)
+{
+  st->n_rows = rows;
+  if (rows == 0)
+    for (int l = 0; l < st->n_layers; l++)
+      g_clear_pointer (&st->kept[l], g_free);
+}
+
+int lsc_ssm_store_get_n_layers (const LscSsmStore *st) { return st->n_layers; }
+int lsc_ssm_store_get_first_layer (const LscSsmStore *st) { return st->first; }
+int lsc_ssm_store_get_last_layer (const LscSsmStore *st) { return st->last; }
+int lsc_ssm_store_get_n_channels (const LscSsmStore *st) { return st->n_channels; }
+int lsc_ssm_store_get_n_states (const LscSsmStore *st) { return st->n_states; }
+int lsc_ssm_store_get_n_rows (const LscSsmStore *st) { return st->n_rows; }
+
+guint64
+lsc_ssm_store_get_bytes (const LscSsmStore *st)
+{
+  guint64 row_bytes = 0;   /* of every layer's arrays */
+  for (int l = 0; l < st->n_layers; l++)
+    row_bytes += (st->dt[l] != NULL ? sizeof (float) : 0) + (st->kept[l] != NULL ? 1 : 0);
+  return row_bytes * st->n_channels * st->cap;
+}
+
+const float *
+lsc_ssm_store_get_dt (const LscSsmStore *st, int layer)
+{
+  g_return_val_if_fail (layer >= 0 && layer < st->n_layers, NULL);
+  return st->dt[layer];
+}
+
+const float *
+lsc_ssm_store_get_a (const LscSsmStore *st, int layer)
+{
+  g_return_val_if_fail (layer >= 0 && layer < st->n_layers, NULL);
+  return st->a[layer];
+}
+
+const guint8 *
+lsc_ssm_store_get_kept (const LscSsmStore *st, int layer)
+{
+  g_return_val_if_fail (layer >= 0 && layer < st->n_layers, NULL);
+  return st->kept[layer];
+}
+
+/* The slowest state's A of channel c: the largest (closest to 0). */
+static double
+slowest_a (const float *a, int n_states, int c)
+{
+  double best = a[(gsize) c * n_states];
+  for (int n = 1; n < n_states; n++)
+    best = MAX (best, (double) a[(gsize) c * n_states + n]);
+  return best;
+}
+
+void
+lsc_ssm_log_decay (const float *dt, int n_channels, const float *a, int n_states, int row_a,
+                   int row_b, double *out)
+{
+  for (int c = 0; c < n_channels; c++)
+    {
+      double sum = 0;
+      for (int t = row_a; t < row_b; t++)
+        sum += dt[(gsize) t * n_channels + c];
+      out[c] = slowest_a (a, n_states, c) * sum;
+    }
+}
+
+gboolean
+lsc_ssm_store_log_decay (const LscSsmStore *st, int layer, int row_a, int row_b, double *out)
+{
+  if (layer < 0 || layer >= st->n_layers || st->dt[layer] == NULL || row_a < 0
+      || row_a > row_b || row_b > st->n_rows)
+    return FALSE;
+  lsc_ssm_log_decay (st->dt[layer], st->n_channels, st->a[layer], st->n_states, row_a, row_b,
+                     out);
+  return TRUE;
+}
+
+void
+lsc_ssm_decay_curve (const float *dt, int n_channels, const float *a, int n_states, int c, int t,
+                     double *out)
+{
+  double a_c = slowest_a (a, n_states, c), sum = 0;
+  out[t] = 0;
+  for (int s = t - 1; s >= 0; s--)
+    {
+      sum += dt[(gsize) (s + 1) * n_channels + c];
+      out[s] = a_c * sum;
+    }
+}
