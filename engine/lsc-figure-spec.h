@@ -69,4 +69,32 @@ void lsc_figure_spec_init (LscFigureSpec *spec);
 void lsc_figure_spec_retrieval_scores (LscFigureSpec *spec, const double *scores, int n_layers,
                                        int n_heads, float *cells);
 
+/* The "ssm_decay" figure: how much of its state each channel keeps over a
+ * span of tokens, layers as rows and channels as columns, value log10 of
+ * LongMamba's tA_prod (log_decay is its natural log, (n_layers, n_channels);
+ * NaN for a layer not recorded). Titled "Channel memory over N tokens",
+ * axes "Channel" and "Layer", colour bar "log10 decay". Channels above
+ * log10 c are LongMamba's global channels. cells: n_layers * n_channels
+ * floats of the caller's; title: the caller's storage (64 bytes). */
+void lsc_figure_spec_ssm_decay (LscFigureSpec *spec, const double *log_decay, int n_layers,
+                                int n_channels, int n_tokens, float *cells, char *title);
+
+/* The "ssm_receptive_field" figure of one layer: channels as rows, distance
+ * d = 0 .. n_rows - 1 back from the last recorded token t as columns, value
+ * log10 r_c(t - d, t) (lsc_ssm_decay_curve ()). dt (n_rows, n_channels), a
+ * (n_channels, n_states) as the store gives them. Titled "Layer L: decay
+ * from token T", axes "Distance (tokens)" and "Channel", colour bar "log10
+ * decay". cells: n_channels * n_rows floats; title: 64 bytes. */
+void lsc_figure_spec_ssm_receptive_field (LscFigureSpec *spec, const float *dt, int n_rows,
+                                          int n_channels, const float *a, int n_states,
+                                          int layer, float *cells, char *title);
+
+/* The "ssm_dt" figure of one layer: channels as rows, tokens as columns,
+ * value Δ; tokens the LongMamba filter dropped (kept (n_rows, n_channels)
+ * 0, or NULL) are masked. Titled "Layer L: time step Δ", axes "Token" and
+ * "Channel", colour bar "Δ". cells: n_channels * n_rows floats; title: 64
+ * bytes. */
+void lsc_figure_spec_ssm_dt (LscFigureSpec *spec, const float *dt, const guint8 *kept, int n_rows,
+                             int n_channels, int layer, float *cells, char *title);
+
 G_END_DECLS
