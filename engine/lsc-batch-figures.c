@@ -19,6 +19,11 @@
  *   {"kind": "ablation"}                  needle recall against the number of masked heads,
  *                                         retrieval heads vs random heads
  *           (the last three in a job with a "retrieval" section)
+ *   {"kind": "ssm_decay"}                 each recorded channel's memory over the "ssm"
+ *                                         window (log10 tA_prod), layers x channels
+ *   {"kind": "ssm_receptive_field", "layer": L}   channels x distance from the last token
+ *   {"kind": "ssm_dt", "layer": L}        Δ, channels x tokens, filtered tokens masked
+ *           (the last three in a job with an "ssm" section)
  *
  * The engine prepares the numbers and labels; the drawing is the caller's
  * LscFigureFunc (ui/figures in the app), so the engine needs no Cairo.
@@ -104,7 +109,8 @@ static gboolean
 parse_one (LscJobFigure *f, const char *job, guint i, json_object *o, GError **error)
 {
   static const char *const kinds[] = { "attention", "pyramid", "stats", "loss", "retrieval_scores",
-                                       "retrieval_ranking", "ablation", NULL };
+                                       "retrieval_ranking", "ablation", "ssm_decay",
+                                       "ssm_receptive_field", "ssm_dt", NULL };
   static const char *const colormaps[] = { "viridis", "magma", "rdbu_r", NULL };
   static const char *const scales[] = { "linear", "log", "quantile", NULL };
   static const char *const stats[] = { "entropy", "sink_mass", "max_prob", "mean_distance", NULL };
@@ -128,7 +134,8 @@ parse_one (LscJobFigure *f, const char *job, guint i, json_object *o, GError **e
     return FALSE;
   if (!get_choice (o, "kind", kinds, &kind) || kind == NULL)
     return bad (error, job, i, "kind", "\"attention\", \"pyramid\", \"stats\", \"loss\", "
-                "\"retrieval_scores\", \"retrieval_ranking\" or \"ablation\"",
+                "\"retrieval_scores\", \"retrieval_ranking\", \"ablation\", \"ssm_decay\", "
+                "\"ssm_receptive_field\" or \"ssm_dt\"",
                 json_object_object_get (o, "kind"));
   if (!get_choice (o, "colormap", colormaps, &f->colormap))
     return bad (error, job, i, "colormap", "\"viridis\", \"magma\" or \"rdbu_r\"",
@@ -203,10 +210,23 @@ parse_one (LscJobFigure *f, const char *job, guint i, json_object *o, GError **e
         return bad (error, job, i, "top", "a number of heads >= 1", json_object_object_get (o, "top"));
       f->file = g_strdup ("retrieval-ranking.png");
     }
-  else
+  else if (strcmp (kind, "ablation") == 0)
     {
       f->kind = LSC_JOB_FIGURE_ABLATION;
       f->file = g_strdup ("ablation.png");
+    }
+  else if (strcmp (kind, "ssm_decay") == 0)
+    {
+      f->kind = LSC_JOB_FIGURE_SSM_DECAY;
+      f->file = g_strdup ("ssm-decay.png");
+    }
+  else
+    {
+      gboolean rf = strcmp (kind, "ssm_receptive_field") == 0;
+      f->kind = rf ? LSC_JOB_FIGURE_SSM_RECEPTIVE_FIELD : LSC_JOB_FIGURE_SSM_DT;
+      if (!get_int (o, "layer", &f->layer))
+        return bad (error, job, i, "layer", "a layer index", json_object_object_get (o, "layer"));
+      f->file = g_strdup_printf ("%s-L%d.png", rf ? "ssm-receptive-field" : "ssm-dt", f->layer);
     }
 
   if ((v = json_object_object_get (o, "file")) != NULL)
@@ -251,6 +271,7 @@ _lsc_job_figures_parse (const char *job, json_object *array, LscJobFigureNeeds *
                            || f.kind == LSC_JOB_FIGURE_RETRIEVAL_RANKING
                            || f.kind == LSC_JOB_FIGURE_ABLATION;
       needs->capture |= f.kind <= LSC_JOB_FIGURE_STATS;
+      needs->ssm |= f.kind >= LSC_JOB_FIGURE_SSM_DECAY;
       needs->score |= f.kind == LSC_JOB_FIGURE_LOSS;
       needs->retrieval |= retrieval;
       needs->other |= !retrieval;
@@ -357,6 +378,51 @@ retrieval_figure (const LscJobFigure *f, const LscJobFigureContext *ctx, LscFigu
   spec->series_names = names;
   spec->x_label = "Heads masked";
   spec->y_label = "Mean ROUGE-1 recall";
+  return TRUE;
+}
+
+/* The SSM figures read the session's Δ store and results.json's "ssm". */
+static gboolean
+ssm_figure (const LscJobFigure *f, const LscJobFigureContext *ctx, LscFigureSpec *spec,
+            char **title, float **cells, GError **error)
+{
+  const LscSsmStore *st = lsc_session_get_ssm (ctx->session);
+  int C = lsc_ssm_store_get_n_channels (st), n_rows = lsc_ssm_store_get_n_rows (st);
+  int first = lsc_ssm_store_get_first_layer (st), last = lsc_ssm_store_get_last_layer (st);
+  *title = g_malloc (64);
+  if (f->kind == LSC_JOB_FIGURE_SSM_DECAY)
+    {
+      /* the layers the section recorded, over its window */
+      json_object *ssm = json_object_object_get (ctx->results, "ssm");
+      int window = json_object_get_int (json_object_object_get (ssm, "window"));
+      int L = lsc_ssm_store_get_n_layers (st);
+      g_autofree double *log_decay = g_new (double, (gsize) L * C);
+      for (int l = 0; l < L; l++)
+        if (l < first || l > last)
+          for (int c = 0; c < C; c++)
+            log_decay[(gsize) l * C + c] = NAN;
+        else
+          lsc_ssm_store_log_decay (st, l, 0, window, log_decay + (gsize) l * C);
+      *cells = g_new (float, (gsize) L * C);
+      lsc_figure_spec_ssm_decay (spec, log_decay, L, C, window, *cells, *title);
+      return TRUE;
+    }
+  if (f->layer < first || f->layer > last || n_rows == 0)
+    {
+      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                   "%s: layer %d: the \"ssm\" section recorded layers %d .. %d", f->file,
+                   f->layer, first, last);
+      return FALSE;
+    }
+  const float *dt = lsc_ssm_store_get_dt (st, f->layer);
+  *cells = g_new (float, (gsize) C * n_rows);
+  if (f->kind == LSC_JOB_FIGURE_SSM_RECEPTIVE_FIELD)
+    lsc_figure_spec_ssm_receptive_field (spec, dt, n_rows, C, lsc_ssm_store_get_a (st, f->layer),
+                                         lsc_ssm_store_get_n_states (st), f->layer, *cells,
+                                         *title);
+  else
+    lsc_figure_spec_ssm_dt (spec, dt, lsc_ssm_store_get_kept (st, f->layer), n_rows, C, f->layer,
+                            *cells, *title);
   return TRUE;
 }
 
@@ -472,6 +538,12 @@ render_one (const LscJobFigure *f, const LscJobFigureContext *ctx, const char *p
     case LSC_JOB_FIGURE_RETRIEVAL_RANKING:
     case LSC_JOB_FIGURE_ABLATION:
       if (!retrieval_figure (f, ctx, &spec, &title, &cells, &x, &y, &row_labels, error))
+        return FALSE;
+      break;
+    case LSC_JOB_FIGURE_SSM_DECAY:
+    case LSC_JOB_FIGURE_SSM_RECEPTIVE_FIELD:
+    case LSC_JOB_FIGURE_SSM_DT:
+      if (!ssm_figure (f, ctx, &spec, &title, &cells, error))
         return FALSE;
       break;
     }

@@ -70,6 +70,9 @@ typedef enum {
   LSC_JOB_FIGURE_RETRIEVAL_SCORES,  /* retrieval scores, layers x heads */
   LSC_JOB_FIGURE_RETRIEVAL_RANKING, /* the top retrieval heads as bars */
   LSC_JOB_FIGURE_ABLATION,     /* needle recall against masked heads */
+  LSC_JOB_FIGURE_SSM_DECAY,    /* each channel's memory, layers x channels */
+  LSC_JOB_FIGURE_SSM_RECEPTIVE_FIELD,  /* one layer: channels x distance */
+  LSC_JOB_FIGURE_SSM_DT,       /* one layer: Δ, channels x tokens */
 } LscJobFigureKind;
 
 typedef struct {
@@ -91,6 +94,7 @@ typedef struct {
   gboolean capture;            /* attention, pyramid, stats */
   gboolean score;              /* loss */
   gboolean retrieval;          /* retrieval_scores, retrieval_ranking, ablation */
+  gboolean ssm;                /* ssm_decay, ssm_receptive_field, ssm_dt */
   gboolean other;              /* any figure that is not a retrieval one */
 } LscJobFigureNeeds;
 
@@ -152,5 +156,33 @@ gboolean _lsc_job_retrieval_run (const LscJobRetrieval *retrieval, LscModel *mod
                                  const char *output_dir, json_object *results,
                                  LscTensorWriter *writer, LscCancelFunc cancel,
                                  gpointer cancel_data, GError **error);
+
+/* The job's "ssm" object (lsc-batch-ssm.c). */
+typedef struct {
+  gboolean enabled;
+  int first_layer, last_layer;   /* -1: the last */
+  double c;                      /* global when tA_prod > c (0.05) */
+  int window;                    /* tokens tA_prod is measured over; 0 = the prompt */
+  gboolean tensors;              /* Δ into tensors.safetensors */
+  gboolean filter;               /* LongMamba's filter */
+  json_object *threshold, *global;   /* (owned) as the job gives them */
+  double b;
+  int min_tokens;
+  float *threshold_values;       /* (n_layers, n_channels) once planned */
+  guint8 *global_values;
+} LscJobSsm;
+
+void _lsc_job_ssm_clear (LscJobSsm *ssm);
+gboolean _lsc_job_ssm_parse (LscJobSsm *ssm, const char *job_name, json_object *obj,
+                             GError **error);
+/* Channels that carry their own Δ: heads (Mamba-2) or inner channels (Mamba-1). */
+int _lsc_job_ssm_n_channels (const LscModelConfig *config);
+/* Checks the section against the model and fills params->ssm_capture and
+ * ssm_filter (which point into ssm: keep it alive with the session). */
+gboolean _lsc_job_ssm_plan (LscJobSsm *ssm, const char *job_name, const LscModelConfig *config,
+                            LscSessionParams *params, GError **error);
+/* Writes "ssm" into results and the recorded Δ into writer. */
+gboolean _lsc_job_ssm_write (const LscJobSsm *ssm, const LscSession *session, int n_prompt,
+                             json_object *results, LscTensorWriter *writer, GError **error);
 
 G_END_DECLS

@@ -58,6 +58,7 @@ typedef struct {
   LscPluginStack *plugins; /* (owned) as the job lists them; empty without "plugins" */
   GArray *figures;         /* (element-type LscJobFigure) or NULL */
   LscJobRetrieval retrieval;   /* lsc-batch-retrieval.c */
+  LscJobSsm ssm;               /* lsc-batch-ssm.c */
 } LscJob;
 
 static void
@@ -74,6 +75,7 @@ job_clear (LscJob *job)
   lsc_plugin_stack_free (job->plugins);
   _lsc_job_figures_free (job->figures);
   _lsc_job_retrieval_clear (&job->retrieval);
+  _lsc_job_ssm_clear (&job->ssm);
 }
 
 /* ---- reading the job ---- */
@@ -108,6 +110,7 @@ static const JobKey job_keys[] = {
   { "plugins", KEY_ARRAY },
   { "figures", KEY_ARRAY },
   { "retrieval", KEY_OBJECT },
+  { "ssm", KEY_OBJECT },
 };
 
 static const char *
@@ -287,6 +290,17 @@ job_parse (LscJob *job, const char *text, gsize len, GError **error)
           return FALSE;
         }
     }
+  if ((v = get (job, "ssm")) != NULL)
+    {
+      if (!_lsc_job_ssm_parse (&job->ssm, job->name, v, error))
+        return FALSE;
+      if (job->prompt == NULL)
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: $.ssm: recording Δ needs a prompt or prompt_file", job->name);
+          return FALSE;
+        }
+    }
   job->plugins = lsc_plugin_stack_new ();
   if ((v = get (job, "plugins")) != NULL
       && !lsc_plugin_stack_parse_json (job->plugins, v, job->name, "$.plugins", error))
@@ -297,6 +311,12 @@ job_parse (LscJob *job, const char *text, gsize len, GError **error)
       job->figures = _lsc_job_figures_parse (job->name, v, &needs, error);
       if (job->figures == NULL)
         return FALSE;
+      if (needs.ssm && !job->ssm.enabled)
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: $.figures: SSM figures need an \"ssm\" section", job->name);
+          return FALSE;
+        }
       if (needs.retrieval && get (job, "retrieval") == NULL)
         {
           g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
@@ -446,15 +466,6 @@ ints_to_json (const gint32 *v, guint n)
   return a;
 }
 
-static json_object *
-doubles_to_json (const double *v, guint n)
-{
-  json_object *a = json_object_new_array_ext ((int) n);
-  for (guint i = 0; i < n; i++)
-    json_object_array_add (a, lsc_json_double (v[i]));
-  return a;
-}
-
 /* The generated text as it continues the prompt: decoding the new tokens
  * alone would drop the leading space SentencePiece tokenizers strip at the
  * start of a text, so decode prompt + new and cut the prompt's text off. */
@@ -558,7 +569,7 @@ results_add_generation (json_object *results, json_object *timings, const LscTok
   json_object_object_add (results, "text", text_obj);
   json_object_object_add (results, "tokens", ints_to_json ((const gint32 *) out->data, out->len));
   if (lps != NULL)
-    json_object_object_add (results, "logprobs", doubles_to_json ((const double *) lps->data, lps->len));
+    json_object_object_add (results, "logprobs", lsc_json_doubles ((const double *) lps->data, lps->len));
   json_object_object_add (timings, "prefill_s", lsc_json_double (prefill_s));
   json_object_object_add (timings, "prefill_tokens", json_object_new_int ((int) prompt->len - 1));
   json_object_object_add (timings, "decode_s", lsc_json_double (decode_s));
@@ -568,16 +579,11 @@ results_add_generation (json_object *results, json_object *timings, const LscTok
   return json_object_get_string (text_obj);
 }
 
-/* "attention" and, when the capture makes arrays, DIR/tensors.safetensors
- * named in "tensors_file". FALSE with error set on failure. */
+/* DIR/tensors.safetensors, named in "tensors_file", when the writer has arrays. */
 static gboolean
-results_add_capture (LscJobCapture *capture, const LscSession *session, const LscModel *model,
-                     const char *output_dir, json_object *results, GError **error)
+results_add_tensors (LscTensorWriter *writer, const char *output_dir, json_object *results,
+                     GError **error)
 {
-  g_autoptr(LscTensorWriter) writer = lsc_tensor_writer_new ();
-  if (!_lsc_job_capture_write (capture, session, lsc_model_get_config (model), results, writer,
-                               error))
-    return FALSE;
   if (lsc_tensor_writer_get_n_tensors (writer) > 0)
     {
       g_autofree char *tpath = g_build_filename (output_dir, "tensors.safetensors", NULL);
@@ -590,6 +596,29 @@ results_add_capture (LscJobCapture *capture, const LscSession *session, const Ls
         }
     }
   return TRUE;
+}
+
+/* "attention" and, when the capture makes arrays, DIR/tensors.safetensors
+ * named in "tensors_file". FALSE with error set on failure. */
+static gboolean
+results_add_capture (LscJobCapture *capture, const LscSession *session, const LscModel *model,
+                     const char *output_dir, json_object *results, GError **error)
+{
+  g_autoptr(LscTensorWriter) writer = lsc_tensor_writer_new ();
+  if (!_lsc_job_capture_write (capture, session, lsc_model_get_config (model), results, writer,
+                               error))
+    return FALSE;
+  return results_add_tensors (writer, output_dir, results, error);
+}
+
+/* "ssm" and, with its tensors, DIR/tensors.safetensors. */
+static gboolean
+results_add_ssm (const LscJobSsm *ssm, const LscSession *session, int n_prompt,
+                 const char *output_dir, json_object *results, GError **error)
+{
+  g_autoptr(LscTensorWriter) writer = lsc_tensor_writer_new ();
+  return _lsc_job_ssm_write (ssm, session, n_prompt, results, writer, error)
+         && results_add_tensors (writer, output_dir, results, error);
 }
 
 static gboolean
@@ -758,6 +787,13 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
 
       if (job->capture.enabled)
         _lsc_job_capture_plan (&job->capture, (int) prompt->len, &sp);
+      if (job->ssm.enabled
+          && !_lsc_job_ssm_plan (&job->ssm, job->name, lsc_model_get_config (model), &sp, &error))
+        {
+          g_printerr ("longscope: %s\n", error->message);
+          json_object_put (timings);
+          return EXIT_INVALID;
+        }
       session = lsc_session_new (model, &sp, &error);
       if (session == NULL)
         {
@@ -788,7 +824,7 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
                          is_interrupted, NULL, &error))
             {
               json_object *score = json_object_new_object ();
-              json_object_object_add (score, "logprobs", doubles_to_json (lp, prompt->len - 1));
+              json_object_object_add (score, "logprobs", lsc_json_doubles (lp, prompt->len - 1));
               json_object_object_add (score, "mean_nll", lsc_json_double (log (ppl)));
               json_object_object_add (score, "perplexity", lsc_json_double (ppl));
               json_object_object_add (results, "score", score);
@@ -832,8 +868,8 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
           if (ok)
             fputs (text, stdout), fputc ('\n', stdout);
         }
-      /* without generation the prompt still has to run once for its attention */
-      if (error == NULL && job->gen.max_tokens == 0 && job->capture.enabled)
+      /* without generation the prompt still has to run once for its attention or Δ */
+      if (error == NULL && job->gen.max_tokens == 0 && (job->capture.enabled || job->ssm.enabled))
         {
           lsc_session_rewind (session, 0);
           lsc_session_eval (session, (const gint32 *) prompt->data, (int) prompt->len, NULL, FALSE,
@@ -846,6 +882,9 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
           g_printerr ("longscope: analysing the captured attention\n");
           results_add_capture (&job->capture, session, model, output_dir, results, &error);
         }
+
+      if (error == NULL && job->ssm.enabled)
+        results_add_ssm (&job->ssm, session, (int) prompt->len, output_dir, results, &error);
 
       if (error == NULL && job->figures != NULL)
         {

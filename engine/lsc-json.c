@@ -219,3 +219,12 @@ lsc_json_write_file (json_object *obj, const char *path, GError **error)
   /* g_file_set_contents writes a temporary file and renames it over path */
   return g_file_set_contents (path, with_nl, -1, error);
 }
+
+json_object *
+lsc_json_doubles (const double *v, gsize n)
+{
+  json_object *a = json_object_new_array_ext ((int) n);
+  for (gsize i = 0; i < n; i++)
+    json_object_array_add (a, lsc_json_double (v[i]));
+  return a;
+}

@@ -36,6 +36,8 @@ gboolean lsc_json_check_keys (json_object *obj, const char *const *known, const 
 
 /* A finite double, or null for NaN and infinities. */
 json_object *lsc_json_double (double v);
+/* An array of lsc_json_double ()s. */
+json_object *lsc_json_doubles (const double *v, gsize n);
 
 /* Serialises `obj` (pretty, with a final newline) to `path` atomically:
  * a temporary file beside it, then rename. */

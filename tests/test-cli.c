@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "lsc-attention.h"
+#include "lsc-session.h"
 #include "lsc-test-util.h"
 
 typedef struct {
@@ -729,6 +730,171 @@ test_batch_retrieval_plugins (void)
   json_object_put (job);
 }
 
+/* Runs a job given as text; its results (NULL unless it exits 0) and its stderr. */
+static json_object *
+run_job (const char *name, const char *job, int want_status, char **err)
+{
+  g_autofree char *file = g_strconcat (name, ".json", NULL);
+  g_autofree char *job_path = lsc_test_write_file (file, job, strlen (job));
+  g_autofree char *out_dir = g_build_filename (lsc_test_tmpdir (), name, NULL);
+  g_auto(Run) r = { 0 };
+  run (&r, "", "--batch", job_path, "--output", out_dir, NULL);
+  if (r.status != want_status)
+    g_error ("%s: exit %d (expected %d): %s", name, r.status, want_status, r.err);
+  if (err != NULL)
+    *err = g_strdup (r.err);
+  return want_status == 0 ? read_results (out_dir) : NULL;
+}
+
+/* An "ssm" section on tiny-mamba (Mamba-1): the recorded layers' channel
+ * memory over the window, as an in-process session of the same tokens
+ * computes it; Δ in tensors.safetensors; the three SSM figures. */
+static void
+test_batch_ssm (void)
+{
+  g_autofree char *model = lsc_test_shared_path ("models/random/tiny-mamba");
+  if (model == NULL)
+    return;
+  g_autofree char *job = g_strdup_printf (
+    "{\"model\": \"%s\", \"prompt\": \"Once upon a time there was a little girl\", "
+    "\"max_tokens\": 3, \"ssm\": {\"layers\": [1, 2], \"c\": 0.05, \"window\": 20}, "
+    "\"figures\": [{\"kind\": \"ssm_decay\"}, {\"kind\": \"ssm_receptive_field\", \"layer\": 1}, "
+    "{\"kind\": \"ssm_dt\", \"layer\": 2, \"file\": \"dt.svg\"}]}", model);
+  json_object *res = run_job ("ssm", job, 0, NULL);
+  json_object *ssm = json_object_object_get (res, "ssm");
+  g_assert_cmpstr (json_object_to_json_string (json_object_object_get (ssm, "layers")), ==,
+                   "[ 1, 2 ]");
+  g_assert_cmpint (json_object_get_int (json_object_object_get (ssm, "n_channels")), ==, 128);
+  g_assert_cmpint (json_object_get_int (json_object_object_get (ssm, "n_states")), ==, 16);
+  g_assert_cmpint (json_object_get_int (json_object_object_get (ssm, "window")), ==, 20);
+  json_object *figures = json_object_object_get (res, "figures");
+  g_assert_cmpstr (json_object_to_json_string (figures), ==,
+                   "[ \"ssm-decay.png\", \"ssm-receptive-field-L1.png\", \"dt.svg\" ]");
+  g_assert_cmpstr (json_object_get_string (json_object_object_get (res, "tensors_file")), ==,
+                   "tensors.safetensors");
+
+  /* the same prompt in this process */
+  json_object *toks = json_object_object_get (res, "prompt_tokens");
+  int n = (int) json_object_array_length (toks);
+  g_autofree gint32 *tokens = g_new (gint32, n);
+  for (int i = 0; i < n; i++)
+    tokens[i] = json_object_get_int (json_object_array_get_idx (toks, i));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LscModel) m = lsc_model_load (model, &error);
+  g_assert_no_error (error);
+  LscSessionParams p;
+  lsc_session_params_init (&p);
+  p.ssm_capture = (LscSsmCapturePlan) { TRUE, 1, 2 };
+  g_autoptr(LscSession) s = lsc_session_new (m, &p, &error);
+  g_assert_no_error (error);
+  g_assert_true (lsc_session_eval (s, tokens, n, NULL, FALSE, NULL, NULL, &error));
+  json_object *per_layer = json_object_object_get (ssm, "per_layer");
+  g_assert_cmpuint (json_object_array_length (per_layer), ==, 2);
+  int n_global = 0;
+  for (int i = 0; i < 2; i++)
+    {
+      json_object *e = json_object_array_get_idx (per_layer, i);
+      json_object *ld = json_object_object_get (e, "log_decay");
+      json_object *global = json_object_object_get (e, "global");
+      double want[128];
+      g_assert_cmpint (json_object_get_int (json_object_object_get (e, "layer")), ==, 1 + i);
+      g_assert_true (lsc_ssm_store_log_decay (lsc_session_get_ssm (s), 1 + i, 0, 20, want));
+      for (int c = 0, k = 0; c < 128; c++)
+        {
+          g_assert_cmpfloat (json_object_get_double (json_object_array_get_idx (ld, c)), ==, want[c]);
+          if (want[c] > log (0.05))
+            {
+              g_assert_cmpint (json_object_get_int (json_object_array_get_idx (global, k++)), ==, c);
+              n_global++;
+            }
+        }
+      g_assert_null (json_object_object_get (e, "kept_fraction"));
+    }
+  g_test_message ("tiny-mamba layers 1-2: %d of 256 channels global over 20 tokens", n_global);
+  g_assert_cmpint (n_global, >, 0);
+  g_assert_cmpint (n_global, <, 256);
+  json_object_put (res);
+}
+
+/* LongMamba's filter from a job on tiny-mamba2 with the fixture's
+ * thresholds: global heads keep a fraction of the tokens, local heads all;
+ * malformed sections are named by their JSON path. */
+static void
+test_batch_ssm_filter (void)
+{
+  g_autofree char *tok = lsc_test_shared_path ("models/random/tiny-mamba/tokenizer.model");
+  if (tok == NULL)
+    return;
+  g_autofree char *dir = g_test_build_filename (G_TEST_DIST, "fixtures", "ssm", "tiny-mamba2", NULL);
+  g_autofree char *expected = g_build_filename (dir, "expected.json", NULL);
+  json_object *fx = json_object_from_file (expected);
+  json_object *lm = json_object_object_get (fx, "longmamba");
+  const char *thr = json_object_to_json_string_ext (json_object_object_get (lm, "threshold"),
+                                                    JSON_C_TO_STRING_PLAIN);
+  const char *glob = json_object_to_json_string_ext (json_object_object_get (lm, "global"),
+                                                     JSON_C_TO_STRING_PLAIN);
+  const char *prompt = "Once upon a time there was a little girl named Lily who loved the sea.";
+  g_autofree char *job = g_strdup_printf (
+    "{\"model\": \"%s\", \"tokenizer\": \"%s\", \"prompt\": \"%s\", \"max_tokens\": 0, "
+    "\"ssm\": {\"filter\": {\"threshold\": %s, \"global\": %s, \"min_tokens\": 16}}}",
+    dir, tok, prompt, thr, glob);
+  json_object *res = run_job ("ssm-filter", job, 0, NULL);
+  json_object *per_layer = json_object_object_get (json_object_object_get (res, "ssm"), "per_layer");
+  json_object *global = json_object_object_get (lm, "global");
+  for (int l = 0; l < 2; l++)
+    {
+      json_object *kf = json_object_object_get (json_object_array_get_idx (per_layer, l),
+                                                "kept_fraction");
+      for (int h = 0; h < 8; h++)
+        {
+          double f = json_object_get_double (json_object_array_get_idx (kf, h));
+          gboolean g = json_object_get_boolean (json_object_array_get_idx (
+            json_object_array_get_idx (global, l), h));
+          g_test_message ("layer %d head %d (%s): kept %.3f", l, h, g ? "global" : "local", f);
+          if (g)
+            g_assert_cmpfloat (f, <, 1.0);
+          else
+            g_assert_cmpfloat (f, ==, 1.0);
+        }
+    }
+  json_object_put (res);
+
+  /* errors, each naming the field */
+  struct { const char *ssm; const char *model; const char *message; } bad[] = {
+    { "{\"filter\": {\"threshold\": [[1]], \"global\": [[true]]}}", dir,
+      "$.ssm.filter.threshold: expected 2 arrays (one per layer) of 8 numbers (one per channel), "
+      "found [ [ 1 ] ]" },
+    { "{\"filter\": {\"threshold\": [[0,0,0,0,0,0,0,0],[0,0,0,0,0,0,0,0]], \"global\": "
+      "[[true,true,true,true,true,true,true,1],[true,true,true,true,true,true,true,true]]}}", dir,
+      "$.ssm.filter.global[0][7]: expected true or false, found 1" },
+    { "{\"layers\": [0, 9]}", dir, "$.ssm.layers: [0, 9]: the model has layers 0 .. 1" },
+    { "{\"c\": 2}", dir, "$.ssm.c: expected a number in (0, 1), found 2" },
+    { "{\"filter\": {\"b\": 1}}", dir, "$.ssm.filter.threshold: expected [[Δ per channel] per layer]" },
+    { "{}", NULL, "$.ssm: the model is llama, which has no SSM layers (Mamba-1 and Mamba-2 have)" },
+  };
+  g_autofree char *llama = lsc_test_shared_path ("models/stories260K/stories260K.bin");
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      if (bad[i].model == NULL && llama == NULL)
+        continue;
+      g_autofree char *bjob = g_strdup_printf (
+        "{\"model\": \"%s\"%s%s%s, \"prompt\": \"abc\", \"ssm\": %s}",
+        bad[i].model != NULL ? bad[i].model : llama, bad[i].model != NULL ? ", \"tokenizer\": \"" : "",
+        bad[i].model != NULL ? tok : "", bad[i].model != NULL ? "\"" : "", bad[i].ssm);
+      g_autofree char *err = NULL;
+      run_job ("ssm-bad", bjob, 2, &err);
+      if (strstr (err, bad[i].message) == NULL)
+        g_error ("job %u: expected '%s' in: %s", i, bad[i].message, err);
+    }
+  g_autofree char *err = NULL;
+  g_autofree char *fjob = g_strdup_printf (
+    "{\"model\": \"%s\", \"tokenizer\": \"%s\", \"prompt\": \"abc\", "
+    "\"figures\": [{\"kind\": \"ssm_dt\", \"layer\": 0}]}", dir, tok);
+  run_job ("ssm-bad", fjob, 2, &err);
+  g_assert_nonnull (strstr (err, "$.figures: SSM figures need an \"ssm\" section"));
+  json_object_put (fx);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -748,5 +914,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/batch/interrupt", test_batch_interrupt);
   g_test_add_func ("/cli/batch/plugins", test_batch_plugins);
   g_test_add_func ("/cli/batch/retrieval-plugins", test_batch_retrieval_plugins);
+  g_test_add_func ("/cli/batch/ssm", test_batch_ssm);
+  g_test_add_func ("/cli/batch/ssm-filter", test_batch_ssm_filter);
   return g_test_run ();
 }

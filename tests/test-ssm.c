@@ -506,8 +506,6 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-  if (lsc_test_shared_path ("models/random/tiny-mamba") == NULL)
-    g_test_message ("../shared/models/random/tiny-mamba is absent: its tests skip");
   g_test_add_func ("/engine/ssm/incremental", test_incremental);
   g_test_add_func ("/engine/ssm/cancel-keeps-state", test_cancel_keeps_state);
   g_test_add_func ("/engine/ssm/errors-and-memory", test_errors_and_memory);
