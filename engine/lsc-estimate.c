@@ -322,7 +322,7 @@ lsc_estimate_run (LscModel *model, const LscEstimateParams *params, LscEstimate 
       LscSessionParams check = sp;
       check.n_ctx = 1;
       if ((sp.capture.enabled || sp.hooks.scale != NULL || sp.hooks.mask_row != NULL
-           || sp.backend == LSC_BACKEND_CUDA)
+           || sp.backend == LSC_BACKEND_CUDA || sp.ssm_capture.enabled || sp.ssm_filter.enabled)
           && (probe = lsc_session_new (model, &check, error)) == NULL)
         return FALSE;
       sp.backend = LSC_BACKEND_CPU;
@@ -369,6 +369,14 @@ lsc_estimate_run (LscModel *model, const LscEstimateParams *params, LscEstimate 
   else if (!sp.reference)
     e.activation_bytes += _lsc_fast_state_bytes (model, &sp, largest_eval);
   e.capture_bytes = lay.bytes;
+  if (ssm && sp.ssm_capture.enabled)
+    {
+      const LscSsmFilter *f = &sp.ssm_filter;
+      gboolean filtered = f->enabled && first_eval >= (f->min_tokens > 0 ? f->min_tokens : 3000);
+      e.capture_bytes = _lsc_ssm_store_bytes (c, &sp.ssm_capture,
+                                              sp.reference ? 1 : LSC_FAST_BLOCK_TOKENS, first_eval,
+                                              (int) n_pos, filtered);
+    }
   gboolean pass = sp.capture.enabled && (p->stats || p->pyramids) && e.n_rows_captured > 0;
   if (pass && p->pyramids)
     e.pyramid_bytes = (guint64) lay.n_layers * lay.n_heads

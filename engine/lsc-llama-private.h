@@ -146,6 +146,13 @@ void _lsc_ssm_store_free (LscSsmStore *store);
 void _lsc_ssm_store_put (LscSsmStore *store, int layer, int row0, int T, const float *dt,
                          const guint8 *kept);
 void _lsc_ssm_store_set_rows (LscSsmStore *store, int rows);
+/* The store's capacity in rows after it held `cap` and needs `rows`. */
+int _lsc_ssm_store_grow (int cap, int rows);
+/* The store's bytes after a run of first_eval tokens at once (in blocks of
+ * `block`), then single tokens up to n_pos; filtered: the first evaluation
+ * ran the filter (kept masks on the recorded layers). */
+guint64 _lsc_ssm_store_bytes (const LscModelConfig *c, const LscSsmCapturePlan *plan, int block,
+                              int first_eval, int n_pos, gboolean filtered);
 
 /* The Mamba-1/2 forward (lsc-mamba.c). init sets s->ssm; eval runs n tokens
  * from s->pos (FALSE: cancelled, the state left as it was). */

@@ -232,7 +232,9 @@ lsc_session_get_memory (const LscSession *s, LscSessionMemory *memory)
   memory->kv_bytes = s->ssm != NULL
                        ? _lsc_ssm_state_bytes (&s->c)
                        : 2 * (guint64) s->c.n_layers * s->params.n_ctx * kv_dim * sizeof (float);
-  memory->capture_bytes = s->attention != NULL ? lsc_attention_get_bytes (s->attention) : 0;
+  memory->capture_bytes = s->attention != NULL   ? lsc_attention_get_bytes (s->attention)
+                          : s->ssm_store != NULL ? lsc_ssm_store_get_bytes (s->ssm_store)
+                                                 : 0;
   memory->scratch_bytes = s->scratch_bytes + _lsc_session_fast_bytes (s)
                           + _lsc_session_cuda_host_bytes (s) + _lsc_ssm_buffer_bytes (s);
 }

@@ -85,7 +85,8 @@ gboolean lsc_session_get_device_memory (const LscSession *session, guint64 *peak
 /* Host memory the session holds, in bytes (the model's weights not counted). */
 typedef struct {
   guint64 kv_bytes;        /* the KV cache: 2 * n_layers * n_ctx * n_kv_heads * head_dim floats */
-  guint64 capture_bytes;   /* the capture store (lsc_attention_get_bytes ()), 0 without capture */
+  guint64 capture_bytes;   /* the capture store (lsc_attention_get_bytes ()), or an SSM's Δ
+                              store (lsc_ssm_store_get_bytes ()); 0 without either */
   guint64 scratch_bytes;   /* every other buffer: widened norms and biases, RoPE tables, one
                               token's activations, the fast path's block buffers (allocated by
                               its first evaluation, grown for a longer one), the GPU path's

@@ -63,12 +63,34 @@ _lsc_ssm_store_free (LscSsmStore *st)
   g_free (st);
 }
 
+int
+_lsc_ssm_store_grow (int cap, int rows)
+{
+  return rows <= cap ? cap : MAX (rows, MAX (64, 2 * cap));
+}
+
+guint64
+_lsc_ssm_store_bytes (const LscModelConfig *c, const LscSsmCapturePlan *plan, int block,
+                      int first_eval, int n_pos, gboolean filtered)
+{
+  int cap = 0;
+  for (int r = MIN (first_eval, block); r > 0 && r <= first_eval;
+       r = r == first_eval ? r + 1 : MIN (r + block, first_eval))
+    cap = _lsc_ssm_store_grow (cap, r);
+  for (int r = first_eval + 1; r <= n_pos; r++)
+    cap = _lsc_ssm_store_grow (cap, r);
+  int last = plan->last_layer < 0 ? c->n_layers - 1 : plan->last_layer;
+  guint64 channels = c->arch == LSC_ARCH_MAMBA2 ? c->ssm_n_heads : c->ssm_d_inner;
+  guint64 per_row = channels * (last - plan->first_layer + 1) * (sizeof (float) + (filtered ? 1 : 0));
+  return per_row * cap;
+}
+
 static void
 grow (LscSsmStore *st, int rows)
 {
   if (rows <= st->cap)
     return;
-  int cap = MAX (rows, MAX (64, 2 * st->cap));
+  int cap = _lsc_ssm_store_grow (st->cap, rows);
   for (int l = st->first; l <= st->last; l++)
     {
       st->dt[l] = g_renew (float, st->dt[l], (gsize) cap * st->n_channels);

@@ -470,6 +470,11 @@ test_estimate (void)
       ep.n_prompt = 36;
       ep.max_tokens = 5;
       ep.session.reference = reference;
+      ep.session.ssm_capture = (LscSsmCapturePlan) { TRUE, 1, -1 };
+      /* the fast path filters the 35-token prefill, so layers 1 and 2 get kept masks */
+      float thr[3 * 128] = { 0 };
+      guint8 global[3 * 128] = { 0 };
+      ep.session.ssm_filter = (LscSsmFilter) { !reference, thr, global, 1.0, 30 };
       ep.session.n_threads = 2;
       ep.prefill_gflops = 1;
       ep.decode_gbps = 1;
@@ -486,7 +491,10 @@ test_estimate (void)
       lsc_session_get_memory (s, &mem);
       g_assert_cmpuint (e.kv_bytes, ==, mem.kv_bytes);
       g_assert_cmpuint (e.activation_bytes, ==, mem.scratch_bytes);
-      g_assert_cmpuint (e.capture_bytes, ==, 0);
+      g_assert_cmpuint (e.capture_bytes, ==, mem.capture_bytes);
+      /* 45 rows (35, then 5: 64 rows of capacity by doubling), 2 layers, 128 channels, floats
+       * and (filtered) kept bytes */
+      g_assert_cmpuint (e.capture_bytes, ==, reference ? 64 * 2 * 128 * 4 : 64 * 2 * 128 * 5);
       /* 2 flops per matrix parameter and token: in (256 x 64), x (36 x 128), dt (128 x 4),
        * out (64 x 128) per layer, 3 layers, and one row of logits (112 x 64) */
       g_assert_cmpfloat (e.prefill_flops, ==, 2.0 * (16384 + 4608 + 512 + 8192) * 3 * 36
