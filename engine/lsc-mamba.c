@@ -219,12 +219,12 @@ _lsc_ssm_init (LscSession *s, GError **error)
 
 /* Floats of the block buffers for T tokens: ensure_buffers () allocates them. */
 static gsize
-buffer_floats (const LscModelConfig *c, const LscSsmState *m, int T)
+buffer_floats (const LscModelConfig *c, const LscSsmState *m, int T, int n_threads)
 {
   int widest = MAX (MAX (c->dim, m->E), m->R);
   return (gsize) T * (3 * (gsize) c->dim + m->n_in + m->n_conv + (m->m2 ? 1 : m->R + 2 * m->N)
                       + m->H + m->E)
-         + (gsize) WIDEN_ROWS * widest
+         + (gsize) WIDEN_ROWS * widest * n_threads
          + ((gsize) T * m->H + sizeof (float) - 1) / sizeof (float);   /* kept, in floats */
 }
 
@@ -246,7 +246,8 @@ _lsc_ssm_session_bytes (const LscModel *model, const LscSessionParams *params, i
   LscSsmState m;
   set_shape (&m, c);
   if (n > 0)
-    bytes += buffer_floats (c, &m, params->reference ? 1 : MIN (n, LSC_FAST_BLOCK_TOKENS))
+    bytes += buffer_floats (c, &m, params->reference ? 1 : MIN (n, LSC_FAST_BLOCK_TOKENS),
+                            params->n_threads)
              * sizeof (float);
   return bytes;
 }
@@ -337,7 +338,7 @@ ensure_buffers (LscSession *s, int T)
   m->y = LSC_COUNTED_NEW (counted, float, (gsize) T * m->E);
   m->out = LSC_COUNTED_NEW (counted, float, (gsize) T * c->dim);
   int widest = MAX (MAX (c->dim, m->E), m->R);
-  m->slab = LSC_COUNTED_NEW (counted, float, (gsize) WIDEN_ROWS * widest);
+  m->slab = LSC_COUNTED_NEW (counted, float, (gsize) WIDEN_ROWS * widest * s->params.n_threads);
   m->kept = LSC_COUNTED_NEW (counted, guint8, (gsize) T * m->H);
 }
 
@@ -362,21 +363,30 @@ xwt (LscSession *s, float *y, int ldy, const float *x, int ldx, int T, const Lsc
                            MIN (16, w->rows - b * 16));
       return;
     }
-  if (w->dtype == LSC_DTYPE_F32)
-    {
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, w->rows, n, 1.0f, x, ldx,
-                   w->data, n, 0.0f, y, ldy);
-      return;
-    }
+  /* the rows split across OpenMP threads, each a single-threaded sgemm (on
+   * f32 weights directly, else on tiles of rows widened into its own slab):
+   * OpenBLAS's own threads and OpenMP's spinning workers would take turns
+   * on the same cores (see lsc-llama-fast.c) */
+  int widest = MAX (MAX (s->c.dim, m->E), m->R);
   size_t row_bytes = lsc_dtype_row_bytes (w->dtype, n);
-  for (int r0 = 0; r0 < w->rows; r0 += WIDEN_ROWS)
-    {
-      int rows = MIN (WIDEN_ROWS, w->rows - r0);
-      lsc_to_f32 (m->slab, (const guint8 *) w->data + (size_t) r0 * row_bytes, w->dtype,
-                  (size_t) rows * n);
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, rows, n, 1.0f, x, ldx, m->slab, n,
-                   0.0f, y + r0, ldy);
-    }
+#pragma omp parallel num_threads (s->params.n_threads)
+  {
+    int tid = omp_get_thread_num (), nth = omp_get_num_threads ();
+    int lo = (int) ((gint64) w->rows * tid / nth), hi = (int) ((gint64) w->rows * (tid + 1) / nth);
+    float *slab = m->slab + (gsize) tid * WIDEN_ROWS * widest;
+    if (w->dtype == LSC_DTYPE_F32 && hi > lo)
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, hi - lo, n, 1.0f, x, ldx,
+                   (const float *) w->data + (size_t) lo * n, n, 0.0f, y + lo, ldy);
+    else
+      for (int r0 = lo; r0 < hi; r0 += WIDEN_ROWS)
+        {
+          int rows = MIN (WIDEN_ROWS, hi - r0);
+          lsc_to_f32 (slab, (const guint8 *) w->data + (size_t) r0 * row_bytes, w->dtype,
+                      (size_t) rows * n);
+          cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, rows, n, 1.0f, x, ldx, slab,
+                       n, 0.0f, y + r0, ldy);
+        }
+  }
 }
 
 static inline float
@@ -605,17 +615,21 @@ _lsc_ssm_eval (LscSession *s, const gint32 *tokens, int n, float *logits, gboole
   m->filtering = f->enabled && n >= (f->min_tokens > 0 ? f->min_tokens : 3000);
   if (cancel != NULL)
     memcpy (m->backup, m->conv_state, m->state_floats * sizeof (float));
-  openblas_set_num_threads (s->params.n_threads);
-  for (int done = 0; done < n; done += block)
+  /* BLAS runs inside OpenMP regions only: single-threaded for this evaluation */
+  openblas_set_num_threads (1);
+  gboolean ok = TRUE;
+  for (int done = 0; ok && done < n; done += block)
     {
       int T = MIN (block, n - done);
       float *out = _lsc_block_logits (s, logits, all_logits, done, T, n);
-      if (!forward_block (s, tokens + done, s->pos + done, T, out, all_logits, cancel,
-                          cancel_data))
-        {
-          memcpy (m->conv_state, m->backup, m->state_floats * sizeof (float));
-          return FALSE;
-        }
+      ok = forward_block (s, tokens + done, s->pos + done, T, out, all_logits, cancel,
+                          cancel_data);
+    }
+  openblas_set_num_threads (s->params.n_threads);   /* for other users in this process */
+  if (!ok)
+    {
+      memcpy (m->conv_state, m->backup, m->state_floats * sizeof (float));
+      return FALSE;
     }
   if (s->ssm_store != NULL)
     _lsc_ssm_store_set_rows (s->ssm_store, s->pos + n);
