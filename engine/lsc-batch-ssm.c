@@ -148,7 +148,8 @@ read_matrix (json_object *v, int rows, int cols, gboolean booleans, float *f_out
     {
       json_object *row = json_object_array_get_idx (v, r);
       g_autofree char *at = g_strdup_printf ("%s[%d]", key, r);
-      if (!json_object_is_type (row, json_type_array) || (int) json_object_array_length (row) != cols)
+      if (!json_object_is_type (row, json_type_array)
+          || (int) json_object_array_length (row) != cols)
         return bad (error, job, at, want, row);
       for (int c = 0; c < cols; c++)
         {

@@ -239,8 +239,8 @@ resolve_backend (LscModel *model, const LscSessionParams *sp, LscBackend *backen
 }
 
 /* Parameters of the 2-D matrices and their bytes: the layers' (q, k, v, o,
- * gate, up, down; an SSM's in, x, dt and out projections) and the classifier's (the output matrix, or the embedding
- * when tied). */
+ * gate, up, down; an SSM's in, x, dt and out projections) and the
+ * classifier's (the output matrix, or the embedding when tied). */
 static void
 matrix_sizes (LscModel *model, double *layer_params, double *layer_bytes, double *cls_params,
               double *cls_bytes)

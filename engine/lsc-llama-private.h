@@ -24,6 +24,12 @@ typedef struct {
   int window;                        /* sliding window in tokens, 0 = full causal */
 } LscLayer;
 
+/* A 1-D tensor (norm weight or bias) widened to float32, or NULL when absent;
+ * its bytes are added to *counter. */
+float *_lsc_widen (const LscTensor *t, guint64 *counter);
+/* A 2-D tensor as a matrix in the map ({ NULL } when absent). */
+LscMatrix _lsc_matrix (const LscTensor *t);
+
 typedef struct _LscFastState LscFastState;
 typedef struct _LscCudaState LscCudaState;
 typedef struct _LscSsmState LscSsmState;

@@ -43,10 +43,8 @@ lsc_backend_from_string (const char *name, LscBackend *backend)
   return FALSE;
 }
 
-/* A 1-D tensor (norm weight or bias) widened to float32, or NULL when absent;
- * its bytes are added to *counter. */
-static float *
-widen (const LscTensor *t, guint64 *counter)
+float *
+_lsc_widen (const LscTensor *t, guint64 *counter)
 {
   if (t == NULL)
     return NULL;
@@ -55,8 +53,8 @@ widen (const LscTensor *t, guint64 *counter)
   return out;
 }
 
-static LscMatrix
-matrix (const LscTensor *t)
+LscMatrix
+_lsc_matrix (const LscTensor *t)
 {
   LscMatrix m = { NULL, LSC_DTYPE_F32, 0, 0 };
   if (t != NULL)
@@ -120,11 +118,11 @@ lsc_session_new (LscModel *model, const LscSessionParams *params, GError **error
   int kv_dim = c->n_kv_heads * c->head_dim;
   guint64 *counted = &s->scratch_bytes;   /* lsc_session_get_memory () */
 
-  s->embd = matrix (lsc_model_get_weight (model, LSC_TENSOR_TOKEN_EMBD, -1));
+  s->embd = _lsc_matrix (lsc_model_get_weight (model, LSC_TENSOR_TOKEN_EMBD, -1));
   s->output = lsc_model_get_weight (model, LSC_TENSOR_OUTPUT, -1) != NULL
-                ? matrix (lsc_model_get_weight (model, LSC_TENSOR_OUTPUT, -1))
+                ? _lsc_matrix (lsc_model_get_weight (model, LSC_TENSOR_OUTPUT, -1))
                 : s->embd;
-  s->output_norm = widen (lsc_model_get_weight (model, LSC_TENSOR_OUTPUT_NORM, -1), counted);
+  s->output_norm = _lsc_widen (lsc_model_get_weight (model, LSC_TENSOR_OUTPUT_NORM, -1), counted);
   if (lsc_arch_is_ssm (c->arch))
     return ssm_session_init (s, error) ? s : (lsc_session_free (s), NULL);
   if (params->ssm_capture.enabled || params->ssm_filter.enabled)
@@ -140,18 +138,18 @@ lsc_session_new (LscModel *model, const LscSessionParams *params, GError **error
   for (int l = 0; l < c->n_layers; l++)
     {
       LscLayer *L = &s->layers[l];
-      L->attn_norm = widen (lsc_model_get_weight (model, LSC_TENSOR_ATTN_NORM, l), counted);
-      L->ffn_norm = widen (lsc_model_get_weight (model, LSC_TENSOR_FFN_NORM, l), counted);
-      L->bq = widen (lsc_model_get_weight (model, LSC_TENSOR_ATTN_Q_BIAS, l), counted);
-      L->bk = widen (lsc_model_get_weight (model, LSC_TENSOR_ATTN_K_BIAS, l), counted);
-      L->bv = widen (lsc_model_get_weight (model, LSC_TENSOR_ATTN_V_BIAS, l), counted);
-      L->wq = matrix (lsc_model_get_weight (model, LSC_TENSOR_ATTN_Q, l));
-      L->wk = matrix (lsc_model_get_weight (model, LSC_TENSOR_ATTN_K, l));
-      L->wv = matrix (lsc_model_get_weight (model, LSC_TENSOR_ATTN_V, l));
-      L->wo = matrix (lsc_model_get_weight (model, LSC_TENSOR_ATTN_O, l));
-      L->w_gate = matrix (lsc_model_get_weight (model, LSC_TENSOR_FFN_GATE, l));
-      L->w_up = matrix (lsc_model_get_weight (model, LSC_TENSOR_FFN_UP, l));
-      L->w_down = matrix (lsc_model_get_weight (model, LSC_TENSOR_FFN_DOWN, l));
+      L->attn_norm = _lsc_widen (lsc_model_get_weight (model, LSC_TENSOR_ATTN_NORM, l), counted);
+      L->ffn_norm = _lsc_widen (lsc_model_get_weight (model, LSC_TENSOR_FFN_NORM, l), counted);
+      L->bq = _lsc_widen (lsc_model_get_weight (model, LSC_TENSOR_ATTN_Q_BIAS, l), counted);
+      L->bk = _lsc_widen (lsc_model_get_weight (model, LSC_TENSOR_ATTN_K_BIAS, l), counted);
+      L->bv = _lsc_widen (lsc_model_get_weight (model, LSC_TENSOR_ATTN_V_BIAS, l), counted);
+      L->wq = _lsc_matrix (lsc_model_get_weight (model, LSC_TENSOR_ATTN_Q, l));
+      L->wk = _lsc_matrix (lsc_model_get_weight (model, LSC_TENSOR_ATTN_K, l));
+      L->wv = _lsc_matrix (lsc_model_get_weight (model, LSC_TENSOR_ATTN_V, l));
+      L->wo = _lsc_matrix (lsc_model_get_weight (model, LSC_TENSOR_ATTN_O, l));
+      L->w_gate = _lsc_matrix (lsc_model_get_weight (model, LSC_TENSOR_FFN_GATE, l));
+      L->w_up = _lsc_matrix (lsc_model_get_weight (model, LSC_TENSOR_FFN_UP, l));
+      L->w_down = _lsc_matrix (lsc_model_get_weight (model, LSC_TENSOR_FFN_DOWN, l));
       L->window = _lsc_layer_window (c, l);
     }
 

@@ -77,25 +77,6 @@ struct _LscSsmState {
   guint64 buffer_bytes;
 };
 
-static float *
-widen_vector (const LscTensor *t, guint64 *counter)
-{
-  if (t == NULL)
-    return NULL;
-  float *out = LSC_COUNTED_NEW (counter, float, lsc_tensor_n_elements (t));
-  lsc_to_f32 (out, t->data, t->dtype, (size_t) lsc_tensor_n_elements (t));
-  return out;
-}
-
-static LscMatrix
-ssm_matrix (const LscTensor *t)
-{
-  LscMatrix m = { NULL, LSC_DTYPE_F32, 0, 0 };
-  if (t != NULL)
-    m = (LscMatrix) { t->data, t->dtype, (int) t->shape[0], (int) t->shape[1] };
-  return m;
-}
-
 static gboolean
 bad_shape (LscSession *s, const LscTensor *t, gint64 want, GError **error)
 {
@@ -150,7 +131,8 @@ _lsc_ssm_init (LscSession *s, GError **error)
       const LscTensor *conv = lsc_model_get_weight (model, LSC_TENSOR_SSM_CONV1D, l);
       const LscTensor *conv_b = lsc_model_get_weight (model, LSC_TENSOR_SSM_CONV1D_BIAS, l);
       const LscTensor *a_log = lsc_model_get_weight (model, LSC_TENSOR_SSM_A_LOG, l);
-      const LscTensor *a = a_log != NULL ? a_log : lsc_model_get_weight (model, LSC_TENSOR_SSM_A, l);
+      const LscTensor *a = a_log != NULL ? a_log
+                                         : lsc_model_get_weight (model, LSC_TENSOR_SSM_A, l);
       const LscTensor *d = lsc_model_get_weight (model, LSC_TENSOR_SSM_D, l);
       const LscTensor *dt_b = lsc_model_get_weight (model, LSC_TENSOR_SSM_DT_BIAS, l);
       gint64 n_a = m->m2 ? m->H : (gint64) m->E * m->N;
@@ -163,21 +145,21 @@ _lsc_ssm_init (LscSession *s, GError **error)
           || bad_shape (s, dt_b, m->H, error))
         return FALSE;
 
-      L->norm = widen_vector (lsc_model_get_weight (model, LSC_TENSOR_SSM_NORM, l), counted);
-      L->in_proj = ssm_matrix (in);
-      L->conv_w = widen_vector (conv, counted);
-      L->conv_b = widen_vector (conv_b, counted);
-      L->x_proj = ssm_matrix (lsc_model_get_weight (model, LSC_TENSOR_SSM_X, l));
-      L->dt_proj = ssm_matrix (lsc_model_get_weight (model, LSC_TENSOR_SSM_DT, l));
-      L->dt_bias = widen_vector (dt_b, counted);
-      L->A = widen_vector (a, counted);
+      L->norm = _lsc_widen (lsc_model_get_weight (model, LSC_TENSOR_SSM_NORM, l), counted);
+      L->in_proj = _lsc_matrix (in);
+      L->conv_w = _lsc_widen (conv, counted);
+      L->conv_b = _lsc_widen (conv_b, counted);
+      L->x_proj = _lsc_matrix (lsc_model_get_weight (model, LSC_TENSOR_SSM_X, l));
+      L->dt_proj = _lsc_matrix (lsc_model_get_weight (model, LSC_TENSOR_SSM_DT, l));
+      L->dt_bias = _lsc_widen (dt_b, counted);
+      L->A = _lsc_widen (a, counted);
       if (a_log != NULL)
         for (gint64 i = 0; i < n_a; i++)
           L->A[i] = -expf (L->A[i]);
-      L->D = widen_vector (d, counted);
-      L->gated_norm = widen_vector (lsc_model_get_weight (model, LSC_TENSOR_SSM_GATED_NORM, l),
+      L->D = _lsc_widen (d, counted);
+      L->gated_norm = _lsc_widen (lsc_model_get_weight (model, LSC_TENSOR_SSM_GATED_NORM, l),
                                     counted);
-      L->out_proj = ssm_matrix (lsc_model_get_weight (model, LSC_TENSOR_SSM_OUT, l));
+      L->out_proj = _lsc_matrix (lsc_model_get_weight (model, LSC_TENSOR_SSM_OUT, l));
     }
 
   gsize conv_floats = (gsize) c->n_layers * (m->K - 1) * m->n_conv;

@@ -81,7 +81,8 @@ _lsc_ssm_store_bytes (const LscModelConfig *c, const LscSsmCapturePlan *plan, in
     cap = _lsc_ssm_store_grow (cap, r);
   int last = plan->last_layer < 0 ? c->n_layers - 1 : plan->last_layer;
   guint64 channels = c->arch == LSC_ARCH_MAMBA2 ? c->ssm_n_heads : c->ssm_d_inner;
-  guint64 per_row = channels * (last - plan->first_layer + 1) * (sizeof (float) + (filtered ? 1 : 0));
+  guint64 per_row = channels * (last - plan->first_layer + 1)
+                    * (sizeof (float) + (filtered ? 1 : 0));
   return per_row * cap;
 }
 
