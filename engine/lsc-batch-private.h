@@ -175,8 +175,6 @@ typedef struct {
 void _lsc_job_ssm_clear (LscJobSsm *ssm);
 gboolean _lsc_job_ssm_parse (LscJobSsm *ssm, const char *job_name, json_object *obj,
                              GError **error);
-/* Channels that carry their own Δ: heads (Mamba-2) or inner channels (Mamba-1). */
-int _lsc_job_ssm_n_channels (const LscModelConfig *config);
 /* Checks the section against the model and fills params->ssm_capture and
  * ssm_filter (which point into ssm: keep it alive with the session). */
 gboolean _lsc_job_ssm_plan (LscJobSsm *ssm, const char *job_name, const LscModelConfig *config,

@@ -172,12 +172,6 @@ read_matrix (json_object *v, int rows, int cols, gboolean booleans, float *f_out
   return TRUE;
 }
 
-int
-_lsc_job_ssm_n_channels (const LscModelConfig *c)
-{
-  return c->arch == LSC_ARCH_MAMBA2 ? c->ssm_n_heads : c->ssm_d_inner;
-}
-
 gboolean
 _lsc_job_ssm_plan (LscJobSsm *ssm, const char *job, const LscModelConfig *config,
                    LscSessionParams *params, GError **error)
@@ -200,7 +194,7 @@ _lsc_job_ssm_plan (LscJobSsm *ssm, const char *job, const LscModelConfig *config
   params->ssm_capture = (LscSsmCapturePlan) { TRUE, ssm->first_layer, last };
   if (!ssm->filter)
     return TRUE;
-  int L = config->n_layers, C = _lsc_job_ssm_n_channels (config);
+  int L = config->n_layers, C = lsc_ssm_n_channels (config);
   g_free (ssm->threshold_values);
   g_free (ssm->global_values);
   ssm->threshold_values = g_new (float, (gsize) L * C);

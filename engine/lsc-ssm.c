@@ -64,6 +64,14 @@ _lsc_ssm_store_free (LscSsmStore *st)
 }
 
 int
+lsc_ssm_n_channels (const LscModelConfig *c)
+{
+  return c->arch == LSC_ARCH_MAMBA2  ? c->ssm_n_heads
+         : c->arch == LSC_ARCH_MAMBA ? c->ssm_d_inner
+                                     : 0;
+}
+
+int
 _lsc_ssm_store_grow (int cap, int rows)
 {
   return rows <= cap ? cap : MAX (rows, MAX (64, 2 * cap));
@@ -80,7 +88,7 @@ _lsc_ssm_store_bytes (const LscModelConfig *c, const LscSsmCapturePlan *plan, in
   for (int r = first_eval + 1; r <= n_pos; r++)
     cap = _lsc_ssm_store_grow (cap, r);
   int last = plan->last_layer < 0 ? c->n_layers - 1 : plan->last_layer;
-  guint64 channels = c->arch == LSC_ARCH_MAMBA2 ? c->ssm_n_heads : c->ssm_d_inner;
+  guint64 channels = lsc_ssm_n_channels (c);
   guint64 per_row = channels * (last - plan->first_layer + 1)
                     * (sizeof (float) + (filtered ? 1 : 0));
   return per_row * cap;

@@ -29,7 +29,13 @@
 
 #include <glib.h>
 
+#include "lsc-model.h"
+
 G_BEGIN_DECLS
+
+/* Channels of a Mamba model: n_heads (Mamba-2) or d_inner (Mamba-1); 0 for
+ * a transformer. */
+int lsc_ssm_n_channels (const LscModelConfig *config);
 
 /* Record Δ of layers [first_layer, last_layer] at every position (float32:
  * rows x channels x 4 bytes per layer). */

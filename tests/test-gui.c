@@ -9,12 +9,15 @@
  * view (SVG and PDF byte for byte the batch job's retrieval_scores figure,
  * detected there or opened from the job's results.json) and the
  * Experiments view's B - A map, reopens exported and batch
- * results in the views, shows a load error in the window, and saves a screenshot (gui-screenshot.png in the build folder)
- * that must not be blank.
+ * results in the views, shows a Mamba run's channels in the SSM Channels
+ * view (and exports its figures), shows a load error in the window, and
+ * saves a screenshot (gui-screenshot.png in the build folder) that must
+ * not be blank.
  */
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <math.h>
 #include <gtk/gtk.h>
 #include <json-c/json.h>
 #include <string.h>
@@ -914,6 +917,286 @@ test_open_results (Fixture *f, gconstpointer data)
   g_assert_cmpfloat_with_epsilon (score, 12.0 / 13.0, 1e-12);
 }
 
+/* The channels (log decay over the run) of a layer of the shown run's Δ
+ * store, and how many of them are above ln c. */
+static int
+count_global (const LscSsmStore *store, int layer, double c, double *log_decay)
+{
+  int n_rows = lsc_ssm_store_get_n_rows (store);
+  g_assert_true (lsc_ssm_store_log_decay (store, layer, 0, n_rows, log_decay));
+  int g = 0;
+  for (int i = 0; i < lsc_ssm_store_get_n_channels (store); i++)
+    g += log_decay[i] > log (c);
+  return g;
+}
+
+/* "Layer L: G of C channels global (decay over N tokens above c = X)" */
+static void
+parse_threshold_text (const char *text, int *layer, int *n_global, int *n_channels, int *n_tokens,
+                      double *c)
+{
+  g_test_message ("%s", text);
+  g_assert_cmpint (sscanf (text, "Layer %d: %d of %d channels global (decay over %d tokens above "
+                                 "c = %lf)", layer, n_global, n_channels, n_tokens, c), ==, 5);
+}
+
+/* A Mamba model (../shared's tiny-mamba: Mamba-1, 3 layers of 128
+ * channels): the sidebar records Δ and leaves plugins out, Run shows the
+ * SSM Channels view (overview of every layer x channel, LongMamba's split
+ * at c, the picked layer's receptive field and Δ raster), which exports as
+ * PNG, SVG and PDF; a transformer's run afterwards goes back to Attention. */
+static void
+test_ssm (Fixture *f, gconstpointer data)
+{
+  g_autofree char *path = lsc_test_shared_path ("models/random/tiny-mamba");
+  if (path == NULL)
+    return;   /* skipped, naming the missing folder */
+  g_autoptr(GError) error = NULL;
+  LscSsmView *view = lsc_window_get_ssm_view (f->win);
+  g_assert_true (g_str_has_prefix (lsc_ssm_view_get_status (view), "Run a Mamba model"));
+  g_assert_false (lsc_ssm_view_can_export (view));
+
+  lsc_window_open_model (f->win, path);
+  g_assert_true (wait_for (f, idle_model, 20000));
+  g_assert_null (lsc_window_get_error (f->win));
+  const LscModelConfig *config = lsc_model_get_config (
+      lsc_loaded_model_get_model (lsc_window_get_model (f->win)));
+  g_assert_cmpint (config->arch, ==, LSC_ARCH_MAMBA);
+
+  /* plugins hook attention: insensitive for a Mamba model, and a plugin
+   * left enabled there is left out of its runs (and of the estimate) */
+  LscPluginControls *controls = lsc_window_get_plugin_controls (f->win);
+  g_assert_false (gtk_widget_get_sensitive (GTK_WIDGET (controls)));
+  g_autoptr(GPtrArray) checks = g_ptr_array_new ();
+  collect (GTK_WIDGET (controls), GTK_TYPE_CHECK_BUTTON, checks);
+  g_assert_cmpuint (checks->len, >=, 1);
+  gtk_check_button_set_active (checks->pdata[0], TRUE);
+
+  lsc_window_set_prompt (f->win, "Once upon a time, there was a little girl named Lily.");
+  lsc_window_set_max_tokens (f->win, 6);
+  g_assert_true (wait_for (f, estimated, 5000));
+  g_test_message ("%s", lsc_window_get_estimate (f->win));
+  g_assert_nonnull (strstr (lsc_window_get_estimate (f->win), "to record Δ"));
+
+  g_action_group_activate_action (G_ACTION_GROUP (f->win), "run", NULL);
+  g_assert_true (wait_for (f, not_busy, 60000));
+  g_assert_null (lsc_window_get_error (f->win));
+  LscRun *run = lsc_window_get_run (f->win);
+  g_assert_nonnull (run);
+  g_test_message ("output: %s", lsc_run_get_output (run));
+  g_assert_cmpint (lsc_plugin_stack_get_size (lsc_run_get_params (run)->plugins), ==, 0);
+  g_assert_null (lsc_run_get_attention (run));
+  g_assert_null (lsc_run_get_head_stats (run, NULL, NULL));
+  const LscSsmStore *store = lsc_run_get_ssm (run);
+  g_assert_nonnull (store);
+  int n_rows = lsc_ssm_store_get_n_rows (store), n_tokens;
+  lsc_run_get_tokens (run, &n_tokens, NULL);
+  g_assert_cmpint (n_rows, ==, n_tokens - 1);   /* the last new token is never evaluated */
+  int C = lsc_ssm_store_get_n_channels (store);
+  g_assert_cmpint (C, ==, 128);
+
+  /* the saved job records Δ with its "ssm" section: the batch runner's
+   * channel memory over the prompt is the run's, number for number */
+  g_autoptr(GError) job_error = NULL;
+  g_autofree char *job_path = g_build_filename (f->tmpdir, "mamba-job.json", NULL);
+  g_assert_true (lsc_window_save_job (f->win, job_path, &job_error));
+  g_assert_no_error (job_error);
+  g_autofree char *job_dir = g_build_filename (f->tmpdir, "mamba-job", NULL);
+  g_assert_cmpint (lsc_test_run_batch (job_path, job_dir), ==, 0);
+  g_autofree char *results_path = g_build_filename (job_dir, "results.json", NULL);
+  json_object *results = json_object_from_file (results_path);
+  g_assert_null (json_object_object_get (json_object_object_get (results, "job"), "capture"));
+  json_object *ssm = json_object_object_get (results, "ssm");
+  int window = json_object_get_int (json_object_object_get (ssm, "window"));
+  int n_prompt;
+  lsc_run_get_tokens (run, NULL, &n_prompt);
+  g_assert_cmpint (window, ==, n_prompt);
+  json_object *per_layer = json_object_object_get (ssm, "per_layer");
+  g_assert_cmpuint (json_object_array_length (per_layer), ==, 3);
+  for (int l = 0; l < 3; l++)
+    {
+      double want[128];
+      json_object *ld = json_object_object_get (json_object_array_get_idx (per_layer, l),
+                                                "log_decay");
+      g_assert_true (lsc_ssm_store_log_decay (store, l, 0, window, want));
+      for (int c = 0; c < C; c++)
+        g_assert_cmpfloat (json_object_get_double (json_object_array_get_idx (ld, c)), ==, want[c]);
+    }
+  json_object_put (results);
+
+  /* the SSM page comes up; the Attention view has nothing, and nothing to export */
+  g_assert_cmpstr (lsc_window_get_view (f->win), ==, "ssm");
+  g_assert_null (lsc_ssm_view_get_status (view));
+  lsc_window_show_view (f->win, "attention");
+  g_assert_null (lsc_heatmap_get_source (heatmap_of (f)));
+  g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (f->win), "export"));
+  lsc_window_show_view (f->win, "ssm");
+  g_assert_true (g_action_group_get_action_enabled (G_ACTION_GROUP (f->win), "export"));
+
+  /* the overview: every layer x channel, log10 of the decay over the run */
+  int nl = 0, nc = 0;
+  const double *values = lsc_head_grid_get_values (lsc_ssm_view_get_head_grid (view), &nl, &nc);
+  g_assert_nonnull (values);
+  g_assert_cmpint (nl, ==, config->n_layers);
+  g_assert_cmpint (nc, ==, 128);
+  g_autofree double *ld = g_new (double, C);
+  for (int l = 0; l < nl; l++)
+    {
+      count_global (store, l, 0.05, ld);
+      for (int c = 0; c < C; c++)
+        {
+          g_assert_true (isfinite (values[l * C + c]));
+          g_assert_cmpfloat_with_epsilon (values[l * C + c], ld[c] / G_LN10, 1e-12);
+        }
+    }
+
+  /* LongMamba's split of the first layer at the default c = 0.05 */
+  g_assert_cmpint (lsc_ssm_view_get_layer (view), ==, 0);
+  g_assert_cmpfloat (lsc_ssm_view_get_threshold (view), ==, 0.05);
+  int layer, n_global, n_channels, n;
+  double c;
+  parse_threshold_text (lsc_ssm_view_get_threshold_text (view), &layer, &n_global, &n_channels,
+                        &n, &c);
+  g_assert_cmpint (layer, ==, 0);
+  g_assert_cmpint (n_channels, ==, 128);
+  g_assert_cmpint (n, ==, n_rows);
+  g_assert_cmpfloat (c, ==, 0.05);
+  g_assert_cmpint (n_global, ==, count_global (store, 0, 0.05, ld));
+  g_assert_cmpint (n_global, ==, lsc_ssm_view_get_n_global (view));
+  /* a smaller c counts more channels global, never fewer */
+  lsc_ssm_view_set_threshold (view, 1e-6);
+  g_assert_cmpint (lsc_ssm_view_get_n_global (view), ==, count_global (store, 0, 1e-6, ld));
+  g_assert_cmpint (lsc_ssm_view_get_n_global (view), >=, n_global);
+  lsc_ssm_view_set_threshold (view, 0.05);
+
+  /* a click on the overview picks its layer; the picker does too */
+  g_signal_emit_by_name (lsc_ssm_view_get_head_grid (view), "head-activated", 1, 7);
+  g_assert_cmpint (lsc_ssm_view_get_layer (view), ==, 1);
+  lsc_ssm_view_set_layer (view, 2);
+  g_assert_cmpint (lsc_ssm_view_get_layer (view), ==, 2);
+  parse_threshold_text (lsc_ssm_view_get_threshold_text (view), &layer, &n_global, &n_channels,
+                        &n, &c);
+  g_assert_cmpint (layer, ==, 2);
+  g_assert_cmpint (n_global, ==, count_global (store, 2, 0.05, ld));
+  lsc_ssm_view_set_layer (view, 99);   /* clamped to the recorded layers */
+  g_assert_cmpint (lsc_ssm_view_get_layer (view), ==, 2);
+  spin (100);
+  g_autoptr(GdkTexture) shot = screenshot (GTK_WIDGET (view));
+  g_assert_cmpuint (count_colours (shot), >=, 16);   /* the overview and the figure are drawn */
+  g_autoptr(GdkTexture) window_shot = screenshot (GTK_WIDGET (f->win));
+  const char *dir = g_getenv ("G_TEST_BUILDDIR");
+  g_autofree char *shot_path = g_build_filename (dir ? dir : ".", "gui-ssm-screenshot.png", NULL);
+  g_assert_true (gdk_texture_save_to_png (window_shot, shot_path));
+  g_test_message ("screenshot: %s", shot_path);
+
+  /* export: the receptive field of layer 2, then its Δ raster */
+  const struct { const char *ext, *magic; } formats[] = {
+    { "png", "\x89PNG\r\n\x1a\n" }, { "svg", "<?xml" }, { "pdf", "%PDF-" },
+  };
+  g_autofree char *name = lsc_window_dup_export_name (f->win, "png");
+  g_assert_cmpstr (name, ==, "ssm-receptive-field-layer2.png");
+  for (int fig = 0; fig < 2; fig++)
+    {
+      lsc_ssm_view_set_figure (view, fig == 0 ? LSC_SSM_FIGURE_RECEPTIVE_FIELD : LSC_SSM_FIGURE_DT);
+      g_assert_true (lsc_ssm_view_can_export (view));
+      for (guint i = 0; i < G_N_ELEMENTS (formats); i++)
+        {
+          g_autofree char *file = lsc_window_dup_export_name (f->win, formats[i].ext);
+          g_autofree char *fpath = g_build_filename (f->tmpdir, file, NULL);
+          g_assert_true (lsc_window_export_view (f->win, fpath, &error));
+          g_assert_no_error (error);
+          check_file_starts (fpath, formats[i].magic, 1000);
+        }
+    }
+  g_free (name);
+  name = lsc_window_dup_export_name (f->win, "svg");
+  g_assert_cmpstr (name, ==, "ssm-dt-layer2.svg");
+  g_autofree char *png = g_build_filename (f->tmpdir, "ssm-dt-layer2.png", NULL);
+  g_autoptr(GdkTexture) figure = gdk_texture_new_from_filename (png, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (gdk_texture_get_width (figure), ==, 900);   /* 6 x 5 in at 150 dpi */
+  g_assert_cmpint (gdk_texture_get_height (figure), ==, 750);
+  g_assert_cmpuint (count_colours (figure), >=, 16);
+  /* the view's SVG is the batch figure of the same store, byte for byte */
+  g_autofree float *cells = g_new (float, (gsize) C * n_rows);
+  char title[64];
+  LscFigureSpec spec;
+  lsc_figure_spec_init (&spec);
+  lsc_figure_spec_ssm_dt (&spec, lsc_ssm_store_get_dt (store, 2), lsc_ssm_store_get_kept (store, 2),
+                          n_rows, C, 2, cells, title);
+  g_autofree char *want = g_build_filename (f->tmpdir, "want.svg", NULL);
+  spec.path = want;
+  g_assert_true (lsc_figure_save_spec (&spec, NULL, &error));
+  g_assert_no_error (error);
+  g_autofree char *got = g_build_filename (f->tmpdir, "ssm-dt-layer2.svg", NULL);
+  g_autoptr(GBytes) want_bytes = lsc_test_read_file (want);
+  g_autoptr(GBytes) got_bytes = lsc_test_read_file (got);
+  g_assert_true (g_bytes_equal (want_bytes, got_bytes));
+
+  /* the saved job asks for no attention capture of a model without attention */
+  g_autofree char *job = lsc_run_dup_job (run, &error);
+  g_assert_no_error (error);
+  g_assert_null (strstr (job, "\"capture\""));
+
+  /* a run longer than the figure's 2048 columns: blocks of k tokens, the
+   * receptive field exact at every k-th distance */
+  GString *story = g_string_new (NULL);
+  while (story->len < 3000)
+    g_string_append (story, "Once upon a time, there was a little girl named Lily. ");
+  lsc_window_set_prompt (f->win, story->str);
+  g_string_free (story, TRUE);
+  lsc_window_set_max_tokens (f->win, 0);
+  g_action_group_activate_action (G_ACTION_GROUP (f->win), "run", NULL);
+  g_assert_true (wait_for (f, not_busy, 60000));
+  g_assert_null (lsc_window_get_error (f->win));
+  store = lsc_run_get_ssm (lsc_window_get_run (f->win));
+  n_rows = lsc_ssm_store_get_n_rows (store);
+  g_test_message ("long run: %d tokens", n_rows);
+  g_assert_cmpint (n_rows, >, 2048);
+  int k = (n_rows + 2047) / 2048;
+  lsc_ssm_view_set_layer (view, 1);
+  lsc_ssm_view_set_figure (view, LSC_SSM_FIGURE_RECEPTIVE_FIELD);
+  const LscFigureSpec *shown = lsc_ssm_view_get_spec (view);
+  g_assert_nonnull (shown);
+  g_assert_cmpint (shown->rows, ==, C);
+  g_assert_cmpint (shown->cols, ==, (n_rows + k - 1) / k);
+  g_assert_cmpint (shown->cols, <=, 2048);
+  g_autofree double *curve = g_new (double, n_rows);
+  for (int ch = 0; ch < C; ch += 17)
+    {
+      lsc_ssm_decay_curve (lsc_ssm_store_get_dt (store, 1), C, lsc_ssm_store_get_a (store, 1),
+                           lsc_ssm_store_get_n_states (store), ch, n_rows - 1, curve);
+      for (int d = 0; d < shown->cols; d++)
+        g_assert_cmpfloat_with_epsilon (shown->data[(gsize) ch * shown->cols + d],
+                                        curve[n_rows - 1 - d * k] / G_LN10,
+                                        1e-4 * (1 + fabs (curve[n_rows - 1 - d * k])));
+    }
+  lsc_ssm_view_set_figure (view, LSC_SSM_FIGURE_DT);
+  shown = lsc_ssm_view_get_spec (view);
+  g_assert_cmpint (shown->cols, ==, (n_rows + k - 1) / k);
+  g_autofree char *long_png = g_build_filename (f->tmpdir, "long.png", NULL);
+  g_assert_true (lsc_window_export_view (f->win, long_png, &error));
+  g_assert_no_error (error);
+  check_file_starts (long_png, "\x89PNG\r\n\x1a\n", 1000);
+
+  /* a transformer again: plugins back, its run shows in the Attention view,
+   * and the SSM view says why it has nothing */
+  gtk_check_button_set_active (checks->pdata[0], FALSE);
+  lsc_window_open_model (f->win, LSC_DEMO_INDUCTION);
+  g_assert_true (wait_for (f, idle_model, 20000));
+  g_assert_true (gtk_widget_get_sensitive (GTK_WIDGET (controls)));
+  lsc_window_set_prompt (f->win, "abc abc");
+  lsc_window_set_max_tokens (f->win, 2);
+  g_action_group_activate_action (G_ACTION_GROUP (f->win), "run", NULL);
+  g_assert_true (wait_for (f, not_busy, 60000));
+  g_assert_null (lsc_window_get_error (f->win));
+  g_assert_cmpstr (lsc_window_get_view (f->win), ==, "attention");
+  g_test_message ("%s", lsc_ssm_view_get_status (view));
+  g_assert_true (g_str_has_prefix (lsc_ssm_view_get_status (view),
+                                   "This run’s model (llama) has no SSM channels"));
+  g_assert_false (lsc_ssm_view_can_export (view));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -934,6 +1217,8 @@ main (int argc, char **argv)
               test_experiments, fixture_teardown);
   g_test_add ("/gui/Window/open-results", Fixture, LSC_DEMO_INDUCTION, fixture_setup,
               test_open_results, fixture_teardown);
+  g_test_add ("/gui/Window/ssm", Fixture, LSC_DEMO_INDUCTION, fixture_setup,
+              test_ssm, fixture_teardown);
   g_test_add ("/gui/Window/load-error", Fixture, "/nonexistent/model.gguf", fixture_setup,
               test_load_error, fixture_teardown);
   return g_test_run ();

@@ -13,6 +13,7 @@ struct _LscAttentionView
 
   /* template children */
   GtkStack *stack;
+  GtkLabel *empty_label;
   GtkSpinButton *layer_spin;
   GtkSpinButton *head_spin;
   GtkDropDown *colormap_drop;
@@ -221,6 +222,14 @@ lsc_attention_view_set_run (LscAttentionView *self, LscRun *run)
   const LscHeadStats *stats = run != NULL ? lsc_run_get_head_stats (run, &nl, &nh) : NULL;
   if (store == NULL || stats == NULL)
     {
+      const LscModelConfig *config = run != NULL
+          ? lsc_model_get_config (lsc_loaded_model_get_model (lsc_run_get_model (run))) : NULL;
+      gtk_label_set_text (self->empty_label,
+                          config != NULL && lsc_arch_is_ssm (config->arch)
+                          ? _("A Mamba model has no attention: the SSM Channels view shows how "
+                              "long each of its channels remembers.")
+                          : _("No attention maps yet. Run the model with “Capture attention” on "
+                              "to see them here."));
       lsc_heatmap_set_source (self->heatmap, NULL, NULL, 0, NULL);
       lsc_head_grid_set_stats (self->head_grid, NULL, 0, 0);
       lsc_head_maps_set_layer (self->head_maps, NULL, NULL, 0, 0);
@@ -299,6 +308,7 @@ lsc_attention_view_class_init (LscAttentionViewClass *klass)
   gtk_widget_class_set_template_from_resource (widget_class,
       "/io/github/longscope/Longscope/lsc-attention-view.ui");
   gtk_widget_class_bind_template_child (widget_class, LscAttentionView, stack);
+  gtk_widget_class_bind_template_child (widget_class, LscAttentionView, empty_label);
   gtk_widget_class_bind_template_child (widget_class, LscAttentionView, layer_spin);
   gtk_widget_class_bind_template_child (widget_class, LscAttentionView, head_spin);
   gtk_widget_class_bind_template_child (widget_class, LscAttentionView, colormap_drop);

@@ -135,6 +135,15 @@ update_compare (LscExperimentsView *self)
       gtk_widget_set_sensitive (self->controls_box, FALSE);
       return;
     }
+  LscArch arch = lsc_model_get_config (lsc_loaded_model_get_model (lsc_run_get_model (self->b)))->arch;
+  if (lsc_arch_is_ssm (arch))
+    {
+      gtk_label_set_text (self->summary_label,
+                          _("A Mamba model has no attention to compare: the two runs’ tokens and "
+                            "log-probabilities are below."));
+      gtk_widget_set_sensitive (self->controls_box, FALSE);
+      return;
+    }
   if (lsc_run_get_attention (self->a) == NULL || lsc_run_get_attention (self->b) == NULL)
     {
       gtk_label_set_text (self->summary_label,

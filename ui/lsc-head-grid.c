@@ -23,6 +23,8 @@ struct _LscHeadGrid
   /* settings and selection */
   LscHeadStat stat;
   int sel_layer, sel_head;
+  double cell_w, cell_h;  /* pixels */
+  gboolean channels;      /* the columns are SSM channels */
 };
 
 G_DEFINE_FINAL_TYPE (LscHeadGrid, lsc_head_grid, GTK_TYPE_WIDGET)
@@ -60,8 +62,9 @@ lsc_head_grid_measure (GtkWidget *widget, GtkOrientation orientation, int for_si
                        int *minimum, int *natural, int *min_baseline, int *nat_baseline)
 {
   LscHeadGrid *self = LSC_HEAD_GRID (widget);
-  int n = orientation == GTK_ORIENTATION_HORIZONTAL ? self->n_heads : self->n_layers;
-  *minimum = *natural = (int) (HEADER + CELL * n + 2);
+  gboolean h = orientation == GTK_ORIENTATION_HORIZONTAL;
+  int n = h ? self->n_heads : self->n_layers;
+  *minimum = *natural = (int) ceil (HEADER + (h ? self->cell_w : self->cell_h) * n + 2);
 }
 
 static void
@@ -92,6 +95,9 @@ lsc_head_grid_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
   pango_layout_set_font_description (layout, fd);
   pango_font_description_free (fd);
 
+  double cw = self->cell_w, ch = self->cell_h;
+  /* a one-pixel gap between cells while they are wide enough to spare it */
+  double gw = cw >= 4 ? 1 : 0, gh = ch >= 4 ? 1 : 0;
   for (int l = 0; l < self->n_layers; l++)
     for (int h = 0; h < self->n_heads; h++)
       {
@@ -100,25 +106,50 @@ lsc_head_grid_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
         guint8 r, g, b;
         lsc_colormap_rgb (LSC_COLORMAP_VIRIDIS, isfinite (v) ? t : NAN, &r, &g, &b);
         cairo_set_source_rgb (cr, r / 255.0, g / 255.0, b / 255.0);
-        double x = HEADER + h * CELL, y = HEADER + l * CELL;
-        cairo_rectangle (cr, x, y, CELL - 1, CELL - 1);
+        double x = HEADER + h * cw, y = HEADER + l * ch;
+        cairo_rectangle (cr, x, y, cw - gw, ch - gh);
         cairo_fill (cr);
         if (l == self->sel_layer && h == self->sel_head)
           {
             gdk_cairo_set_source_rgba (cr, &fg);
             cairo_set_line_width (cr, 2);
-            cairo_rectangle (cr, x + 1, y + 1, CELL - 3, CELL - 3);
+            cairo_rectangle (cr, x + 1, y + 1, cw - 3, ch - 3);
             cairo_stroke (cr);
           }
       }
   gdk_cairo_set_source_rgba (cr, &fg);
-  for (int h = 0; h < self->n_heads; h++)
+  if (self->sel_layer >= 0 && self->sel_layer < self->n_layers && self->sel_head < 0)
+    {
+      /* a whole layer selected: its row outlined */
+      cairo_set_line_width (cr, 2);
+      cairo_rectangle (cr, HEADER - 1, HEADER + self->sel_layer * ch - 1,
+                       self->n_heads * cw - gw + 2, ch - gh + 2);
+      cairo_stroke (cr);
+    }
+  /* column numbers every `every` columns, so that narrow cells keep them
+   * apart: 1, 2, 5, 10, 20, 50, ... */
+  int every = 1;
+  {
+    g_autofree char *widest = g_strdup_printf ("%d", MAX (self->n_heads - 1, 0));
+    int lw, lh;
+    pango_layout_set_text (layout, widest, -1);
+    pango_layout_get_pixel_size (layout, &lw, &lh);
+    static const int steps[] = { 1, 2, 5 };
+    for (int k = 0, m = 1; every * cw < lw + 4 && k < 30; k++)
+      {
+        every = steps[k % 3] * m;
+        if (k % 3 == 2)
+          m *= 10;
+      }
+  }
+  for (int h = 0; h < self->n_heads; h += every)
     {
       g_autofree char *t = g_strdup_printf ("%d", h);
       int lw, lh;
       pango_layout_set_text (layout, t, -1);
       pango_layout_get_pixel_size (layout, &lw, &lh);
-      cairo_move_to (cr, HEADER + h * CELL + (CELL - lw) / 2, (HEADER - lh) / 2);
+      double x = HEADER + h * cw + (cw - lw) / 2;
+      cairo_move_to (cr, every > 1 ? MAX (x, HEADER + h * cw - lw / 2.0) : x, (HEADER - lh) / 2);
       pango_cairo_show_layout (cr, layout);
     }
   for (int l = 0; l < self->n_layers; l++)
@@ -127,7 +158,9 @@ lsc_head_grid_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
       int lw, lh;
       pango_layout_set_text (layout, t, -1);
       pango_layout_get_pixel_size (layout, &lw, &lh);
-      cairo_move_to (cr, (HEADER - lw) / 2, HEADER + l * CELL + (CELL - lh) / 2);
+      if (lh > ch + 2 && l % 2 == 1)
+        continue;   /* short rows: every other number */
+      cairo_move_to (cr, (HEADER - lw) / 2, HEADER + l * ch + (ch - lh) / 2);
       pango_cairo_show_layout (cr, layout);
     }
   g_object_unref (layout);
@@ -139,7 +172,7 @@ cell_at (LscHeadGrid *self, double x, double y, int *layer, int *head)
 {
   if (x < HEADER || y < HEADER)
     return FALSE;
-  int h = (int) ((x - HEADER) / CELL), l = (int) ((y - HEADER) / CELL);
+  int h = (int) ((x - HEADER) / self->cell_w), l = (int) ((y - HEADER) / self->cell_h);
   if (l >= self->n_layers || h >= self->n_heads)
     return FALSE;
   *layer = l;
@@ -167,9 +200,13 @@ on_query_tooltip (GtkWidget *widget, int x, int y, gboolean keyboard, GtkTooltip
     return FALSE;
   if (self->values != NULL)
     {
-      /* Translators: a cell of the layers x heads grid: the head and one value of it */
-      g_autofree char *text = g_strdup_printf (_("Layer %d, head %d\n%s %.3f"), l, h,
-                                               self->value_name, self->values[l * self->n_heads + h]);
+      double v = self->values[l * self->n_heads + h];
+      g_autofree char *text = self->channels
+          /* Translators: a cell of the layers x channels grid of a Mamba
+           * model: the channel and one value of it */
+          ? g_strdup_printf (_("Layer %d, channel %d\n%s %.3f"), l, h, self->value_name, v)
+          /* Translators: a cell of the layers x heads grid: the head and one value of it */
+          : g_strdup_printf (_("Layer %d, head %d\n%s %.3f"), l, h, self->value_name, v);
       gtk_tooltip_set_text (tooltip, text);
       return TRUE;
     }
@@ -210,6 +247,7 @@ static void
 lsc_head_grid_init (LscHeadGrid *self)
 {
   self->sel_layer = self->sel_head = -1;
+  self->cell_w = self->cell_h = CELL;
   GtkGesture *click = gtk_gesture_click_new ();
   g_signal_connect (click, "pressed", G_CALLBACK (on_pressed), self);
   gtk_widget_add_controller (GTK_WIDGET (self), GTK_EVENT_CONTROLLER (click));
@@ -273,4 +311,32 @@ lsc_head_grid_set_selected (LscHeadGrid *self, int layer, int head)
   self->sel_layer = layer;
   self->sel_head = head;
   gtk_widget_queue_draw (GTK_WIDGET (self));
+}
+
+const double *
+lsc_head_grid_get_values (LscHeadGrid *self, int *n_layers, int *n_heads)
+{
+  g_return_val_if_fail (LSC_IS_HEAD_GRID (self), NULL);
+  if (n_layers != NULL)
+    *n_layers = self->values != NULL ? self->n_layers : 0;
+  if (n_heads != NULL)
+    *n_heads = self->values != NULL ? self->n_heads : 0;
+  return self->values;
+}
+
+void
+lsc_head_grid_set_cell_size (LscHeadGrid *self, double width, double height)
+{
+  g_return_if_fail (LSC_IS_HEAD_GRID (self));
+  g_return_if_fail (width >= 1 && height >= 1);
+  self->cell_w = width;
+  self->cell_h = height;
+  gtk_widget_queue_resize (GTK_WIDGET (self));
+}
+
+void
+lsc_head_grid_set_channels (LscHeadGrid *self, gboolean channels)
+{
+  g_return_if_fail (LSC_IS_HEAD_GRID (self));
+  self->channels = channels;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT
  *
  * lsc-head-grid.h: the layers x heads overview of per-head statistics, one
- * coloured cell per head; clicking a cell emits "head-activated".
+ * coloured cell per head; clicking a cell emits "head-activated". The SSM
+ * view shows layers x channels in it the same way (lsc_head_grid_set_channels).
  */
 #pragma once
 
@@ -32,6 +33,15 @@ void lsc_head_grid_set_stat (LscHeadGrid *self, LscHeadStat stat);
  * Example: lsc_head_grid_set_values (grid, scores, 2, 4, _("Retrieval score")). */
 void lsc_head_grid_set_values (LscHeadGrid *self, const double *values, int n_layers, int n_heads,
                                const char *name);
+/* The cell outlined; head -1 outlines the whole layer's row, layer -1 none. */
 void lsc_head_grid_set_selected (LscHeadGrid *self, int layer, int head);
+/* The values of lsc_head_grid_set_values () (NULL, 0 x 0 when none: also
+ * while statistics are shown). */
+const double *lsc_head_grid_get_values (LscHeadGrid *self, int *n_layers, int *n_heads);
+/* Cell size in pixels, 26 x 26 by default; below 4 pixels cells have no
+ * gap between them, and column numbers thin out to stay readable. */
+void lsc_head_grid_set_cell_size (LscHeadGrid *self, double width, double height);
+/* TRUE: the columns are SSM channels, not heads (the tooltips say so). */
+void lsc_head_grid_set_channels (LscHeadGrid *self, gboolean channels);
 
 G_END_DECLS

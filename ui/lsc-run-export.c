@@ -77,7 +77,11 @@ run_to_job (LscRun *run, GError **error)
   json_object_object_add (job, "max_tokens", json_object_new_int (p->max_tokens));
   json_object_object_add (job, "temperature", float_to_json (p->temperature));
   json_object_object_add (job, "seed", json_object_new_int64 ((gint64) p->seed));
-  if (p->capture)
+  /* a Mamba model's run recorded Δ of every layer: the job's "ssm" section
+   * with its defaults does the same */
+  if (lsc_run_get_ssm (run) != NULL)
+    json_object_object_add (job, "ssm", json_object_new_object ());
+  else if (p->capture)
     {
       /* what the run captured and computed: every row, statistics with its
        * sink, and the store itself, so that the results reopen in the views */

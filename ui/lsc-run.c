@@ -186,13 +186,18 @@ on_token (int token, int index, gpointer user_data)
 }
 
 void
-lsc_run_params_get_session (const LscRunParams *params, int n_prompt, LscSessionParams *session)
+lsc_run_params_get_session (const LscRunParams *params, const LscModelConfig *config,
+                            int n_prompt, LscSessionParams *session)
 {
   lsc_session_params_init (session);
   session->n_ctx = MAX (n_prompt + MAX (params->max_tokens, 0) + 1, 16);
   session->n_threads = params->n_threads;
   session->backend = params->backend;
-  session->capture.enabled = params->capture;
+  /* a Mamba model has no attention: its capture is Δ of every layer */
+  if (config != NULL && lsc_arch_is_ssm (config->arch))
+    session->ssm_capture = (LscSsmCapturePlan) { params->capture, 0, -1 };
+  else
+    session->capture.enabled = params->capture;
 }
 
 /* Phase names are translated on the main thread by the window; the worker
@@ -217,12 +222,27 @@ execute (LscRun *self, GCancellable *cancellable, GError **error)
     }
 
   LscSessionParams sp;
-  lsc_run_params_get_session (&self->params, (int) prompt->len, &sp);
+  lsc_run_params_get_session (&self->params, config, (int) prompt->len, &sp);
   /* the worker owns the run's stack until it finishes */
   LscPluginStack *plugins = (LscPluginStack *) self->params.plugins;
-  if (!lsc_plugin_stack_instantiate (plugins, config, error))
-    return FALSE;
-  lsc_plugin_stack_get_hooks (plugins, &sp.hooks);
+  if (lsc_arch_is_ssm (config->arch))
+    {
+      /* plugins hook attention (the window leaves them out for a Mamba
+       * model); the session would refuse their hooks in its own words */
+      if (lsc_plugin_stack_get_size (plugins) > 0)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                       "plugins hook attention, and %s (%s) has none: disable the plugins to "
+                       "run it", lsc_model_get_path (model), lsc_arch_name (config->arch));
+          return FALSE;
+        }
+    }
+  else
+    {
+      if (!lsc_plugin_stack_instantiate (plugins, config, error))
+        return FALSE;
+      lsc_plugin_stack_get_hooks (plugins, &sp.hooks);
+    }
   g_autoptr(LscSession) session = lsc_session_new (model, &sp, error);
   if (session == NULL)
     return FALSE;
@@ -267,6 +287,8 @@ execute (LscRun *self, GCancellable *cancellable, GError **error)
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return FALSE;
 
+  /* per-head statistics of the captured attention (none on a Mamba model,
+   * whose session records Δ instead: lsc_run_get_ssm ()) */
   const LscAttentionStore *store = lsc_session_get_attention (session);
   if (store != NULL && config->n_heads > 0)
     {
@@ -388,6 +410,13 @@ lsc_run_get_attention (LscRun *self)
   if (self->store != NULL)
     return self->store;
   return self->session != NULL ? lsc_session_get_attention (self->session) : NULL;
+}
+
+const LscSsmStore *
+lsc_run_get_ssm (LscRun *self)
+{
+  g_return_val_if_fail (LSC_IS_RUN (self), NULL);
+  return self->session != NULL ? lsc_session_get_ssm (self->session) : NULL;
 }
 
 const LscHeadStats *

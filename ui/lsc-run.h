@@ -3,6 +3,11 @@
  * lsc-run.h: one run of a model on a prompt, on a worker thread: prefill
  * with attention capture, generation, per-head statistics. GTK-free.
  *
+ * On a Mamba model (lsc_arch_is_ssm ()) "capture" records Δ of every layer
+ * instead (lsc-ssm.h; lsc_run_get_ssm ()): there is no attention to
+ * capture, no per-head statistics, and no plugin applies (plugins hook
+ * attention; a run of a Mamba model with plugins fails, saying so).
+ *
  * Progress (fraction, phase) is written by the worker into a mutex-guarded
  * struct and published on the main context by one pending idle, which
  * notifies "fraction" and "phase". Cancellation goes through the
@@ -25,6 +30,7 @@
 #include "lsc-loaded-model.h"
 #include "lsc-plugin.h"
 #include "lsc-session.h"
+#include "lsc-ssm.h"
 
 G_BEGIN_DECLS
 
@@ -33,7 +39,8 @@ typedef struct {
   int max_tokens;         /* 32: new tokens (0: prefill only) */
   float temperature;      /* 0: greedy */
   guint64 seed;           /* 0 */
-  gboolean capture;       /* TRUE: capture attention, compute per-head statistics */
+  gboolean capture;       /* TRUE: capture attention, compute per-head statistics;
+                             on a Mamba model: record Δ of every layer */
   int n_threads;          /* 0: all cores */
   LscBackend backend;     /* AUTO: the GPU when there is one */
   const LscPluginStack *plugins;   /* copied (values only); NULL: none */
@@ -41,9 +48,12 @@ typedef struct {
 
 void lsc_run_params_init (LscRunParams *params);
 /* The session a run of params on a prompt of n_prompt tokens (BOS
- * included) opens: for lsc_estimate_run () before Run. */
-void lsc_run_params_get_session (const LscRunParams *params, int n_prompt,
-                                 LscSessionParams *session);
+ * included) opens on a model of `config` (NULL: a transformer): for
+ * lsc_estimate_run () before Run. With params->capture, a transformer's
+ * session captures attention, a Mamba model's records Δ of every layer
+ * (ssm_capture {TRUE, 0, -1}). Plugins' hooks are not set here. */
+void lsc_run_params_get_session (const LscRunParams *params, const LscModelConfig *config,
+                                 int n_prompt, LscSessionParams *session);
 
 /* The keys at the start of the context whose attention counts as sink mass
  * in the per-head statistics (a batch job's capture.sink_tokens). */
@@ -73,6 +83,10 @@ const gint32 *lsc_run_get_tokens (LscRun *self, int *n_tokens, int *n_prompt);
 const char *lsc_run_get_output (LscRun *self);   /* generated text */
 /* NULL when nothing was captured. */
 const LscAttentionStore *lsc_run_get_attention (LscRun *self);
+/* The Δ store of a Mamba run that recorded Δ (capture on), or NULL (a
+ * transformer, capture off, a run opened from saved results, or before
+ * the run finished). Valid while the run lives. */
+const LscSsmStore *lsc_run_get_ssm (LscRun *self);
 /* Per-head statistics (layer * n_heads + head), NULL without capture. */
 const LscHeadStats *lsc_run_get_head_stats (LscRun *self, int *n_layers, int *n_heads);
 /* The session after the run (backend, threads, KV cache, capture store), NULL before. */

@@ -31,12 +31,14 @@ struct _LscWindow
   GtkSpinButton *threads_spin;
   GtkDropDown *backend_drop;
   LscPluginControls *plugin_controls;
+  GtkLabel *plugins_note_label;
   GtkProgressBar *progress_bar;
   GtkLabel *estimate_label;
   GtkLabel *output_label;
   GtkStack *view_stack;
   LscAttentionView *attention_view;
   LscRetrievalView *retrieval_view;
+  LscSsmView *ssm_view;
   LscExperimentsView *experiments_view;
 
   /* owned */
@@ -103,6 +105,7 @@ update_actions (LscWindow *self)
   gboolean can_export =
       g_strcmp0 (view, "attention") == 0 ? lsc_heatmap_get_source (hm) != NULL
       : g_strcmp0 (view, "retrieval") == 0 ? lsc_retrieval_view_can_export (self->retrieval_view)
+      : g_strcmp0 (view, "ssm") == 0 ? lsc_ssm_view_can_export (self->ssm_view)
       : g_strcmp0 (view, "experiments") == 0
         && lsc_experiments_view_can_export (self->experiments_view);
   g_simple_action_set_enabled (G_SIMPLE_ACTION (a), can_export);
@@ -130,6 +133,14 @@ get_prompt (LscWindow *self)
   GtkTextIter a, b;
   gtk_text_buffer_get_bounds (buf, &a, &b);
   return gtk_text_buffer_get_text (buf, &a, &b, FALSE);
+}
+
+/* Whether the open model is a Mamba model: no attention, Δ instead. */
+static gboolean
+model_is_ssm (LscWindow *self)
+{
+  return self->model != NULL
+         && lsc_arch_is_ssm (lsc_model_get_config (lsc_loaded_model_get_model (self->model))->arch);
 }
 
 /* The backend drop-down's items, in order; GSettings nicks are the same names. */
@@ -181,31 +192,40 @@ update_estimate (LscWindow *self)
     }
   LscRunParams rp;
   get_run_params (self, &rp);
+  LscModel *model = lsc_loaded_model_get_model (self->model);
+  const LscModelConfig *config = lsc_model_get_config (model);
+  gboolean ssm = lsc_arch_is_ssm (config->arch);
   LscEstimateParams ep;
   lsc_estimate_params_init (&ep);
   ep.n_prompt = self->n_prompt;
   ep.max_tokens = rp.max_tokens;
-  lsc_run_params_get_session (&rp, self->n_prompt, &ep.session);
-  ep.stats = rp.capture;
-  /* the plugins' instances, as the run will make them: values that do not
-   * fit the model show here, before Run; a logit-scale hook stores a scale
-   * per captured row */
+  lsc_run_params_get_session (&rp, config, self->n_prompt, &ep.session);
+  ep.stats = rp.capture && !ssm;
   g_autoptr(GError) error = NULL;
-  LscModel *model = lsc_loaded_model_get_model (self->model);
-  g_autoptr(LscPluginStack) plugins = lsc_plugin_controls_dup_stack (self->plugin_controls);
-  if (!lsc_plugin_stack_instantiate (plugins, lsc_model_get_config (model), &error))
+  if (!ssm)
     {
-      g_autofree char *text = g_strdup_printf (_("Cannot run: %s"), error->message);
-      gtk_label_set_text (self->estimate_label, text);
-      return;
+      /* the plugins' instances, as the run will make them: values that do
+       * not fit the model show here, before Run; a logit-scale hook stores
+       * a scale per captured row. A Mamba model's run leaves them out. */
+      g_autoptr(LscPluginStack) plugins = lsc_plugin_controls_dup_stack (self->plugin_controls);
+      if (!lsc_plugin_stack_instantiate (plugins, config, &error))
+        {
+          g_autofree char *text = g_strdup_printf (_("Cannot run: %s"), error->message);
+          gtk_label_set_text (self->estimate_label, text);
+          return;
+        }
+      lsc_plugin_stack_get_hooks (plugins, &ep.session.hooks);
     }
-  lsc_plugin_stack_get_hooks (plugins, &ep.session.hooks);
   ep.prefill_gflops = ep.attention_gflops = cpu_gflops;
   ep.decode_gbps = cpu_gbps;
-  /* on a GPU only the memory is estimated: its rates are not measured here */
-  gboolean gpu = rp.backend == LSC_BACKEND_CUDA
-                 || (rp.backend == LSC_BACKEND_AUTO && lsc_backend_cuda_unavailable () == NULL);
-  ep.session.backend = LSC_BACKEND_CPU;
+  /* on a GPU only the memory is estimated: its rates are not measured here.
+   * Mamba runs on the CPU (the estimate refuses CUDA for it, in the
+   * session's words) */
+  gboolean gpu = !ssm && (rp.backend == LSC_BACKEND_CUDA
+                          || (rp.backend == LSC_BACKEND_AUTO
+                              && lsc_backend_cuda_unavailable () == NULL));
+  if (!ssm)
+    ep.session.backend = LSC_BACKEND_CPU;
   LscEstimate e;
   if (!lsc_estimate_run (model, &ep, &e, &error))
     {
@@ -217,7 +237,11 @@ update_estimate (LscWindow *self)
   g_autofree char *time = gpu ? g_strdup (_("time on the GPU not estimated"))
                               : format_duration (e.total_s);
   g_autofree char *capture = g_format_size (e.capture_bytes + e.pyramid_bytes);
-  g_autofree char *text = rp.capture
+  g_autofree char *text = ssm && rp.capture
+      /* Translators: before Run on a Mamba model: the run's estimated time,
+       * memory, and what of it recording the time steps Δ takes */
+      ? g_strdup_printf (_("Estimate: %s, %s of memory (%s to record Δ)"), time, mem, capture)
+      : rp.capture
       /* Translators: before Run: the run's estimated time, memory, and what of
        * it attention capture takes */
       ? g_strdup_printf (_("Estimate: %s, %s of memory (%s for attention capture)"), time, mem,
@@ -311,11 +335,35 @@ model_summary (LscLoadedModel *m)
 {
   const LscModelConfig *c = lsc_model_get_config (lsc_loaded_model_get_model (m));
   LscModelFormat format = lsc_model_get_format (lsc_loaded_model_get_model (m));
+  if (lsc_arch_is_ssm (c->arch))
+    {
+      /* a "channel" is what carries its own Δ: a head of Mamba-2, an inner
+       * channel of Mamba-1 (lsc-ssm.h) */
+      int n_channels = lsc_ssm_n_channels (c);
+      /* Translators: the sidebar's summary of a Mamba model */
+      return g_strdup_printf (_("%s (%s)\n%d layers, %d channels, state size %d\n"
+                                "hidden size %d, vocabulary %d"),
+                              lsc_arch_name (c->arch), lsc_model_format_name (format),
+                              c->n_layers, n_channels, c->ssm_d_state, c->dim, c->vocab_size);
+    }
   return g_strdup_printf (_("%s (%s)\n%d layers, %d heads (%d KV heads) of %d\n"
                             "hidden size %d, vocabulary %d\ntrained context %d tokens"),
                           lsc_arch_name (c->arch), lsc_model_format_name (format),
                           c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
                           c->dim, c->vocab_size, c->max_position);
+}
+
+/* The sidebar for the open model: a Mamba model records Δ where a
+ * transformer captures attention, and takes no plugins. */
+static void
+update_model_controls (LscWindow *self)
+{
+  gboolean ssm = model_is_ssm (self);
+  gtk_check_button_set_label (self->capture_check,
+                              ssm ? _("Record _Δ (all layers and channels)")
+                                  : _("Capture _attention (all layers and heads)"));
+  gtk_widget_set_sensitive (GTK_WIDGET (self->plugin_controls), !ssm);
+  gtk_widget_set_visible (GTK_WIDGET (self->plugins_note_label), ssm);
 }
 
 /* ------------------------------------------------------- model loading */
@@ -344,6 +392,7 @@ on_model_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
   gtk_widget_set_tooltip_text (GTK_WIDGET (self->model_label), path);
   g_autofree char *summary = model_summary (model);
   gtk_label_set_text (self->summary_label, summary);
+  update_model_controls (self);
   remember_model (self, path);
   update_token_count (self);
   update_actions (self);
@@ -446,6 +495,15 @@ show_run (LscWindow *self, LscRun *run)
   gtk_label_set_text (self->output_label, lsc_run_get_output (run));
   gtk_progress_bar_set_fraction (self->progress_bar, 1.0);
   lsc_attention_view_set_run (self->attention_view, run);
+  lsc_ssm_view_set_run (self->ssm_view, run);
+  /* a Mamba run's channels show in the SSM view (the Attention view has
+   * nothing for it); a transformer's attention, in the Attention view */
+  const char *view = gtk_stack_get_visible_child_name (self->view_stack);
+  LscModel *model = lsc_loaded_model_get_model (lsc_run_get_model (run));
+  if (lsc_arch_is_ssm (lsc_model_get_config (model)->arch))
+    gtk_stack_set_visible_child_name (self->view_stack, "ssm");
+  else if (g_strcmp0 (view, "ssm") == 0 && lsc_run_get_attention (run) != NULL)
+    gtk_stack_set_visible_child_name (self->view_stack, "attention");
   update_actions (self);
 }
 
@@ -484,7 +542,10 @@ run_action (GSimpleAction *action, GVariant *param, gpointer data)
     return;
   clear_error (self);
   g_autofree char *prompt = get_prompt (self);
-  g_autoptr(LscPluginStack) plugins = lsc_plugin_controls_dup_stack (self->plugin_controls);
+  /* plugins hook attention: a Mamba model's run leaves them out (the
+   * sidebar says so and makes them insensitive) */
+  g_autoptr(LscPluginStack) plugins = model_is_ssm (self)
+      ? NULL : lsc_plugin_controls_dup_stack (self->plugin_controls);
   LscRunParams p;
   get_run_params (self, &p);
   p.prompt = prompt;
@@ -547,7 +608,9 @@ open_run_results (LscWindow *self, LscLoadedModel *model, const LscResultsInfo *
                          info->dir)
       : g_strdup_printf (_("Opened %s"), info->dir);
   gtk_progress_bar_set_text (self->progress_bar, text);
-  gtk_stack_set_visible_child_name (self->view_stack, "attention");
+  /* show_run () picked the SSM view for a Mamba model's results */
+  if (!lsc_arch_is_ssm (lsc_model_get_config (lsc_loaded_model_get_model (model))->arch))
+    gtk_stack_set_visible_child_name (self->view_stack, "attention");
 }
 
 void
@@ -657,6 +720,8 @@ lsc_window_export_view (LscWindow *self, const char *path, GError **error)
     return lsc_heatmap_export (lsc_attention_view_get_heatmap (self->attention_view), path, error);
   if (g_strcmp0 (view, "retrieval") == 0)
     return lsc_retrieval_view_export (self->retrieval_view, path, error);
+  if (g_strcmp0 (view, "ssm") == 0)
+    return lsc_ssm_view_export (self->ssm_view, path, error);
   if (g_strcmp0 (view, "experiments") == 0)
     return lsc_experiments_view_export (self->experiments_view, path, error);
   g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
@@ -691,6 +756,8 @@ lsc_window_dup_export_name (LscWindow *self, const char *format)
   const char *view = lsc_window_get_view (self);
   if (g_strcmp0 (view, "retrieval") == 0)
     return g_strdup_printf ("retrieval-scores.%s", format);
+  if (g_strcmp0 (view, "ssm") == 0)
+    return lsc_ssm_view_dup_export_name (self->ssm_view, format);
   if (g_strcmp0 (view, "experiments") == 0)
     {
       const LscRunCompare *c = lsc_experiments_view_get_compare (self->experiments_view);
@@ -949,6 +1016,7 @@ lsc_window_class_init (LscWindowClass *klass)
 
   g_type_ensure (LSC_TYPE_ATTENTION_VIEW);
   g_type_ensure (LSC_TYPE_RETRIEVAL_VIEW);
+  g_type_ensure (LSC_TYPE_SSM_VIEW);
   g_type_ensure (LSC_TYPE_EXPERIMENTS_VIEW);
   g_type_ensure (LSC_TYPE_PLUGIN_CONTROLS);
   gtk_widget_class_set_template_from_resource (widget_class, "/io/github/longscope/Longscope/lsc-window.ui");
@@ -966,12 +1034,14 @@ lsc_window_class_init (LscWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, LscWindow, threads_spin);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, backend_drop);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, plugin_controls);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, plugins_note_label);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, progress_bar);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, estimate_label);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, output_label);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, view_stack);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, attention_view);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, retrieval_view);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, ssm_view);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, experiments_view);
   gtk_widget_class_bind_template_callback (widget_class, on_error_bar_response);
   gtk_widget_class_bind_template_callback (widget_class, on_threads_changed);
@@ -1000,6 +1070,8 @@ lsc_window_init (LscWindow *self)
   g_signal_connect_object (self->view_stack, "notify::visible-child-name",
                            G_CALLBACK (update_actions), self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->retrieval_view, "notify::can-export",
+                           G_CALLBACK (update_actions), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->ssm_view, "notify::can-export",
                            G_CALLBACK (update_actions), self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->experiments_view, "notify::can-export",
                            G_CALLBACK (update_actions), self, G_CONNECT_SWAPPED);
@@ -1142,4 +1214,11 @@ lsc_window_get_retrieval_view (LscWindow *self)
 {
   g_return_val_if_fail (LSC_IS_WINDOW (self), NULL);
   return self->retrieval_view;
+}
+
+LscSsmView *
+lsc_window_get_ssm_view (LscWindow *self)
+{
+  g_return_val_if_fail (LSC_IS_WINDOW (self), NULL);
+  return self->ssm_view;
 }

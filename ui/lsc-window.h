@@ -19,6 +19,7 @@
 #include "lsc-plugin-controls.h"
 #include "lsc-retrieval-view.h"
 #include "lsc-run.h"
+#include "lsc-ssm-view.h"
 
 G_BEGIN_DECLS
 
@@ -61,13 +62,16 @@ LscAttentionView *lsc_window_get_attention_view (LscWindow *self);
 /* The Retrieval Heads view; a head clicked there opens in the Attention view
  * when the last run captured attention. */
 LscRetrievalView *lsc_window_get_retrieval_view (LscWindow *self);
+/* The SSM Channels view: a Mamba run's channels (a finished run of a Mamba
+ * model with capture on shows there, and the window switches to it). */
+LscSsmView *lsc_window_get_ssm_view (LscWindow *self);
 /* The Experiments view: the A/B comparison of the last two runs. */
 LscExperimentsView *lsc_window_get_experiments_view (LscWindow *self);
 /* The sidebar's plugins: the next run takes those enabled there. */
 LscPluginControls *lsc_window_get_plugin_controls (LscWindow *self);
 /* The file name the export dialog suggests for the current view and what
  * it shows ("attention-layer1-head2.png", "retrieval-scores.svg",
- * "difference-layer1-head2.pdf"). */
+ * "ssm-receptive-field-layer2.png", "difference-layer1-head2.pdf"). */
 char *lsc_window_dup_export_name (LscWindow *self, const char *format);
 /* Exports the current view (format from the extension). */
 gboolean lsc_window_export_view (LscWindow *self, const char *path, GError **error);

@@ -17,14 +17,13 @@ scale_kind (const char *name)
   return LSC_SCALE_LINEAR;
 }
 
-gboolean
-lsc_figure_save_spec (const LscFigureSpec *spec, gpointer user_data, GError **error)
+LscFigure *
+lsc_figure_new_from_spec (const LscFigureSpec *spec, GError **error)
 {
   g_autoptr(LscFigure) fig = NULL;
   LscChartParams chart;
-  LscFigureOutput out;
 
-  g_return_val_if_fail (spec != NULL && spec->path != NULL, FALSE);
+  g_return_val_if_fail (spec != NULL, NULL);
   lsc_chart_params_init (&chart);
   chart.title = spec->title;
   chart.x_label = spec->x_label;
@@ -43,7 +42,7 @@ lsc_figure_save_spec (const LscFigureSpec *spec, gpointer user_data, GError **er
           {
             g_set_error (error, LSC_FIGURE_ERROR, LSC_FIGURE_ERROR_INVALID_ARGUMENT,
                          "unknown colour map '%s'", spec->colormap);
-            return FALSE;
+            return NULL;
           }
         hp.scale.kind = scale_kind (spec->scale);
         hp.scale.diverging = lsc_colormap_is_diverging (hp.colormap);
@@ -63,9 +62,19 @@ lsc_figure_save_spec (const LscFigureSpec *spec, gpointer user_data, GError **er
       for (int i = 0; fig != NULL && i < MAX (spec->n_series, 1); i++)
         if (!lsc_figure_add_series (fig, spec->series_names ? spec->series_names[i] : NULL, spec->x,
                                     spec->y + (gsize) i * spec->n, spec->n, error))
-          return FALSE;
+          return NULL;
       break;
     }
+  return g_steal_pointer (&fig);
+}
+
+gboolean
+lsc_figure_save_spec (const LscFigureSpec *spec, gpointer user_data, GError **error)
+{
+  LscFigureOutput out;
+
+  g_return_val_if_fail (spec != NULL && spec->path != NULL, FALSE);
+  g_autoptr(LscFigure) fig = lsc_figure_new_from_spec (spec, error);
   if (fig == NULL)
     return FALSE;
   lsc_figure_output_init (&out);

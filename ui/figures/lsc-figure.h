@@ -232,6 +232,12 @@ gboolean lsc_figure_save (LscFigure *fig, const char *path, const LscFigureOutpu
  * with, and what the application exports a batch figure with, so that both
  * write the same bytes (SVG, PDF). user_data is unused. */
 gboolean lsc_figure_save_spec (const LscFigureSpec *spec, gpointer user_data, GError **error);
+/* The figure an LscFigureSpec describes (spec->path and spec->dpi unused),
+ * as lsc_figure_save_spec () saves it: for drawing the same figure into a
+ * widget with lsc_figure_render (). NULL with an error as the lsc_figure_new_*
+ * functions give (LSC_FIGURE_ERROR_INVALID_ARGUMENT for an unknown colour
+ * map). */
+LscFigure *lsc_figure_new_from_spec (const LscFigureSpec *spec, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (LscFigure, lsc_figure_free)
 
