@@ -467,23 +467,21 @@ mixer1 (LscSession *s, int l, int start, int T)
     m->dt[i] = softplus (m->dt[i] + L->dt_bias[i % E]);
   dt_hook (s, l, start, T, m->dt);
 
+  /* the scan of each channel: plain expf on the reference path, a
+   * vectorized exp on the fast one */
+  void (*scan) (float *, float *, const float *, int, const float *, const float *, int,
+                const float *, const float *, int, int)
+      = s->params.reference ? lsc_ssm_scan : lsc_fast_ssm_scan;
 #pragma omp parallel for num_threads (s->params.n_threads) schedule (static)
   for (int e = 0; e < E; e++)
     {
-      float *h = S + (gsize) e * N;
-      const float *A = L->A + (gsize) e * N;
+      scan (m->y + e, S + (gsize) e * N, L->A + (gsize) e * N, N, m->dt + e, m->u + e, E,
+            m->xdb + R, m->xdb + R + N, n_xdb, T);
       for (int t = 0; t < T; t++)
         {
-          const float *B = m->xdb + (gsize) t * n_xdb + R, *C = B + N;
-          float dt = m->dt[(gsize) t * E + e], x = m->u[(gsize) t * E + e];
-          float acc = 0.0f;
-          for (int n = 0; n < N; n++)
-            {
-              h[n] = expf (dt * A[n]) * h[n] + dt * B[n] * x;
-              acc += h[n] * C[n];
-            }
+          gsize i = (gsize) t * E + e;
           float z = m->proj[(gsize) t * m->n_in + E + e];
-          m->y[(gsize) t * E + e] = (acc + L->D[e] * x) * silu (z);
+          m->y[i] = (m->y[i] + L->D[e] * m->u[i]) * silu (z);
         }
     }
 }

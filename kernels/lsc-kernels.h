@@ -98,6 +98,13 @@ void lsc_rope (float *x, int n_heads, int head_dim, const float *cos, const floa
 float lsc_softmax_lse (float *x, int n);
 /* out (n) <- silu(gate (n)) * up (n) */
 void lsc_swiglu (float *out, const float *gate, const float *up, int n);
+/* Mamba-1's selective scan of one inner channel over T tokens
+ * (methods.md 7.1): for t < T,
+ *   h[n] <- exp(dt_t a[n]) h[n] + dt_t x_t b_t[n],   y_t <- sum_n h[n] c_t[n]
+ * over the channel's n_states states h (updated in place) and A row a;
+ * dt_t, x_t, y_t at dt, x, y + t * step; b_t, c_t at b, c + t * stride. */
+void lsc_ssm_scan (float *y, float *h, const float *a, int n_states, const float *dt,
+                   const float *x, int step, const float *b, const float *c, int stride, int T);
 
 /* The CUDA backend's kernels are declared in lsc-cuda.h. */
 
@@ -122,6 +129,12 @@ LscStatus lsc_fast_to_f32 (float *out, const void *in, LscDType dtype, size_t n)
  * apart): att (n_keys) <- softmax(scale * keys q), out (head_dim) <- att^T
  * values; returns the row's log-sum-exp. Reference: the attention loop of
  * forward_token () (lsc-llama.c). */
+/* lsc_ssm_scan () with exp computed by a polynomial the compiler vectorizes
+ * (within 2 ulp of expf on [-87, 88]; arguments are clamped there) and the
+ * sum over states in 16 lanes. Reference: lsc_ssm_scan (). */
+void lsc_fast_ssm_scan (float *y, float *h, const float *a, int n_states, const float *dt,
+                        const float *x, int step, const float *b, const float *c, int stride,
+                        int T);
 float lsc_fast_attend_one (float *out, float *att, const float *q, const float *keys,
                            const float *values, int n_keys, int head_dim, int stride, float scale);
 

@@ -320,6 +320,70 @@ test_attend_one (void)
       }
 }
 
+/* Mamba-1's scan of one channel: the vectorized exp against expf over the
+ * range Δ·A takes, then whole scans (state sizes around the 16 lanes, with
+ * strides and steps as in a block) against the reference; nothing past the
+ * outputs is written. */
+static void
+test_ssm_scan (void)
+{
+  /* exp alone: T = 1, h = 1, b = 0, c one-hot picks exp (dt a[n]) */
+  static float a[4096], zero[4096], one_hot[4096];
+  double worst = 0;
+  one_hot[0] = 1.0f;
+  for (int i = 0; i < 4096; i++)
+    a[i] = -87.0f * i / 4095.0f;
+  for (int i = 0; i < 4096; i++)
+    {
+      float hh = 1.0f, dt = 1.0f, x = 0.0f, y;
+      lsc_fast_ssm_scan (&y, &hh, a + i, 1, &dt, &x, 1, zero, one_hot, 0, 1);
+      double want = exp ((double) a[i]);
+      worst = MAX (worst, fabs (y - want) / want);
+    }
+  g_test_message ("exp on [-87, 0]: max relative error %.3g", worst);
+  g_assert_cmpfloat (worst, <=, 2.4e-7);   /* 2 ulp */
+
+  static const int states[] = { 1, 15, 16, 17, 40 };
+  for (guint si = 0; si < G_N_ELEMENTS (states); si++)
+    {
+      int N = states[si], T = 37, step = 3, stride = 2 * N + 5;
+      float *A = g_new (float, N), *h1 = g_new (float, N), *h2 = g_new (float, N);
+      float *dt = g_new (float, T * step), *x = g_new (float, T * step);
+      float *bc = g_new (float, (size_t) T * stride);
+      float *y1 = g_new (float, T * step + 1), *y2 = g_new (float, T * step + 1);
+      for (int n = 0; n < N; n++)
+        {
+          A[n] = -(n + 1) * (1.0f + 0.5f * rand_float ());
+          h1[n] = h2[n] = rand_float ();
+        }
+      for (int t = 0; t < T * step; t++)
+        {
+          dt[t] = 0.05f * (1.5f + rand_float ());
+          x[t] = 2.0f * rand_float ();
+          y1[t] = y2[t] = 0.0f;
+        }
+      for (size_t i = 0; i < (size_t) T * stride; i++)
+        bc[i] = rand_float ();
+      plant (y1 + T * step, 1);
+      lsc_ssm_scan (y2, h2, A, N, dt, x, step, bc, bc + N, stride, T);
+      lsc_fast_ssm_scan (y1, h1, A, N, dt, x, step, bc, bc + N, stride, T);
+      for (int t = 0; t < T; t++)
+        g_assert_cmpfloat (fabsf (y1[t * step] - y2[t * step]), <=,
+                           1e-5f * (1.0f + fabsf (y2[t * step])));
+      for (int n = 0; n < N; n++)
+        g_assert_cmpfloat (fabsf (h1[n] - h2[n]), <=, 1e-5f * (1.0f + fabsf (h2[n])));
+      check_planted (y1 + T * step, 1, "lsc_fast_ssm_scan");
+      g_free (A);
+      g_free (h1);
+      g_free (h2);
+      g_free (dt);
+      g_free (x);
+      g_free (bc);
+      g_free (y1);
+      g_free (y2);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -328,5 +392,6 @@ main (int argc, char **argv)
   g_test_add_func ("/kernels/fast/gemm-rows", test_gemm_rows);
   g_test_add_func ("/kernels/fast/to-f32", test_to_f32);
   g_test_add_func ("/kernels/fast/attend-one", test_attend_one);
+  g_test_add_func ("/kernels/fast/ssm-scan", test_ssm_scan);
   return g_test_run ();
 }

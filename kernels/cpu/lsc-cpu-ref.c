@@ -119,3 +119,21 @@ lsc_swiglu (float *out, const float *gate, const float *up, int n)
       out[i] = g / (1.0f + expf (-g)) * up[i];
     }
 }
+
+void
+lsc_ssm_scan (float *y, float *h, const float *a, int n_states, const float *dt, const float *x,
+              int step, const float *b, const float *c, int stride, int T)
+{
+  for (int t = 0; t < T; t++)
+    {
+      const float *bt = b + (size_t) t * stride, *ct = c + (size_t) t * stride;
+      float d = dt[(size_t) t * step], xv = x[(size_t) t * step];
+      float acc = 0.0f;
+      for (int n = 0; n < n_states; n++)
+        {
+          h[n] = expf (d * a[n]) * h[n] + d * bt[n] * xv;
+          acc += h[n] * ct[n];
+        }
+      y[(size_t) t * step] = acc;
+    }
+}
