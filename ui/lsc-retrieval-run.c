@@ -8,6 +8,7 @@
 #include "lsc-json.h"
 #include "lsc-needle.h"
 #include "lsc-retrieval-run.h"
+#include "lsc-run.h"
 #include "lsc-retrieval.h"
 
 /* the reference's needle (as a batch job's default) */
@@ -526,14 +527,8 @@ on_worker_progress (int done, int total, gpointer user_data)
   data->done = done;
   data->total = total;
   if (data->idle == 0)
-    {
-      GSource *source = g_idle_source_new ();
-      g_source_set_priority (source, G_PRIORITY_DEFAULT_IDLE);
-      g_source_set_callback (source, publish_progress, g_object_ref (task), g_object_unref);
-      g_source_set_static_name (source, "[longscope] retrieval progress");
-      data->idle = g_source_attach (source, data->context);
-      g_source_unref (source);
-    }
+    data->idle = lsc_progress_idle_attach (data->context, publish_progress, task,
+                                           "[longscope] retrieval progress");
   g_mutex_unlock (&data->lock);
 }
 

@@ -138,15 +138,22 @@ set_progress (LscRun *self, double fraction, const char *phase)
       self->phase = g_strdup (phase);
     }
   if (self->progress_idle == 0)
-    {
-      GSource *source = g_idle_source_new ();
-      g_source_set_priority (source, G_PRIORITY_DEFAULT_IDLE);
-      g_source_set_callback (source, publish_progress, g_object_ref (self), g_object_unref);
-      g_source_set_static_name (source, "[longscope] run progress");
-      self->progress_idle = g_source_attach (source, self->context);
-      g_source_unref (source);
-    }
+    self->progress_idle = lsc_progress_idle_attach (self->context, publish_progress, self,
+                                                    "[longscope] run progress");
   g_mutex_unlock (&self->lock);
+}
+
+guint
+lsc_progress_idle_attach (GMainContext *context, GSourceFunc func, gpointer object,
+                          const char *name)
+{
+  GSource *source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT_IDLE);
+  g_source_set_callback (source, func, g_object_ref (object), g_object_unref);
+  g_source_set_static_name (source, name);
+  guint id = g_source_attach (source, context);
+  g_source_unref (source);
+  return id;
 }
 
 double

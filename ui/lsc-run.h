@@ -55,6 +55,13 @@ void lsc_run_params_init (LscRunParams *params);
 void lsc_run_params_get_session (const LscRunParams *params, const LscModelConfig *config,
                                  int n_prompt, LscSessionParams *session);
 
+/* How a worker thread publishes progress on the main context: attaches an
+ * idle of default-idle priority that calls func with `object` (a GObject,
+ * referenced until the source is destroyed), named `name` (a static
+ * string), to context; returns its id. */
+guint lsc_progress_idle_attach (GMainContext *context, GSourceFunc func, gpointer object,
+                                const char *name);
+
 /* The keys at the start of the context whose attention counts as sink mass
  * in the per-head statistics (a batch job's capture.sink_tokens). */
 #define LSC_RUN_SINK_TOKENS 1
