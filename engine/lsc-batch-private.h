@@ -170,6 +170,11 @@ typedef struct {
   int min_tokens;
   float *threshold_values;       /* (n_layers, n_channels) once planned */
   guint8 *global_values;
+  gboolean calibrate;            /* LongMamba's calibration (methods.md 2.2) */
+  double cal_ratio;              /* clip: Δ above the top ratio are clamped (0.15) */
+  int *cal_targets, cal_n_targets;   /* target lengths (tokens) */
+  int cal_samples;               /* windows the recorded window is split into (1) */
+  int cal_aggregate;             /* LscSsmAggregate (max) */
 } LscJobSsm;
 
 void _lsc_job_ssm_clear (LscJobSsm *ssm);

@@ -15,13 +15,34 @@
  *       "global": [[true | false per channel] per layer],   which channels filter
  *                                (LongMamba: tA_prod > c over a calibration window)
  *       "b": 1.0, "min_tokens": 3000       filter prefills of at least min_tokens
+ *     },
+ *     "calibrate": {             LongMamba's offline calibration (methods.md 2.2,
+ *                                lsc_ssm_calibrate ()) of the recorded window
+ *       "ratio": 0.15,           in (0, 1]: Δ above the top floor(T * ratio) are clipped
+ *       "targets": [1000, ...],  target lengths (tokens, ints >= 1); default the
+ *                                reference's 1k .. 192k (25 lengths)
+ *       "samples": 1,            the window is split into this many consecutive
+ *                                windows of floor(window / samples) rows (the
+ *                                remainder dropped), each a sample. They come from
+ *                                ONE prefill: the state carries over between them,
+ *                                unlike the reference's separate prefills.
+ *       "aggregate": "max"       "max" or "mean" over the samples (the reference's
+ *                                "-max" / "-avg"); mean averages tA_prod, so
+ *                                log_tA_prod is ln(mean(exp(.)))
  *     }
  *   }
  *
  * results.json gets "ssm": {"layers", "n_channels", "n_states", "channel",
  * "c", "window", "per_layer": [{"layer", "mean_dt", "log_decay", "global",
  * "kept_fraction"?}]}: log_decay is ln tA_prod per channel, global the
- * indices of the channels above c.
+ * indices of the channels above c. With "calibrate", "ssm" also gets
+ * "calibration": {"ratio", "targets", "aggregate", "samples", "sample_rows",
+ * "per_layer": [{"layer", "log_tA_prod": [C], "dt_sum": [C], "alpha":
+ * [[C] per target], "threshold": [[C] per target], "global": [C booleans:
+ * log_tA_prod > ln c]}]}. A later job's "filter" for a prompt of about
+ * targets[j] tokens is {"threshold": [per_layer[l].threshold[j] per layer],
+ * "global": [per_layer[l].global per layer]} (calibrate every layer: the
+ * filter wants them all).
  */
 #include "config.h"
 
@@ -38,6 +59,7 @@ _lsc_job_ssm_clear (LscJobSsm *ssm)
   json_object_put (ssm->global);
   g_free (ssm->threshold_values);
   g_free (ssm->global_values);
+  g_free (ssm->cal_targets);
   memset (ssm, 0, sizeof *ssm);
 }
 
@@ -56,10 +78,79 @@ is_number (json_object *v)
   return json_object_is_type (v, json_type_int) || json_object_is_type (v, json_type_double);
 }
 
+/* The reference's target lengths (load_align_target.py's selected_len). */
+static const int default_targets[] = {
+  1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000, 12000, 14000, 16000, 20000,
+  24000, 30000, 36000, 44000, 54000, 64000, 80000, 96000, 120000, 144000, 168000, 192000,
+};
+
+static gboolean
+parse_calibrate (LscJobSsm *ssm, const char *job, json_object *obj, GError **error)
+{
+  static const char *const known[] = { "ratio", "targets", "samples", "aggregate", NULL };
+  json_object *v;
+
+  ssm->calibrate = TRUE;
+  ssm->cal_ratio = 0.15;
+  ssm->cal_samples = 1;
+  ssm->cal_aggregate = LSC_SSM_AGGREGATE_MAX;
+  if (!json_object_is_type (obj, json_type_object))
+    return bad (error, job, "calibrate", "an object", obj);
+  if (!lsc_json_check_keys (obj, known, job, "$.ssm.calibrate", error))
+    return FALSE;
+  if ((v = json_object_object_get (obj, "ratio")) != NULL)
+    {
+      if (!is_number (v) || !(json_object_get_double (v) > 0 && json_object_get_double (v) <= 1))
+        return bad (error, job, "calibrate.ratio", "a number in (0, 1]", v);
+      ssm->cal_ratio = json_object_get_double (v);
+    }
+  if ((v = json_object_object_get (obj, "samples")) != NULL)
+    {
+      if (!json_object_is_type (v, json_type_int) || json_object_get_int64 (v) < 1
+          || json_object_get_int64 (v) > 1 << 20)
+        return bad (error, job, "calibrate.samples", "a number of windows >= 1", v);
+      ssm->cal_samples = json_object_get_int (v);
+    }
+  if ((v = json_object_object_get (obj, "aggregate")) != NULL)
+    {
+      const char *s = json_object_is_type (v, json_type_string) ? json_object_get_string (v) : "";
+      if (g_strcmp0 (s, "max") == 0)
+        ssm->cal_aggregate = LSC_SSM_AGGREGATE_MAX;
+      else if (g_strcmp0 (s, "mean") == 0)
+        ssm->cal_aggregate = LSC_SSM_AGGREGATE_MEAN;
+      else
+        return bad (error, job, "calibrate.aggregate", "\"max\" or \"mean\"", v);
+    }
+  if ((v = json_object_object_get (obj, "targets")) == NULL)
+    {
+      ssm->cal_n_targets = G_N_ELEMENTS (default_targets);
+      ssm->cal_targets = g_memdup2 (default_targets, sizeof default_targets);
+      return TRUE;
+    }
+  if (!json_object_is_type (v, json_type_array) || json_object_array_length (v) == 0)
+    return bad (error, job, "calibrate.targets", "a non-empty array of lengths (tokens)", v);
+  int n = (int) json_object_array_length (v);
+  ssm->cal_targets = g_new (int, n);
+  ssm->cal_n_targets = n;
+  for (int j = 0; j < n; j++)
+    {
+      json_object *x = json_object_array_get_idx (v, j);
+      if (!json_object_is_type (x, json_type_int) || json_object_get_int64 (x) < 1
+          || json_object_get_int64 (x) > 1 << 28)
+        {
+          g_autofree char *at = g_strdup_printf ("calibrate.targets[%d]", j);
+          return bad (error, job, at, "a length in tokens >= 1", x);
+        }
+      ssm->cal_targets[j] = json_object_get_int (x);
+    }
+  return TRUE;
+}
+
 gboolean
 _lsc_job_ssm_parse (LscJobSsm *ssm, const char *job, json_object *obj, GError **error)
 {
-  static const char *const known[] = { "layers", "c", "window", "tensors", "filter", NULL };
+  static const char *const known[] = { "layers", "c", "window", "tensors", "filter", "calibrate",
+                                       NULL };
   static const char *const filter_known[] = { "threshold", "global", "b", "min_tokens", NULL };
   json_object *v;
 
@@ -104,6 +195,9 @@ _lsc_job_ssm_parse (LscJobSsm *ssm, const char *job, json_object *obj, GError **
         return bad (error, job, "tensors", "true or false", v);
       ssm->tensors = json_object_get_boolean (v);
     }
+  if ((v = json_object_object_get (obj, "calibrate")) != NULL
+      && !parse_calibrate (ssm, job, v, error))
+    return FALSE;
   json_object *f = json_object_object_get (obj, "filter");
   if (f == NULL)
     return TRUE;
@@ -209,6 +303,77 @@ _lsc_job_ssm_plan (LscJobSsm *ssm, const char *job, const LscModelConfig *config
   return TRUE;
 }
 
+/* "calibration": lsc_ssm_calibrate () of each sample window of each
+ * recorded layer, aggregated over the samples. */
+static gboolean
+write_calibration (const LscJobSsm *ssm, const LscSsmStore *st, int window, json_object *o,
+                   GError **error)
+{
+  int C = lsc_ssm_store_get_n_channels (st), S = lsc_ssm_store_get_n_states (st);
+  int first = lsc_ssm_store_get_first_layer (st), last = lsc_ssm_store_get_last_layer (st);
+  int N = ssm->cal_samples, J = ssm->cal_n_targets, rows = window / N;
+  if (rows < 1)
+    {
+      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                   "$.ssm.calibrate.samples: %d windows need at least %d tokens, the window "
+                   "has %d", N, N, window);
+      return FALSE;
+    }
+  /* one sample: log_tA_prod (C), then dt_sum (C), alpha (J, C), threshold (J, C) */
+  gsize per = (gsize) (2 + 2 * J) * C, rest = per - C;
+  g_autofree double *ltp = g_new (double, (gsize) N * C);
+  g_autofree double *others = g_new (double, (gsize) N * rest);
+  g_autofree double *out = g_new (double, per);
+  double log_c = log (ssm->c);
+
+  json_object *cal = json_object_new_object ();
+  json_object_object_add (o, "calibration", cal);
+  json_object_object_add (cal, "ratio", lsc_json_double (ssm->cal_ratio));
+  json_object *targets = json_object_new_array ();
+  for (int j = 0; j < J; j++)
+    json_object_array_add (targets, json_object_new_int (ssm->cal_targets[j]));
+  json_object_object_add (cal, "targets", targets);
+  json_object_object_add (cal, "aggregate", json_object_new_string (
+    ssm->cal_aggregate == LSC_SSM_AGGREGATE_MAX ? "max" : "mean"));
+  json_object_object_add (cal, "samples", json_object_new_int (N));
+  json_object_object_add (cal, "sample_rows", json_object_new_int (rows));
+  json_object *per_layer = json_object_new_array ();
+  json_object_object_add (cal, "per_layer", per_layer);
+
+  for (int l = first; l <= last; l++)
+    {
+      const float *dt = lsc_ssm_store_get_dt (st, l);
+      for (int k = 0; k < N; k++)
+        {
+          double *r = others + (gsize) k * rest;
+          lsc_ssm_calibrate (dt + (gsize) k * rows * C, rows, C, lsc_ssm_store_get_a (st, l), S,
+                             ssm->cal_ratio, ssm->cal_targets, J, ltp + (gsize) k * C, r,
+                             r + C, r + (gsize) (1 + J) * C);
+        }
+      lsc_ssm_aggregate (ssm->cal_aggregate, ltp, N, C, TRUE, out);
+      lsc_ssm_aggregate (ssm->cal_aggregate, others, N, rest, FALSE, out + C);
+
+      json_object *e = json_object_new_object ();
+      json_object_object_add (e, "layer", json_object_new_int (l));
+      json_object_object_add (e, "log_tA_prod", lsc_json_doubles (out, C));
+      json_object_object_add (e, "dt_sum", lsc_json_doubles (out + C, C));
+      json_object *alpha = json_object_new_array (), *thr = json_object_new_array ();
+      for (int j = 0; j < J; j++)
+        {
+          json_object_array_add (alpha, lsc_json_doubles (out + (gsize) (2 + j) * C, C));
+          json_object_array_add (thr, lsc_json_doubles (out + (gsize) (2 + J + j) * C, C));
+        }
+      json_object_object_add (e, "alpha", alpha);
+      json_object_object_add (e, "threshold", thr);
+      json_object *global = json_object_new_array ();
+      for (int c = 0; c < C; c++)
+        json_object_array_add (global, json_object_new_boolean (out[c] > log_c));
+      json_object_object_add (e, "global", global);
+      json_object_array_add (per_layer, e);
+    }
+  return TRUE;
+}
+
 gboolean
 _lsc_job_ssm_write (const LscJobSsm *ssm, const LscSession *session, int n_prompt,
                     json_object *results, LscTensorWriter *writer, GError **error)
@@ -277,5 +442,5 @@ _lsc_job_ssm_write (const LscJobSsm *ssm, const LscSession *session, int n_promp
       gint64 shape[2] = { n_rows, C };
       lsc_tensor_writer_add_f32 (writer, name, 2, shape, dt);
     }
-  return TRUE;
+  return !ssm->calibrate || write_calibration (ssm, st, window, o, error);
 }

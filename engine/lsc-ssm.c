@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lsc-error.h"
@@ -223,5 +224,113 @@ lsc_ssm_decay_curve (const float *dt, int n_channels, const float *a, int n_stat
     {
       sum += dt[(gsize) (s + 1) * n_channels + c];
       out[s] = a_c * sum;
+    }
+}
+
+static int
+cmp_desc (const void *pa, const void *pb)
+{
+  double a = *(const double *) pa, b = *(const double *) pb;
+  return a < b ? 1 : a > b ? -1 : 0;
+}
+
+/* s2[i] of the stretched profile (lsc_ssm_calibrate): torch's linear
+ * interpolation, align_corners=False, of s (T) to length lt. */
+static inline double
+stretched (const double *s, int T, int lt, int i)
+{
+  double src = ((double) T / lt) * (i + 0.5) - 0.5;
+  if (src < 0)
+    src = 0;
+  int i0 = (int) src;
+  int i1 = i0 + (i0 < T - 1 ? 1 : 0);
+  double lambda = src - i0;
+  return (1.0 - lambda) * s[i0] + lambda * s[i1];
+}
+
+void
+lsc_ssm_calibrate (const float *dt, int n_rows, int n_channels, const float *a, int n_states,
+                   double ratio, const int *targets, int n_targets, double *log_ta_prod,
+                   double *dt_sum, double *alpha, double *threshold)
+{
+  g_return_if_fail (n_rows >= 1 && ratio > 0 && ratio <= 1);
+  int T = n_rows;
+  int k_top = MAX (1, (int) floor (T * ratio));
+  k_top = MIN (k_top, T);
+  g_autofree double *s = g_new (double, T);
+  for (int c = 0; c < n_channels; c++)
+    {
+      for (int t = 0; t < T; t++)
+        s[t] = dt[(gsize) t * n_channels + c];
+      qsort (s, T, sizeof *s, cmp_desc);
+      double v = s[k_top - 1], sum = 0;
+      for (int t = 0; t < T; t++)
+        {
+          s[t] = MIN (s[t], v);   /* still descending */
+          sum += s[t];
+        }
+      dt_sum[c] = sum;
+      log_ta_prod[c] = slowest_a (a, n_states, c) * sum;
+      for (int j = 0; j < n_targets; j++)
+        {
+          int lt = targets[j];
+          gsize at = (gsize) j * n_channels + c;
+          if (lt <= T)
+            {
+              alpha[at] = 1;
+              threshold[at] = 0;
+              continue;
+            }
+          double cum = 0;
+          int first = 0;   /* torch.argmax of all-false */
+          for (int i = 0; i < lt; i++)
+            {
+              cum += stretched (s, T, lt, i);
+              if (cum > sum)
+                {
+                  first = i;
+                  break;
+                }
+            }
+          int k = first + 1;
+          alpha[at] = MIN ((double) k / lt, 1.0);
+          threshold[at] = stretched (s, T, lt, MIN (k, lt - 1));
+        }
+    }
+}
+
+void
+lsc_ssm_aggregate (LscSsmAggregate how, const double *samples, int n_samples, gsize n,
+                   gboolean log_domain, double *out)
+{
+  g_return_if_fail (n_samples >= 1);
+  for (gsize i = 0; i < n; i++)
+    {
+      double m = samples[i];
+      for (int k = 1; k < n_samples; k++)
+        m = MAX (m, samples[(gsize) k * n + i]);
+      if (how == LSC_SSM_AGGREGATE_MAX)
+        {
+          out[i] = m;
+          continue;
+        }
+      double sum = 0;
+      if (log_domain)
+        {
+          if (!isfinite (m))
+            {
+              out[i] = m;
+              continue;
+            }
+          for (int k = 0; k < n_samples; k++)
+            sum += exp (samples[(gsize) k * n + i] - m);
+          out[i] = m + log (sum / n_samples);
+        }
+      else
+        {
+          for (int k = 0; k < n_samples; k++)
+            sum += samples[(gsize) k * n + i];
+          out[i] = sum / n_samples;
+        }
     }
 }

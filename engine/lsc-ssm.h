@@ -95,4 +95,73 @@ void lsc_ssm_log_decay (const float *dt, int n_channels, const float *a, int n_s
 void lsc_ssm_decay_curve (const float *dt, int n_channels, const float *a, int n_states, int c,
                           int t, double *out);
 
+/* LongMamba's offline calibration of one window ("align targets",
+ * methods.md 2.2, load_align_target.py), pure math. From dt (n_rows = T
+ * rows, n_channels) of one layer over one calibration window and a
+ * (n_channels, n_states), per channel c (all sums in double):
+ *
+ *   k_top  = max (1, floor (T * ratio))  (the double product, as Python's
+ *            int (T * r)); v = the smallest of the k_top largest Δ
+ *   Δc[t]  = min (Δ[t], v)                           clip the outliers
+ *   dt_sum[c]      = Σ_t Δc[t]                       (units of Δ)
+ *   log_ta_prod[c] = A_c * dt_sum[c]                 ln tA_prod, A_c the
+ *            slowest state's A (max over n, as lsc_ssm_log_decay) [adaptation
+ *            for Mamba-1; Mamba-2 has n_states = 1]
+ *   for each target length Lt = targets[j] (tokens):
+ *     Lt <= T: threshold = 0, alpha = 1   [choice: the reference writes 0 / 1
+ *              for its 1k and 2k targets, i.e. Lt <= its T = 2000]
+ *     else:    s  = Δc sorted descending (length T)
+ *              s2 = s stretched to length Lt as torch's F.interpolate
+ *                   (mode='linear', align_corners=False): for i in 0 .. Lt-1,
+ *                   src = max (0, (i + 0.5) * T / Lt - 0.5), i0 = floor (src),
+ *                   i1 = min (i0 + 1, T - 1), λ = src - i0,
+ *                   s2[i] = (1 - λ) s[i0] + λ s[i1]
+ *              cum = cumsum (s2); i* = the first i with cum[i] > dt_sum, or 0
+ *                   when there is none (torch.argmax of all-false is 0: only
+ *                   when dt_sum = 0)
+ *              k = i* + 1
+ *              alpha[j][c]     = min (k / Lt, 1)   fraction of tokens kept
+ *              threshold[j][c] = s2[min (k, Lt - 1)]   the Δ threshold for Lt
+ *                   [choice: the reference gathers s2[k], out of range when
+ *                   k = Lt; we clamp to the last element]
+ *
+ * alpha and threshold are (n_targets, n_channels), row j for targets[j].
+ * Cost: a sort per channel and at most Lt steps per (channel, target) (the
+ * scan stops at the crossing; s2 is never stored). Requires n_rows >= 1,
+ * 0 < ratio <= 1, targets >= 1. For a window [row_a, row_b) of a store,
+ * pass dt + row_a * n_channels and n_rows = row_b - row_a.
+ *
+ * Example (layer 3, the first 2000 prompt rows, targets 4k and 8k):
+ *
+ *   int targets[2] = { 4000, 8000 };
+ *   lsc_ssm_calibrate (lsc_ssm_store_get_dt (st, 3), 2000, C,
+ *                      lsc_ssm_store_get_a (st, 3), S, 0.15, targets, 2,
+ *                      log_ta_prod, dt_sum, alpha, threshold);
+ *   // a filter for an ~8k prompt: threshold[1 * C + c] per channel c,
+ *   // global where log_ta_prod[c] > log (0.05)
+ */
+void lsc_ssm_calibrate (const float *dt, int n_rows, int n_channels, const float *a, int n_states,
+                        double ratio, const int *targets, int n_targets, double *log_ta_prod,
+                        double *dt_sum, double *alpha, double *threshold);
+
+/* How lsc_ssm_aggregate () combines the samples (windows) of a calibration:
+ * the reference's "...-max" and "...-avg" folders. */
+typedef enum {
+  LSC_SSM_AGGREGATE_MAX,
+  LSC_SSM_AGGREGATE_MEAN,
+} LscSsmAggregate;
+
+/* out (n) <- the elementwise max or mean of samples (n_samples, n), a
+ * sample per row, in double. log_domain: the values are logarithms of the
+ * quantity the reference aggregates (ln tA_prod: it averages tA_prod), so
+ * MEAN gives ln (mean (exp (x))) (computed stably); MAX is the same either
+ * way. Requires n_samples >= 1.
+ *
+ * Example (3 windows' thresholds, (3, n_targets * C) -> (n_targets * C)):
+ *
+ *   lsc_ssm_aggregate (LSC_SSM_AGGREGATE_MAX, thr, 3, n_targets * C, FALSE, out);
+ */
+void lsc_ssm_aggregate (LscSsmAggregate how, const double *samples, int n_samples, gsize n,
+                        gboolean log_domain, double *out);
+
 G_END_DECLS

@@ -895,6 +895,135 @@ test_batch_ssm_filter (void)
   json_object_put (fx);
 }
 
+/* Checks a "calibration" section: shapes, alpha in (0, 1] and threshold > 0
+ * for targets longer than a sample, exactly 1 and 0 for the others,
+ * global = log_tA_prod > ln c. */
+static void
+check_calibration (json_object *cal, int n_layers, int n_targets, int C, double c)
+{
+  int rows = json_object_get_int (json_object_object_get (cal, "sample_rows"));
+  json_object *targets = json_object_object_get (cal, "targets");
+  json_object *per_layer = json_object_object_get (cal, "per_layer");
+  g_assert_cmpint (rows, >, 0);
+  g_assert_cmpuint (json_object_array_length (targets), ==, n_targets);
+  g_assert_cmpuint (json_object_array_length (per_layer), ==, n_layers);
+  for (int l = 0; l < n_layers; l++)
+    {
+      json_object *e = json_object_array_get_idx (per_layer, l);
+      json_object *ltp = json_object_object_get (e, "log_tA_prod");
+      json_object *sum = json_object_object_get (e, "dt_sum");
+      json_object *glob = json_object_object_get (e, "global");
+      json_object *alpha = json_object_object_get (e, "alpha");
+      json_object *thr = json_object_object_get (e, "threshold");
+      g_assert_cmpuint (json_object_array_length (ltp), ==, C);
+      g_assert_cmpuint (json_object_array_length (sum), ==, C);
+      g_assert_cmpuint (json_object_array_length (glob), ==, C);
+      g_assert_cmpuint (json_object_array_length (alpha), ==, n_targets);
+      g_assert_cmpuint (json_object_array_length (thr), ==, n_targets);
+      for (int ch = 0; ch < C; ch++)
+        {
+          double x = json_object_get_double (json_object_array_get_idx (ltp, ch));
+          g_assert_cmpfloat (x, <, 0);
+          g_assert_cmpfloat (json_object_get_double (json_object_array_get_idx (sum, ch)), >, 0);
+          g_assert_true (json_object_get_boolean (json_object_array_get_idx (glob, ch))
+                         == (x > log (c)));
+        }
+      for (int j = 0; j < n_targets; j++)
+        {
+          int lt = json_object_get_int (json_object_array_get_idx (targets, j));
+          json_object *aj = json_object_array_get_idx (alpha, j);
+          json_object *tj = json_object_array_get_idx (thr, j);
+          g_assert_cmpuint (json_object_array_length (aj), ==, C);
+          g_assert_cmpuint (json_object_array_length (tj), ==, C);
+          for (int ch = 0; ch < C; ch++)
+            {
+              double a = json_object_get_double (json_object_array_get_idx (aj, ch));
+              double t = json_object_get_double (json_object_array_get_idx (tj, ch));
+              if (lt <= rows)
+                {
+                  g_assert_cmpfloat (a, ==, 1);
+                  g_assert_cmpfloat (t, ==, 0);
+                }
+              else
+                {
+                  g_assert_cmpfloat (a, >, 0);
+                  g_assert_cmpfloat (a, <=, 1);
+                  g_assert_cmpfloat (t, >, 0);
+                }
+            }
+        }
+    }
+}
+
+/* LongMamba's calibration ("calibrate") from a job on tiny-mamba: two
+ * samples averaged over chosen targets, then the defaults (one sample, max,
+ * the reference's 25 targets); malformed sections named by their path. */
+static void
+test_batch_ssm_calibrate (void)
+{
+  g_autofree char *model = lsc_test_shared_path ("models/random/tiny-mamba");
+  if (model == NULL)
+    return;
+  const char *prompt = "Once upon a time there was a little girl named Lily who loved the sea.";
+  g_autofree char *job = g_strdup_printf (
+    "{\"model\": \"%s\", \"prompt\": \"%s\", \"max_tokens\": 0, \"ssm\": {\"layers\": [0, 1], "
+    "\"tensors\": false, \"calibrate\": {\"ratio\": 0.2, \"targets\": [2, 5, 64, 1000], "
+    "\"samples\": 2, \"aggregate\": \"mean\"}}}", model, prompt);
+  json_object *res = run_job ("ssm-calibrate", job, 0, NULL);
+  json_object *ssm = json_object_object_get (res, "ssm");
+  json_object *cal = json_object_object_get (ssm, "calibration");
+  int window = json_object_get_int (json_object_object_get (ssm, "window"));
+  g_assert_nonnull (cal);
+  g_assert_cmpstr (json_object_get_string (json_object_object_get (cal, "aggregate")), ==, "mean");
+  g_assert_cmpint (json_object_get_int (json_object_object_get (cal, "samples")), ==, 2);
+  g_assert_cmpfloat (json_object_get_double (json_object_object_get (cal, "ratio")), ==, 0.2);
+  g_assert_cmpint (json_object_get_int (json_object_object_get (cal, "sample_rows")), ==,
+                   window / 2);
+  g_assert_cmpint (window / 2, >=, 5);
+  g_assert_cmpint (window / 2, <, 64);
+  g_test_message ("tiny-mamba: %d-token window, 2 samples of %d", window, window / 2);
+  check_calibration (cal, 2, 4, 128, 0.05);
+  json_object_put (res);
+
+  g_autofree char *djob = g_strdup_printf (
+    "{\"model\": \"%s\", \"prompt\": \"%s\", \"max_tokens\": 0, \"ssm\": {\"tensors\": false, "
+    "\"c\": 0.5, \"calibrate\": {}}}", model, prompt);
+  res = run_job ("ssm-calibrate", djob, 0, NULL);
+  cal = json_object_object_get (json_object_object_get (res, "ssm"), "calibration");
+  g_assert_cmpstr (json_object_get_string (json_object_object_get (cal, "aggregate")), ==, "max");
+  g_assert_cmpint (json_object_get_int (json_object_object_get (cal, "samples")), ==, 1);
+  g_assert_cmpfloat (json_object_get_double (json_object_object_get (cal, "ratio")), ==, 0.15);
+  json_object *targets = json_object_object_get (cal, "targets");
+  g_assert_cmpint (json_object_get_int (json_object_array_get_idx (targets, 0)), ==, 1000);
+  g_assert_cmpint (json_object_get_int (json_object_array_get_idx (targets, 24)), ==, 192000);
+  check_calibration (cal, 3, 25, 128, 0.5);
+  json_object_put (res);
+
+  struct { const char *calibrate; const char *message; } bad[] = {
+    { "{\"ratio\": 0}", "$.ssm.calibrate.ratio: expected a number in (0, 1], found 0" },
+    { "{\"targets\": [100, 0]}", "$.ssm.calibrate.targets[1]: expected a length in tokens >= 1, "
+      "found 0" },
+    { "{\"targets\": []}", "$.ssm.calibrate.targets: expected a non-empty array of lengths "
+      "(tokens), found [ ]" },
+    { "{\"aggregate\": \"median\"}", "$.ssm.calibrate.aggregate: expected \"max\" or \"mean\", "
+      "found \"median\"" },
+    { "{\"samples\": 0}", "$.ssm.calibrate.samples: expected a number of windows >= 1, found 0" },
+    { "[]", "$.ssm.calibrate: expected an object, found [ ]" },
+    { "{\"samples\": 1000}", "$.ssm.calibrate.samples: 1000 windows need at least 1000 tokens, "
+      "the window has " },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autofree char *bjob = g_strdup_printf (
+        "{\"model\": \"%s\", \"prompt\": \"abc\", \"max_tokens\": 0, \"ssm\": {\"calibrate\": %s}}",
+        model, bad[i].calibrate);
+      g_autofree char *err = NULL;
+      run_job ("ssm-calibrate-bad", bjob, i + 1 < G_N_ELEMENTS (bad) ? 2 : 1, &err);
+      if (strstr (err, bad[i].message) == NULL)
+        g_error ("job %u: expected '%s' in: %s", i, bad[i].message, err);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -916,5 +1045,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/batch/retrieval-plugins", test_batch_retrieval_plugins);
   g_test_add_func ("/cli/batch/ssm", test_batch_ssm);
   g_test_add_func ("/cli/batch/ssm-filter", test_batch_ssm_filter);
+  g_test_add_func ("/cli/batch/ssm-calibrate", test_batch_ssm_calibrate);
   return g_test_run ();
 }

@@ -8,6 +8,7 @@
 
 #include <json-c/json.h>
 #include <math.h>
+#include <string.h>
 
 #include "lsc-error.h"
 #include "lsc-estimate.h"
@@ -510,6 +511,167 @@ test_estimate (void)
                          "mamba has no attention to capture", NULL);
 }
 
+/* |got - want| <= tol * |want| (tol absolute when want = 0). */
+static void
+assert_close (double got, double want, double tol, const char *what, int i)
+{
+  if (!(fabs (got - want) <= tol * MAX (fabs (want), want == 0 ? 1.0 : 0.0)))
+    g_error ("%s[%d]: %.17g, expected %.17g", what, i, got, want);
+}
+
+/* Compares (log_tA_prod, dt_sum, alpha, threshold) of one layer with a
+ * fixture entry {"log_tA_prod", "dt_sum", "alpha", "threshold"}. */
+static void
+assert_calibration (json_object *e, const double *ltp, const double *sum, const double *alpha,
+                    const double *thr, int n_targets, int C)
+{
+  g_autofree double *w_ltp = fixture_numbers (e, "log_tA_prod", C);
+  g_autofree double *w_sum = fixture_numbers (e, "dt_sum", C);
+  g_autofree double *w_alpha = fixture_numbers (e, "alpha", (gsize) n_targets * C);
+  g_autofree double *w_thr = fixture_numbers (e, "threshold", (gsize) n_targets * C);
+  for (int c = 0; c < C; c++)
+    {
+      assert_close (ltp[c], w_ltp[c], 1e-6, "log_tA_prod", c);
+      assert_close (sum[c], w_sum[c], 1e-6, "dt_sum", c);
+    }
+  for (int i = 0; i < n_targets * C; i++)
+    {
+      assert_close (alpha[i], w_alpha[i], 1e-12, "alpha", i);
+      assert_close (thr[i], w_thr[i], 1e-6, "threshold", i);
+    }
+}
+
+/* LongMamba's calibration (methods.md 2.2) of tiny-mamba2's Δ against torch
+ * (tools/make-longmamba-calibration-fixture.py): three windows, both
+ * layers, five targets (those <= T give threshold 0 and alpha 1), and the
+ * max / mean over two windows. */
+static void
+test_longmamba_calibration (void)
+{
+  json_object *src = load_fixture ("tiny-mamba2/expected.json");
+  json_object *o = load_fixture ("longmamba-calibration.json");
+  const int L = 2, T = 64, C = 8;
+  g_autofree double *dt_d = fixture_numbers (src, "dt", (gsize) L * T * C);
+  g_autofree double *a_d = fixture_numbers (src, "A", (gsize) L * C);
+  g_autofree float *dt = g_new (float, (gsize) L * T * C);
+  float a[2 * 8];
+  for (gsize i = 0; i < (gsize) L * T * C; i++)
+    dt[i] = (float) dt_d[i];
+  for (int i = 0; i < L * C; i++)
+    a[i] = (float) a_d[i];
+  double ratio = json_object_get_double (json_object_object_get (o, "ratio"));
+  json_object *tj = json_object_object_get (o, "targets");
+  int n_targets = (int) json_object_array_length (tj);
+  g_autofree int *targets = g_new (int, n_targets);
+  for (int j = 0; j < n_targets; j++)
+    targets[j] = json_object_get_int (json_object_array_get_idx (tj, j));
+  g_assert_cmpfloat (ratio, ==, 0.15);
+
+  json_object *windows = json_object_object_get (o, "windows");
+  int n_windows = (int) json_object_array_length (windows);
+  gsize per = (gsize) (2 + 2 * n_targets) * C;   /* ltp, sum, alpha, thr of a layer */
+  g_autofree double *res = g_new (double, (gsize) n_windows * L * per);
+  int agg_index[2] = { -1, -1 };
+  for (int w = 0; w < n_windows; w++)
+    {
+      json_object *win = json_object_array_get_idx (windows, w);
+      json_object *rows = json_object_object_get (win, "rows");
+      int ra = json_object_get_int (json_object_array_get_idx (rows, 0));
+      int rb = json_object_get_int (json_object_array_get_idx (rows, 1));
+      const char *name = json_object_get_string (json_object_object_get (win, "name"));
+      json_object *agg = json_object_object_get (o, "aggregate_of");
+      for (int k = 0; k < 2; k++)
+        if (g_strcmp0 (name, json_object_get_string (json_object_array_get_idx (agg, k))) == 0)
+          agg_index[k] = w;
+      for (int l = 0; l < L; l++)
+        {
+          double *r = res + ((gsize) w * L + l) * per;
+          lsc_ssm_calibrate (dt + ((gsize) l * T + ra) * C, rb - ra, C, a + l * C, 1, ratio,
+                             targets, n_targets, r, r + C, r + 2 * C, r + (2 + n_targets) * C);
+          assert_calibration (json_object_array_get_idx (json_object_object_get (win, "per_layer"),
+                                                         l),
+                              r, r + C, r + 2 * C, r + (2 + n_targets) * C, n_targets, C);
+          for (int j = 0; j < n_targets; j++)
+            for (int c = 0; c < C; c++)
+              {
+                double al = r[(2 + j) * C + c], th = r[(2 + n_targets + j) * C + c];
+                if (targets[j] <= rb - ra)
+                  {
+                    g_assert_cmpfloat (al, ==, 1);
+                    g_assert_cmpfloat (th, ==, 0);
+                  }
+                else
+                  {
+                    g_assert_cmpfloat (al, >, 0);
+                    g_assert_cmpfloat (al, <=, 1);
+                    g_assert_cmpfloat (th, >, 0);
+                  }
+              }
+        }
+    }
+  g_assert_cmpint (agg_index[0], >=, 0);
+  g_assert_cmpint (agg_index[1], >=, 0);
+
+  /* max and mean over two windows, of the C results and of the fixture's own
+   * per-window values */
+  for (int how = 0; how < 2; how++)
+    {
+      json_object *want = json_object_object_get (o, how == 0 ? "max" : "mean");
+      for (int l = 0; l < L; l++)
+        {
+          double two[2 * 2 * (2 + 2 * 5) * 8];
+          g_assert_cmpint (n_targets, ==, 5);
+          double out[(2 + 2 * 5) * 8], from_fixture[(2 + 2 * 5) * 8];
+          for (int k = 0; k < 2; k++)
+            memcpy (two + k * per, res + ((gsize) agg_index[k] * L + l) * per,
+                    per * sizeof (double));
+          /* ln tA_prod in the log domain, the rest plain */
+          double ltp2[2 * 8];
+          for (int k = 0; k < 2; k++)
+            memcpy (ltp2 + k * C, two + k * per, C * sizeof (double));
+          lsc_ssm_aggregate (how, ltp2, 2, C, TRUE, out);
+          double rest[2 * (2 * 5 + 1) * 8];
+          for (int k = 0; k < 2; k++)
+            memcpy (rest + k * (per - C), two + k * per + C,
+                    (per - C) * sizeof (double));
+          lsc_ssm_aggregate (how, rest, 2, per - C, FALSE, out + C);
+          json_object *e = json_object_array_get_idx (want, l);
+          assert_calibration (e, out, out + C, out + 2 * C, out + (2 + n_targets) * C, n_targets,
+                              C);
+
+          /* the helper on the fixture's own per-window numbers */
+          const char *keys[4] = { "log_tA_prod", "dt_sum", "alpha", "threshold" };
+          gsize sizes[4] = { C, C, (gsize) n_targets * C, (gsize) n_targets * C };
+          gsize at = 0;
+          for (int q = 0; q < 4; q++)
+            {
+              double *x[2];
+              g_autofree double *both = g_new (double, 2 * sizes[q]);
+              for (int k = 0; k < 2; k++)
+                {
+                  json_object *pl = json_object_object_get (
+                    json_object_array_get_idx (windows, agg_index[k]), "per_layer");
+                  x[k] = fixture_numbers (json_object_array_get_idx (pl, l), keys[q], sizes[q]);
+                  memcpy (both + k * sizes[q], x[k], sizes[q] * sizeof (double));
+                  g_free (x[k]);
+                }
+              lsc_ssm_aggregate (how, both, 2, sizes[q], q == 0, from_fixture + at);
+              g_autofree double *w = fixture_numbers (e, keys[q], sizes[q]);
+              for (gsize i = 0; i < sizes[q]; i++)
+                if (how == 0)
+                  g_assert_cmpfloat (from_fixture[at + i], ==, w[i]);
+                else
+                  assert_close (from_fixture[at + i], w[i], 1e-14, keys[q], (int) i);
+              at += sizes[q];
+            }
+        }
+    }
+  g_test_message ("LongMamba calibration: %d windows x %d layers x %d targets match torch",
+                  n_windows, L, n_targets);
+  json_object_put (o);
+  json_object_put (src);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -521,5 +683,6 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/ssm/mamba2-fixture", test_mamba2_fixture);
   g_test_add_func ("/engine/ssm/mamba1-dt", test_mamba1_dt);
   g_test_add_func ("/engine/ssm/longmamba-filter", test_longmamba_filter);
+  g_test_add_func ("/engine/ssm/longmamba-calibration", test_longmamba_calibration);
   return g_test_run ();
 }
