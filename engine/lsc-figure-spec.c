@@ -38,6 +38,21 @@ lsc_figure_spec_retrieval_scores (LscFigureSpec *spec, const double *scores, int
   spec->value_label = "Retrieval score";
 }
 
+/* The fields every SSM heatmap sets. */
+static void
+set_heatmap (LscFigureSpec *spec, const char *title, const float *cells, int rows, int cols,
+             const char *x_label, const char *y_label, const char *value_label)
+{
+  spec->kind = LSC_FIGURE_SPEC_HEATMAP;
+  spec->title = title;
+  spec->data = cells;
+  spec->rows = rows;
+  spec->cols = cols;
+  spec->x_label = x_label;
+  spec->y_label = y_label;
+  spec->value_label = value_label;
+}
+
 void
 lsc_figure_spec_ssm_decay (LscFigureSpec *spec, const double *log_decay, int n_layers,
                            int n_channels, int n_tokens, float *cells, char *title)
@@ -46,14 +61,7 @@ lsc_figure_spec_ssm_decay (LscFigureSpec *spec, const double *log_decay, int n_l
   for (gsize i = 0; i < (gsize) n_layers * n_channels; i++)
     cells[i] = (float) (log_decay[i] / G_LN10);
   g_snprintf (title, TITLE_SIZE, "Channel memory over %d tokens", n_tokens);
-  spec->kind = LSC_FIGURE_SPEC_HEATMAP;
-  spec->title = title;
-  spec->data = cells;
-  spec->rows = n_layers;
-  spec->cols = n_channels;
-  spec->x_label = "Channel";
-  spec->y_label = "Layer";
-  spec->value_label = "log10 decay";
+  set_heatmap (spec, title, cells, n_layers, n_channels, "Channel", "Layer", "log10 decay");
 }
 
 void
@@ -72,14 +80,8 @@ lsc_figure_spec_ssm_receptive_field (LscFigureSpec *spec, const float *dt, int n
         cells[(gsize) c * n_rows + d] = (float) (curve[t - d] / G_LN10);
     }
   g_snprintf (title, TITLE_SIZE, "Layer %d: decay from token %d", layer, t);
-  spec->kind = LSC_FIGURE_SPEC_HEATMAP;
-  spec->title = title;
-  spec->data = cells;
-  spec->rows = n_channels;
-  spec->cols = n_rows;
-  spec->x_label = "Distance (tokens)";
-  spec->y_label = "Channel";
-  spec->value_label = "log10 decay";
+  set_heatmap (spec, title, cells, n_channels, n_rows, "Distance (tokens)", "Channel",
+               "log10 decay");
 }
 
 void
@@ -94,12 +96,5 @@ lsc_figure_spec_ssm_dt (LscFigureSpec *spec, const float *dt, const guint8 *kept
         cells[(gsize) c * n_rows + t] = kept != NULL && !kept[i] ? NAN : dt[i];
       }
   g_snprintf (title, TITLE_SIZE, "Layer %d: time step Δ", layer);
-  spec->kind = LSC_FIGURE_SPEC_HEATMAP;
-  spec->title = title;
-  spec->data = cells;
-  spec->rows = n_channels;
-  spec->cols = n_rows;
-  spec->x_label = "Token";
-  spec->y_label = "Channel";
-  spec->value_label = "Δ";
+  set_heatmap (spec, title, cells, n_channels, n_rows, "Token", "Channel", "Δ");
 }
