@@ -966,6 +966,12 @@ write_record (LscJob *job, const LscBatchRecord *r, const char *output_dir, GErr
                    "%s: $.capture: the run captured no attention", job->name);
       return FALSE;
     }
+  if (job->ssm.enabled && lsc_session_get_ssm (r->session) == NULL)
+    {
+      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                   "%s: $.ssm: the run recorded no Δ", job->name);
+      return FALSE;
+    }
   /* the folder first: nothing is computed for a destination that cannot be written */
   if (!make_output_dir (output_dir, error))
     return FALSE;
@@ -998,6 +1004,12 @@ write_record (LscJob *job, const LscBatchRecord *r, const char *output_dir, GErr
           json_object_put (timings);
           return FALSE;
         }
+    }
+  if (job->ssm.enabled
+      && !results_add_ssm (&job->ssm, r->session, r->n_prompt, output_dir, results, error))
+    {
+      json_object_put (timings);
+      return FALSE;
     }
   json_object_object_add (timings, "total_s", lsc_json_double (r->total_s));
   return results_write (results, job, r->model, lsc_session_get_params (r->session)->n_threads,

@@ -148,7 +148,6 @@ void _lsc_session_free_cuda (LscSession *s);
  * kept masks). */
 LscSsmStore *_lsc_ssm_store_new (const LscSsmCapturePlan *plan, int n_layers, int n_channels,
                                  int n_states, const float *const *a, GError **error);
-void _lsc_ssm_store_free (LscSsmStore *store);
 void _lsc_ssm_store_put (LscSsmStore *store, int layer, int row0, int T, const float *dt,
                          const guint8 *kept);
 void _lsc_ssm_store_set_rows (LscSsmStore *store, int rows);

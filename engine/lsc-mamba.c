@@ -283,7 +283,7 @@ _lsc_ssm_free (LscSession *s)
   g_free (m->backup);
   free_buffers (m);
   g_clear_pointer (&s->ssm, g_free);
-  g_clear_pointer (&s->ssm_store, _lsc_ssm_store_free);
+  g_clear_pointer (&s->ssm_store, lsc_ssm_store_free);
 }
 
 void

@@ -20,7 +20,8 @@ struct _LscSsmStore {
   int n_rows, cap;          /* rows recorded, rows allocated */
   float **dt;               /* (n_layers): (cap, n_channels), NULL outside [first, last] */
   guint8 **kept;            /* (n_layers): (cap, n_channels), NULL until a filter runs */
-  const float **a;          /* (n_layers): (n_channels, n_states), the session's */
+  const float **a;          /* (n_layers): (n_channels, n_states), the session's or a_owned */
+  float **a_owned;          /* (n_layers) a store read back owns its A; NULL for a session's */
 };
 
 LscSsmStore *
@@ -49,7 +50,7 @@ _lsc_ssm_store_new (const LscSsmCapturePlan *plan, int n_layers, int n_channels,
 }
 
 void
-_lsc_ssm_store_free (LscSsmStore *st)
+lsc_ssm_store_free (LscSsmStore *st)
 {
   if (st == NULL)
     return;
@@ -58,10 +59,63 @@ _lsc_ssm_store_free (LscSsmStore *st)
       g_free (st->dt[l]);
       g_free (st->kept[l]);
     }
+  for (int l = 0; st->a_owned != NULL && l < st->n_layers; l++)
+    g_free (st->a_owned[l]);
+  g_free (st->a_owned);
   g_free (st->dt);
   g_free (st->kept);
   g_free (st->a);
   g_free (st);
+}
+
+LscSsmStore *
+lsc_ssm_store_new_from_data (LscModel *model, int first_layer, int last_layer, int n_rows,
+                             const float *const *dt, GError **error)
+{
+  const LscModelConfig *c = lsc_model_get_config (model);
+  int C = lsc_ssm_n_channels (c), S = c->arch == LSC_ARCH_MAMBA2 ? 1 : c->ssm_d_state;
+  if (C == 0 || n_rows < 0)
+    {
+      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_INVALID_ARGUMENT,
+                   "%s: %s has no SSM layers to hold Δ of", lsc_model_get_path (model),
+                   lsc_arch_name (c->arch));
+      return NULL;
+    }
+  /* A of every layer, as the session widens it */
+  g_autofree float **a = g_new0 (float *, c->n_layers);
+  for (int l = 0; l < c->n_layers; l++)
+    {
+      const LscTensor *t = lsc_model_get_weight (model, LSC_TENSOR_SSM_A_LOG, l);
+      gboolean is_log = t != NULL;
+      if (t == NULL)
+        t = lsc_model_get_weight (model, LSC_TENSOR_SSM_A, l);
+      a[l] = g_new (float, (gsize) C * S);
+      if (t == NULL || lsc_tensor_n_elements (t) != (gint64) C * S
+          || !lsc_tensor_to_f32 (t, a[l], error))
+        {
+          if (error != NULL && *error == NULL)
+            g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_INVALID_ARGUMENT,
+                         "%s: layer %d has no A of %d x %d", lsc_model_get_path (model), l, C, S);
+          for (int k = 0; k <= l; k++)
+            g_free (a[k]);
+          return NULL;
+        }
+      for (gsize i = 0; is_log && i < (gsize) C * S; i++)
+        a[l][i] = -expf (a[l][i]);
+    }
+  LscSsmCapturePlan plan = { TRUE, first_layer, last_layer };
+  LscSsmStore *st = _lsc_ssm_store_new (&plan, c->n_layers, C, S, (const float *const *) a, error);
+  if (st == NULL)
+    {
+      for (int l = 0; l < c->n_layers; l++)
+        g_free (a[l]);
+      return NULL;
+    }
+  st->a_owned = g_steal_pointer (&a);
+  for (int l = st->first; l <= st->last && n_rows > 0; l++)
+    _lsc_ssm_store_put (st, l, 0, n_rows, dt[l - st->first], NULL);
+  _lsc_ssm_store_set_rows (st, n_rows);
+  return st;
 }
 
 int

@@ -61,6 +61,17 @@ typedef struct {
 
 typedef struct _LscSsmStore LscSsmStore;
 
+/* A store read back from saved results (a batch job's tensors.safetensors
+ * "ssm.dt.L"): Δ of layers [first_layer, last_layer] of `model`, dt[i] the
+ * (n_rows, n_channels) rows of layer first_layer + i, copied; A comes from
+ * the model's weights. Fails (LSC_RUN_ERROR_INVALID_ARGUMENT) for a model
+ * that is not a Mamba or layers it lacks. A session's own store belongs to
+ * the session (lsc_session_get_ssm ()); free only the ones made here. */
+LscSsmStore *lsc_ssm_store_new_from_data (LscModel *model, int first_layer, int last_layer,
+                                          int n_rows, const float *const *dt, GError **error);
+void lsc_ssm_store_free (LscSsmStore *store);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (LscSsmStore, lsc_ssm_store_free)
+
 int lsc_ssm_store_get_n_layers (const LscSsmStore *store);     /* of the model */
 int lsc_ssm_store_get_first_layer (const LscSsmStore *store);
 int lsc_ssm_store_get_last_layer (const LscSsmStore *store);   /* inclusive */

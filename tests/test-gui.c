@@ -1024,6 +1024,28 @@ test_ssm (Fixture *f, gconstpointer data)
     }
   json_object_put (results);
 
+  /* the batch results and the window's exported run open with their Δ:
+   * the same rows as the live run's, bit for bit */
+  g_autofree char *export_dir = g_build_filename (f->tmpdir, "mamba-run", NULL);
+  g_assert_true (lsc_window_export_run (f->win, export_dir, &job_error));
+  g_assert_no_error (job_error);
+  const char *saved[] = { job_dir, export_dir };
+  for (guint i = 0; i < G_N_ELEMENTS (saved); i++)
+    {
+      g_autoptr(LscRun) opened = lsc_run_open (lsc_window_get_model (f->win), saved[i], &job_error);
+      g_assert_no_error (job_error);
+      const LscSsmStore *back = lsc_run_get_ssm (opened);
+      g_assert_nonnull (back);
+      g_assert_cmpint (lsc_ssm_store_get_n_rows (back), ==, n_rows);
+      for (int l = 0; l < 3; l++)
+        {
+          g_assert_cmpmem (lsc_ssm_store_get_dt (back, l), (gsize) n_rows * C * sizeof (float),
+                           lsc_ssm_store_get_dt (store, l), (gsize) n_rows * C * sizeof (float));
+          g_assert_cmpmem (lsc_ssm_store_get_a (back, l), (gsize) C * 16 * sizeof (float),
+                           lsc_ssm_store_get_a (store, l), (gsize) C * 16 * sizeof (float));
+        }
+    }
+
   /* the SSM page comes up; the Attention view has nothing, and nothing to export */
   g_assert_cmpstr (lsc_window_get_view (f->win), ==, "ssm");
   g_assert_null (lsc_ssm_view_get_status (view));
@@ -1178,6 +1200,15 @@ test_ssm (Fixture *f, gconstpointer data)
   g_assert_true (lsc_window_export_view (f->win, long_png, &error));
   g_assert_no_error (error);
   check_file_starts (long_png, "\x89PNG\r\n\x1a\n", 1000);
+
+  /* the exported short run opened in the window: its channels show again */
+  lsc_window_open_results (f->win, export_dir);
+  g_assert_true (wait_for (f, not_busy, 20000));
+  g_assert_null (lsc_window_get_error (f->win));
+  g_assert_cmpstr (lsc_run_get_source (lsc_window_get_run (f->win)), ==, export_dir);
+  g_assert_cmpstr (lsc_window_get_view (f->win), ==, "ssm");
+  g_assert_null (lsc_ssm_view_get_status (view));
+  g_assert_true (lsc_ssm_view_can_export (view));
 
   /* a transformer again: plugins back, its run shows in the Attention view,
    * and the SSM view says why it has nothing */

@@ -310,10 +310,46 @@ read_stats (LscTensorReader *r, const LscModelConfig *c, LscRun *run, GError **e
   return TRUE;
 }
 
+/* A Mamba run's "ssm" section and its ssm.dt.L tensors as a Δ store. */
 static gboolean
-read_tensors (json_object *root, const char *file, const char *dir, const LscModelConfig *c,
+read_ssm (json_object *root, const char *file, LscTensorReader *r, LscModel *model, LscRun *run,
+          GError **error)
+{
+  json_object *ssm = json_object_object_get (root, "ssm");
+  if (ssm == NULL)
+    return TRUE;
+  json_object *layers = json_object_object_get (ssm, "layers");
+  json_object *a = json_object_array_get_idx (layers, 0), *b = json_object_array_get_idx (layers, 1);
+  const LscModelConfig *c = lsc_model_get_config (model);
+  if (!json_object_is_type (layers, json_type_array) || json_object_array_length (layers) != 2
+      || !json_object_is_type (a, json_type_int) || !json_object_is_type (b, json_type_int)
+      || json_object_get_int (a) < 0 || json_object_get_int (a) > json_object_get_int (b)
+      || json_object_get_int (b) >= c->n_layers)
+    {
+      g_autofree char *want = g_strdup_printf ("[first, last] within the model's %d layers",
+                                               c->n_layers);
+      return invalid (error, file, "$.ssm.layers", want, layers);
+    }
+  int first = json_object_get_int (a), last = json_object_get_int (b);
+  g_autofree const float **dt = g_new (const float *, last - first + 1);
+  gint64 n_rows = -1;
+  for (int l = first; l <= last; l++)
+    {
+      g_autofree char *name = g_strdup_printf ("ssm.dt.%d", l);
+      gint64 shape[2] = { n_rows, lsc_ssm_n_channels (c) };
+      if ((dt[l - first] = lsc_tensor_reader_get_f32 (r, name, 2, shape, error)) == NULL)
+        return FALSE;
+      n_rows = shape[0];
+    }
+  run->ssm_store = lsc_ssm_store_new_from_data (model, first, last, (int) n_rows, dt, error);
+  return run->ssm_store != NULL;
+}
+
+static gboolean
+read_tensors (json_object *root, const char *file, const char *dir, LscModel *model,
               int n_tokens, LscRun *run, GError **error)
 {
+  const LscModelConfig *c = lsc_model_get_config (model);
   json_object *v = json_object_object_get (root, "tensors_file");
   if (v == NULL)
     return TRUE;
@@ -322,7 +358,7 @@ read_tensors (json_object *root, const char *file, const char *dir, const LscMod
     return invalid (error, file, "$.tensors_file", "a file name beside results.json", v);
   g_autofree char *path = g_build_filename (dir, name, NULL);
   g_autoptr(LscTensorReader) r = lsc_tensor_reader_open (path, error);
-  if (r == NULL || !read_stats (r, c, run, error))
+  if (r == NULL || !read_stats (r, c, run, error) || !read_ssm (root, file, r, model, run, error))
     return FALSE;
   if (!lsc_tensor_reader_lookup (r, "attn.store.geometry", NULL, NULL))
     return TRUE;
@@ -404,7 +440,8 @@ lsc_run_open (LscLoadedModel *model, const char *path, GError **error)
   run->n_prompt = n_prompt;
   run->output = g_strdup (text != NULL ? json_object_get_string (text) : "");
   if (!read_timings (root, file, run, error)
-      || !read_tensors (root, file, dir, c, (int) tokens->len, run, error))
+      || !read_tensors (root, file, dir, lsc_loaded_model_get_model (model), (int) tokens->len, run,
+                        error))
     return NULL;
   run->tokens = g_steal_pointer (&tokens);
   run->logprobs = g_steal_pointer (&logprobs);

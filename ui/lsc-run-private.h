@@ -43,6 +43,7 @@ struct _LscRun
   char *source;               /* the results folder */
   char *job_json;             /* the job that made them, as saved */
   LscAttentionStore *store;   /* (owned) read from its tensor file, or NULL */
+  LscSsmStore *ssm_store;     /* (owned) Δ read from its tensor file, or NULL */
 };
 
 G_END_DECLS

@@ -31,6 +31,7 @@ lsc_run_finalize (GObject *object)
   LscRun *self = LSC_RUN (object);
   g_clear_pointer (&self->session, lsc_session_free);
   g_clear_pointer (&self->store, lsc_attention_free);
+  g_clear_pointer (&self->ssm_store, lsc_ssm_store_free);
   /* after the session: its hooks point into the plugins' instances */
   lsc_plugin_stack_free ((LscPluginStack *) self->params.plugins);
   g_free (self->source);
@@ -423,7 +424,7 @@ const LscSsmStore *
 lsc_run_get_ssm (LscRun *self)
 {
   g_return_val_if_fail (LSC_IS_RUN (self), NULL);
-  return self->session != NULL ? lsc_session_get_ssm (self->session) : NULL;
+  return self->session != NULL ? lsc_session_get_ssm (self->session) : self->ssm_store;
 }
 
 const LscHeadStats *
