@@ -301,6 +301,9 @@ lsc_estimate_run (LscModel *model, const LscEstimateParams *params, LscEstimate 
 
   /* the session's effective parameters */
   LscSessionParams sp = p->session;
+  gboolean kv = sp.kv_policy.kind != LSC_KV_FULL;
+  if (sp.n_ctx == 0 && kv)
+    sp.n_ctx = lsc_kv_policy_slots (&sp.kv_policy, p->n_prompt, p->kv_chunk, p->max_tokens);
   if (sp.n_ctx == 0)
     sp.n_ctx = (int) MIN ((gint64) G_MAXINT, MAX ((gint64) 4096,
                                                   (gint64) p->n_prompt + p->max_tokens));
@@ -308,7 +311,7 @@ lsc_estimate_run (LscModel *model, const LscEstimateParams *params, LscEstimate 
     sp.n_threads = (int) g_get_num_processors ();
   int n_decode = MAX (p->max_tokens - 1, 0);           /* single-token steps */
   gint64 n_pos = (gint64) p->n_prompt + n_decode;      /* tokens in the cache at the end */
-  if (n_pos > sp.n_ctx)
+  if (n_pos > sp.n_ctx && !kv)
     {
       g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_CONTEXT_FULL,
                    "n_ctx: the run holds %" G_GINT64_FORMAT " tokens (n_prompt %d + max_tokens "
@@ -322,10 +325,22 @@ lsc_estimate_run (LscModel *model, const LscEstimateParams *params, LscEstimate 
       LscSessionParams check = sp;
       check.n_ctx = 1;
       if ((sp.capture.enabled || sp.hooks.scale != NULL || sp.hooks.mask_row != NULL
-           || sp.backend == LSC_BACKEND_CUDA || sp.ssm_capture.enabled || sp.ssm_filter.enabled)
+           || sp.backend == LSC_BACKEND_CUDA || sp.ssm_capture.enabled || sp.ssm_filter.enabled
+           || kv)
           && (probe = lsc_session_new (model, &check, error)) == NULL)
         return FALSE;
       sp.backend = LSC_BACKEND_CPU;
+    }
+  if (kv && !ssm)
+    {
+      /* what lsc_session_new () refuses under a KV policy, with its words */
+      LscSessionParams check = sp;
+      check.n_ctx = 1;
+      check.backend = LSC_BACKEND_CPU;
+      LscSession *probe = lsc_session_new (model, &check, error);
+      if (probe == NULL)
+        return FALSE;
+      lsc_session_free (probe);
     }
   if (!resolve_backend (model, &sp, &e.backend, error))
     return FALSE;
@@ -357,6 +372,24 @@ lsc_estimate_run (LscModel *model, const LscEstimateParams *params, LscEstimate 
    * single tokens; the fast path's buffers fit the largest */
   int first_eval = p->max_tokens > 0 ? p->n_prompt - 1 : p->n_prompt;
   int largest_eval = MAX (first_eval, p->max_tokens > 0 ? 1 : 0);
+  if (kv)
+    {
+      /* lsc_generate_kv (): the whole prompt, kv_chunk tokens at a time */
+      largest_eval = p->kv_chunk > 0 ? MIN (p->kv_chunk, p->n_prompt) : p->n_prompt;
+      e.activation_bytes += _lsc_kv_state_bytes (c, &sp)
+                            + _lsc_kv_log_bytes (c, &sp.kv_policy, p->kv_chunk, p->n_prompt,
+                                                 (int) n_pos);
+      if (p->kv_compare)
+        {
+          LscSessionParams fp = sp;
+          lsc_kv_policy_init (&fp.kv_policy, LSC_KV_FULL);
+          fp.n_ctx = p->n_prompt + p->max_tokens;
+          e.kv_bytes += 2 * (guint64) c->n_layers * fp.n_ctx * kv_dim * sizeof (float);
+          e.activation_bytes += _lsc_session_base_bytes (model, &fp)
+                                + (sp.reference ? 0 : _lsc_fast_state_bytes (model, &fp,
+                                                                              p->n_prompt));
+        }
+    }
   if (e.backend == LSC_BACKEND_CUDA)
     {
       guint64 host = 0;

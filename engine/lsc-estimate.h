@@ -79,6 +79,14 @@ typedef struct {
    * backend (AUTO resolves as lsc_session_new () does), capture (its layers,
    * heads, rows and budget) and hooks (only whether they are set). */
   LscSessionParams session;
+  /* With a KV policy (session.kv_policy), the run is lsc_generate_kv ()'s:
+   * the whole prompt in evaluations of kv_chunk tokens (0: at once), then
+   * max_tokens - 1 single steps; n_ctx (0 here: lsc_kv_policy_slots ()) is
+   * the cache's slots, which the stream may outrun. kv_compare adds the full
+   * cache's session of n_prompt + max_tokens tokens. Attention work is
+   * counted as if nothing were evicted (an upper bound). */
+  int kv_chunk;
+  gboolean kv_compare;
   gboolean stats;             /* with capture: the streaming pass runs over every captured head */
   gboolean pyramids;          /* ... and keeps every captured head's pyramid (implies the pass) */
   /* Rates to assume; 0: on the CPU, measured (lsc_estimate_measure_cpu_rates ());

@@ -178,6 +178,66 @@ lsc_generate (LscSession *session, const gint32 *prompt, int n_prompt,
   return TRUE;
 }
 
+/* The policy's logits against the full cache's: one entry of kl and agree. */
+static void
+compare_step (const float *policy, const float *full, int vocab, GArray *kl, GArray *agree)
+{
+  double d = lsc_kv_kl_divergence (full, policy, vocab);
+  gboolean same = argmax (full, vocab) == argmax (policy, vocab);
+  g_array_append_val (kl, d);
+  g_array_append_val (agree, same);
+}
+
+gboolean
+lsc_generate_kv (LscSession *session, LscSession *full, const gint32 *prompt, int n_prompt,
+                 int chunk, const LscGenerateParams *params, GArray *out_tokens,
+                 GArray *out_logprobs, GArray *kl, GArray *agree, LscTokenFunc on_token,
+                 gpointer token_data, LscCancelFunc cancel, gpointer cancel_data, GError **error)
+{
+  int vocab = lsc_session_get_n_vocab (session);
+  g_autofree float *logits = g_new (float, vocab);
+  g_autofree float *full_logits = full != NULL ? g_new (float, vocab) : NULL;
+  g_autoptr(LscSampler) sampler = lsc_sampler_new (&params->sampler, vocab);
+
+  if (chunk <= 0)
+    chunk = n_prompt;
+  for (int done = 0; done < n_prompt; done += chunk)
+    if (!lsc_session_eval (session, prompt + done, MIN (chunk, n_prompt - done), logits, FALSE,
+                           cancel, cancel_data, error))
+      return FALSE;
+  if (full != NULL)
+    {
+      if (!lsc_session_eval (full, prompt, n_prompt, full_logits, FALSE, cancel, cancel_data,
+                             error))
+        return FALSE;
+      compare_step (logits, full_logits, vocab, kl, agree);
+    }
+
+  for (int i = 0; i < params->max_tokens; i++)
+    {
+      gint32 token = lsc_sampler_sample (sampler, logits);
+      g_array_append_val (out_tokens, token);
+      if (out_logprobs != NULL)
+        {
+          double lp = lsc_log_prob (logits, vocab, token);
+          g_array_append_val (out_logprobs, lp);
+        }
+      if (on_token != NULL && !on_token (token, i, token_data))
+        break;
+      if (token == params->eos_id || token == params->bos_id || i + 1 == params->max_tokens)
+        break;
+      if (!lsc_session_eval (session, &token, 1, logits, FALSE, cancel, cancel_data, error))
+        return FALSE;
+      if (full != NULL)
+        {
+          if (!lsc_session_eval (full, &token, 1, full_logits, FALSE, cancel, cancel_data, error))
+            return FALSE;
+          compare_step (logits, full_logits, vocab, kl, agree);
+        }
+    }
+  return TRUE;
+}
+
 gboolean
 lsc_score (LscSession *session, const gint32 *tokens, int n, double *logprobs,
            double *perplexity, LscCancelFunc cancel, gpointer cancel_data, GError **error)

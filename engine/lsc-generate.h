@@ -60,6 +60,19 @@ gboolean lsc_generate (LscSession *session, const gint32 *prompt, int n_prompt,
                        LscTokenFunc on_token, gpointer token_data,
                        LscCancelFunc cancel, gpointer cancel_data, GError **error);
 
+/* lsc_generate () on a session with a KV policy (lsc-kv.h), the prompt fed
+ * in evaluations of `chunk` tokens (0: at once), as StreamingLLM's and
+ * H2O's references feed a stream. With `full`, an empty session of the same
+ * model without a policy, the same tokens run there too (the prompt at
+ * once, then the policy's tokens teacher-forced), and for the prompt and
+ * every new token but the last, kl (double) receives KL(full || policy) in
+ * nats of the next-token distributions and agree (gboolean) whether their
+ * argmaxes (lowest id on ties) agree. */
+gboolean lsc_generate_kv (LscSession *session, LscSession *full, const gint32 *prompt,
+                          int n_prompt, int chunk, const LscGenerateParams *params,
+                          GArray *out_tokens, GArray *out_logprobs, GArray *kl, GArray *agree,
+                          LscTokenFunc on_token, gpointer token_data, LscCancelFunc cancel,
+                          gpointer cancel_data, GError **error);
 /* Teacher-forced scoring of tokens (n >= 2) from an empty session:
  * logprobs (n - 1) receives log p(tokens[i + 1] | tokens[0..i]). Returns the
  * perplexity exp(-mean logprob) in *perplexity. */

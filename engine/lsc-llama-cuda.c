@@ -46,6 +46,9 @@ _lsc_cuda_unsupported_reason (const LscModel *model, const LscSessionParams *par
     return g_strdup ("the reference path runs on the CPU");
   if (params->hooks.scale != NULL || params->hooks.mask_row != NULL)
     return g_strdup ("attention hooks (plugins, KV policies) run on the CPU");
+  if (params->kv_policy.kind != LSC_KV_FULL)
+    return g_strdup_printf ("the %s KV policy runs on the CPU",
+                            lsc_kv_policy_name (params->kv_policy.kind));
   if (c->head_dim > 128 || c->head_dim % 2 != 0)
     return g_strdup_printf ("head_dim %d (the CUDA attention kernel takes even sizes up to 128)",
                             c->head_dim);

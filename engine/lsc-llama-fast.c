@@ -390,10 +390,21 @@ residual_norm (LscSession *s, float *out, float *x, const float *add, const floa
     }
 }
 
-/* Attention of few query rows (T <= LSC_FAST_MAX_T, decode): one work item
- * per (token, head), no BLAS. */
+/* Work items of the attention loops go to threads as they free up, except
+ * while a KV policy sums the rows' probabilities per thread: then in a
+ * fixed round robin, so that the sums (and the policy's choices) do not
+ * depend on timing. */
 static void
-attention_rows (LscSession *s, int l, int start, int T, float *out)
+set_attention_schedule (const LscSession *s)
+{
+  omp_set_schedule (_lsc_kv_scoring (s) ? omp_sched_static : omp_sched_dynamic, 1);
+}
+
+/* Attention of few query rows (T <= LSC_FAST_MAX_T, decode): one work item
+ * per (token, head), no BLAS. Rows are at stream positions start .. and in
+ * slots slot0 .. (the same without a KV policy). */
+static void
+attention_rows (LscSession *s, int l, int start, int slot0, int T, float *out)
 {
   const LscModelConfig *c = &s->c;
   LscFastState *f = s->fast;
@@ -401,15 +412,16 @@ attention_rows (LscSession *s, int l, int start, int T, float *out)
   int group = c->n_heads / c->n_kv_heads, n_ctx = s->params.n_ctx;
   int window = s->layers[l].window;
   float scale = 1.0f / sqrtf ((float) hd);
-  const float *key_cache = s->key_cache + (size_t) l * n_ctx * kv_dim;     /* (n_ctx, kv_dim) */
+  const float *key_cache = _lsc_kv_keys (s, l);                             /* (n_ctx, kv_dim) */
   const float *value_cache = s->value_cache + (size_t) l * n_ctx * kv_dim; /* (n_ctx, kv_dim) */
 
-#pragma omp parallel for num_threads (s->params.n_threads) schedule (dynamic, 1)
+  set_attention_schedule (s);
+#pragma omp parallel for num_threads (s->params.n_threads) schedule (runtime)
   for (int th = 0; th < T * c->n_heads; th++)
     {
       int t = th / c->n_heads, h = th % c->n_heads, kvh = h / group;
-      int pos = start + t;
-      int first = window > 0 ? MAX (0, pos - window + 1) : 0;
+      int pos = start + t, slot = slot0 + t;
+      int first = window > 0 ? MAX (0, slot - window + 1) : 0;
       const float *q = f->q + (size_t) t * q_dim + h * hd;
       float *o = out + (size_t) t * q_dim + h * hd;
       float *att = f->scores + (size_t) th * n_ctx;
@@ -425,13 +437,17 @@ attention_rows (LscSession *s, int l, int start, int T, float *out)
         row_scale *= s->params.hooks.scale (s->params.hooks.data, l, h, pos);
       float lse = lsc_fast_attend_one (o, att, q, key_cache + (size_t) first * kv_dim + kvh * hd,
                                        value_cache + (size_t) first * kv_dim + kvh * hd,
-                                       pos - first + 1, hd, kv_dim, row_scale);
+                                       slot - first + 1, hd, kv_dim, row_scale);
       if (_lsc_attention_wants (s->attention, l, pos))
         {
           lse = _lsc_attention_refine_lse (q, key_cache + (size_t) first * kv_dim + kvh * hd, kv_dim,
-                                           hd, att, pos - first + 1, row_scale, lse);
+                                           hd, att, slot - first + 1, row_scale, lse);
           _lsc_attention_put (s->attention, l, h, pos, q, lse, row_scale);
         }
+      float *sums = _lsc_kv_row_sums (s, h, pos, omp_get_thread_num ());
+      if (sums != NULL)
+        for (int j = first; j <= slot; j++)
+          sums[j] += att[j - first];
     }
 }
 
@@ -443,8 +459,8 @@ attention_rows (LscSession *s, int l, int start, int T, float *out)
  * chunk's last position (about half of S on a first block) and keeps each
  * thread's scores (rc, n_keys) small, in cache. */
 static gboolean
-attention_block (LscSession *s, int l, int start, int T, float *out, LscCancelFunc cancel,
-                 gpointer cancel_data)
+attention_block (LscSession *s, int l, int start, int slot0, int T, float *out,
+                 LscCancelFunc cancel, gpointer cancel_data)
 {
   const LscModelConfig *c = &s->c;
   LscFastState *f = s->fast;
@@ -452,17 +468,19 @@ attention_block (LscSession *s, int l, int start, int T, float *out, LscCancelFu
   int group = c->n_heads / c->n_kv_heads, nt = s->params.n_threads;
   int window = s->layers[l].window;
   float scale = 1.0f / sqrtf ((float) hd);
-  const float *key_cache = s->key_cache + (size_t) l * s->params.n_ctx * kv_dim;
+  const float *key_cache = _lsc_kv_keys (s, l);
   const float *value_cache = s->value_cache + (size_t) l * s->params.n_ctx * kv_dim;
 
   if (cancel != NULL && cancel (cancel_data))
     return FALSE;
 
+  /* keys are indexed by slot; a row's slot is its position without a KV policy */
   int rc = MIN (T, ATTN_ROWS);      /* query rows per chunk */
   int n_chunks = (T + rc - 1) / rc;
-  int max_keys = start + T;         /* scores of a thread: (rc, max_keys), fits (fast_state_get) */
+  int max_keys = slot0 + T;         /* scores of a thread: (rc, max_keys), fits (fast_state_get) */
 
-#pragma omp parallel for num_threads (nt) schedule (dynamic, 1)
+  set_attention_schedule (s);
+#pragma omp parallel for num_threads (nt) schedule (runtime)
   for (int item = 0; item < c->n_heads * n_chunks; item++)
     {
       /* the last chunks have the most keys: hand them out first */
@@ -470,8 +488,8 @@ attention_block (LscSession *s, int l, int start, int T, float *out, LscCancelFu
       int rows = MIN (rc, T - t0);
       float *scores = f->scores + (gsize) omp_get_thread_num () * rc * max_keys;
       /* keys [lo, hi) are visible to at least one row of the chunk */
-      int hi = start + t0 + rows;
-      int lo = window > 0 ? MAX (0, start + t0 - window + 1) : 0;
+      int hi = slot0 + t0 + rows;
+      int lo = window > 0 ? MAX (0, slot0 + t0 - window + 1) : 0;
       int n_keys = hi - lo;
       const float *kh = key_cache + (size_t) lo * kv_dim + (h / group) * hd;
       const float *vh = value_cache + (size_t) lo * kv_dim + (h / group) * hd;
@@ -485,15 +503,15 @@ attention_block (LscSession *s, int l, int start, int T, float *out, LscCancelFu
                                          : NULL;
       for (int t = 0; t < rows; t++)
         {
-          int pos = start + t0 + t;
-          int first = window > 0 ? MAX (0, pos - window + 1) : 0;
+          int pos = start + t0 + t, slot = slot0 + t0 + t;
+          int first = window > 0 ? MAX (0, slot - window + 1) : 0;
           float *row = scores + (size_t) t * n_keys;
           float row_scale = scale;
           if (s->params.hooks.scale != NULL)
             {
               float temp = s->params.hooks.scale (s->params.hooks.data, l, h, pos);
               row_scale *= temp;
-              for (int j = first - lo; j <= pos - lo; j++)
+              for (int j = first - lo; j <= slot - lo; j++)
                 row[j] *= temp;
             }
           if (hidden != NULL)
@@ -506,16 +524,20 @@ attention_block (LscSession *s, int l, int start, int T, float *out, LscCancelFu
             }
           for (int j = 0; j < first - lo; j++)
             row[j] = 0.0f;
-          float lse = lsc_softmax_lse (row + (first - lo), pos - first + 1);
-          for (int j = pos + 1 - lo; j < n_keys; j++)
+          float lse = lsc_softmax_lse (row + (first - lo), slot - first + 1);
+          for (int j = slot + 1 - lo; j < n_keys; j++)
             row[j] = 0.0f;
           if (_lsc_attention_wants (s->attention, l, pos))
             {
               const float *q = f->q + (size_t) (t0 + t) * q_dim + h * hd;
               lse = _lsc_attention_refine_lse (q, kh + (size_t) (first - lo) * kv_dim, kv_dim, hd,
-                                               row + (first - lo), pos - first + 1, row_scale, lse);
+                                               row + (first - lo), slot - first + 1, row_scale, lse);
               _lsc_attention_put (s->attention, l, h, pos, q, lse, row_scale);
             }
+          float *sums = _lsc_kv_row_sums (s, h, pos, omp_get_thread_num ());
+          if (sums != NULL)
+            for (int j = first; j <= slot; j++)
+              sums[j] += row[j - lo];
         }
       /* O_h (rows, hd) = P V_h */
       cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, n_keys, 1.0f, scores,
@@ -524,9 +546,10 @@ attention_block (LscSession *s, int l, int start, int T, float *out, LscCancelFu
   return TRUE;
 }
 
-/* One block of T tokens at positions start .. start + T - 1. */
+/* One block of T tokens at positions start .. start + T - 1, the done-th
+ * and on of their evaluation. */
 static gboolean
-forward_block (LscSession *s, const gint32 *tokens, int start, int T, float *logits,
+forward_block (LscSession *s, const gint32 *tokens, int start, int done, int T, float *logits,
                gboolean all_logits, LscCancelFunc cancel, gpointer cancel_data)
 {
   const LscModelConfig *c = &s->c;
@@ -534,10 +557,14 @@ forward_block (LscSession *s, const gint32 *tokens, int start, int T, float *log
   int dim = c->dim, hd = c->head_dim, half = hd / 2, nt = s->params.n_threads;
   int q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd, hidden = c->hidden_dim;
 
+  /* RoPE at the tokens' positions, or at their slots under a position
+   * shift (every layer then has as many slots in use) */
+  gboolean pos_shift = _lsc_kv_pos_shift (s);
+  int rope0 = pos_shift ? _lsc_kv_slot0 (s, 0) + done : start;
   for (int t = 0; t < T; t++)
     {
       _lsc_embed (s, tokens[t], f->x + (size_t) t * dim);
-      lsc_rope_cos_sin (s->inv_freq, half, s->rope_factor, start + t, f->cos + (size_t) t * half,
+      lsc_rope_cos_sin (s->inv_freq, half, s->rope_factor, rope0 + t, f->cos + (size_t) t * half,
                         f->sin + (size_t) t * half);
     }
 
@@ -557,7 +584,9 @@ forward_block (LscSession *s, const gint32 *tokens, int start, int T, float *log
         gemm_xwt_group (s, y, ldy, f->xb, T, w, 3);
       }
 
-      /* biases, RoPE, and keys and values into the cache at start .. start + T - 1 */
+      /* biases, RoPE, and keys and values into the cache at the tokens'
+       * slots (their positions without a KV policy) */
+      int slot0 = _lsc_kv_slot0 (s, l) + done;
       float *key_cache = s->key_cache + (size_t) l * s->params.n_ctx * kv_dim;
       float *value_cache = s->value_cache + (size_t) l * s->params.n_ctx * kv_dim;
 #pragma omp parallel for num_threads (nt) schedule (static)
@@ -565,8 +594,8 @@ forward_block (LscSession *s, const gint32 *tokens, int start, int T, float *log
         {
           const float *cs = f->cos + (size_t) t * half, *sn = f->sin + (size_t) t * half;
           float *qt = f->q + (size_t) t * q_dim;
-          float *kc = key_cache + (size_t) (start + t) * kv_dim;
-          float *vc = value_cache + (size_t) (start + t) * kv_dim;
+          float *kc = key_cache + (size_t) (slot0 + t) * kv_dim;
+          float *vc = value_cache + (size_t) (slot0 + t) * kv_dim;
           memcpy (kc, f->k + (size_t) t * kv_dim, kv_dim * sizeof (float));
           memcpy (vc, f->v + (size_t) t * kv_dim, kv_dim * sizeof (float));
           if (L->bq != NULL)
@@ -579,13 +608,16 @@ forward_block (LscSession *s, const gint32 *tokens, int start, int T, float *log
             for (int i = 0; i < kv_dim; i++)
               vc[i] += L->bv[i];
           lsc_rope (qt, c->n_heads, hd, cs, sn, c->rope_layout);
-          lsc_rope (kc, c->n_kv_heads, hd, cs, sn, c->rope_layout);
+          if (!pos_shift)
+            lsc_rope (kc, c->n_kv_heads, hd, cs, sn, c->rope_layout);
         }
+      _lsc_kv_rotate (s, l, slot0 + T);
 
       if (T <= LSC_FAST_MAX_T)
-        attention_rows (s, l, start, T, f->xb);
-      else if (!attention_block (s, l, start, T, f->xb, cancel, cancel_data))
+        attention_rows (s, l, start, slot0, T, f->xb);
+      else if (!attention_block (s, l, start, slot0, T, f->xb, cancel, cancel_data))
         return FALSE;
+      _lsc_kv_fold_sums (s, l, slot0 + T);
 
       gemm_xwt (s, f->xb2, dim, f->xb, T, &L->wo);
 
@@ -637,7 +669,7 @@ _lsc_session_eval_fast (LscSession *s, const gint32 *tokens, int n, float *logit
   for (int done = 0; ok && done < n; done += BLOCK_TOKENS)
     {
       int T = MIN (BLOCK_TOKENS, n - done);
-      ok = forward_block (s, tokens + done, s->pos + done, T,
+      ok = forward_block (s, tokens + done, s->pos + done, done, T,
                           _lsc_block_logits (s, logits, all_logits, done, T, n), all_logits, cancel,
                           cancel_data);
     }

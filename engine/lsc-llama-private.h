@@ -33,6 +33,7 @@ LscMatrix _lsc_matrix (const LscTensor *t);
 typedef struct _LscFastState LscFastState;
 typedef struct _LscCudaState LscCudaState;
 typedef struct _LscSsmState LscSsmState;
+typedef struct _LscKvState LscKvState;
 
 struct _LscSession {
   LscModel *model;                   /* borrowed */
@@ -72,6 +73,7 @@ struct _LscSession {
   LscCudaState *cuda;                /* the GPU copy of weights, cache and buffers; NULL on the CPU */
   char *backend_note;                /* why CUDA/AUTO fell back to the CPU, or NULL */
   LscAttentionStore *attention;      /* capture store, NULL when not capturing */
+  LscKvState *kv;                    /* the KV policy's slots and log (lsc-kv.c), NULL without */
   guint8 *hidden;                    /* (n_ctx) mask-hook scratch of the reference path */
   guint64 scratch_bytes;             /* bytes of the buffers above that lsc_session_new ()
                                         allocates besides the KV cache and the store */
@@ -167,6 +169,46 @@ gboolean _lsc_ssm_eval (LscSession *s, const gint32 *tokens, int n, float *logit
 void _lsc_ssm_free (LscSession *s);
 /* Back to the empty state (position 0). */
 void _lsc_ssm_reset (LscSession *s);
+
+/* KV policies (lsc-kv.c). Without one (s->kv NULL) a token's slot is its
+ * position and every call below is a no-op or says so. During an
+ * evaluation, s->pos is the stream position of its first token, which goes
+ * to slot _lsc_kv_slot0 (s, layer) of every layer. */
+gboolean _lsc_kv_init (LscSession *s, GError **error);   /* s->layers set */
+void _lsc_kv_free (LscSession *s);
+void _lsc_kv_reset (LscSession *s);                      /* back to an empty stream */
+int _lsc_kv_slot0 (const LscSession *s, int layer);
+int _lsc_kv_max_len (const LscSession *s);               /* slots in use, the fullest layer */
+/* TRUE: keys are cached before RoPE and queries rotate at their slot. */
+gboolean _lsc_kv_pos_shift (const LscSession *s);
+/* Where attention reads layer's keys: the cache, or (position shift) the
+ * copy _lsc_kv_rotate () made of its first n_slots slots, each rotated at
+ * its slot; call that first, once the new keys are in the cache. */
+const float *_lsc_kv_keys (const LscSession *s, int layer);
+void _lsc_kv_rotate (LscSession *s, int layer, int n_slots);
+/* Before an evaluation of n tokens: which rows the policy scores. */
+void _lsc_kv_begin_eval (LscSession *s, int n);
+/* TRUE while the current evaluation's rows add to per-thread sums. */
+gboolean _lsc_kv_scoring (const LscSession *s);
+/* Where the row of query head `head` at stream position pos adds its
+ * probabilities (indexed by slot) on OpenMP thread `thread`; NULL when the
+ * policy does not score it. */
+float *_lsc_kv_row_sums (LscSession *s, int head, int pos, int thread);
+/* After a layer's attention: folds the threads' sums of its first n_slots slots. */
+void _lsc_kv_fold_sums (LscSession *s, int layer, int n_slots);
+/* After an evaluation of n tokens that finished (s->pos already advanced):
+ * the policy decides, compacts and logs. */
+void _lsc_kv_end_eval (LscSession *s, int n);
+/* After a cancelled one: drops its sums. */
+void _lsc_kv_cancel_eval (LscSession *s);
+/* Bytes of a policy's state (slot table, score sums, rotation buffers) for
+ * a session of params; of its log after a prompt of n_prompt tokens fed
+ * `chunk` at a time (0: at once), then single tokens up to n_pos; and of a
+ * session's (both). */
+guint64 _lsc_kv_state_bytes (const LscModelConfig *c, const LscSessionParams *params);
+guint64 _lsc_kv_log_bytes (const LscModelConfig *c, const LscKvPolicy *policy, int chunk,
+                           int n_prompt, int n_pos);
+guint64 _lsc_session_kv_bytes (const LscSession *s);
 /* Bytes of the recurrent state of a model (conv inputs and SSM state, every layer). */
 guint64 _lsc_ssm_state_bytes (const LscModelConfig *c);
 /* Bytes of the block buffers of a session (0 before its first evaluation). */

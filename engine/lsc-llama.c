@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "lsc-error.h"
@@ -123,6 +124,15 @@ lsc_session_new (LscModel *model, const LscSessionParams *params, GError **error
                 ? _lsc_matrix (lsc_model_get_weight (model, LSC_TENSOR_OUTPUT, -1))
                 : s->embd;
   s->output_norm = _lsc_widen (lsc_model_get_weight (model, LSC_TENSOR_OUTPUT_NORM, -1), counted);
+  if (lsc_arch_is_ssm (c->arch) && params->kv_policy.kind != LSC_KV_FULL)
+    {
+      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
+                   "%s: %s has no KV cache for the %s policy to evict from",
+                   lsc_model_get_path (model), lsc_arch_name (c->arch),
+                   lsc_kv_policy_name (params->kv_policy.kind));
+      lsc_session_free (s);
+      return NULL;
+    }
   if (lsc_arch_is_ssm (c->arch))
     return ssm_session_init (s, error) ? s : (lsc_session_free (s), NULL);
   if (params->ssm_capture.enabled || params->ssm_filter.enabled)
@@ -188,6 +198,11 @@ lsc_session_new (LscModel *model, const LscSessionParams *params, GError **error
           return NULL;
         }
     }
+  if (!_lsc_kv_init (s, error))
+    {
+      lsc_session_free (s);
+      return NULL;
+    }
   if (s->params.backend != LSC_BACKEND_CPU && !_lsc_session_init_cuda (s, error))
     {
       lsc_session_free (s);
@@ -234,7 +249,8 @@ lsc_session_get_memory (const LscSession *s, LscSessionMemory *memory)
                           : s->ssm_store != NULL ? lsc_ssm_store_get_bytes (s->ssm_store)
                                                  : 0;
   memory->scratch_bytes = s->scratch_bytes + _lsc_session_fast_bytes (s)
-                          + _lsc_session_cuda_host_bytes (s) + _lsc_ssm_buffer_bytes (s);
+                          + _lsc_session_cuda_host_bytes (s) + _lsc_ssm_buffer_bytes (s)
+                          + _lsc_session_kv_bytes (s);
 }
 
 void
@@ -273,6 +289,7 @@ lsc_session_free (LscSession *s)
   _lsc_attention_store_free (s->attention);
   g_free (s->hidden);
   _lsc_ssm_free (s);
+  _lsc_kv_free (s);
   g_free (s);
 }
 
@@ -327,6 +344,12 @@ lsc_session_rewind (LscSession *s, int pos)
       /* a recurrent state cannot be rewound, only emptied */
       g_return_if_fail (pos == 0);
       _lsc_ssm_reset (s);
+    }
+  if (s->kv != NULL && pos < s->pos)
+    {
+      /* evicted tokens cannot come back: a managed cache can only be emptied */
+      g_return_if_fail (pos == 0);
+      _lsc_kv_reset (s);
     }
   s->pos = MIN (s->pos, pos);
 }
@@ -384,15 +407,17 @@ _lsc_attend_row (LscSession *s, int l, int h, int pos, const float *q, float *ou
   int kv_dim = c->n_kv_heads * hd;
   int kvh = h / (c->n_heads / c->n_kv_heads);
   int window = s->layers[l].window;
-  int first = window > 0 ? MAX (0, pos - window + 1) : 0;
-  const float *key_cache = s->key_cache + (size_t) l * n_ctx * kv_dim;     /* (n_ctx, kv_dim) */
+  /* the row's slot: its position, unless a KV policy has evicted tokens */
+  int slot = pos - s->pos + _lsc_kv_slot0 (s, l);
+  int first = window > 0 ? MAX (0, slot - window + 1) : 0;
+  const float *key_cache = _lsc_kv_keys (s, l);                             /* (n_ctx, kv_dim) */
   const float *value_cache = s->value_cache + (size_t) l * n_ctx * kv_dim; /* (n_ctx, kv_dim) */
 
   /* the logit scale, times a plugin's temperature */
   float row_scale = 1.0f / sqrtf ((float) hd);
   if (s->params.hooks.scale != NULL)
     row_scale *= s->params.hooks.scale (s->params.hooks.data, l, h, pos);
-  for (int t = first; t <= pos; t++)
+  for (int t = first; t <= slot; t++)
     {
       /* accumulated in double: the normaliser then matches a float64 softmax
        * of the same q and k, which captured tiles are held to */
@@ -411,12 +436,16 @@ _lsc_attend_row (LscSession *s, int l, int h, int pos, const float *q, float *ou
         if (hidden[t])
           att[t - first] = -INFINITY;
     }
-  float lse = lsc_softmax_lse (att, pos - first + 1);
+  float lse = lsc_softmax_lse (att, slot - first + 1);
   if (_lsc_attention_wants (s->attention, l, pos))
     _lsc_attention_put (s->attention, l, h, pos, q, lse, row_scale);
+  float *sums = _lsc_kv_row_sums (s, h, pos, omp_get_thread_num ());
+  if (sums != NULL)
+    for (int t = first; t <= slot; t++)
+      sums[t] += att[t - first];
 
   memset (out, 0, hd * sizeof (float));
-  for (int t = first; t <= pos; t++)
+  for (int t = first; t <= slot; t++)
     {
       const float *v = value_cache + (size_t) t * kv_dim + kvh * hd;
       float a = att[t - first];
@@ -425,19 +454,23 @@ _lsc_attend_row (LscSession *s, int l, int h, int pos, const float *q, float *ou
     }
 }
 
-/* The reference forward of one token at position pos; logits (vocab) may be NULL. */
+/* The reference forward of one token at position pos (the nth of its
+ * evaluation, from 0); logits (vocab) may be NULL. */
 static gboolean
-forward_token (LscSession *s, int token, int pos, float *logits, LscCancelFunc cancel,
+forward_token (LscSession *s, int token, int pos, int nth, float *logits, LscCancelFunc cancel,
                gpointer cancel_data)
 {
   const LscModelConfig *c = &s->c;
   int dim = c->dim, hd = c->head_dim, n_ctx = s->params.n_ctx;
   int kv_dim = c->n_kv_heads * hd;
+  gboolean pos_shift = _lsc_kv_pos_shift (s);
   float *x = s->x;
 
-  /* the token's embedding row */
+  /* the token's embedding row; RoPE at its position, or at its slot under
+   * a position shift (every layer then has as many slots in use) */
   _lsc_embed (s, token, x);
-  lsc_rope_cos_sin (s->inv_freq, hd / 2, s->rope_factor, pos, s->rope_cos, s->rope_sin);
+  lsc_rope_cos_sin (s->inv_freq, hd / 2, s->rope_factor, pos_shift ? _lsc_kv_slot0 (s, 0) + nth : pos,
+                    s->rope_cos, s->rope_sin);
 
   for (int l = 0; l < c->n_layers; l++)
     {
@@ -459,15 +492,20 @@ forward_token (LscSession *s, int token, int pos, float *logits, LscCancelFunc c
       add_bias (s->k, L->bk, kv_dim);
       add_bias (s->v, L->bv, kv_dim);
       lsc_rope (s->q, c->n_heads, hd, s->rope_cos, s->rope_sin, c->rope_layout);
-      lsc_rope (s->k, c->n_kv_heads, hd, s->rope_cos, s->rope_sin, c->rope_layout);
+      if (!pos_shift)
+        lsc_rope (s->k, c->n_kv_heads, hd, s->rope_cos, s->rope_sin, c->rope_layout);
 
-      /* keys and values into the cache at pos */
-      memcpy (key_cache + (size_t) pos * kv_dim, s->k, kv_dim * sizeof (float));
-      memcpy (value_cache + (size_t) pos * kv_dim, s->v, kv_dim * sizeof (float));
+      /* keys and values into the cache at the token's slot (its position
+       * without a KV policy) */
+      int slot = _lsc_kv_slot0 (s, l) + nth;
+      memcpy (key_cache + (size_t) slot * kv_dim, s->k, kv_dim * sizeof (float));
+      memcpy (value_cache + (size_t) slot * kv_dim, s->v, kv_dim * sizeof (float));
+      _lsc_kv_rotate (s, l, slot + 1);
 
       /* multi-head attention over positions [first, pos]; query head h reads KV head h / group */
       for (int h = 0; h < c->n_heads; h++)
         _lsc_attend_row (s, l, h, pos, s->q + h * hd, s->xb + h * hd, s->att, s->hidden);
+      _lsc_kv_fold_sums (s, l, slot + 1);
 
       /* output projection and residual */
       lsc_matvec (s->xb2, s->xb, L->wo.data, L->wo.dtype, L->wo.cols, dim);
@@ -503,7 +541,14 @@ lsc_session_eval (LscSession *s, const gint32 *tokens, int n, float *logits, gbo
   g_return_val_if_fail (n >= 0, FALSE);
   if (n == 0)
     return TRUE;
-  if (n > s->params.n_ctx - s->pos)
+  if (s->kv != NULL && n > s->params.n_ctx - _lsc_kv_max_len (s))
+    {
+      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_CONTEXT_FULL,
+                   "%d tokens do not fit: the KV cache holds %d of its %d slots", n,
+                   _lsc_kv_max_len (s), s->params.n_ctx);
+      return FALSE;
+    }
+  if (s->kv == NULL && n > s->params.n_ctx - s->pos)
     {
       g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_CONTEXT_FULL,
                    "%d tokens do not fit: the session holds %d of %d", n, s->pos, s->params.n_ctx);
@@ -519,7 +564,8 @@ lsc_session_eval (LscSession *s, const gint32 *tokens, int n, float *logits, gbo
       }
 
   if (s->ssm == NULL)
-    _lsc_session_prepare_rope (s, s->pos + n);
+    _lsc_session_prepare_rope (s, (_lsc_kv_pos_shift (s) ? _lsc_kv_slot0 (s, 0) : s->pos) + n);
+  _lsc_kv_begin_eval (s, n);
 
   gboolean ok;
   if (s->ssm != NULL)
@@ -532,7 +578,7 @@ lsc_session_eval (LscSession *s, const gint32 *tokens, int n, float *logits, gbo
           float *out = NULL;
           if (logits != NULL && (all_logits || i == n - 1))
             out = logits + (all_logits ? (size_t) i * vocab : 0);
-          ok = forward_token (s, tokens[i], start + i, out, cancel, cancel_data);
+          ok = forward_token (s, tokens[i], start + i, i, out, cancel, cancel_data);
         }
     }
   else if (s->cuda != NULL)
@@ -551,8 +597,10 @@ lsc_session_eval (LscSession *s, const gint32 *tokens, int n, float *logits, gbo
     {
       g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_CANCELLED, "cancelled");
       s->pos = start;
+      _lsc_kv_cancel_eval (s);
       return FALSE;
     }
   s->pos = start + n;
+  _lsc_kv_end_eval (s, n);
   return TRUE;
 }

@@ -26,6 +26,7 @@
 #include <glib.h>
 
 #include "lsc-attention.h"
+#include "lsc-kv.h"
 #include "lsc-model.h"
 #include "lsc-ssm.h"
 
@@ -63,6 +64,8 @@ typedef struct {
   LscAttentionHooks hooks;     /* logit scale and mask hooks; none by default */
   LscSsmCapturePlan ssm_capture;   /* Mamba: record Δ (lsc-ssm.h); off by default */
   LscSsmFilter ssm_filter;         /* Mamba: LongMamba's token filter; off by default */
+  LscKvPolicy kv_policy;           /* KV-cache eviction (lsc-kv.h); LSC_KV_FULL by default.
+                                      n_ctx is then the cache's slots, not the stream's length */
 } LscSessionParams;
 
 void lsc_session_params_init (LscSessionParams *params);
@@ -103,14 +106,18 @@ typedef struct {
  *   g_print ("KV cache %.1f MiB\n", m.kv_bytes / 1048576.0);
  */
 void lsc_session_get_memory (const LscSession *session, LscSessionMemory *memory);
-/* Tokens in the KV cache. */
+/* Tokens the session has evaluated (without a KV policy, the tokens in its
+ * cache). */
 int lsc_session_get_pos (const LscSession *session);
 /* The attention capture store, or NULL when the session captures nothing. */
 const LscAttentionStore *lsc_session_get_attention (const LscSession *session);
 /* The Δ store of a Mamba session recording Δ, or NULL. */
 const LscSsmStore *lsc_session_get_ssm (const LscSession *session);
+/* The KV policy's log, or NULL without a policy (LSC_KV_FULL). */
+const LscKvLog *lsc_session_get_kv (const LscSession *session);
 /* Drops the cache back to `pos` tokens (0 = empty). An SSM's recurrent
- * state can only be emptied: pos must be 0 or the current position. */
+ * state can only be emptied, and so can a cache a KV policy manages: pos must
+ * be 0 or the current position. */
 void lsc_session_rewind (LscSession *session, int pos);
 
 /* Runs tokens (n) at positions pos .. pos + n - 1, appending them to the
