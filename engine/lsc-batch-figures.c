@@ -24,6 +24,12 @@
  *   {"kind": "ssm_receptive_field", "layer": L}   channels x distance from the last token
  *   {"kind": "ssm_dt", "layer": L}        Δ, channels x tokens, filtered tokens masked
  *           (the last three in a job with an "ssm" section)
+ *   {"kind": "kv_timeline", "layer": L, "head": H}   which positions one layer's KV head
+ *                                         held after each step (fraction cached)
+ *   {"kind": "kv_layers", "head": H}      cached positions per layer at the end; no
+ *                                         head: the mean over KV heads
+ *   {"kind": "kv_kl"}                     KL from the full cache per new token
+ *           (the last three in a job with a "kv" section; kv_kl with "compare")
  *
  * The engine prepares the numbers and labels; the drawing is the caller's
  * LscFigureFunc (ui/figures in the app), so the engine needs no Cairo.
@@ -110,7 +116,8 @@ parse_one (LscJobFigure *f, const char *job, guint i, json_object *o, GError **e
 {
   static const char *const kinds[] = { "attention", "pyramid", "stats", "loss", "retrieval_scores",
                                        "retrieval_ranking", "ablation", "ssm_decay",
-                                       "ssm_receptive_field", "ssm_dt", NULL };
+                                       "ssm_receptive_field", "ssm_dt", "kv_timeline",
+                                       "kv_layers", "kv_kl", NULL };
   static const char *const colormaps[] = { "viridis", "magma", "rdbu_r", NULL };
   static const char *const scales[] = { "linear", "log", "quantile", NULL };
   static const char *const stats[] = { "entropy", "sink_mass", "max_prob", "mean_distance", NULL };
@@ -135,7 +142,8 @@ parse_one (LscJobFigure *f, const char *job, guint i, json_object *o, GError **e
   if (!get_choice (o, "kind", kinds, &kind) || kind == NULL)
     return bad (error, job, i, "kind", "\"attention\", \"pyramid\", \"stats\", \"loss\", "
                 "\"retrieval_scores\", \"retrieval_ranking\", \"ablation\", \"ssm_decay\", "
-                "\"ssm_receptive_field\" or \"ssm_dt\"",
+                "\"ssm_receptive_field\", \"ssm_dt\", \"kv_timeline\", \"kv_layers\" or "
+                "\"kv_kl\"",
                 json_object_object_get (o, "kind"));
   if (!get_choice (o, "colormap", colormaps, &f->colormap))
     return bad (error, job, i, "colormap", "\"viridis\", \"magma\" or \"rdbu_r\"",
@@ -220,6 +228,29 @@ parse_one (LscJobFigure *f, const char *job, guint i, json_object *o, GError **e
       f->kind = LSC_JOB_FIGURE_SSM_DECAY;
       f->file = g_strdup ("ssm-decay.png");
     }
+  else if (strcmp (kind, "kv_timeline") == 0)
+    {
+      f->kind = LSC_JOB_FIGURE_KV_TIMELINE;
+      if (!get_int (o, "layer", &f->layer))
+        return bad (error, job, i, "layer", "a layer index", json_object_object_get (o, "layer"));
+      if (!get_int (o, "head", &f->head))
+        return bad (error, job, i, "head", "a KV head index", json_object_object_get (o, "head"));
+      f->file = g_strdup_printf ("kv-timeline-L%d-H%d.png", f->layer, f->head);
+    }
+  else if (strcmp (kind, "kv_layers") == 0)
+    {
+      f->kind = LSC_JOB_FIGURE_KV_LAYERS;
+      f->head = -1;
+      if (json_object_object_get (o, "head") != NULL && !get_int (o, "head", &f->head))
+        return bad (error, job, i, "head", "a KV head index", json_object_object_get (o, "head"));
+      f->file = f->head < 0 ? g_strdup ("kv-layers.png")
+                            : g_strdup_printf ("kv-layers-H%d.png", f->head);
+    }
+  else if (strcmp (kind, "kv_kl") == 0)
+    {
+      f->kind = LSC_JOB_FIGURE_KV_KL;
+      f->file = g_strdup ("kv-kl.png");
+    }
   else
     {
       gboolean rf = strcmp (kind, "ssm_receptive_field") == 0;
@@ -271,7 +302,9 @@ _lsc_job_figures_parse (const char *job, json_object *array, LscJobFigureNeeds *
                            || f.kind == LSC_JOB_FIGURE_RETRIEVAL_RANKING
                            || f.kind == LSC_JOB_FIGURE_ABLATION;
       needs->capture |= f.kind <= LSC_JOB_FIGURE_STATS;
-      needs->ssm |= f.kind >= LSC_JOB_FIGURE_SSM_DECAY;
+      needs->ssm |= f.kind >= LSC_JOB_FIGURE_SSM_DECAY && f.kind <= LSC_JOB_FIGURE_SSM_DT;
+      needs->kv |= f.kind == LSC_JOB_FIGURE_KV_TIMELINE || f.kind == LSC_JOB_FIGURE_KV_LAYERS;
+      needs->kv_compare |= f.kind == LSC_JOB_FIGURE_KV_KL;
       needs->score |= f.kind == LSC_JOB_FIGURE_LOSS;
       needs->retrieval |= retrieval;
       needs->other |= !retrieval;
@@ -426,6 +459,46 @@ ssm_figure (const LscJobFigure *f, const LscJobFigureContext *ctx, LscFigureSpec
   return TRUE;
 }
 
+/* The KV figures read the session's log and the comparison. */
+static gboolean
+kv_figure (const LscJobFigure *f, const LscJobFigureContext *ctx, LscFigureSpec *spec,
+           char **title, float **cells, double **x, double **y, GError **error)
+{
+  const LscKvLog *log = lsc_session_get_kv (ctx->session);
+  int L = lsc_kv_log_get_n_layers (log), H = lsc_kv_log_get_n_heads (log), steps, cols;
+  lsc_figure_spec_kv_size (log, &steps, &cols, NULL);
+  *title = g_malloc (64);
+  if (f->kind == LSC_JOB_FIGURE_KV_KL)
+    {
+      int n = ctx->kv_n_compared;
+      *x = g_new (double, MAX (n, 1));
+      *y = g_memdup2 (ctx->kv_kl, MAX (n, 1) * sizeof (double));
+      for (int i = 0; i < n; i++)
+        (*x)[i] = i;
+      lsc_figure_spec_kv_kl (spec, *x, *y, n, lsc_kv_log_get_policy (log)->kind, *title);
+      return TRUE;
+    }
+  if ((f->kind == LSC_JOB_FIGURE_KV_TIMELINE && (f->layer < 0 || f->layer >= L))
+      || f->head >= H || (f->kind == LSC_JOB_FIGURE_KV_TIMELINE && f->head < 0))
+    {
+      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                   "%s: layer %d, head %d: the model has layers 0 .. %d and KV heads 0 .. %d",
+                   f->file, f->layer, f->head, L - 1, H - 1);
+      return FALSE;
+    }
+  if (f->kind == LSC_JOB_FIGURE_KV_TIMELINE)
+    {
+      *cells = g_new (float, (gsize) MAX (steps, 1) * cols);
+      lsc_figure_spec_kv_timeline (spec, log, f->layer, f->head, *cells, *title);
+    }
+  else
+    {
+      *cells = g_new (float, (gsize) L * MAX (cols, 1));
+      lsc_figure_spec_kv_layers (spec, log, f->head, *cells, *title);
+    }
+  return TRUE;
+}
+
 static gboolean
 render_one (const LscJobFigure *f, const LscJobFigureContext *ctx, const char *path,
             LscFigureFunc render, gpointer data, GError **error)
@@ -544,6 +617,12 @@ render_one (const LscJobFigure *f, const LscJobFigureContext *ctx, const char *p
     case LSC_JOB_FIGURE_SSM_RECEPTIVE_FIELD:
     case LSC_JOB_FIGURE_SSM_DT:
       if (!ssm_figure (f, ctx, &spec, &title, &cells, error))
+        return FALSE;
+      break;
+    case LSC_JOB_FIGURE_KV_TIMELINE:
+    case LSC_JOB_FIGURE_KV_LAYERS:
+    case LSC_JOB_FIGURE_KV_KL:
+      if (!kv_figure (f, ctx, &spec, &title, &cells, &x, &y, error))
         return FALSE;
       break;
     }

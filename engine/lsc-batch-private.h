@@ -73,6 +73,9 @@ typedef enum {
   LSC_JOB_FIGURE_SSM_DECAY,    /* each channel's memory, layers x channels */
   LSC_JOB_FIGURE_SSM_RECEPTIVE_FIELD,  /* one layer: channels x distance */
   LSC_JOB_FIGURE_SSM_DT,       /* one layer: Δ, channels x tokens */
+  LSC_JOB_FIGURE_KV_TIMELINE,  /* one layer and KV head: cached positions per step */
+  LSC_JOB_FIGURE_KV_LAYERS,    /* cached positions per layer at the end */
+  LSC_JOB_FIGURE_KV_KL,        /* KL from the full cache per new token */
 } LscJobFigureKind;
 
 typedef struct {
@@ -95,6 +98,8 @@ typedef struct {
   gboolean score;              /* loss */
   gboolean retrieval;          /* retrieval_scores, retrieval_ranking, ablation */
   gboolean ssm;                /* ssm_decay, ssm_receptive_field, ssm_dt */
+  gboolean kv;                 /* kv_timeline, kv_layers */
+  gboolean kv_compare;         /* kv_kl */
   gboolean other;              /* any figure that is not a retrieval one */
 } LscJobFigureNeeds;
 
@@ -115,6 +120,8 @@ typedef struct {
   int n_score;
   int sink_tokens;
   json_object *results;        /* results.json so far: the retrieval figures read it */
+  const double *kv_kl;         /* (kv_n_compared) KL from the full cache, or NULL */
+  int kv_n_compared;
 } LscJobFigureContext;
 
 /* Draws every figure through `render` into output_dir; returns the written
@@ -187,5 +194,24 @@ gboolean _lsc_job_ssm_plan (LscJobSsm *ssm, const char *job_name, const LscModel
 /* Writes "ssm" into results and the recorded Δ into writer. */
 gboolean _lsc_job_ssm_write (const LscJobSsm *ssm, const LscSession *session, int n_prompt,
                              json_object *results, LscTensorWriter *writer, GError **error);
+
+/* The job's "kv" object (lsc-batch-kv.c). */
+typedef struct {
+  gboolean enabled;
+  LscKvPolicy policy;
+  int chunk;                     /* prompt tokens per evaluation, 0 = at once */
+  gboolean compare;              /* also run the full cache */
+} LscJobKv;
+
+void _lsc_job_kv_clear (LscJobKv *kv);
+gboolean _lsc_job_kv_parse (LscJobKv *kv, const char *job_name, json_object *obj,
+                            GError **error);
+/* {"kind": name, and the policy's parameters as a job gives them}. */
+json_object *_lsc_job_kv_policy_to_json (const LscKvPolicy *policy);
+/* Writes "kv" into results (kl and agree (n_compared) or NULL) and the log
+ * into writer. */
+gboolean _lsc_job_kv_write (const LscJobKv *kv, const LscSession *session, int n_prompt,
+                            const double *kl, const gboolean *agree, int n_compared,
+                            json_object *results, LscTensorWriter *writer, GError **error);
 
 G_END_DECLS

@@ -59,6 +59,7 @@ typedef struct {
   GArray *figures;         /* (element-type LscJobFigure) or NULL */
   LscJobRetrieval retrieval;   /* lsc-batch-retrieval.c */
   LscJobSsm ssm;               /* lsc-batch-ssm.c */
+  LscJobKv kv;                 /* lsc-batch-kv.c */
 } LscJob;
 
 static void
@@ -76,6 +77,7 @@ job_clear (LscJob *job)
   _lsc_job_figures_free (job->figures);
   _lsc_job_retrieval_clear (&job->retrieval);
   _lsc_job_ssm_clear (&job->ssm);
+  _lsc_job_kv_clear (&job->kv);
 }
 
 /* ---- reading the job ---- */
@@ -111,6 +113,7 @@ static const JobKey job_keys[] = {
   { "figures", KEY_ARRAY },
   { "retrieval", KEY_OBJECT },
   { "ssm", KEY_OBJECT },
+  { "kv", KEY_OBJECT },
 };
 
 static const char *
@@ -301,6 +304,30 @@ job_parse (LscJob *job, const char *text, gsize len, GError **error)
           return FALSE;
         }
     }
+  if ((v = get (job, "kv")) != NULL)
+    {
+      if (!_lsc_job_kv_parse (&job->kv, job->name, v, error))
+        return FALSE;
+      const char *other = job->prompt == NULL           ? NULL
+                          : get (job, "capture") != NULL ? "capture"
+                          : get (job, "ssm") != NULL     ? "ssm"
+                          : get (job, "retrieval") != NULL ? "retrieval"
+                          : job->score                   ? "score"
+                                                         : NULL;
+      if (job->prompt == NULL)
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: $.kv: a KV policy needs a prompt or prompt_file", job->name);
+          return FALSE;
+        }
+      if (other != NULL)
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: $.kv: a KV policy cannot be combined with \"%s\" yet", job->name,
+                       other);
+          return FALSE;
+        }
+    }
   job->plugins = lsc_plugin_stack_new ();
   if ((v = get (job, "plugins")) != NULL
       && !lsc_plugin_stack_parse_json (job->plugins, v, job->name, "$.plugins", error))
@@ -315,6 +342,19 @@ job_parse (LscJob *job, const char *text, gsize len, GError **error)
         {
           g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
                        "%s: $.figures: SSM figures need an \"ssm\" section", job->name);
+          return FALSE;
+        }
+      if ((needs.kv || needs.kv_compare) && !job->kv.enabled)
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: $.figures: KV figures need a \"kv\" section", job->name);
+          return FALSE;
+        }
+      if (needs.kv_compare && !job->kv.compare)
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: $.figures: the kv_kl figure needs \"kv\": {\"compare\": true}",
+                       job->name);
           return FALSE;
         }
       if (needs.retrieval && get (job, "retrieval") == NULL)
@@ -502,6 +542,7 @@ typedef struct {
   gint64 start_us;
   int max_tokens;
   gboolean tty;
+  gint64 first_us;         /* when the first new token came, 0 before */
 } Progress;
 
 static gboolean
@@ -509,6 +550,8 @@ on_token (int token, int index, gpointer data)
 {
   Progress *p = data;
   int done = index + 1;
+  if (index == 0)
+    p->first_us = g_get_monotonic_time ();
   if (p->tty)
     g_printerr ("\rlongscope: generated %d / %d tokens", done, p->max_tokens);
   else if (done % 32 == 0)
@@ -621,6 +664,17 @@ results_add_ssm (const LscJobSsm *ssm, const LscSession *session, int n_prompt,
          && results_add_tensors (writer, output_dir, results, error);
 }
 
+/* "kv" and DIR/tensors.safetensors with the policy's log. */
+static gboolean
+results_add_kv (const LscJobKv *kv, const LscSession *session, int n_prompt, const double *kl,
+                const gboolean *agree, int n_compared, const char *output_dir,
+                json_object *results, GError **error)
+{
+  g_autoptr(LscTensorWriter) writer = lsc_tensor_writer_new ();
+  return _lsc_job_kv_write (kv, session, n_prompt, kl, agree, n_compared, results, writer, error)
+         && results_add_tensors (writer, output_dir, results, error);
+}
+
 static gboolean
 make_output_dir (const char *output_dir, GError **error)
 {
@@ -722,6 +776,9 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
   g_autoptr(LscModel) model = NULL;
   g_autoptr(LscTokenizer) tok = NULL;
   g_autoptr(LscSession) session = NULL;
+  g_autoptr(LscSession) full = NULL;        /* a KV policy's comparison */
+  g_autoptr(GArray) kv_kl = g_array_new (FALSE, FALSE, sizeof (double));
+  g_autoptr(GArray) kv_agree = g_array_new (FALSE, FALSE, sizeof (gboolean));
   g_autoptr(json_object) results = NULL;
   json_object *timings = json_object_new_object ();
   const char *status = "done";
@@ -782,6 +839,13 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
           json_object_put (timings);
           return EXIT_INVALID;
         }
+      if (job->kv.enabled)
+        {
+          sp.kv_policy = job->kv.policy;
+          if (sp.n_ctx == 0)
+            sp.n_ctx = lsc_kv_policy_slots (&job->kv.policy, (int) prompt->len, job->kv.chunk,
+                                            job->gen.max_tokens);
+        }
       if (sp.n_ctx == 0)
         sp.n_ctx = MAX (4096, (int) prompt->len + job->gen.max_tokens);
 
@@ -803,6 +867,20 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
         }
       _lsc_job_backend_record (&job->backend, lsc_session_get_backend (session),
                                lsc_session_get_backend_note (session));
+      if (job->kv.enabled && job->kv.compare)
+        {
+          /* the same model without the policy, for the comparison */
+          LscSessionParams fp = sp;
+          lsc_kv_policy_init (&fp.kv_policy, LSC_KV_FULL);
+          fp.n_ctx = (int) prompt->len + job->gen.max_tokens;
+          full = lsc_session_new (model, &fp, &error);
+          if (full == NULL)
+            {
+              g_printerr ("longscope: %s\n", error->message);
+              json_object_put (timings);
+              return EXIT_RUNTIME;
+            }
+        }
       json_object_object_add (results, "prompt_tokens",
                               ints_to_json ((const gint32 *) prompt->data, prompt->len));
 
@@ -833,16 +911,40 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
           lsc_session_rewind (session, 0);
         }
 
-      if (error == NULL && job->gen.max_tokens > 0)
+      LscGenerateParams gp = job->gen;
+      if (job->stop_at_eos)
         {
-          LscGenerateParams gp = job->gen;
-          if (job->stop_at_eos)
-            {
-              gp.eos_id = lsc_tokenizer_get_eos (tok);
-              /* llama2.c checkpoints end a story with BOS */
-              if (lsc_model_get_format (model) == LSC_FORMAT_LLAMA2C)
-                gp.bos_id = lsc_tokenizer_get_bos (tok);
-            }
+          gp.eos_id = lsc_tokenizer_get_eos (tok);
+          /* llama2.c checkpoints end a story with BOS */
+          if (lsc_model_get_format (model) == LSC_FORMAT_LLAMA2C)
+            gp.bos_id = lsc_tokenizer_get_bos (tok);
+        }
+      if (error == NULL && job->kv.enabled)
+        {
+          /* the prompt (in chunks), then generation, the full cache alongside */
+          g_autoptr(GArray) out = g_array_new (FALSE, FALSE, sizeof (gint32));
+          g_autoptr(GArray) lps = g_array_new (FALSE, FALSE, sizeof (double));
+          Progress progress = { g_get_monotonic_time (), gp.max_tokens, isatty (2), 0 };
+          g_printerr ("longscope: %u tokens under the %s policy%s\n", prompt->len,
+                      lsc_kv_policy_name (job->kv.policy.kind),
+                      full != NULL ? ", and with the full cache" : "");
+          gboolean ok = lsc_generate_kv (session, full, (const gint32 *) prompt->data,
+                                         (int) prompt->len, job->kv.chunk, &gp, out, lps, kv_kl,
+                                         kv_agree, on_token, &progress, is_interrupted, NULL,
+                                         &error);
+          gint64 end = g_get_monotonic_time ();
+          gint64 first = progress.first_us != 0 ? progress.first_us : end;
+          if (progress.tty && out->len > 0)
+            g_printerr ("\n");
+          g_array_append_vals (all_tokens, out->data, out->len);
+          const char *text = results_add_generation (results, timings, tok, prompt, out, lps,
+                                                     (first - progress.start_us) / 1e6,
+                                                     (end - first) / 1e6);
+          if (ok)
+            fputs (text, stdout), fputc ('\n', stdout);
+        }
+      else if (error == NULL && job->gen.max_tokens > 0)
+        {
           g_autoptr(GArray) out = g_array_new (FALSE, FALSE, sizeof (gint32));
           g_autoptr(GArray) lps = g_array_new (FALSE, FALSE, sizeof (double));
           Progress progress = { g_get_monotonic_time (), gp.max_tokens, isatty (2) };
@@ -886,6 +988,19 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
       if (error == NULL && job->ssm.enabled)
         results_add_ssm (&job->ssm, session, (int) prompt->len, output_dir, results, &error);
 
+      /* the policy's log is whole after a cancelled evaluation too */
+      if (job->kv.enabled
+          && (error == NULL || g_error_matches (error, LSC_RUN_ERROR, LSC_RUN_ERROR_CANCELLED)))
+        {
+          g_autoptr(GError) kv_error = NULL;
+          if (!results_add_kv (&job->kv, session, (int) prompt->len,
+                               full != NULL ? (const double *) kv_kl->data : NULL,
+                               (const gboolean *) kv_agree->data, (int) kv_kl->len, output_dir,
+                               results, &kv_error)
+              && error == NULL)
+            g_propagate_error (&error, g_steal_pointer (&kv_error));
+        }
+
       if (error == NULL && job->figures != NULL)
         {
           LscJobFigureContext ctx = {
@@ -899,6 +1014,8 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
             .n_score = lp != NULL ? (int) prompt->len - 1 : 0,
             .sink_tokens = job->capture.sink_tokens,
             .results = results,
+            .kv_kl = full != NULL ? (const double *) kv_kl->data : NULL,
+            .kv_n_compared = (int) kv_kl->len,
           };
           json_object *files = json_object_new_array ();
           json_object_object_add (results, "figures", files);
@@ -972,6 +1089,12 @@ write_record (LscJob *job, const LscBatchRecord *r, const char *output_dir, GErr
                    "%s: $.ssm: the run recorded no Δ", job->name);
       return FALSE;
     }
+  if (job->kv.enabled && lsc_session_get_kv (r->session) == NULL)
+    {
+      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                   "%s: $.kv: the run had no KV policy", job->name);
+      return FALSE;
+    }
   /* the folder first: nothing is computed for a destination that cannot be written */
   if (!make_output_dir (output_dir, error))
     return FALSE;
@@ -1007,6 +1130,13 @@ write_record (LscJob *job, const LscBatchRecord *r, const char *output_dir, GErr
     }
   if (job->ssm.enabled
       && !results_add_ssm (&job->ssm, r->session, r->n_prompt, output_dir, results, error))
+    {
+      json_object_put (timings);
+      return FALSE;
+    }
+  if (job->kv.enabled
+      && !results_add_kv (&job->kv, r->session, r->n_prompt, r->kv_kl, r->kv_agree,
+                          r->kv_n_compared, output_dir, results, error))
     {
       json_object_put (timings);
       return FALSE;

@@ -42,6 +42,12 @@ typedef struct {
                                       with the job's capture.sink_tokens, or NULL: computed
                                       from the capture store */
   double prefill_s, decode_s, total_s;   /* wall time; NaN: not measured (written as null) */
+  /* a run under a KV policy (the job's "kv"): its comparison with the full
+   * cache (lsc_generate_kv ()), n_compared entries, or NULL without one;
+   * the session holds the policy's log */
+  const double *kv_kl;
+  const gboolean *kv_agree;
+  int kv_n_compared;
 } LscBatchRecord;
 
 /* Writes output_dir/results.json (and output_dir/tensors.safetensors when

@@ -21,6 +21,8 @@
 
 #include <glib.h>
 
+#include "lsc-kv.h"
+
 G_BEGIN_DECLS
 
 typedef enum {
@@ -96,5 +98,31 @@ void lsc_figure_spec_ssm_receptive_field (LscFigureSpec *spec, const float *dt, 
  * bytes. */
 void lsc_figure_spec_ssm_dt (LscFigureSpec *spec, const float *dt, const guint8 *kept, int n_rows,
                              int n_channels, int layer, float *cells, char *title);
+
+/* KV figures draw positions in at most LSC_FIGURE_KV_MAX_COLS columns
+ * (blocks of `block` positions, the fraction of each block cached) and at
+ * most LSC_FIGURE_KV_MAX_STEPS evaluations. lsc_figure_spec_kv_size ()
+ * gives the rows (steps) and columns of a log's figures. */
+#define LSC_FIGURE_KV_MAX_COLS 4096
+#define LSC_FIGURE_KV_MAX_STEPS 512
+void lsc_figure_spec_kv_size (const LscKvLog *log, int *steps, int *columns, int *block);
+/* The "kv_timeline" figure of one layer and KV head: evaluations as rows
+ * (evenly spaced, the last included), positions as columns, value the
+ * fraction cached once the policy had run (NaN: not yet in the stream).
+ * Titled "Layer L, KV head H: cached tokens (policy)", axes "Position" and
+ * "Step", colour bar "Cached". cells: steps x columns floats; title: 64
+ * bytes. */
+void lsc_figure_spec_kv_timeline (LscFigureSpec *spec, const LscKvLog *log, int layer, int head,
+                                  float *cells, char *title);
+/* The "kv_layers" figure: layers as rows, positions as columns, value the
+ * fraction cached at the end of the stream, of one KV head or (head -1) the
+ * mean over heads. Titled "Cached tokens after N (policy, ...)", axes
+ * "Position" and "Layer". cells: n_layers x columns floats. */
+void lsc_figure_spec_kv_layers (LscFigureSpec *spec, const LscKvLog *log, int head, float *cells,
+                                char *title);
+/* The "kv_kl" figure: a line of KL(full || policy) (n) against the new
+ * token's index (steps, n). Titled "policy against the full cache". */
+void lsc_figure_spec_kv_kl (LscFigureSpec *spec, const double *steps, const double *kl, int n,
+                            LscKvPolicyKind policy, char *title);
 
 G_END_DECLS

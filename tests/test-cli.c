@@ -13,7 +13,9 @@
 #include <string.h>
 
 #include "lsc-attention.h"
+#include "lsc-generate.h"
 #include "lsc-session.h"
+#include "lsc-tensor-reader.h"
 #include "lsc-test-util.h"
 
 typedef struct {
@@ -1024,6 +1026,155 @@ test_batch_ssm_calibrate (void)
     }
 }
 
+/* A "kv" section on tiny-llama (GQA): the generation, the comparison and
+ * the log are what an in-process lsc_generate_kv () of the same tokens
+ * gives; the log's arrays in tensors.safetensors; the three KV figures;
+ * then bad sections, each named by its JSON path. */
+static void
+test_batch_kv (void)
+{
+  g_autofree char *model = lsc_test_shared_path ("models/random/tiny-llama");
+  if (model == NULL)
+    return;
+  g_autofree char *job = g_strdup_printf (
+    "{\"model\": \"%s\", \"prompt\": \"Once upon a time there was a little girl who liked "
+    "to play in the sun with her dog\", \"max_tokens\": 9, \"stop_at_eos\": false, "
+    "\"kv\": {\"policy\": \"h2o\", \"heavy\": 3, \"recent\": 5, \"chunk\": 7}, "
+    "\"figures\": [{\"kind\": \"kv_timeline\", \"layer\": 1, \"head\": 1, \"file\": \"t.svg\"}, "
+    "{\"kind\": \"kv_layers\"}, {\"kind\": \"kv_kl\"}]}", model);
+  json_object *res = run_job ("kv", job, 0, NULL);
+  json_object *kv = json_object_object_get (res, "kv");
+  g_assert_cmpstr (json_object_to_json_string (json_object_object_get (kv, "policy")), ==,
+                   "{ \"kind\": \"h2o\", \"recent\": 5, \"heavy\": 3 }");
+  g_assert_cmpint (json_object_get_int (json_object_object_get (kv, "chunk")), ==, 7);
+  g_assert_cmpstr (json_object_to_json_string (json_object_object_get (res, "figures")), ==,
+                   "[ \"t.svg\", \"kv-layers.png\", \"kv-kl.png\" ]");
+
+  /* the same run in this process */
+  json_object *toks = json_object_object_get (res, "prompt_tokens");
+  int n = (int) json_object_array_length (toks);
+  g_autofree gint32 *prompt = g_new (gint32, n);
+  for (int i = 0; i < n; i++)
+    prompt[i] = json_object_get_int (json_object_array_get_idx (toks, i));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LscModel) m = lsc_model_load (model, &error);
+  g_assert_no_error (error);
+  LscSessionParams p, fp;
+  lsc_session_params_init (&p);
+  lsc_kv_policy_init (&p.kv_policy, LSC_KV_H2O);
+  p.kv_policy.n_heavy = 3;
+  p.kv_policy.n_recent = 5;
+  p.n_ctx = lsc_kv_policy_slots (&p.kv_policy, n, 7, 9);
+  g_assert_cmpint (json_object_get_int (json_object_object_get (kv, "n_ctx")), ==, 8 + 7);
+  g_assert_cmpint (p.n_ctx, ==, 15);
+  lsc_session_params_init (&fp);
+  fp.n_ctx = n + 9;
+  g_autoptr(LscSession) s = lsc_session_new (m, &p, &error);
+  g_autoptr(LscSession) full = lsc_session_new (m, &fp, &error);
+  g_assert_no_error (error);
+  LscGenerateParams gp;
+  lsc_generate_params_init (&gp);
+  gp.max_tokens = 9;
+  g_autoptr(GArray) out = g_array_new (FALSE, FALSE, sizeof (gint32));
+  g_autoptr(GArray) kl = g_array_new (FALSE, FALSE, sizeof (double));
+  g_autoptr(GArray) agree = g_array_new (FALSE, FALSE, sizeof (gboolean));
+  g_assert_true (lsc_generate_kv (s, full, prompt, n, 7, &gp, out, NULL, kl, agree, NULL, NULL,
+                                  NULL, NULL, &error));
+  json_object *jt = json_object_object_get (res, "tokens");
+  g_assert_cmpint (json_object_array_length (jt), ==, 9);
+  for (guint i = 0; i < 9; i++)
+    g_assert_cmpint (json_object_get_int (json_object_array_get_idx (jt, i)), ==,
+                     g_array_index (out, gint32, i));
+  /* the prompt's own logits, then 8 new tokens: 9 comparisons */
+  json_object *cmp = json_object_object_get (kv, "compare");
+  json_object *jkl = json_object_object_get (cmp, "kl");
+  g_assert_cmpuint (kl->len, ==, 9);
+  g_assert_cmpint (json_object_array_length (jkl), ==, 9);
+  double sum = 0;
+  for (guint i = 0; i < kl->len; i++)
+    {
+      double want = g_array_index (kl, double, i);
+      g_assert_cmpfloat (json_object_get_double (json_object_array_get_idx (jkl, i)), ==, want);
+      g_assert_cmpint (json_object_get_boolean (json_object_array_get_idx (
+                         json_object_object_get (cmp, "agree"), i)), ==,
+                       g_array_index (agree, gboolean, i));
+      sum += want;
+    }
+  g_assert_cmpfloat (fabs (json_object_get_double (json_object_object_get (cmp, "mean_kl")) - sum / 9),
+                     <, 1e-12);
+  g_test_message ("tiny-llama, h2o 3 + 5: mean KL %.3f nats over 9 steps", sum / 9);
+
+  /* 8 slots per head at the end; the evaluations: 7-token chunks, then singles */
+  const LscKvLog *log = lsc_session_get_kv (s);
+  int positions = n + 8;
+  g_assert_cmpint (json_object_get_int (json_object_object_get (kv, "positions")), ==, positions);
+  json_object *steps = json_object_object_get (kv, "steps");
+  int n_steps;
+  const int *want_steps = lsc_kv_log_get_steps (log, &n_steps);
+  g_assert_cmpint (json_object_array_length (steps), ==, n_steps);
+  g_assert_cmpint (n_steps, ==, (n + 6) / 7 + 8);
+  for (int i = 0; i < n_steps; i++)
+    g_assert_cmpint (json_object_get_int (json_object_array_get_idx (steps, i)), ==, want_steps[i]);
+  json_object *alive = json_object_object_get (kv, "alive");
+  g_assert_cmpstr (json_object_to_json_string (alive), ==, "[ [ 8, 8 ], [ 8, 8 ], [ 8, 8 ] ]");
+
+  g_autofree char *tpath = g_build_filename (lsc_test_tmpdir (), "kv", "tensors.safetensors", NULL);
+  g_autoptr(LscTensorReader) reader = lsc_tensor_reader_open (tpath, &error);
+  g_assert_no_error (error);
+  gint64 shape[3] = { 3, 2, positions };
+  const gint32 *evicted = lsc_tensor_reader_get_i32 (reader, "kv.evicted_at", 3, shape, &error);
+  const float *score = lsc_tensor_reader_get_f32 (reader, "kv.score", 3, shape, &error);
+  g_assert_no_error (error);
+  for (int l = 0; l < 3; l++)
+    for (int h = 0; h < 2; h++)
+      for (int pos = 0; pos < positions; pos++)
+        {
+          gsize i = ((gsize) l * 2 + h) * positions + pos;
+          g_assert_cmpint (evicted[i], ==, lsc_kv_log_evicted_at (log, l, h, pos));
+          g_assert_cmpfloat (score[i], ==, lsc_kv_log_score (log, l, h, pos));
+        }
+  json_object_put (res);
+
+  struct { const char *kv; const char *message; } bad[] = {
+    { "{\"policy\": \"lru\"}", "$.kv.policy: expected \"streaming-llm\", \"h2o\", \"snapkv\" "
+      "or \"pyramidkv\", found \"lru\"" },
+    { "{\"policy\": \"full\"}", "$.kv.policy: expected \"streaming-llm\"" },
+    { "{\"heavy\": 3}", "$.kv.policy: expected \"streaming-llm\", \"h2o\", \"snapkv\" or "
+      "\"pyramidkv\", found nothing" },
+    { "{\"policy\": \"snapkv\", \"heavy\": 3}", "$.kv.heavy: the snapkv policy has no heavy" },
+    { "{\"policy\": \"h2o\", \"pooling\": \"max\"}", "$.kv.pooling: the h2o policy has no pooling" },
+    { "{\"policy\": \"snapkv\", \"pooling\": \"mean\"}",
+      "$.kv.pooling: expected \"avg\" or \"max\", found \"mean\"" },
+    { "{\"policy\": \"h2o\", \"recent\": -1}", "$.kv.recent: expected a whole number >= 0, found -1" },
+    { "{\"policy\": \"pyramidkv\", \"kernel\": 4}",
+      "$.kv: pyramidkv: kernel must be an odd number of at least 1, not 4" },
+    { "{\"policy\": \"h2o\", \"chunk\": 1.5}", "$.kv.chunk: expected a number of tokens >= 0, found 1.5" },
+    { "{\"policy\": \"h2o\", \"compare\": 1}", "$.kv.compare: expected true or false, found 1" },
+    { "{\"policy\": \"h2o\", \"evict\": 1}", "$.kv.evict: unknown key" },
+    { "{\"policy\": \"h2o\"}, \"capture\": {}", "$.kv: a KV policy cannot be combined with "
+      "\"capture\" yet" },
+    { "{\"policy\": \"h2o\", \"compare\": false}, \"figures\": [{\"kind\": \"kv_kl\"}]",
+      "$.figures: the kv_kl figure needs \"kv\": {\"compare\": true}" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autofree char *bjob = g_strdup_printf (
+        "{\"model\": \"%s\", \"prompt\": \"abc\", \"max_tokens\": 0, \"kv\": %s}", model,
+        bad[i].kv);
+      g_autofree char *err = NULL;
+      run_job ("kv-bad", bjob, 2, &err);
+      if (strstr (err, bad[i].message) == NULL)
+        g_error ("job %u: expected '%s' in: %s", i, bad[i].message, err);
+    }
+  /* figures without the section */
+  g_autofree char *fjob = g_strdup_printf (
+    "{\"model\": \"%s\", \"prompt\": \"abc\", \"figures\": [{\"kind\": \"kv_layers\"}]}",
+    model);
+  g_autofree char *err = NULL;
+  run_job ("kv-bad", fjob, 2, &err);
+  g_assert_nonnull (strstr (err, "$.figures: KV figures need a \"kv\" section"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1046,5 +1197,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/batch/ssm", test_batch_ssm);
   g_test_add_func ("/cli/batch/ssm-filter", test_batch_ssm_filter);
   g_test_add_func ("/cli/batch/ssm-calibrate", test_batch_ssm_calibrate);
+  g_test_add_func ("/cli/batch/kv", test_batch_kv);
   return g_test_run ();
 }

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The "kv" section of a batch job: generation under a KV-cache eviction
+ * policy (lsc-kv.h), compared step by step with the full cache.
+ *
+ *   "kv": {
+ *     "policy": "h2o",          streaming-llm, h2o, snapkv or pyramidkv
+ *     "sink": 4, "recent": 512,                       streaming-llm
+ *     "heavy": 4, "recent": 512,                      h2o
+ *     "capacity": 2048, "window": 32, "kernel": 5,    snapkv, pyramidkv (+ "beta": 20);
+ *     "pooling": "avg" | "max",                       defaults: lsc_kv_policy_init ()
+ *     "chunk": 0,               the prompt is fed this many tokens at a time (0: at once)
+ *     "compare": true           also run the full cache: KL and top-1 agreement per step
+ *   }
+ *
+ * A key that does not belong to the policy is an error. The session's
+ * n_ctx is the job's, or lsc_kv_policy_slots (). results.json gets "kv":
+ * {"policy": {...}, "chunk", "n_ctx", "positions", "steps": [stream length
+ * after each evaluation], "budget": [slots per layer after the prompt],
+ * "alive": [[cached positions per KV head] per layer], "gqa": how grouped
+ * heads score, "compare": {"kl": [...], "agree": [...], "mean_kl",
+ * "agreement"}}; tensors.safetensors gets "kv.evicted_at" (I32: -1 while
+ * cached, else the stream length when evicted) and "kv.score" (F32, NaN:
+ * none), both (n_layers, n_kv_heads, positions).
+ */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "lsc-batch-private.h"
+#include "lsc-json.h"
+
+void
+_lsc_job_kv_clear (LscJobKv *kv)
+{
+  memset (kv, 0, sizeof *kv);
+}
+
+static gboolean
+bad (GError **error, const char *job, const char *key, const char *expected, json_object *found)
+{
+  g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID, "%s: $.kv%s%s: expected %s, found %s",
+               job, key[0] ? "." : "", key, expected,
+               found == NULL ? "nothing" : json_object_to_json_string (found));
+  return FALSE;
+}
+
+/* The integer parameters, and which policies take each. */
+static const struct {
+  const char *key;
+  gsize offset;
+  guint policies;          /* bits of LscKvPolicyKind */
+} int_keys[] = {
+  { "sink", G_STRUCT_OFFSET (LscKvPolicy, n_sink), 1 << LSC_KV_STREAMING_LLM },
+  { "recent", G_STRUCT_OFFSET (LscKvPolicy, n_recent),
+    1 << LSC_KV_STREAMING_LLM | 1 << LSC_KV_H2O },
+  { "heavy", G_STRUCT_OFFSET (LscKvPolicy, n_heavy), 1 << LSC_KV_H2O },
+  { "capacity", G_STRUCT_OFFSET (LscKvPolicy, capacity),
+    1 << LSC_KV_SNAPKV | 1 << LSC_KV_PYRAMIDKV },
+  { "window", G_STRUCT_OFFSET (LscKvPolicy, window), 1 << LSC_KV_SNAPKV | 1 << LSC_KV_PYRAMIDKV },
+  { "kernel", G_STRUCT_OFFSET (LscKvPolicy, kernel), 1 << LSC_KV_SNAPKV | 1 << LSC_KV_PYRAMIDKV },
+  { "beta", G_STRUCT_OFFSET (LscKvPolicy, beta), 1 << LSC_KV_PYRAMIDKV },
+};
+
+gboolean
+_lsc_job_kv_parse (LscJobKv *kv, const char *job, json_object *obj, GError **error)
+{
+  static const char *const known[] = { "policy", "sink", "recent", "heavy", "capacity", "window",
+                                       "kernel", "pooling", "beta", "chunk", "compare", NULL };
+  json_object *v;
+
+  memset (kv, 0, sizeof *kv);
+  kv->enabled = TRUE;
+  kv->compare = TRUE;
+  if (!json_object_is_type (obj, json_type_object))
+    return bad (error, job, "", "an object", obj);
+  if (!lsc_json_check_keys (obj, known, job, "$.kv", error))
+    return FALSE;
+
+  v = json_object_object_get (obj, "policy");
+  LscKvPolicyKind kind;
+  if (v == NULL || !json_object_is_type (v, json_type_string)
+      || !lsc_kv_policy_from_string (json_object_get_string (v), &kind) || kind == LSC_KV_FULL)
+    return bad (error, job, "policy", "\"streaming-llm\", \"h2o\", \"snapkv\" or \"pyramidkv\"", v);
+  lsc_kv_policy_init (&kv->policy, kind);
+  const char *name = lsc_kv_policy_name (kind);
+
+  for (guint i = 0; i < G_N_ELEMENTS (int_keys); i++)
+    {
+      if ((v = json_object_object_get (obj, int_keys[i].key)) == NULL)
+        continue;
+      if (!(int_keys[i].policies & (1u << kind)))
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: $.kv.%s: the %s policy has no %s", job, int_keys[i].key, name,
+                       int_keys[i].key);
+          return FALSE;
+        }
+      if (!json_object_is_type (v, json_type_int) || json_object_get_int64 (v) < 0
+          || json_object_get_int64 (v) > 1 << 28)
+        return bad (error, job, int_keys[i].key, "a whole number >= 0", v);
+      G_STRUCT_MEMBER (int, &kv->policy, int_keys[i].offset) = json_object_get_int (v);
+    }
+  if ((v = json_object_object_get (obj, "pooling")) != NULL)
+    {
+      if (kind != LSC_KV_SNAPKV && kind != LSC_KV_PYRAMIDKV)
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: $.kv.pooling: the %s policy has no pooling", job, name);
+          return FALSE;
+        }
+      const char *s = json_object_is_type (v, json_type_string) ? json_object_get_string (v) : "";
+      if (strcmp (s, "avg") == 0)
+        kv->policy.pooling = LSC_KV_POOL_AVG;
+      else if (strcmp (s, "max") == 0)
+        kv->policy.pooling = LSC_KV_POOL_MAX;
+      else
+        return bad (error, job, "pooling", "\"avg\" or \"max\"", v);
+    }
+  g_autofree char *wrong = lsc_kv_policy_check (&kv->policy);
+  if (wrong != NULL)
+    {
+      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID, "%s: $.kv: %s", job, wrong);
+      return FALSE;
+    }
+  if ((v = json_object_object_get (obj, "chunk")) != NULL)
+    {
+      if (!json_object_is_type (v, json_type_int) || json_object_get_int64 (v) < 0
+          || json_object_get_int64 (v) > G_MAXINT)
+        return bad (error, job, "chunk", "a number of tokens >= 0", v);
+      kv->chunk = json_object_get_int (v);
+    }
+  if ((v = json_object_object_get (obj, "compare")) != NULL)
+    {
+      if (!json_object_is_type (v, json_type_boolean))
+        return bad (error, job, "compare", "true or false", v);
+      kv->compare = json_object_get_boolean (v);
+    }
+  return TRUE;
+}
+
+json_object *
+_lsc_job_kv_policy_to_json (const LscKvPolicy *p)
+{
+  json_object *o = json_object_new_object ();
+  json_object_object_add (o, "kind", json_object_new_string (lsc_kv_policy_name (p->kind)));
+  for (guint i = 0; i < G_N_ELEMENTS (int_keys); i++)
+    if (int_keys[i].policies & (1u << p->kind))
+      json_object_object_add (o, int_keys[i].key,
+                              json_object_new_int (G_STRUCT_MEMBER (int, p, int_keys[i].offset)));
+  if (p->kind == LSC_KV_SNAPKV || p->kind == LSC_KV_PYRAMIDKV)
+    json_object_object_add (o, "pooling",
+                            json_object_new_string (p->pooling == LSC_KV_POOL_MAX ? "max" : "avg"));
+  return o;
+}
+
+gboolean
+_lsc_job_kv_write (const LscJobKv *kv, const LscSession *session, int n_prompt,
+                   const double *kl, const gboolean *agree, int n_compared, json_object *results,
+                   LscTensorWriter *writer, GError **error)
+{
+  const LscKvLog *log = lsc_session_get_kv (session);
+  g_return_val_if_fail (log != NULL, FALSE);
+  int L = lsc_kv_log_get_n_layers (log), H = lsc_kv_log_get_n_heads (log);
+  int N = lsc_kv_log_get_n_positions (log), n_steps;
+  const int *steps = lsc_kv_log_get_steps (log, &n_steps);
+  const LscKvPolicy *policy = lsc_kv_log_get_policy (log);
+
+  json_object *o = json_object_new_object ();
+  json_object_object_add (results, "kv", o);
+  json_object_object_add (o, "policy", _lsc_job_kv_policy_to_json (policy));
+  json_object_object_add (o, "chunk", json_object_new_int (kv->chunk));
+  json_object_object_add (o, "n_ctx", json_object_new_int (lsc_session_get_params (session)->n_ctx));
+  json_object_object_add (o, "positions", json_object_new_int (N));
+  json_object_object_add (o, "gqa", json_object_new_string (
+                                      "per KV head: scores summed over its query heads"));
+  json_object *js = json_object_new_array ();
+  for (int i = 0; i < n_steps; i++)
+    json_object_array_add (js, json_object_new_int (steps[i]));
+  json_object_object_add (o, "steps", js);
+  json_object *budget = json_object_new_array (), *alive = json_object_new_array ();
+  for (int l = 0; l < L; l++)
+    {
+      json_object_array_add (budget,
+                             json_object_new_int (lsc_kv_policy_budget (policy, L, l, n_prompt)));
+      json_object *row = json_object_new_array ();
+      for (int h = 0; h < H; h++)
+        json_object_array_add (row, json_object_new_int (lsc_kv_log_count_alive (log, l, h)));
+      json_object_array_add (alive, row);
+    }
+  json_object_object_add (o, "budget", budget);
+  json_object_object_add (o, "alive", alive);
+  if (kl != NULL)
+    {
+      json_object *c = json_object_new_object ();
+      json_object *ja = json_object_new_array ();
+      double sum = 0;
+      int same = 0;
+      for (int i = 0; i < n_compared; i++)
+        {
+          sum += kl[i];
+          same += agree[i] != 0;
+          json_object_array_add (ja, json_object_new_boolean (agree[i]));
+        }
+      json_object_object_add (c, "kl", lsc_json_doubles (kl, n_compared));
+      json_object_object_add (c, "agree", ja);
+      json_object_object_add (c, "mean_kl", lsc_json_double (n_compared > 0 ? sum / n_compared
+                                                                            : NAN));
+      json_object_object_add (c, "agreement", lsc_json_double (n_compared > 0
+                                                                 ? (double) same / n_compared
+                                                                 : NAN));
+      json_object_object_add (o, "compare", c);
+    }
+
+  gint64 shape[3] = { L, H, N };
+  gsize n = (gsize) L * H * N;
+  g_autofree gint32 *evicted = g_new (gint32, MAX (n, 1));
+  g_autofree float *score = g_new (float, MAX (n, 1));
+  for (int l = 0; l < L; l++)
+    for (int h = 0; h < H; h++)
+      for (int p = 0; p < N; p++)
+        {
+          gsize i = ((gsize) l * H + h) * N + p;
+          evicted[i] = lsc_kv_log_evicted_at (log, l, h, p);
+          score[i] = lsc_kv_log_score (log, l, h, p);
+        }
+  if (!lsc_tensor_writer_add_i32 (writer, "kv.evicted_at", 3, shape, evicted)
+      || !lsc_tensor_writer_add_f32 (writer, "kv.score", 3, shape, score))
+    {
+      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID, "kv tensors written twice");
+      return FALSE;
+    }
+  return TRUE;
+}
