@@ -5,6 +5,7 @@
  *
  *   bench-forward [--model PATH | --shape NAME] [--dtype f32|bf16|f16|q8_0]
  *                 [--prefill N] [--decode N] [--threads N] [--layers N] [--repeat N]
+ *                 [--kv POLICY [--kv-budget N]]
  *
  * It times a prefill of N tokens (default 512, logits of the last one only;
  * with --repeat, the best of that many, rewinding the session between)
@@ -17,6 +18,12 @@
  *
  * and the run estimate of lsc-estimate.h (its own quick rates) beside the
  * measured times and memory.
+ *
+ * --kv runs the session under a KV policy (lsc-kv.h) keeping about
+ * --kv-budget tokens (256): streaming-llm 4 sinks + the rest recent, h2o
+ * half heavy half recent, snapkv / pyramidkv that capacity. The prefill
+ * then includes the policy's scoring and compaction, and decode attends to
+ * the budget only.
  *
  * --shape builds a synthetic model (lsc_model_new_synthetic (), random
  * weights in --dtype); --layers keeps only the first N layers of the shape.
@@ -143,7 +150,8 @@ main (int argc, char **argv)
   g_autofree char *model_path = NULL;
   g_autofree char *shape = NULL;
   g_autofree char *dtype_name = NULL;
-  int n_prefill = 512, n_decode = 32, n_threads = 0, n_layers = 0, n_repeat = 1;
+  int n_prefill = 512, n_decode = 32, n_threads = 0, n_layers = 0, n_repeat = 1, kv_budget = 256;
+  g_autofree char *kv_name = NULL;
   gboolean no_floors = FALSE;
   g_autoptr(GError) error = NULL;
   const GOptionEntry entries[] = {
@@ -158,6 +166,9 @@ main (int argc, char **argv)
     { "layers", 0, 0, G_OPTION_ARG_INT, &n_layers, "Keep the first N layers of the shape", "N" },
     { "repeat", 0, 0, G_OPTION_ARG_INT, &n_repeat, "Prefill N times (rewinding), report the best (1)", "N" },
     { "no-floors", 0, 0, G_OPTION_ARG_NONE, &no_floors, "Skip the sgemm/bandwidth floors", NULL },
+    { "kv", 0, 0, G_OPTION_ARG_STRING, &kv_name, "A KV policy: streaming-llm, h2o, snapkv, "
+      "pyramidkv", "POLICY" },
+    { "kv-budget", 0, 0, G_OPTION_ARG_INT, &kv_budget, "Tokens the policy keeps (256)", "N" },
     { NULL },
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- time the forward pass");
@@ -239,6 +250,23 @@ main (int argc, char **argv)
   lsc_session_params_init (&p);
   p.n_threads = n_threads;
   p.n_ctx = n_prefill + n_decode + 1;
+  if (kv_name != NULL)
+    {
+      LscKvPolicyKind kind;
+      if (!lsc_kv_policy_from_string (kv_name, &kind))
+        {
+          g_printerr ("bench-forward: unknown --kv '%s'\n", kv_name);
+          return 2;
+        }
+      lsc_kv_policy_init (&p.kv_policy, kind);
+      p.kv_policy.n_sink = 4;
+      p.kv_policy.n_recent = kind == LSC_KV_H2O ? kv_budget / 2 : kv_budget - 4;
+      p.kv_policy.n_heavy = kv_budget - kv_budget / 2;
+      p.kv_policy.capacity = kv_budget;
+      p.n_ctx = lsc_kv_policy_slots (&p.kv_policy, n_prefill, 0, n_decode + 1);
+      what = g_strdup_printf ("%s, %s keeping %d tokens", g_steal_pointer (&what), kv_name,
+                              kv_budget);
+    }
   g_autoptr(LscSession) s = lsc_session_new (model, &p, &error);
   if (s == NULL)
     {
