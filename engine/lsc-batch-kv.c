@@ -4,11 +4,13 @@
  * policy (lsc-kv.h), compared step by step with the full cache.
  *
  *   "kv": {
- *     "policy": "h2o",          streaming-llm, h2o, snapkv or pyramidkv
+ *     "policy": "h2o",          streaming-llm, h2o, snapkv, pyramidkv or lacache
  *     "sink": 4, "recent": 512,                       streaming-llm
  *     "heavy": 4, "recent": 512,                      h2o
- *     "capacity": 2048, "window": 32, "kernel": 5,    snapkv, pyramidkv (+ "beta": 20);
- *     "pooling": "avg" | "max",                       defaults: lsc_kv_policy_init ()
+ *     "capacity": 2048, "window": 32, "kernel": 5,    snapkv, pyramidkv (+ "beta": 20)
+ *     "pooling": "avg" | "max",
+ *     "capacity": 256, "sink": 4, "span": 16, "overlap": 0   lacache
+ *                               (defaults: lsc_kv_policy_init ())
  *     "chunk": 0,               the prompt is fed this many tokens at a time (0: at once)
  *     "compare": true           also run the full cache: KL and top-1 agreement per step
  *   }
@@ -52,22 +54,25 @@ static const struct {
   gsize offset;
   guint policies;          /* bits of LscKvPolicyKind */
 } int_keys[] = {
-  { "sink", G_STRUCT_OFFSET (LscKvPolicy, n_sink), 1 << LSC_KV_STREAMING_LLM },
+  { "sink", G_STRUCT_OFFSET (LscKvPolicy, n_sink), 1 << LSC_KV_STREAMING_LLM | 1 << LSC_KV_LACACHE },
   { "recent", G_STRUCT_OFFSET (LscKvPolicy, n_recent),
     1 << LSC_KV_STREAMING_LLM | 1 << LSC_KV_H2O },
   { "heavy", G_STRUCT_OFFSET (LscKvPolicy, n_heavy), 1 << LSC_KV_H2O },
   { "capacity", G_STRUCT_OFFSET (LscKvPolicy, capacity),
-    1 << LSC_KV_SNAPKV | 1 << LSC_KV_PYRAMIDKV },
+    1 << LSC_KV_SNAPKV | 1 << LSC_KV_PYRAMIDKV | 1 << LSC_KV_LACACHE },
   { "window", G_STRUCT_OFFSET (LscKvPolicy, window), 1 << LSC_KV_SNAPKV | 1 << LSC_KV_PYRAMIDKV },
   { "kernel", G_STRUCT_OFFSET (LscKvPolicy, kernel), 1 << LSC_KV_SNAPKV | 1 << LSC_KV_PYRAMIDKV },
   { "beta", G_STRUCT_OFFSET (LscKvPolicy, beta), 1 << LSC_KV_PYRAMIDKV },
+  { "span", G_STRUCT_OFFSET (LscKvPolicy, span), 1 << LSC_KV_LACACHE },
+  { "overlap", G_STRUCT_OFFSET (LscKvPolicy, overlap), 1 << LSC_KV_LACACHE },
 };
 
 gboolean
 _lsc_job_kv_parse (LscJobKv *kv, const char *job, json_object *obj, GError **error)
 {
   static const char *const known[] = { "policy", "sink", "recent", "heavy", "capacity", "window",
-                                       "kernel", "pooling", "beta", "chunk", "compare", NULL };
+                                       "kernel", "pooling", "beta", "span", "overlap", "chunk",
+                                       "compare", NULL };
   json_object *v;
 
   memset (kv, 0, sizeof *kv);
@@ -82,7 +87,8 @@ _lsc_job_kv_parse (LscJobKv *kv, const char *job, json_object *obj, GError **err
   LscKvPolicyKind kind;
   if (v == NULL || !json_object_is_type (v, json_type_string)
       || !lsc_kv_policy_from_string (json_object_get_string (v), &kind) || kind == LSC_KV_FULL)
-    return bad (error, job, "policy", "\"streaming-llm\", \"h2o\", \"snapkv\" or \"pyramidkv\"", v);
+    return bad (error, job, "policy",
+                "\"streaming-llm\", \"h2o\", \"snapkv\", \"pyramidkv\" or \"lacache\"", v);
   lsc_kv_policy_init (&kv->policy, kind);
   const char *name = lsc_kv_policy_name (kind);
 

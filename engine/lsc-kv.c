@@ -45,10 +45,14 @@ struct _LscKvState {
   float *rot_cos, *rot_sin;  /* pos shift: (n_ctx, head_dim / 2) */
   int rot_seq;               /* the rope_seq_len the tables were made for; -1: none */
   int n_evals;
+  int la_cursor;             /* lacache: the first slot not laddered yet */
+  int la_capacity;           /* lacache: cache_size, with the compensation once added */
+  gboolean la_compensated;
   LscKvLog log;
 };
 
-static const char *const policy_names[] = { "full", "streaming-llm", "h2o", "snapkv", "pyramidkv" };
+static const char *const policy_names[] = { "full", "streaming-llm", "h2o", "snapkv", "pyramidkv",
+                                             "lacache" };
 
 void
 lsc_kv_policy_init (LscKvPolicy *p, LscKvPolicyKind kind)
@@ -77,6 +81,12 @@ lsc_kv_policy_init (LscKvPolicy *p, LscKvPolicyKind kind)
       p->kernel = 7;
       p->pooling = LSC_KV_POOL_MAX;
       p->beta = 20;
+      break;
+    case LSC_KV_LACACHE:
+      p->capacity = 256;
+      p->n_sink = 4;
+      p->span = 16;
+      p->overlap = 0;
       break;
     case LSC_KV_FULL:
     default:
@@ -137,6 +147,18 @@ lsc_kv_policy_check (const LscKvPolicy *p)
       if (p->kind == LSC_KV_PYRAMIDKV && p->beta < 1)
         return g_strdup_printf ("%s: beta must be at least 1, not %d", name, p->beta);
       return NULL;
+    case LSC_KV_LACACHE:
+      if (p->n_sink < 0)
+        return g_strdup_printf ("%s: sink must be at least 0, not %d", name, p->n_sink);
+      if (p->span < 1)
+        return g_strdup_printf ("%s: span must be at least 1, not %d", name, p->span);
+      if (p->overlap < 0 || p->overlap >= p->span)
+        return g_strdup_printf ("%s: overlap must be at least 0 and below the span (%d), not %d",
+                                name, p->span, p->overlap);
+      if (p->capacity <= p->n_sink)
+        return g_strdup_printf ("%s: capacity (%d) must be larger than the sink (%d)", name,
+                                p->capacity, p->n_sink);
+      return NULL;
     default:
       return g_strdup_printf ("unknown KV policy %d", p->kind);
     }
@@ -172,6 +194,46 @@ prefix_budget (const LscKvPolicy *p, int n_layers, int layer, int n)
   return CLAMP (max_num - layer * steps, 0, n - p->window);
 }
 
+/* Python's ceil (a / b) for b > 0. */
+static int
+ceil_div (int a, int b)
+{
+  return -floor_div (-a, b);
+}
+
+/* LaCache's ladder for n_layers layers: of every `before` consecutive tokens
+ * a layer keeps `after`; `reduce` = before - after are dropped. */
+typedef struct {
+  int before, after, reduce;
+} Ladder;
+
+static Ladder
+ladder_of (const LscKvPolicy *p, int n_layers)
+{
+  Ladder g;
+  int step = p->span - p->overlap;
+  g.before = 1 + ceil_div (n_layers - p->span, step);
+  g.after = MIN (ceil_div (p->span, step), g.before);
+  g.reduce = g.before - g.after;
+  return g;
+}
+
+/* NULL when LaCache's ladder works for n_layers layers, else why not. */
+static char *
+ladder_check (const LscKvPolicy *p, int n_layers)
+{
+  Ladder g = ladder_of (p, n_layers);
+  if (g.reduce < 1)
+    return g_strdup_printf ("lacache: span %d and overlap %d drop no token with %d layers "
+                            "(keep the span below the number of layers)", p->span, p->overlap,
+                            n_layers);
+  if (p->capacity - p->n_sink - n_layers < g.after)
+    return g_strdup_printf ("lacache: capacity %d leaves no room for a ladder (it must be at "
+                            "least sink + layers + %d = %d)", p->capacity, g.after,
+                            p->n_sink + n_layers + g.after);
+  return NULL;
+}
+
 int
 lsc_kv_policy_budget (const LscKvPolicy *p, int n_layers, int layer, int n_prompt)
 {
@@ -187,6 +249,11 @@ lsc_kv_policy_budget (const LscKvPolicy *p, int n_layers, int layer, int n_promp
         int prefix = prefix_budget (p, n_layers, layer, n_prompt);
         return prefix < 0 ? n_prompt : prefix + p->window;
       }
+    case LSC_KV_LACACHE:
+      /* the first eviction adds the one-time compensation to the capacity */
+      return n_prompt <= p->capacity
+               ? n_prompt
+               : MIN (n_prompt, p->capacity + ladder_of (p, n_layers).reduce / 2);
     case LSC_KV_FULL:
     default:
       return n_prompt;
@@ -204,6 +271,8 @@ lsc_kv_policy_slots (const LscKvPolicy *p, int n_prompt, int chunk, int max_toke
       return MIN (all, p->n_sink + p->n_recent + largest);
     case LSC_KV_H2O:
       return MIN (all, p->n_heavy + p->n_recent + largest);
+    case LSC_KV_LACACHE:
+      return MIN (all, p->capacity + p->capacity / 2 + largest);
     default:
       return all;
     }
@@ -461,11 +530,19 @@ _lsc_kv_init (LscSession *s, GError **error)
                    "%s: the %s KV policy cannot run with %s yet", path, name, refused);
       return FALSE;
     }
+  g_autofree char *ladder = p->kind == LSC_KV_LACACHE ? ladder_check (p, c->n_layers) : NULL;
+  if (ladder != NULL)
+    {
+      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_INVALID_ARGUMENT, "%s: %s", path, ladder);
+      return FALSE;
+    }
 
   LscKvState *kv = g_new0 (LscKvState, 1);
   s->kv = kv;
   kv->policy = *p;
-  kv->pos_shift = p->kind == LSC_KV_STREAMING_LLM;
+  kv->pos_shift = p->kind == LSC_KV_STREAMING_LLM || p->kind == LSC_KV_LACACHE;
+  kv->la_cursor = p->n_sink;
+  kv->la_capacity = p->capacity;
   kv->n_heads = c->n_heads;
   kv->n_kv_heads = c->n_kv_heads;
   kv->group = c->n_heads / c->n_kv_heads;
@@ -518,6 +595,9 @@ _lsc_kv_reset (LscSession *s)
   LscKvState *kv = s->kv;
   memset (kv->len, 0, s->c.n_layers * sizeof (int));
   kv->n_evals = 0;
+  kv->la_cursor = kv->policy.n_sink;
+  kv->la_capacity = kv->policy.capacity;
+  kv->la_compensated = FALSE;
   kv->acc_from = G_MAXINT;
   LscKvPolicy policy = kv->log.policy;
   log_clear (&kv->log);
@@ -733,6 +813,93 @@ compact (LscSession *s, int layer, int kvh, const int *keep, int n_keep, int len
     }
 }
 
+/* One LaCache call (ppl/lacache/kv_cache.py LaCache.__call__) on a cache of
+ * len slots in every layer: what it keeps, decided once for all layers. */
+typedef struct {
+  gboolean active;
+  Ladder g;
+  int cursor, n_ladders;           /* the ladder from the old cursor, n_ladders blocks */
+  int base_len;                    /* entries of the first selection */
+  gboolean startover;
+  int times, before_so, n_ladders_so;
+  int next_cursor;
+} LadderStep;
+
+static LadderStep
+ladder_step (LscKvState *kv, int n_layers, int len)
+{
+  const LscKvPolicy *p = &kv->policy;
+  LadderStep st = { FALSE };
+  if (len <= kv->la_capacity)
+    return st;
+  st.g = ladder_of (p, n_layers);
+  if (!kv->la_compensated)
+    {
+      kv->la_capacity += st.g.reduce / 2;   /* matches the average cache size */
+      kv->la_compensated = TRUE;
+    }
+  int need = len - kv->la_capacity;
+  if (need <= 0)
+    return st;   /* the reference would repeat tokens here: evict nothing */
+  st.active = TRUE;
+  st.cursor = kv->la_cursor;
+  int room = kv->la_capacity - kv->la_cursor - n_layers;
+  int can = floor_div (room, st.g.after) * st.g.reduce;
+  st.startover = need > can;
+  int increment = st.startover ? room : ceil_div (need, st.g.reduce) * st.g.after;
+  st.n_ladders = MAX (0, floor_div (increment, st.g.after));
+  st.base_len = st.cursor + st.n_ladders * st.g.after + (len - (st.cursor + st.g.before * st.n_ladders));
+  st.next_cursor = st.cursor + increment;
+  if (st.startover)
+    {
+      int once = floor_div (kv->la_capacity - p->n_sink - n_layers, st.g.after) * st.g.reduce;
+      int remaining = need - can;
+      st.times = ceil_div (remaining, once);
+      st.before_so = st.g.before + (st.times - 1) * (st.g.before - 1);
+      int reduce_so = st.before_so - st.g.after;
+      int increment_so = ceil_div (remaining, reduce_so) * st.g.after;
+      st.n_ladders_so = floor_div (increment_so, st.g.after);
+      st.next_cursor = p->n_sink + increment_so;
+    }
+  return st;
+}
+
+/* keep <- the slots layer l keeps in the step (ascending); returns how many. */
+static int
+ladder_keep (const LadderStep *st, const LscKvPolicy *p, int layer, int len, int *keep,
+             int *scratch)
+{
+  const Ladder *g = &st->g;
+  int n = 0;
+  for (int j = 0; j < st->cursor; j++)
+    scratch[n++] = j;
+  for (int b = 0; b < st->n_ladders; b++)
+    for (int k = 0; k < g->after; k++)
+      scratch[n++] = st->cursor + layer % (g->reduce + 1) + g->before * b + k;
+  for (int j = st->cursor + g->before * st->n_ladders; j < len; j++)
+    scratch[n++] = j;
+  if (!st->startover)
+    {
+      memcpy (keep, scratch, n * sizeof (int));
+      return n;
+    }
+  /* start over: thin the laddered region again, indexing the selection above */
+  int reduce_so = st->before_so - g->after, m = 0;
+  for (int j = 0; j < p->n_sink; j++)
+    keep[m++] = scratch[j];
+  for (int b = 0; b < st->n_ladders_so; b++)
+    for (int k = 0; k < g->after; k++)
+      {
+        int i = p->n_sink + layer % (reduce_so + 1) + st->before_so * b + st->times * k;
+        if (i < n)
+          keep[m++] = scratch[i];
+      }
+  for (int i = p->n_sink + st->before_so * st->n_ladders_so; i < n; i++)
+    keep[m++] = scratch[i];
+  qsort (keep, m, sizeof (int), by_slot);
+  return m;
+}
+
 /* score (len) <- the sum over the query heads of KV head kvh of src
  * (n_layers, n_heads, n_ctx) at layer. */
 static void
@@ -800,6 +967,9 @@ _lsc_kv_end_eval (LscSession *s, int n)
   double *pooled = g_new (double, max_len);
   int *order = g_new (int, max_len);
   int *keep = g_new (int, max_len);
+  LadderStep ladder = { FALSE };
+  if (p->kind == LSC_KV_LACACHE)
+    ladder = ladder_step (kv, c->n_layers, kv->len[0]);
   for (int l = 0; l < c->n_layers; l++)
     {
       int len = kv->len[l], n_keep = -1;
@@ -855,6 +1025,13 @@ _lsc_kv_end_eval (LscSession *s, int n)
                 kv->log.score[log_index (&kv->log, l, kvh, slot_pos[i])] = (float) pooled[keep[i]];
             }
             break;
+          case LSC_KV_LACACHE:
+            if (ladder.active)
+              {
+                n_keep = ladder_keep (&ladder, p, l, len, keep, order);
+                compact (s, l, kvh, keep, n_keep, len, NULL);
+              }
+            break;
           case LSC_KV_FULL:
           default:
             break;
@@ -866,6 +1043,8 @@ _lsc_kv_end_eval (LscSession *s, int n)
   g_free (pooled);
   g_free (order);
   g_free (keep);
+  if (ladder.active)
+    kv->la_cursor = ladder.next_cursor;
 
   if (kv->delta != NULL && kv->acc_from != G_MAXINT)
     memset (kv->delta, 0, (gsize) c->n_layers * kv->n_heads * n_ctx * sizeof (float));

@@ -31,6 +31,19 @@
  *   pyramidkv      (Cai et al. 2024, Zefan-Cai/PyramidKV): SnapKV with a
  *                  budget that falls linearly with depth (`beta` sets the
  *                  smallest), as pyramidkv_utils.py computes it.
+ *   lacache        (Shi et al. 2025, GATECH-EIC/LaCache ppl/lacache/kv_cache.py):
+ *                  when more than `capacity` slots are in use, the oldest
+ *                  tokens after the `sink` are thinned in blocks: of every
+ *                  `before` consecutive tokens layer l keeps `after`,
+ *                  starting at offset l mod (before - after + 1), a ladder
+ *                  across layers (before and after follow from n_layers,
+ *                  `span` and `overlap`); once the ladder reaches the end of
+ *                  the cache it starts over, thinning the laddered region
+ *                  again. Every layer keeps as many tokens, at different
+ *                  positions. Position shift, as streaming-llm. Where the
+ *                  reference's arithmetic would repeat a token (a first
+ *                  eviction smaller than its one-time compensation), this
+ *                  evicts nothing instead.
  *
  * H2O, SnapKV and PyramidKV keep keys after RoPE at their original
  * positions, and new queries use their true position.
@@ -70,6 +83,7 @@ typedef enum {
   LSC_KV_H2O,
   LSC_KV_SNAPKV,
   LSC_KV_PYRAMIDKV,
+  LSC_KV_LACACHE,
 } LscKvPolicyKind;
 
 typedef enum {
@@ -79,23 +93,26 @@ typedef enum {
 
 typedef struct {
   LscKvPolicyKind kind;
-  int n_sink;               /* streaming-llm: start_size */
+  int n_sink;               /* streaming-llm, lacache: start_size */
   int n_recent;             /* streaming-llm: recent_size; h2o: recent_size */
   int n_heavy;              /* h2o: hh_size */
-  int capacity;             /* snapkv / pyramidkv: max_capacity_prompt (average per layer) */
+  int capacity;             /* snapkv / pyramidkv: max_capacity_prompt (average per layer);
+                               lacache: cache_size */
   int window;               /* snapkv / pyramidkv: observation window */
   int kernel;               /* snapkv / pyramidkv: pooling kernel, odd */
   LscKvPooling pooling;
   int beta;                 /* pyramidkv: the smallest budget is (capacity - window) / beta */
+  int span, overlap;        /* lacache: layers a token's ladder step spans, and their overlap */
 } LscKvPolicy;
 
 /* policy <- kind with the reference code's defaults: streaming-llm sink 4,
  * recent 512 (StartRecentKVCache); h2o heavy 4, recent 512
  * (H2OKVCache_LayerWise); snapkv capacity 2048, window 32, kernel 5, avg
  * (SnapKVCluster); pyramidkv capacity 2048, window 8, kernel 7, max, beta
- * 20 (the KVCache-Factory runner). */
+ * 20 (the KVCache-Factory runner); lacache capacity 256, sink 4, span 16,
+ * overlap 0 (the perplexity runner). */
 void lsc_kv_policy_init (LscKvPolicy *policy, LscKvPolicyKind kind);
-/* "full", "streaming-llm", "h2o", "snapkv", "pyramidkv" */
+/* "full", "streaming-llm", "h2o", "snapkv", "pyramidkv", "lacache" */
 const char *lsc_kv_policy_name (LscKvPolicyKind kind);
 gboolean lsc_kv_policy_from_string (const char *name, LscKvPolicyKind *kind);
 /* NULL when the policy's parameters are usable, else what is wrong
@@ -108,8 +125,9 @@ int lsc_kv_policy_budget (const LscKvPolicy *policy, int n_layers, int layer, in
 /* The slots (n_ctx) a session needs to run a prompt of n_prompt tokens,
  * fed `chunk` at a time (0: at once), and then max_tokens new tokens one at
  * a time: the budget plus the largest evaluation for streaming-llm and
- * h2o, every token for snapkv and pyramidkv (their decode appends), never
- * more than n_prompt + max_tokens. */
+ * h2o (lacache: its capacity and at most capacity / 2 of compensation), every
+ * token for snapkv and pyramidkv (their decode appends), never more than
+ * n_prompt + max_tokens. */
 int lsc_kv_policy_slots (const LscKvPolicy *policy, int n_prompt, int chunk, int max_tokens);
 
 /* ---- the log ---- */

@@ -1136,11 +1136,12 @@ test_batch_kv (void)
   json_object_put (res);
 
   struct { const char *kv; const char *message; } bad[] = {
-    { "{\"policy\": \"lru\"}", "$.kv.policy: expected \"streaming-llm\", \"h2o\", \"snapkv\" "
-      "or \"pyramidkv\", found \"lru\"" },
+    { "{\"policy\": \"lru\"}", "$.kv.policy: expected \"streaming-llm\", \"h2o\", \"snapkv\", "
+      "\"pyramidkv\" or \"lacache\", found \"lru\"" },
     { "{\"policy\": \"full\"}", "$.kv.policy: expected \"streaming-llm\"" },
-    { "{\"heavy\": 3}", "$.kv.policy: expected \"streaming-llm\", \"h2o\", \"snapkv\" or "
-      "\"pyramidkv\", found nothing" },
+    { "{\"heavy\": 3}", "$.kv.policy: expected \"streaming-llm\", \"h2o\", \"snapkv\", "
+      "\"pyramidkv\" or \"lacache\", found nothing" },
+    { "{\"policy\": \"lacache\", \"window\": 3}", "$.kv.window: the lacache policy has no window" },
     { "{\"policy\": \"snapkv\", \"heavy\": 3}", "$.kv.heavy: the snapkv policy has no heavy" },
     { "{\"policy\": \"h2o\", \"pooling\": \"max\"}", "$.kv.pooling: the h2o policy has no pooling" },
     { "{\"policy\": \"snapkv\", \"pooling\": \"mean\"}",

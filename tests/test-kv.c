@@ -60,6 +60,8 @@ policy_from_json (json_object *o, LscKvPolicy *p)
   p->window = get_int (o, "window", p->window);
   p->kernel = get_int (o, "kernel", p->kernel);
   p->beta = get_int (o, "beta", p->beta);
+  p->span = get_int (o, "span", p->span);
+  p->overlap = get_int (o, "overlap", p->overlap);
   if (json_object_object_get_ex (o, "pooling", &v))
     p->pooling = strcmp (json_object_get_string (v), "max") == 0 ? LSC_KV_POOL_MAX
                                                                  : LSC_KV_POOL_AVG;
@@ -82,6 +84,8 @@ case_n_ctx (const LscKvPolicy *p, json_object *evals)
     return MIN (total, p->n_sink + p->n_recent + largest);
   if (p->kind == LSC_KV_H2O)
     return MIN (total, p->n_heavy + p->n_recent + largest);
+  if (p->kind == LSC_KV_LACACHE)
+    return MIN (total, p->capacity + 2 + largest);
   return total;
 }
 
@@ -235,6 +239,9 @@ test_policy_check (void)
     { LSC_KV_SNAPKV, 3, 32, "snapkv: capacity (32) must be larger than the window (32)" },
     { LSC_KV_PYRAMIDKV, 5, 4, "pyramidkv: kernel must be an odd number of at least 1, not 4" },
     { LSC_KV_PYRAMIDKV, 6, 0, "pyramidkv: beta must be at least 1, not 0" },
+    { LSC_KV_LACACHE, 7, 0, "lacache: span must be at least 1, not 0" },
+    { LSC_KV_LACACHE, 8, 16, "lacache: overlap must be at least 0 and below the span (16), not 16" },
+    { LSC_KV_LACACHE, 3, 4, "lacache: capacity (4) must be larger than the sink (4)" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
     {
@@ -242,7 +249,7 @@ test_policy_check (void)
       lsc_kv_policy_init (&p, bad[i].kind);
       g_assert_null (lsc_kv_policy_check (&p));
       int *fields[] = { &p.n_sink, &p.n_recent, &p.n_heavy, &p.capacity, &p.window, &p.kernel,
-                        &p.beta };
+                        &p.beta, &p.span, &p.overlap };
       *fields[bad[i].field] = bad[i].value;
       g_autofree char *msg = lsc_kv_policy_check (&p);
       g_assert_cmpstr (msg, ==, bad[i].message);
@@ -274,6 +281,66 @@ test_policy_budget (void)
   lsc_kv_policy_init (&p, LSC_KV_STREAMING_LLM);
   g_assert_cmpint (lsc_kv_policy_budget (&p, 32, 5, 4096), ==, 516);
   g_assert_cmpint (lsc_kv_policy_budget (&p, 32, 5, 300), ==, 300);
+}
+
+/* methods.md 3.5's worked example of LaCache's ladder (8 layers, span 4,
+ * overlap 0, capacity 24, sink 2, 80 tokens one at a time), which
+ * tools/make-kv-fixtures.py's transcription of the reference reproduces,
+ * on a synthetic 8-layer model; and the ladder's own errors. */
+static void
+test_lacache_ladder (void)
+{
+  g_autoptr(GError) error = NULL;
+  json_object *root = load_cases ();
+  json_object *ex = json_object_object_get (root, "lacache_example");
+  LscModelConfig config;
+  g_assert_true (lsc_model_config_init_shape (&config, "stories260K-shape"));
+  config.n_layers = 8;
+  g_autoptr(LscModel) model = lsc_model_new_synthetic (&config, LSC_DTYPE_F32, 7, &error);
+  g_assert_no_error (error);
+  LscSessionParams p;
+  lsc_session_params_init (&p);
+  lsc_kv_policy_init (&p.kv_policy, LSC_KV_LACACHE);
+  p.kv_policy.capacity = 24;
+  p.kv_policy.n_sink = 2;
+  p.kv_policy.span = 4;
+  p.n_ctx = 26;
+  g_autoptr(LscSession) s = lsc_session_new (model, &p, &error);
+  g_assert_no_error (error);
+  for (gint32 t = 0; t < 80; t++)
+    {
+      gint32 token = 3 + t % 50;
+      g_assert_true (lsc_session_eval (s, &token, 1, NULL, FALSE, NULL, NULL, &error));
+    }
+  const LscKvLog *log = lsc_session_get_kv (s);
+  json_object *kept = json_object_object_get (ex, "kept");
+  for (int l = 0; l < 8; l++)
+    {
+      json_object *want = json_object_array_get_idx (kept, l);
+      g_assert_cmpint (lsc_kv_log_count_alive (log, l, 0), ==, 24);
+      g_assert_cmpint (json_object_array_length (want), ==, 24);
+      for (int i = 0; i < 24; i++)
+        g_assert_true (lsc_kv_log_alive (log, l, 0, json_object_get_int (
+                                           json_object_array_get_idx (want, i)), 80));
+    }
+  /* layer 0 keeps 18 and 32, layer 1 17 and 31: the ladder */
+  g_assert_true (lsc_kv_log_alive (log, 0, 0, 18, 80) && !lsc_kv_log_alive (log, 1, 0, 18, 80));
+  g_assert_true (lsc_kv_log_alive (log, 1, 0, 31, 80) && !lsc_kv_log_alive (log, 0, 0, 31, 80));
+  json_object_put (root);
+
+  /* a span as long as the model drops nothing; a capacity without room */
+  lsc_kv_policy_init (&p.kv_policy, LSC_KV_LACACHE);
+  p.kv_policy.span = 8;
+  g_assert_null (lsc_session_new (model, &p, &error));
+  lsc_test_assert_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_INVALID_ARGUMENT,
+                         "lacache: span 8 and overlap 0 drop no token with 8 layers", NULL);
+  g_clear_error (&error);
+  p.kv_policy.span = 4;
+  p.kv_policy.capacity = 12;
+  g_assert_null (lsc_session_new (model, &p, &error));
+  lsc_test_assert_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_INVALID_ARGUMENT,
+                         "lacache: capacity 12 leaves no room for a ladder (it must be at least "
+                         "sink + layers + 1 = 13)", NULL);
 }
 
 static void
@@ -553,6 +620,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/kv/policy/check", test_policy_check);
   g_test_add_func ("/kv/policy/budget", test_policy_budget);
+  g_test_add_func ("/kv/lacache-ladder", test_lacache_ladder);
   g_test_add_func ("/kv/reference-cases", test_reference_cases);
   g_test_add_func ("/kv/stream-past-cache", test_stream_past_cache);
   g_test_add_func ("/kv/cancel-and-rewind", test_cancel_and_rewind);

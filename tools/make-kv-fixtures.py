@@ -11,6 +11,11 @@
 #   h2o            FMInference/H2O H2OKVCache_LayerWise (real drop)
 #   snapkv         FasterDecoding/SnapKV SnapKVCluster.update_kv
 #   pyramidkv      Zefan-Cai/PyramidKV PyramidKVCluster.update_kv
+#   lacache        GATECH-EIC/LaCache ppl/lacache/kv_cache.py LaCache.__call__
+#
+# LaCache is transcribed with one deviation, which the engine shares: where
+# the reference's arithmetic would repeat tokens (a first eviction smaller
+# than its one-time compensation), nothing is evicted.
 #
 # With grouped-query attention the selection is Longscope's documented
 # adaptation (scores summed over the query heads of a KV head); on tiny-mha
@@ -85,6 +90,77 @@ class Model:
         return y
 
 
+class LaCache:
+    """The index logic of LaCache.__call__, on slot numbers."""
+
+    def __init__(self, n_layers, capacity, sink, span, overlap):
+        self.L, self.cache_size, self.start = n_layers, capacity, sink
+        self.span, self.overlap = span, overlap
+        self.cursor = sink
+        self.compensated = False
+
+    def __call__(self, seq_len):
+        """Per layer, the slots kept (ascending), or None: nothing evicted."""
+        L, S, O = self.L, self.span, self.overlap
+        if seq_len <= self.cache_size:
+            return None
+        before = 1 + math.ceil((L - S) / (S - O))
+        after = min(math.ceil(S / (S - O)), before)
+        reduce = before - after
+        if not self.compensated:
+            self.cache_size += reduce // 2
+            self.compensated = True
+        need = seq_len - self.cache_size
+        if need <= 0:
+            return None
+        room = self.cache_size - self.cursor - L
+        can = (room // after) * reduce
+        startover = need > can
+        increment = room if startover else math.ceil(need / reduce) * after
+        ladders = max(0, increment // after)
+        if startover:
+            once = ((self.cache_size - self.start - L) // after) * reduce
+            remaining = need - can
+            times = math.ceil(remaining / once)
+            before_so = before + (times - 1) * (before - 1)
+            reduce_so = before_so - after
+            increment_so = math.ceil(remaining / reduce_so) * after
+            ladders_so = increment_so // after
+        keep = []
+        for i in range(L):
+            idx = list(range(self.cursor))
+            idx += [self.cursor + i % (reduce + 1) + before * j + k
+                    for j in range(ladders) for k in range(after)]
+            idx += list(range(self.cursor + before * ladders, seq_len))
+            if startover:
+                sel = list(range(self.start))
+                sel += [self.start + i % (reduce_so + 1) + before_so * j + times * k
+                        for j in range(ladders_so) for k in range(after)]
+                sel += list(range(self.start + before_so * ladders_so, len(idx)))
+                idx = sorted(idx[t] for t in sel if t < len(idx))
+            keep.append(idx)
+        self.cursor = self.start + increment_so if startover else self.cursor + increment
+        return keep
+
+
+def check_ladder_example():
+    """methods.md 3.5's worked example: L = 8, span 4, overlap 0, cache 24,
+    start 2, after 80 tokens fed one at a time."""
+    lc = LaCache(8, 24, 2, 4, 0)
+    pos = [list(range(0)) for _ in range(8)]
+    for t in range(80):
+        pos = [p + [t] for p in pos]
+        keep = lc(len(pos[0]))
+        if keep is not None:
+            pos = [[pos[i][j] for j in keep[i]] for i in range(8)]
+    even = [0, 1, 2, 18, 32, 40, 46, 50, 54, 58] + list(range(60, 72, 2)) + list(range(72, 80))
+    odd = [0, 1, 17, 31, 39, 45, 49, 53, 57] + list(range(59, 72, 2)) + list(range(72, 80))
+    print("lacache example, layer 0:", pos[0])
+    print("lacache example, layer 1:", pos[1])
+    assert pos[0] == even and pos[1] == odd
+    return pos
+
+
 class Run:
     """One stream through a model under a policy."""
 
@@ -92,7 +168,10 @@ class Run:
         self.m = model
         self.p = policy
         self.kind = policy["kind"]
-        self.pos_shift = self.kind == "streaming-llm"
+        self.pos_shift = self.kind in ("streaming-llm", "lacache")
+        if self.kind == "lacache":
+            self.ladder = LaCache(model.L, policy["capacity"], policy["sink"], policy["span"],
+                                  policy["overlap"])
         L, H = model.L, model.H
         # per layer: keys (Hkv, n, hd), values, original positions (Hkv, n)
         self.k = [torch.zeros(model.Hkv, 0, model.hd, dtype=torch.float64) for _ in range(L)]
@@ -188,6 +267,11 @@ class Run:
                 if length > p["sink"] + p["recent"]:
                     slots = list(range(p["sink"])) + list(range(length - p["recent"], length))
                     self.keep(l, [slots] * m.Hkv)
+        elif self.kind == "lacache":
+            keep = self.ladder(self.k[0].shape[1])
+            if keep is not None:
+                for l in range(m.L):
+                    self.keep(l, [keep[l]] * m.Hkv)
         elif self.kind == "h2o":
             for l in range(m.L):
                 length = self.k[l].shape[1]
@@ -275,11 +359,18 @@ CASES = [
                                   "pooling": "max", "beta": 4}, [30] + [1] * 4),
     ("pyramidkv-mid", "kv/tiny-mha", {"kind": "pyramidkv", "capacity": 10, "window": 2, "kernel": 3,
                                       "pooling": "max", "beta": 4}, [14] + [1] * 3),
+    ("lacache-1", "kv/tiny-mha", {"kind": "lacache", "capacity": 10, "sink": 2, "span": 2,
+                                  "overlap": 0}, [1] * 40),
+    ("lacache-compensated", "kv/tiny-mha", {"kind": "lacache", "capacity": 12, "sink": 1,
+                                            "span": 1, "overlap": 0}, [16] + [1] * 24),
+    ("lacache-gqa", "hf/llama-rope-none", {"kind": "lacache", "capacity": 8, "sink": 1, "span": 1,
+                                           "overlap": 0}, [6, 6] + [1] * 12),
     ("full", "kv/tiny-mha", {"kind": "full"}, [10, 1, 1, 1]),
 ]
 
 
 def main():
+    ladder_example = check_ladder_example()
     make_tiny_mha()
     models, checks = {}, {}
     for _, rel, _, _ in CASES:
@@ -315,6 +406,8 @@ def main():
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "python": platform.python_version()},
         "forward_vs_transformers": checks,
+        "lacache_example": {"n_layers": 8, "capacity": 24, "sink": 2, "span": 4, "overlap": 0,
+                            "tokens": 80, "kept": ladder_example},
         "cases": cases,
     }
     with open(OUT, "w") as f:
