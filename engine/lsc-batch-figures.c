@@ -28,8 +28,10 @@
  *                                         held after each step (fraction cached)
  *   {"kind": "kv_layers", "head": H}      cached positions per layer at the end; no
  *                                         head: the mean over KV heads
- *   {"kind": "kv_kl"}                     KL from the full cache per new token
- *           (the last three in a job with a "kv" section; kv_kl with "compare")
+ *   {"kind": "kv_kl"}                     KL from the full cache per new token, one line
+ *                                         per compared policy
+ *           (the last three in a job with a "kv" section; kv_kl with "compare";
+ *           kv_timeline and kv_layers take "run": I for the I-th policy of a list)
  *
  * The engine prepares the numbers and labels; the drawing is the caller's
  * LscFigureFunc (ui/figures in the app), so the engine needs no Cairo.
@@ -124,7 +126,7 @@ parse_one (LscJobFigure *f, const char *job, guint i, json_object *o, GError **e
   static const char *const reduces[] = { "max", "mean", NULL };
   static const char *const known[] = { "kind", "file", "title", "colormap", "scale", "dpi",
                                        "layer", "head", "rows", "keys", "level", "reduce", "stat",
-                                       "top", NULL };
+                                       "top", "run", NULL };
   json_object *v;
   g_autofree char *kind = NULL, *reduce = NULL;
 
@@ -259,6 +261,10 @@ parse_one (LscJobFigure *f, const char *job, guint i, json_object *o, GError **e
         return bad (error, job, i, "layer", "a layer index", json_object_object_get (o, "layer"));
       f->file = g_strdup_printf ("%s-L%d.png", rf ? "ssm-receptive-field" : "ssm-dt", f->layer);
     }
+  if ((f->kind == LSC_JOB_FIGURE_KV_TIMELINE || f->kind == LSC_JOB_FIGURE_KV_LAYERS)
+      && json_object_object_get (o, "run") != NULL && (!get_int (o, "run", &f->run) || f->run < 0))
+    return bad (error, job, i, "run", "a run index of the \"kv\" list",
+                json_object_object_get (o, "run"));
 
   if ((v = json_object_object_get (o, "file")) != NULL)
     {
@@ -459,25 +465,55 @@ ssm_figure (const LscJobFigure *f, const LscJobFigureContext *ctx, LscFigureSpec
   return TRUE;
 }
 
-/* The KV figures read the session's log and the comparison. */
+/* The KV figures read each run's log and its comparison. */
 static gboolean
 kv_figure (const LscJobFigure *f, const LscJobFigureContext *ctx, LscFigureSpec *spec,
-           char **title, float **cells, double **x, double **y, GError **error)
+           char **title, float **cells, double **x, double **y, char ***names, GError **error)
 {
-  const LscKvLog *log = lsc_session_get_kv (ctx->session);
-  int L = lsc_kv_log_get_n_layers (log), H = lsc_kv_log_get_n_heads (log), steps, cols;
-  lsc_figure_spec_kv_size (log, &steps, &cols, NULL);
   *title = g_malloc (64);
   if (f->kind == LSC_JOB_FIGURE_KV_KL)
     {
-      int n = ctx->kv_n_compared;
+      /* one line per compared run, NaN past a run's last step */
+      int n = 0, n_series = 0;
+      for (int r = 0; r < ctx->kv_n_runs; r++)
+        if (ctx->kv_kl[r] != NULL)
+          {
+            n = MAX (n, ctx->kv_n_compared[r]);
+            n_series++;
+          }
       *x = g_new (double, MAX (n, 1));
-      *y = g_memdup2 (ctx->kv_kl, MAX (n, 1) * sizeof (double));
+      *y = g_new (double, (gsize) MAX (n_series, 1) * MAX (n, 1));
+      *names = g_new0 (char *, n_series + 1);
       for (int i = 0; i < n; i++)
         (*x)[i] = i;
-      lsc_figure_spec_kv_kl (spec, *x, *y, n, lsc_kv_log_get_policy (log)->kind, *title);
+      for (int r = 0, k = 0; r < ctx->kv_n_runs; r++)
+        {
+          if (ctx->kv_kl[r] == NULL)
+            continue;
+          for (int i = 0; i < n; i++)
+            (*y)[(gsize) k * n + i] = i < ctx->kv_n_compared[r] ? ctx->kv_kl[r][i] : NAN;
+          const LscKvLog *log = lsc_session_get_kv (ctx->kv_sessions[r]);
+          (*names)[k++] = g_strdup (lsc_kv_policy_name (lsc_kv_log_get_policy (log)->kind));
+        }
+      const LscKvLog *first = lsc_session_get_kv (ctx->kv_sessions[0]);
+      lsc_figure_spec_kv_kl (spec, *x, *y, n, lsc_kv_log_get_policy (first)->kind, *title);
+      if (n_series > 1)
+        {
+          g_snprintf (*title, 64, "KV policies against the full cache");
+          spec->n_series = n_series;
+          spec->series_names = (const char *const *) *names;
+        }
       return TRUE;
     }
+  if (f->run >= ctx->kv_n_runs)
+    {
+      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                   "%s: run %d: the \"kv\" section ran %d", f->file, f->run, ctx->kv_n_runs);
+      return FALSE;
+    }
+  const LscKvLog *log = lsc_session_get_kv (ctx->kv_sessions[f->run]);
+  int L = lsc_kv_log_get_n_layers (log), H = lsc_kv_log_get_n_heads (log), steps, cols;
+  lsc_figure_spec_kv_size (log, &steps, &cols, NULL);
   if ((f->kind == LSC_JOB_FIGURE_KV_TIMELINE && (f->layer < 0 || f->layer >= L))
       || f->head >= H || (f->kind == LSC_JOB_FIGURE_KV_TIMELINE && f->head < 0))
     {
@@ -508,6 +544,7 @@ render_one (const LscJobFigure *f, const LscJobFigureContext *ctx, const char *p
   g_autofree char *title = NULL;
   g_autofree float *cells = NULL;
   g_autofree double *x = NULL, *y = NULL;
+  g_auto(GStrv) series_names = NULL;
   g_auto(GStrv) row_labels = NULL, col_labels = NULL;
   g_autoptr(LscAttentionPyramid) pyr = NULL;
 
@@ -622,7 +659,7 @@ render_one (const LscJobFigure *f, const LscJobFigureContext *ctx, const char *p
     case LSC_JOB_FIGURE_KV_TIMELINE:
     case LSC_JOB_FIGURE_KV_LAYERS:
     case LSC_JOB_FIGURE_KV_KL:
-      if (!kv_figure (f, ctx, &spec, &title, &cells, &x, &y, error))
+      if (!kv_figure (f, ctx, &spec, &title, &cells, &x, &y, &series_names, error))
         return FALSE;
       break;
     }

@@ -15,6 +15,9 @@
  *     "compare": true           also run the full cache: KL and top-1 agreement per step
  *   }
  *
+ * or an array of such objects: each policy runs on its own (from an empty
+ * cache, with its own full-cache comparison) to compare them.
+ *
  * A key that does not belong to the policy is an error. The session's
  * n_ctx is the job's, or lsc_kv_policy_slots (). results.json gets "kv":
  * {"policy": {...}, "chunk", "n_ctx", "positions", "steps": [stream length
@@ -23,7 +26,10 @@
  * heads score, "compare": {"kl": [...], "agree": [...], "mean_kl",
  * "agreement"}}; tensors.safetensors gets "kv.evicted_at" (I32: -1 while
  * cached, else the stream length when evicted) and "kv.score" (F32, NaN:
- * none), both (n_layers, n_kv_heads, positions).
+ * none), both (n_layers, n_kv_heads, positions). For an array, "kv" is an
+ * array of those objects, each also with the run's "text", "tokens" and
+ * "logprobs" (the top-level ones are the first run's), and the tensors are
+ * "kv.I.evicted_at" and "kv.I.score" for run I.
  */
 #include "config.h"
 
@@ -36,14 +42,17 @@
 void
 _lsc_job_kv_clear (LscJobKv *kv)
 {
+  g_free (kv->runs);
   memset (kv, 0, sizeof *kv);
 }
 
+/* at: "$.kv" or "$.kv[I]" */
 static gboolean
-bad (GError **error, const char *job, const char *key, const char *expected, json_object *found)
+bad (GError **error, const char *job, const char *at, const char *key, const char *expected,
+     json_object *found)
 {
-  g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID, "%s: $.kv%s%s: expected %s, found %s",
-               job, key[0] ? "." : "", key, expected,
+  g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID, "%s: %s%s%s: expected %s, found %s",
+               job, at, key[0] ? "." : "", key, expected,
                found == NULL ? "nothing" : json_object_to_json_string (found));
   return FALSE;
 }
@@ -67,29 +76,27 @@ static const struct {
   { "overlap", G_STRUCT_OFFSET (LscKvPolicy, overlap), 1 << LSC_KV_LACACHE },
 };
 
-gboolean
-_lsc_job_kv_parse (LscJobKv *kv, const char *job, json_object *obj, GError **error)
+static gboolean
+parse_run (LscJobKvRun *run, const char *job, const char *at, json_object *obj, GError **error)
 {
   static const char *const known[] = { "policy", "sink", "recent", "heavy", "capacity", "window",
                                        "kernel", "pooling", "beta", "span", "overlap", "chunk",
                                        "compare", NULL };
   json_object *v;
 
-  memset (kv, 0, sizeof *kv);
-  kv->enabled = TRUE;
-  kv->compare = TRUE;
+  run->compare = TRUE;
   if (!json_object_is_type (obj, json_type_object))
-    return bad (error, job, "", "an object", obj);
-  if (!lsc_json_check_keys (obj, known, job, "$.kv", error))
+    return bad (error, job, at, "", "an object", obj);
+  if (!lsc_json_check_keys (obj, known, job, at, error))
     return FALSE;
 
   v = json_object_object_get (obj, "policy");
   LscKvPolicyKind kind;
   if (v == NULL || !json_object_is_type (v, json_type_string)
       || !lsc_kv_policy_from_string (json_object_get_string (v), &kind) || kind == LSC_KV_FULL)
-    return bad (error, job, "policy",
+    return bad (error, job, at, "policy",
                 "\"streaming-llm\", \"h2o\", \"snapkv\", \"pyramidkv\" or \"lacache\"", v);
-  lsc_kv_policy_init (&kv->policy, kind);
+  lsc_kv_policy_init (&run->policy, kind);
   const char *name = lsc_kv_policy_name (kind);
 
   for (guint i = 0; i < G_N_ELEMENTS (int_keys); i++)
@@ -99,49 +106,74 @@ _lsc_job_kv_parse (LscJobKv *kv, const char *job, json_object *obj, GError **err
       if (!(int_keys[i].policies & (1u << kind)))
         {
           g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
-                       "%s: $.kv.%s: the %s policy has no %s", job, int_keys[i].key, name,
+                       "%s: %s.%s: the %s policy has no %s", job, at, int_keys[i].key, name,
                        int_keys[i].key);
           return FALSE;
         }
       if (!json_object_is_type (v, json_type_int) || json_object_get_int64 (v) < 0
           || json_object_get_int64 (v) > 1 << 28)
-        return bad (error, job, int_keys[i].key, "a whole number >= 0", v);
-      G_STRUCT_MEMBER (int, &kv->policy, int_keys[i].offset) = json_object_get_int (v);
+        return bad (error, job, at, int_keys[i].key, "a whole number >= 0", v);
+      G_STRUCT_MEMBER (int, &run->policy, int_keys[i].offset) = json_object_get_int (v);
     }
   if ((v = json_object_object_get (obj, "pooling")) != NULL)
     {
       if (kind != LSC_KV_SNAPKV && kind != LSC_KV_PYRAMIDKV)
         {
           g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
-                       "%s: $.kv.pooling: the %s policy has no pooling", job, name);
+                       "%s: %s.pooling: the %s policy has no pooling", job, at, name);
           return FALSE;
         }
-      const char *s = json_object_is_type (v, json_type_string) ? json_object_get_string (v) : "";
-      if (strcmp (s, "avg") == 0)
-        kv->policy.pooling = LSC_KV_POOL_AVG;
-      else if (strcmp (s, "max") == 0)
-        kv->policy.pooling = LSC_KV_POOL_MAX;
+      const char *str = json_object_is_type (v, json_type_string) ? json_object_get_string (v) : "";
+      if (strcmp (str, "avg") == 0)
+        run->policy.pooling = LSC_KV_POOL_AVG;
+      else if (strcmp (str, "max") == 0)
+        run->policy.pooling = LSC_KV_POOL_MAX;
       else
-        return bad (error, job, "pooling", "\"avg\" or \"max\"", v);
+        return bad (error, job, at, "pooling", "\"avg\" or \"max\"", v);
     }
-  g_autofree char *wrong = lsc_kv_policy_check (&kv->policy);
+  g_autofree char *wrong = lsc_kv_policy_check (&run->policy);
   if (wrong != NULL)
     {
-      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID, "%s: $.kv: %s", job, wrong);
+      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID, "%s: %s: %s", job, at, wrong);
       return FALSE;
     }
   if ((v = json_object_object_get (obj, "chunk")) != NULL)
     {
       if (!json_object_is_type (v, json_type_int) || json_object_get_int64 (v) < 0
           || json_object_get_int64 (v) > G_MAXINT)
-        return bad (error, job, "chunk", "a number of tokens >= 0", v);
-      kv->chunk = json_object_get_int (v);
+        return bad (error, job, at, "chunk", "a number of tokens >= 0", v);
+      run->chunk = json_object_get_int (v);
     }
   if ((v = json_object_object_get (obj, "compare")) != NULL)
     {
       if (!json_object_is_type (v, json_type_boolean))
-        return bad (error, job, "compare", "true or false", v);
-      kv->compare = json_object_get_boolean (v);
+        return bad (error, job, at, "compare", "true or false", v);
+      run->compare = json_object_get_boolean (v);
+    }
+  return TRUE;
+}
+
+gboolean
+_lsc_job_kv_parse (LscJobKv *kv, const char *job, json_object *obj, GError **error)
+{
+  memset (kv, 0, sizeof *kv);
+  kv->enabled = TRUE;
+  kv->list = json_object_is_type (obj, json_type_array);
+  if (!kv->list)
+    {
+      kv->n_runs = 1;
+      kv->runs = g_new0 (LscJobKvRun, 1);
+      return parse_run (&kv->runs[0], job, "$.kv", obj, error);
+    }
+  kv->n_runs = (int) json_object_array_length (obj);
+  if (kv->n_runs == 0 || kv->n_runs > 64)
+    return bad (error, job, "$.kv", "", "a policy or an array of 1 to 64 policies", obj);
+  kv->runs = g_new0 (LscJobKvRun, kv->n_runs);
+  for (int i = 0; i < kv->n_runs; i++)
+    {
+      g_autofree char *at = g_strdup_printf ("$.kv[%d]", i);
+      if (!parse_run (&kv->runs[i], job, at, json_object_array_get_idx (obj, i), error))
+        return FALSE;
     }
   return TRUE;
 }
@@ -162,8 +194,8 @@ _lsc_job_kv_policy_to_json (const LscKvPolicy *p)
 }
 
 gboolean
-_lsc_job_kv_write (const LscJobKv *kv, const LscSession *session, int n_prompt,
-                   const double *kl, const gboolean *agree, int n_compared, json_object *results,
+_lsc_job_kv_write (const LscJobKv *kv, int run, const LscSession *session, int n_prompt,
+                   const double *kl, const gboolean *agree, int n_compared, json_object *o,
                    LscTensorWriter *writer, GError **error)
 {
   const LscKvLog *log = lsc_session_get_kv (session);
@@ -173,10 +205,8 @@ _lsc_job_kv_write (const LscJobKv *kv, const LscSession *session, int n_prompt,
   const int *steps = lsc_kv_log_get_steps (log, &n_steps);
   const LscKvPolicy *policy = lsc_kv_log_get_policy (log);
 
-  json_object *o = json_object_new_object ();
-  json_object_object_add (results, "kv", o);
   json_object_object_add (o, "policy", _lsc_job_kv_policy_to_json (policy));
-  json_object_object_add (o, "chunk", json_object_new_int (kv->chunk));
+  json_object_object_add (o, "chunk", json_object_new_int (kv->runs[run].chunk));
   json_object_object_add (o, "n_ctx", json_object_new_int (lsc_session_get_params (session)->n_ctx));
   json_object_object_add (o, "positions", json_object_new_int (N));
   json_object_object_add (o, "gqa", json_object_new_string (
@@ -231,10 +261,13 @@ _lsc_job_kv_write (const LscJobKv *kv, const LscSession *session, int n_prompt,
           evicted[i] = lsc_kv_log_evicted_at (log, l, h, p);
           score[i] = lsc_kv_log_score (log, l, h, p);
         }
-  if (!lsc_tensor_writer_add_i32 (writer, "kv.evicted_at", 3, shape, evicted)
-      || !lsc_tensor_writer_add_f32 (writer, "kv.score", 3, shape, score))
+  g_autofree char *prefix = kv->list ? g_strdup_printf ("kv.%d.", run) : g_strdup ("kv.");
+  g_autofree char *evicted_name = g_strconcat (prefix, "evicted_at", NULL);
+  g_autofree char *score_name = g_strconcat (prefix, "score", NULL);
+  if (!lsc_tensor_writer_add_i32 (writer, evicted_name, 3, shape, evicted)
+      || !lsc_tensor_writer_add_f32 (writer, score_name, 3, shape, score))
     {
-      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID, "kv tensors written twice");
+      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID, "%s written twice", evicted_name);
       return FALSE;
     }
   return TRUE;

@@ -90,6 +90,7 @@ typedef struct {
   gboolean reduce_mean;        /* pyramid: mean instead of max */
   char *stat;                  /* stats: entropy, sink_mass, max_prob, mean_distance */
   int top;                     /* retrieval_ranking: bars (20) */
+  int run;                     /* kv_timeline, kv_layers: which run of a "kv" list (0) */
 } LscJobFigure;
 
 /* What a job's figures need from the rest of the job. */
@@ -120,8 +121,11 @@ typedef struct {
   int n_score;
   int sink_tokens;
   json_object *results;        /* results.json so far: the retrieval figures read it */
-  const double *kv_kl;         /* (kv_n_compared) KL from the full cache, or NULL */
-  int kv_n_compared;
+  int kv_n_runs;               /* the "kv" section's runs (0 without one) */
+  const LscSession *const *kv_sessions;   /* (kv_n_runs) each run's session */
+  const double *const *kv_kl;  /* (kv_n_runs) KL from the full cache per step, NULL entries
+                                  for runs not compared */
+  const int *kv_n_compared;    /* (kv_n_runs) */
 } LscJobFigureContext;
 
 /* Draws every figure through `render` into output_dir; returns the written
@@ -195,12 +199,19 @@ gboolean _lsc_job_ssm_plan (LscJobSsm *ssm, const char *job_name, const LscModel
 gboolean _lsc_job_ssm_write (const LscJobSsm *ssm, const LscSession *session, int n_prompt,
                              json_object *results, LscTensorWriter *writer, GError **error);
 
-/* The job's "kv" object (lsc-batch-kv.c). */
+/* The job's "kv" section (lsc-batch-kv.c): one policy (an object) or
+ * several to compare (an array of them), each run on its own. */
 typedef struct {
-  gboolean enabled;
   LscKvPolicy policy;
   int chunk;                     /* prompt tokens per evaluation, 0 = at once */
   gboolean compare;              /* also run the full cache */
+} LscJobKvRun;
+
+typedef struct {
+  gboolean enabled;
+  gboolean list;                 /* given as an array: results and tensors per run */
+  int n_runs;
+  LscJobKvRun *runs;             /* (n_runs) */
 } LscJobKv;
 
 void _lsc_job_kv_clear (LscJobKv *kv);
@@ -208,10 +219,11 @@ gboolean _lsc_job_kv_parse (LscJobKv *kv, const char *job_name, json_object *obj
                             GError **error);
 /* {"kind": name, and the policy's parameters as a job gives them}. */
 json_object *_lsc_job_kv_policy_to_json (const LscKvPolicy *policy);
-/* Writes "kv" into results (kl and agree (n_compared) or NULL) and the log
- * into writer. */
-gboolean _lsc_job_kv_write (const LscJobKv *kv, const LscSession *session, int n_prompt,
+/* Fills o (an object) with run i's results (kl and agree (n_compared) or
+ * NULL) and adds its log to writer ("kv.evicted_at", or "kv.I.evicted_at"
+ * when the section is a list). */
+gboolean _lsc_job_kv_write (const LscJobKv *kv, int i, const LscSession *session, int n_prompt,
                             const double *kl, const gboolean *agree, int n_compared,
-                            json_object *results, LscTensorWriter *writer, GError **error);
+                            json_object *o, LscTensorWriter *writer, GError **error);
 
 G_END_DECLS

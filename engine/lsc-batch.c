@@ -82,7 +82,8 @@ job_clear (LscJob *job)
 
 /* ---- reading the job ---- */
 
-typedef enum { KEY_INT, KEY_NUMBER, KEY_BOOL, KEY_STRING, KEY_OBJECT, KEY_ARRAY } KeyType;
+typedef enum { KEY_INT, KEY_NUMBER, KEY_BOOL, KEY_STRING, KEY_OBJECT, KEY_ARRAY,
+               KEY_OBJECT_OR_ARRAY } KeyType;
 
 typedef struct {
   const char *key;
@@ -113,7 +114,7 @@ static const JobKey job_keys[] = {
   { "figures", KEY_ARRAY },
   { "retrieval", KEY_OBJECT },
   { "ssm", KEY_OBJECT },
-  { "kv", KEY_OBJECT },
+  { "kv", KEY_OBJECT_OR_ARRAY },
 };
 
 static const char *
@@ -127,6 +128,7 @@ type_name (KeyType t)
     case KEY_STRING: return "a string";
     case KEY_OBJECT: return "an object";
     case KEY_ARRAY: return "an array";
+    case KEY_OBJECT_OR_ARRAY: return "an object or an array";
     }
   return "?";
 }
@@ -149,6 +151,9 @@ check_key (const LscJob *job, const JobKey *k, json_object *v, GError **error)
     case KEY_STRING: ok = json_object_is_type (v, json_type_string); break;
     case KEY_OBJECT: ok = json_object_is_type (v, json_type_object); break;
     case KEY_ARRAY: ok = json_object_is_type (v, json_type_array); break;
+    case KEY_OBJECT_OR_ARRAY:
+      ok = json_object_is_type (v, json_type_object) || json_object_is_type (v, json_type_array);
+      break;
     default: ok = FALSE;
     }
   if (!ok)
@@ -350,7 +355,10 @@ job_parse (LscJob *job, const char *text, gsize len, GError **error)
                        "%s: $.figures: KV figures need a \"kv\" section", job->name);
           return FALSE;
         }
-      if (needs.kv_compare && !job->kv.compare)
+      gboolean compared = FALSE;
+      for (int i = 0; i < job->kv.n_runs; i++)
+        compared |= job->kv.runs[i].compare;
+      if (needs.kv_compare && job->kv.enabled && !compared)
         {
           g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
                        "%s: $.figures: the kv_kl figure needs \"kv\": {\"compare\": true}",
@@ -664,15 +672,62 @@ results_add_ssm (const LscJobSsm *ssm, const LscSession *session, int n_prompt,
          && results_add_tensors (writer, output_dir, results, error);
 }
 
-/* "kv" and DIR/tensors.safetensors with the policy's log. */
+/* The runs of a job's "kv" section: each policy's session (the first is
+ * the job's own session, borrowed) and its comparison with the full cache. */
+typedef struct {
+  int n;                      /* runs done or under way */
+  LscSession **sessions;      /* (n_runs) */
+  GArray **kl, **agree;       /* (n_runs) double, gboolean */
+  json_object **entries;      /* (n_runs) each run's "kv" object, owned by results */
+} KvRuns;
+
+static void
+kv_runs_clear (KvRuns *r)
+{
+  for (int i = 1; i < r->n; i++)
+    lsc_session_free (r->sessions[i]);
+  for (int i = 0; i < r->n; i++)
+    {
+      g_array_unref (r->kl[i]);
+      g_array_unref (r->agree[i]);
+    }
+  g_free (r->sessions);
+  g_free (r->kl);
+  g_free (r->agree);
+  g_free (r->entries);
+  memset (r, 0, sizeof *r);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (KvRuns, kv_runs_clear)
+
+/* "kv" (each run's object, or the list of them) and
+ * DIR/tensors.safetensors with the policies' logs. */
 static gboolean
-results_add_kv (const LscJobKv *kv, const LscSession *session, int n_prompt, const double *kl,
-                const gboolean *agree, int n_compared, const char *output_dir,
+results_add_kv (const LscJob *job, const KvRuns *r, int n_prompt, const char *output_dir,
                 json_object *results, GError **error)
 {
   g_autoptr(LscTensorWriter) writer = lsc_tensor_writer_new ();
-  return _lsc_job_kv_write (kv, session, n_prompt, kl, agree, n_compared, results, writer, error)
-         && results_add_tensors (writer, output_dir, results, error);
+  json_object *list = job->kv.list ? json_object_new_array () : NULL;
+  for (int i = 0; i < r->n; i++)
+    {
+      json_object *o = r->entries[i] != NULL ? r->entries[i] : json_object_new_object ();
+      gboolean compared = job->kv.runs[i].compare;
+      if (!_lsc_job_kv_write (&job->kv, i, r->sessions[i], n_prompt,
+                              compared ? (const double *) r->kl[i]->data : NULL,
+                              (const gboolean *) r->agree[i]->data, (int) r->kl[i]->len, o,
+                              writer, error))
+        {
+          json_object_put (o);
+          json_object_put (list);
+          return FALSE;
+        }
+      if (list != NULL)
+        json_object_array_add (list, o);
+      else
+        json_object_object_add (results, "kv", o);
+    }
+  if (list != NULL)
+    json_object_object_add (results, "kv", list);
+  return results_add_tensors (writer, output_dir, results, error);
 }
 
 static gboolean
@@ -776,9 +831,8 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
   g_autoptr(LscModel) model = NULL;
   g_autoptr(LscTokenizer) tok = NULL;
   g_autoptr(LscSession) session = NULL;
-  g_autoptr(LscSession) full = NULL;        /* a KV policy's comparison */
-  g_autoptr(GArray) kv_kl = g_array_new (FALSE, FALSE, sizeof (double));
-  g_autoptr(GArray) kv_agree = g_array_new (FALSE, FALSE, sizeof (gboolean));
+  g_autoptr(LscSession) full = NULL;        /* the KV policies' comparison */
+  g_auto(KvRuns) kv_runs = { 0 };
   g_autoptr(json_object) results = NULL;
   json_object *timings = json_object_new_object ();
   const char *status = "done";
@@ -841,9 +895,9 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
         }
       if (job->kv.enabled)
         {
-          sp.kv_policy = job->kv.policy;
+          sp.kv_policy = job->kv.runs[0].policy;
           if (sp.n_ctx == 0)
-            sp.n_ctx = lsc_kv_policy_slots (&job->kv.policy, (int) prompt->len, job->kv.chunk,
+            sp.n_ctx = lsc_kv_policy_slots (&sp.kv_policy, (int) prompt->len, job->kv.runs[0].chunk,
                                             job->gen.max_tokens);
         }
       if (sp.n_ctx == 0)
@@ -867,7 +921,10 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
         }
       _lsc_job_backend_record (&job->backend, lsc_session_get_backend (session),
                                lsc_session_get_backend_note (session));
-      if (job->kv.enabled && job->kv.compare)
+      gboolean kv_compare = FALSE;
+      for (int i = 0; i < job->kv.n_runs; i++)
+        kv_compare |= job->kv.runs[i].compare;
+      if (kv_compare)
         {
           /* the same model without the policy, for the comparison */
           LscSessionParams fp = sp;
@@ -921,27 +978,75 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
         }
       if (error == NULL && job->kv.enabled)
         {
-          /* the prompt (in chunks), then generation, the full cache alongside */
-          g_autoptr(GArray) out = g_array_new (FALSE, FALSE, sizeof (gint32));
-          g_autoptr(GArray) lps = g_array_new (FALSE, FALSE, sizeof (double));
-          Progress progress = { g_get_monotonic_time (), gp.max_tokens, isatty (2), 0 };
-          g_printerr ("longscope: %u tokens under the %s policy%s\n", prompt->len,
-                      lsc_kv_policy_name (job->kv.policy.kind),
-                      full != NULL ? ", and with the full cache" : "");
-          gboolean ok = lsc_generate_kv (session, full, (const gint32 *) prompt->data,
-                                         (int) prompt->len, job->kv.chunk, &gp, out, lps, kv_kl,
-                                         kv_agree, on_token, &progress, is_interrupted, NULL,
-                                         &error);
-          gint64 end = g_get_monotonic_time ();
-          gint64 first = progress.first_us != 0 ? progress.first_us : end;
-          if (progress.tty && out->len > 0)
-            g_printerr ("\n");
-          g_array_append_vals (all_tokens, out->data, out->len);
-          const char *text = results_add_generation (results, timings, tok, prompt, out, lps,
-                                                     (first - progress.start_us) / 1e6,
-                                                     (end - first) / 1e6);
-          if (ok)
-            fputs (text, stdout), fputc ('\n', stdout);
+          int n = job->kv.n_runs;
+          kv_runs.sessions = g_new0 (LscSession *, n);
+          kv_runs.kl = g_new0 (GArray *, n);
+          kv_runs.agree = g_new0 (GArray *, n);
+          kv_runs.entries = g_new0 (json_object *, n);
+          for (int i = 0; i < n && error == NULL; i++)
+            {
+              /* each policy from an empty cache: the prompt (in chunks), then
+               * generation, the full cache alongside */
+              const LscJobKvRun *run = &job->kv.runs[i];
+              kv_runs.kl[i] = g_array_new (FALSE, FALSE, sizeof (double));
+              kv_runs.agree[i] = g_array_new (FALSE, FALSE, sizeof (gboolean));
+              kv_runs.n = i + 1;
+              if (i == 0)
+                kv_runs.sessions[0] = session;
+              else
+                {
+                  LscSessionParams rp = sp;
+                  rp.kv_policy = run->policy;
+                  if (job->n_ctx == 0)
+                    rp.n_ctx = lsc_kv_policy_slots (&run->policy, (int) prompt->len, run->chunk,
+                                                    job->gen.max_tokens);
+                  kv_runs.sessions[i] = lsc_session_new (model, &rp, &error);
+                  if (kv_runs.sessions[i] == NULL)
+                    {
+                      g_prefix_error (&error, "$.kv[%d]: ", i);
+                      kv_runs.n = i;
+                      break;
+                    }
+                }
+              if (full != NULL)
+                lsc_session_rewind (full, 0);
+              g_autoptr(GArray) out = g_array_new (FALSE, FALSE, sizeof (gint32));
+              g_autoptr(GArray) lps = g_array_new (FALSE, FALSE, sizeof (double));
+              Progress progress = { g_get_monotonic_time (), gp.max_tokens, isatty (2), 0 };
+              g_printerr ("longscope: %u tokens under the %s policy%s\n", prompt->len,
+                          lsc_kv_policy_name (run->policy.kind),
+                          run->compare ? ", and with the full cache" : "");
+              gboolean ok = lsc_generate_kv (kv_runs.sessions[i], run->compare ? full : NULL,
+                                             (const gint32 *) prompt->data, (int) prompt->len,
+                                             run->chunk, &gp, out, lps, kv_runs.kl[i],
+                                             kv_runs.agree[i], on_token, &progress,
+                                             is_interrupted, NULL, &error);
+              gint64 end = g_get_monotonic_time ();
+              gint64 first = progress.first_us != 0 ? progress.first_us : end;
+              if (progress.tty && out->len > 0)
+                g_printerr ("\n");
+              if (i == 0)
+                {
+                  g_array_append_vals (all_tokens, out->data, out->len);
+                  const char *text = results_add_generation (results, timings, tok, prompt, out,
+                                                             lps, (first - progress.start_us) / 1e6,
+                                                             (end - first) / 1e6);
+                  if (ok)
+                    fputs (text, stdout), fputc ('\n', stdout);
+                }
+              if (job->kv.list)
+                {
+                  /* each run's own generation beside its log */
+                  json_object *o = json_object_new_object ();
+                  g_autofree char *text = decode_continuation (tok, prompt, out);
+                  json_object_object_add (o, "text", json_object_new_string (text));
+                  json_object_object_add (o, "tokens",
+                                          ints_to_json ((const gint32 *) out->data, out->len));
+                  json_object_object_add (o, "logprobs",
+                                          lsc_json_doubles ((const double *) lps->data, lps->len));
+                  kv_runs.entries[i] = o;
+                }
+            }
         }
       else if (error == NULL && job->gen.max_tokens > 0)
         {
@@ -988,15 +1093,12 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
       if (error == NULL && job->ssm.enabled)
         results_add_ssm (&job->ssm, session, (int) prompt->len, output_dir, results, &error);
 
-      /* the policy's log is whole after a cancelled evaluation too */
-      if (job->kv.enabled
+      /* the policies' logs are whole after a cancelled evaluation too */
+      if (kv_runs.n > 0
           && (error == NULL || g_error_matches (error, LSC_RUN_ERROR, LSC_RUN_ERROR_CANCELLED)))
         {
           g_autoptr(GError) kv_error = NULL;
-          if (!results_add_kv (&job->kv, session, (int) prompt->len,
-                               full != NULL ? (const double *) kv_kl->data : NULL,
-                               (const gboolean *) kv_agree->data, (int) kv_kl->len, output_dir,
-                               results, &kv_error)
+          if (!results_add_kv (job, &kv_runs, (int) prompt->len, output_dir, results, &kv_error)
               && error == NULL)
             g_propagate_error (&error, g_steal_pointer (&kv_error));
         }
@@ -1014,9 +1116,18 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
             .n_score = lp != NULL ? (int) prompt->len - 1 : 0,
             .sink_tokens = job->capture.sink_tokens,
             .results = results,
-            .kv_kl = full != NULL ? (const double *) kv_kl->data : NULL,
-            .kv_n_compared = (int) kv_kl->len,
+            .kv_n_runs = kv_runs.n,
+            .kv_sessions = (const LscSession *const *) kv_runs.sessions,
           };
+          g_autofree const double **kv_kl = g_new0 (const double *, MAX (kv_runs.n, 1));
+          g_autofree int *kv_n = g_new0 (int, MAX (kv_runs.n, 1));
+          for (int i = 0; i < kv_runs.n; i++)
+            {
+              kv_kl[i] = job->kv.runs[i].compare ? (const double *) kv_runs.kl[i]->data : NULL;
+              kv_n[i] = (int) kv_runs.kl[i]->len;
+            }
+          ctx.kv_kl = kv_kl;
+          ctx.kv_n_compared = kv_n;
           json_object *files = json_object_new_array ();
           json_object_object_add (results, "figures", files);
           g_printerr ("longscope: drawing %u figures\n", job->figures->len);
@@ -1089,10 +1200,11 @@ write_record (LscJob *job, const LscBatchRecord *r, const char *output_dir, GErr
                    "%s: $.ssm: the run recorded no Δ", job->name);
       return FALSE;
     }
-  if (job->kv.enabled && lsc_session_get_kv (r->session) == NULL)
+  if (job->kv.enabled && (lsc_session_get_kv (r->session) == NULL || job->kv.list))
     {
       g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
-                   "%s: $.kv: the run had no KV policy", job->name);
+                   job->kv.list ? "%s: $.kv: a recorded run has one KV policy, not a list"
+                                : "%s: $.kv: the run had no KV policy", job->name);
       return FALSE;
     }
   /* the folder first: nothing is computed for a destination that cannot be written */
@@ -1134,12 +1246,33 @@ write_record (LscJob *job, const LscBatchRecord *r, const char *output_dir, GErr
       json_object_put (timings);
       return FALSE;
     }
-  if (job->kv.enabled
-      && !results_add_kv (&job->kv, r->session, r->n_prompt, r->kv_kl, r->kv_agree,
-                          r->kv_n_compared, output_dir, results, error))
+  if (job->kv.enabled)
     {
-      json_object_put (timings);
-      return FALSE;
+      /* the record's one run, in the shape of the runner's */
+      KvRuns kv_runs = { 0 };
+      LscSession *session = (LscSession *) r->session;   /* only read */
+      json_object *entry = NULL;
+      kv_runs.n = 1;
+      kv_runs.sessions = &session;
+      kv_runs.entries = &entry;
+      GArray *kl = g_array_new (FALSE, FALSE, sizeof (double));
+      GArray *agree = g_array_new (FALSE, FALSE, sizeof (gboolean));
+      if (r->kv_kl != NULL)
+        {
+          g_array_append_vals (kl, r->kv_kl, r->kv_n_compared);
+          g_array_append_vals (agree, r->kv_agree, r->kv_n_compared);
+        }
+      kv_runs.kl = &kl;
+      kv_runs.agree = &agree;
+      job->kv.runs[0].compare = r->kv_kl != NULL;
+      gboolean ok = results_add_kv (job, &kv_runs, r->n_prompt, output_dir, results, error);
+      g_array_unref (kl);
+      g_array_unref (agree);
+      if (!ok)
+        {
+          json_object_put (timings);
+          return FALSE;
+        }
     }
   json_object_object_add (timings, "total_s", lsc_json_double (r->total_s));
   return results_write (results, job, r->model, lsc_session_get_params (r->session)->n_threads,

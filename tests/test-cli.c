@@ -1142,6 +1142,10 @@ test_batch_kv (void)
     { "{\"heavy\": 3}", "$.kv.policy: expected \"streaming-llm\", \"h2o\", \"snapkv\", "
       "\"pyramidkv\" or \"lacache\", found nothing" },
     { "{\"policy\": \"lacache\", \"window\": 3}", "$.kv.window: the lacache policy has no window" },
+    { "[{\"policy\": \"h2o\"}, {\"policy\": \"snapkv\", \"kernel\": 2}]",
+      "$.kv[1]: snapkv: kernel must be an odd number of at least 1, not 2" },
+    { "[]", "$.kv: expected a policy or an array of 1 to 64 policies, found [ ]" },
+    { "7", "$.kv: expected an object or an array, found int" },
     { "{\"policy\": \"snapkv\", \"heavy\": 3}", "$.kv.heavy: the snapkv policy has no heavy" },
     { "{\"policy\": \"h2o\", \"pooling\": \"max\"}", "$.kv.pooling: the h2o policy has no pooling" },
     { "{\"policy\": \"snapkv\", \"pooling\": \"mean\"}",
@@ -1167,6 +1171,39 @@ test_batch_kv (void)
       if (strstr (err, bad[i].message) == NULL)
         g_error ("job %u: expected '%s' in: %s", i, bad[i].message, err);
     }
+  /* several policies compared: each from an empty cache, one KL line each */
+  g_autofree char *ljob = g_strdup_printf (
+    "{\"model\": \"%s\", \"prompt\": \"Once upon a time there was a little girl\", "
+    "\"max_tokens\": 5, \"stop_at_eos\": false, \"kv\": [{\"policy\": \"h2o\", \"heavy\": 3, "
+    "\"recent\": 5}, {\"policy\": \"lacache\", \"capacity\": 8, \"sink\": 1, \"span\": 1, "
+    "\"compare\": false}, {\"policy\": \"snapkv\", \"capacity\": 6, \"window\": 2}], "
+    "\"figures\": [{\"kind\": \"kv_kl\", \"file\": \"kl.svg\"}, {\"kind\": \"kv_layers\", "
+    "\"run\": 1}]}", model);
+  res = run_job ("kv-list", ljob, 0, NULL);
+  kv = json_object_object_get (res, "kv");
+  g_assert_true (json_object_is_type (kv, json_type_array));
+  g_assert_cmpint (json_object_array_length (kv), ==, 3);
+  /* the first run's generation is also the top-level one */
+  g_assert_cmpstr (json_object_to_json_string (json_object_object_get (
+                     json_object_array_get_idx (kv, 0), "tokens")), ==,
+                   json_object_to_json_string (json_object_object_get (res, "tokens")));
+  g_assert_null (json_object_object_get (json_object_array_get_idx (kv, 1), "compare"));
+  g_assert_cmpint (json_object_array_length (json_object_object_get (json_object_object_get (
+                     json_object_array_get_idx (kv, 2), "compare"), "kl")), ==, 5);
+  g_autofree char *lpath = g_build_filename (lsc_test_tmpdir (), "kv-list", "tensors.safetensors",
+                                             NULL);
+  g_autoptr(LscTensorReader) lreader = lsc_tensor_reader_open (lpath, &error);
+  g_assert_no_error (error);
+  for (int r = 0; r < 3; r++)
+    {
+      g_autofree char *name = g_strdup_printf ("kv.%d.evicted_at", r);
+      g_assert_true (lsc_tensor_reader_lookup (lreader, name, NULL, NULL));
+    }
+  g_assert_false (lsc_tensor_reader_lookup (lreader, "kv.evicted_at", NULL, NULL));
+  g_assert_cmpstr (json_object_to_json_string (json_object_object_get (res, "figures")), ==,
+                   "[ \"kl.svg\", \"kv-layers.png\" ]");
+  json_object_put (res);
+
   /* figures without the section */
   g_autofree char *fjob = g_strdup_printf (
     "{\"model\": \"%s\", \"prompt\": \"abc\", \"figures\": [{\"kind\": \"kv_layers\"}]}",
