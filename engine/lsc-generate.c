@@ -152,30 +152,8 @@ lsc_generate (LscSession *session, const gint32 *prompt, int n_prompt,
               LscTokenFunc on_token, gpointer token_data, LscCancelFunc cancel,
               gpointer cancel_data, GError **error)
 {
-  int vocab = lsc_session_get_n_vocab (session);
-  g_autofree float *logits = g_new (float, vocab);
-  g_autoptr(LscSampler) sampler = lsc_sampler_new (&params->sampler, vocab);
-
-  if (!lsc_session_eval (session, prompt, n_prompt, logits, FALSE, cancel, cancel_data, error))
-    return FALSE;
-
-  for (int i = 0; i < params->max_tokens; i++)
-    {
-      gint32 token = lsc_sampler_sample (sampler, logits);
-      g_array_append_val (out_tokens, token);
-      if (out_logprobs != NULL)
-        {
-          double lp = lsc_log_prob (logits, vocab, token);
-          g_array_append_val (out_logprobs, lp);
-        }
-      if (on_token != NULL && !on_token (token, i, token_data))
-        break;
-      if (token == params->eos_id || token == params->bos_id || i + 1 == params->max_tokens)
-        break;
-      if (!lsc_session_eval (session, &token, 1, logits, FALSE, cancel, cancel_data, error))
-        return FALSE;
-    }
-  return TRUE;
+  return lsc_generate_kv (session, NULL, prompt, n_prompt, 0, params, out_tokens, out_logprobs,
+                          NULL, NULL, on_token, token_data, cancel, cancel_data, error);
 }
 
 /* The policy's logits against the full cache's: one entry of kl and agree. */

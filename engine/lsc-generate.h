@@ -60,8 +60,8 @@ gboolean lsc_generate (LscSession *session, const gint32 *prompt, int n_prompt,
                        LscTokenFunc on_token, gpointer token_data,
                        LscCancelFunc cancel, gpointer cancel_data, GError **error);
 
-/* lsc_generate () on a session with a KV policy (lsc-kv.h), the prompt fed
- * in evaluations of `chunk` tokens (0: at once), as StreamingLLM's and
+/* lsc_generate () with the prompt fed in evaluations of `chunk` tokens (0:
+ * at once), for a session with a KV policy (lsc-kv.h), as StreamingLLM's and
  * H2O's references feed a stream. With `full`, an empty session of the same
  * model without a policy, the same tokens run there too (the prompt at
  * once, then the policy's tokens teacher-forced), and for the prompt and
