@@ -4,12 +4,13 @@
  * policy (lsc-kv.h), compared step by step with the full cache.
  *
  *   "kv": {
- *     "policy": "h2o",          streaming-llm, h2o, snapkv, pyramidkv or lacache
+ *     "policy": "h2o",          streaming-llm, h2o, snapkv, pyramidkv, lacache or lm-infinite
  *     "sink": 4, "recent": 512,                       streaming-llm
  *     "heavy": 4, "recent": 512,                      h2o
  *     "capacity": 2048, "window": 32, "kernel": 5,    snapkv, pyramidkv (+ "beta": 20)
  *     "pooling": "avg" | "max",
  *     "capacity": 256, "sink": 4, "span": 16, "overlap": 0   lacache
+ *     "global": 10, "local": 4096                      lm-infinite
  *                               (defaults: lsc_kv_policy_init ())
  *     "chunk": 0,               the prompt is fed this many tokens at a time (0: at once)
  *     "compare": true           also run the full cache: KL and top-1 agreement per step
@@ -74,14 +75,16 @@ static const struct {
   { "beta", G_STRUCT_OFFSET (LscKvPolicy, beta), 1 << LSC_KV_PYRAMIDKV },
   { "span", G_STRUCT_OFFSET (LscKvPolicy, span), 1 << LSC_KV_LACACHE },
   { "overlap", G_STRUCT_OFFSET (LscKvPolicy, overlap), 1 << LSC_KV_LACACHE },
+  { "global", G_STRUCT_OFFSET (LscKvPolicy, n_global), 1 << LSC_KV_LM_INFINITE },
+  { "local", G_STRUCT_OFFSET (LscKvPolicy, n_local), 1 << LSC_KV_LM_INFINITE },
 };
 
 static gboolean
 parse_run (LscJobKvRun *run, const char *job, const char *at, json_object *obj, GError **error)
 {
   static const char *const known[] = { "policy", "sink", "recent", "heavy", "capacity", "window",
-                                       "kernel", "pooling", "beta", "span", "overlap", "chunk",
-                                       "compare", NULL };
+                                       "kernel", "pooling", "beta", "span", "overlap", "global",
+                                       "local", "chunk", "compare", NULL };
   json_object *v;
 
   run->compare = TRUE;
@@ -95,7 +98,8 @@ parse_run (LscJobKvRun *run, const char *job, const char *at, json_object *obj, 
   if (v == NULL || !json_object_is_type (v, json_type_string)
       || !lsc_kv_policy_from_string (json_object_get_string (v), &kind) || kind == LSC_KV_FULL)
     return bad (error, job, at, "policy",
-                "\"streaming-llm\", \"h2o\", \"snapkv\", \"pyramidkv\" or \"lacache\"", v);
+                "\"streaming-llm\", \"h2o\", \"snapkv\", \"pyramidkv\", \"lacache\" or "
+                "\"lm-infinite\"", v);
   lsc_kv_policy_init (&run->policy, kind);
   const char *name = lsc_kv_policy_name (kind);
 

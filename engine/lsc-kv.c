@@ -45,6 +45,11 @@ struct _LscKvState {
   float *rot_cos, *rot_sin;  /* pos shift: (n_ctx, head_dim / 2) */
   int rot_seq;               /* the rope_seq_len the tables were made for; -1: none */
   int n_evals;
+  float *raw;                /* lm-infinite: (n_global, kv_dim) one layer's global keys unrotated */
+  float *raw_cos, *raw_sin;  /* lm-infinite: (n_global, head_dim / 2) angle -j */
+  float *stat_cos, *stat_sin;   /* lm-infinite: (n_ctx, head_dim / 2) angle local - p of the
+                                   evaluation's rows */
+  float *stat_q;             /* lm-infinite: (n_threads, head_dim) a row's query at `local` */
   int la_cursor;             /* lacache: the first slot not laddered yet */
   int la_capacity;           /* lacache: cache_size, with the compensation once added */
   gboolean la_compensated;
@@ -52,7 +57,7 @@ struct _LscKvState {
 };
 
 static const char *const policy_names[] = { "full", "streaming-llm", "h2o", "snapkv", "pyramidkv",
-                                             "lacache" };
+                                             "lacache", "lm-infinite" };
 
 void
 lsc_kv_policy_init (LscKvPolicy *p, LscKvPolicyKind kind)
@@ -87,6 +92,10 @@ lsc_kv_policy_init (LscKvPolicy *p, LscKvPolicyKind kind)
       p->n_sink = 4;
       p->span = 16;
       p->overlap = 0;
+      break;
+    case LSC_KV_LM_INFINITE:
+      p->n_global = 10;
+      p->n_local = 4096;
       break;
     case LSC_KV_FULL:
     default:
@@ -158,6 +167,12 @@ lsc_kv_policy_check (const LscKvPolicy *p)
       if (p->capacity <= p->n_sink)
         return g_strdup_printf ("%s: capacity (%d) must be larger than the sink (%d)", name,
                                 p->capacity, p->n_sink);
+      return NULL;
+    case LSC_KV_LM_INFINITE:
+      if (p->n_global < 0)
+        return g_strdup_printf ("%s: global must be at least 0, not %d", name, p->n_global);
+      if (p->n_local < 1)
+        return g_strdup_printf ("%s: local must be at least 1, not %d", name, p->n_local);
       return NULL;
     default:
       return g_strdup_printf ("unknown KV policy %d", p->kind);
@@ -249,6 +264,8 @@ lsc_kv_policy_budget (const LscKvPolicy *p, int n_layers, int layer, int n_promp
         int prefix = prefix_budget (p, n_layers, layer, n_prompt);
         return prefix < 0 ? n_prompt : prefix + p->window;
       }
+    case LSC_KV_LM_INFINITE:
+      return MIN (n_prompt, p->n_global + p->n_local - 1);
     case LSC_KV_LACACHE:
       /* the first eviction adds the one-time compensation to the capacity */
       return n_prompt <= p->capacity
@@ -273,6 +290,8 @@ lsc_kv_policy_slots (const LscKvPolicy *p, int n_prompt, int chunk, int max_toke
       return MIN (all, p->n_heavy + p->n_recent + largest);
     case LSC_KV_LACACHE:
       return MIN (all, p->capacity + p->capacity / 2 + largest);
+    case LSC_KV_LM_INFINITE:
+      return MIN (all, p->n_global + p->n_local - 1 + largest);
     default:
       return all;
     }
@@ -472,8 +491,11 @@ _lsc_kv_state_bytes (const LscModelConfig *c, const LscSessionParams *params)
     bytes += L * H * n_ctx * sizeof (float);
   if (policy_scores (p))
     bytes += (L + params->n_threads) * H * n_ctx * sizeof (float);
-  if (p->kind == LSC_KV_STREAMING_LLM)
+  if (p->kind == LSC_KV_STREAMING_LLM || p->kind == LSC_KV_LACACHE)
     bytes += n_ctx * ((guint64) c->n_kv_heads * c->head_dim + c->head_dim) * sizeof (float);
+  if (p->kind == LSC_KV_LM_INFINITE)
+    bytes += ((guint64) p->n_global * (c->n_kv_heads + 1) + n_ctx + params->n_threads)
+             * c->head_dim * sizeof (float);
   return bytes;
 }
 
@@ -567,6 +589,16 @@ _lsc_kv_init (LscSession *s, GError **error)
       kv->rot_cos = g_new (float, n_ctx * (c->head_dim / 2));
       kv->rot_sin = g_new (float, n_ctx * (c->head_dim / 2));
     }
+  if (p->kind == LSC_KV_LM_INFINITE)
+    {
+      gsize half = c->head_dim / 2, g = p->n_global;
+      kv->raw = g_new (float, g * c->n_kv_heads * c->head_dim);
+      kv->raw_cos = g_new (float, g * half);
+      kv->raw_sin = g_new (float, g * half);
+      kv->stat_cos = g_new (float, n_ctx * half);
+      kv->stat_sin = g_new (float, n_ctx * half);
+      kv->stat_q = g_new (float, (gsize) kv->n_threads * c->head_dim);
+    }
   log_init (&kv->log, p, c->n_layers, c->n_kv_heads);
   return TRUE;
 }
@@ -585,6 +617,12 @@ _lsc_kv_free (LscSession *s)
   g_free (kv->rot);
   g_free (kv->rot_cos);
   g_free (kv->rot_sin);
+  g_free (kv->raw);
+  g_free (kv->raw_cos);
+  g_free (kv->raw_sin);
+  g_free (kv->stat_cos);
+  g_free (kv->stat_sin);
+  g_free (kv->stat_q);
   log_clear (&kv->log);
   g_clear_pointer (&s->kv, g_free);
 }
@@ -644,6 +682,75 @@ _lsc_kv_begin_eval (LscSession *s, int n)
   else if ((p->kind == LSC_KV_SNAPKV || p->kind == LSC_KV_PYRAMIDKV) && kv->n_evals == 0
            && n >= p->capacity)
     kv->acc_from = s->pos + n - p->window;
+  if (p->kind == LSC_KV_LM_INFINITE)
+    {
+      /* pure rotations (no attention factor): a row's query from its
+       * position to `local`, a global key from its position back to 0 */
+      int half = s->c.head_dim / 2;
+      for (int i = 0; i < n; i++)
+        lsc_rope_cos_sin (s->inv_freq, half, 1.0, p->n_local - (s->pos + i),
+                          kv->stat_cos + (gsize) i * half, kv->stat_sin + (gsize) i * half);
+      for (int j = 0; j < p->n_global; j++)
+        lsc_rope_cos_sin (s->inv_freq, half, 1.0, -j, kv->raw_cos + (gsize) j * half,
+                          kv->raw_sin + (gsize) j * half);
+    }
+}
+
+gboolean
+_lsc_kv_fixes_rows (const LscSession *s)
+{
+  return s->kv != NULL && s->kv->policy.kind == LSC_KV_LM_INFINITE;
+}
+
+/* The original position of `slot` of (layer, kvh) during an evaluation:
+ * slots past those in use hold the evaluation's tokens. */
+static int
+slot_position (const LscSession *s, int layer, int kvh, int slot)
+{
+  const LscKvState *kv = s->kv;
+  int len = kv->len[layer];
+  if (slot >= len)
+    return s->pos + (slot - len);
+  return kv->slot_pos[((gsize) layer * kv->n_kv_heads + kvh) * kv->n_ctx + slot];
+}
+
+void
+_lsc_kv_fix_row (LscSession *s, int layer, int head, int pos, int slot, const float *q,
+                 float *scores, float scale, int thread)
+{
+  LscKvState *kv = s->kv;
+  if (kv == NULL || kv->policy.kind != LSC_KV_LM_INFINITE)
+    return;
+  const LscModelConfig *c = &s->c;
+  int hd = c->head_dim, half = hd / 2, kv_dim = c->n_kv_heads * hd, kvh = head / kv->group;
+  int local = kv->policy.n_local, n_global = kv->policy.n_global;
+  float *qs = NULL;
+  /* positions grow with the slot: the keys out of the local window come first */
+  for (int j = 0; j <= slot; j++)
+    {
+      int pj = slot_position (s, layer, kvh, j);
+      if (pos - pj < local)
+        break;
+      if (pj >= n_global)
+        {
+          scores[j] = -INFINITY;
+          continue;
+        }
+      if (qs == NULL)
+        {
+          /* the query rotated at the distance cap instead of its position */
+          qs = kv->stat_q + (gsize) thread * hd;
+          memcpy (qs, q, hd * sizeof (float));
+          gsize row = pos - s->pos;
+          lsc_rope (qs, 1, hd, kv->stat_cos + row * half, kv->stat_sin + row * half,
+                    c->rope_layout);
+        }
+      const float *k = kv->raw + (gsize) j * kv_dim + kvh * hd;   /* slot j holds position j */
+      double dot = 0.0;
+      for (int i = 0; i < hd; i++)
+        dot += (double) qs[i] * k[i];
+      scores[j] = (float) (dot * scale);
+    }
 }
 
 gboolean
@@ -689,14 +796,28 @@ _lsc_kv_keys (const LscSession *s, int layer)
 }
 
 void
-_lsc_kv_rotate (LscSession *s, int layer, int n_slots)
+_lsc_kv_prepare_keys (LscSession *s, int layer, int n_slots)
 {
   const LscModelConfig *c = &s->c;
   int kv_dim = c->n_kv_heads * c->head_dim, half = c->head_dim / 2;
   LscKvState *kv = s->kv;
-  if (kv == NULL || !kv->pos_shift)
+  if (kv == NULL)
     return;
   const float *cache = s->key_cache + (gsize) layer * s->params.n_ctx * kv_dim;
+  if (kv->policy.kind == LSC_KV_LM_INFINITE)
+    {
+      /* the global tokens' keys unrotated (they sit in the first slots) */
+      for (int j = 0; j < MIN (kv->policy.n_global, n_slots); j++)
+        {
+          float *k = kv->raw + (gsize) j * kv_dim;
+          memcpy (k, cache + (gsize) j * kv_dim, kv_dim * sizeof (float));
+          lsc_rope (k, c->n_kv_heads, c->head_dim, kv->raw_cos + (gsize) j * half,
+                    kv->raw_sin + (gsize) j * half, c->rope_layout);
+        }
+      return;
+    }
+  if (!kv->pos_shift)
+    return;
   if (kv->rot_seq != s->rope_seq_len)
     {
       for (int j = 0; j < kv->n_ctx; j++)
@@ -1023,6 +1144,21 @@ _lsc_kv_end_eval (LscSession *s, int n)
               const gint32 *slot_pos = kv->slot_pos + ((gsize) l * kv->n_kv_heads + kvh) * n_ctx;
               for (int i = 0; i < n_keep && keep[i] < m; i++)
                 kv->log.score[log_index (&kv->log, l, kvh, slot_pos[i])] = (float) pooled[keep[i]];
+            }
+            break;
+          case LSC_KV_LM_INFINITE:
+            {
+              /* what the next query can still see: the global tokens and
+               * the last local - 1 */
+              n_keep = 0;
+              for (int j = 0; j < len; j++)
+                {
+                  int pj = kv->slot_pos[((gsize) l * kv->n_kv_heads + kvh) * n_ctx + j];
+                  if (pj < p->n_global || s->pos - pj < p->n_local)
+                    keep[n_keep++] = j;
+                }
+              if (n_keep < len)
+                compact (s, l, kvh, keep, n_keep, len, NULL);
             }
             break;
           case LSC_KV_LACACHE:

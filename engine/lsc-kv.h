@@ -45,8 +45,18 @@
  *                  eviction smaller than its one-time compensation), this
  *                  evicts nothing instead.
  *
- * H2O, SnapKV and PyramidKV keep keys after RoPE at their original
- * positions, and new queries use their true position.
+ *   lm-infinite    (Han et al. 2024, Glaciohound/LM-Infinite, the Λ-shaped
+ *                  mask with the distance cap): a query at position p sees
+ *                  keys with p - j < `local` at their true distance, and the
+ *                  first `global` tokens, when farther, at the fixed
+ *                  distance `local` (the query rotated at `local`, the key
+ *                  unrotated); nothing else. The cache keeps just what can
+ *                  still be seen, the first `global` and the last local - 1
+ *                  tokens [adaptation, methods.md 3.6]: the logits are the
+ *                  reference's, whose cache keeps everything.
+ *
+ * H2O, SnapKV, PyramidKV and LM-Infinite keep keys after RoPE at their
+ * original positions, and new queries use their true position.
  *
  * Grouped-query attention [adaptation, methods.md 0.2 (b)]: the cache is not
  * expanded to the query heads. Scores are kept per query head and summed
@@ -84,6 +94,7 @@ typedef enum {
   LSC_KV_SNAPKV,
   LSC_KV_PYRAMIDKV,
   LSC_KV_LACACHE,
+  LSC_KV_LM_INFINITE,
 } LscKvPolicyKind;
 
 typedef enum {
@@ -103,6 +114,7 @@ typedef struct {
   LscKvPooling pooling;
   int beta;                 /* pyramidkv: the smallest budget is (capacity - window) / beta */
   int span, overlap;        /* lacache: layers a token's ladder step spans, and their overlap */
+  int n_global, n_local;    /* lm-infinite: global_branch and local_branch (= limit_distance) */
 } LscKvPolicy;
 
 /* policy <- kind with the reference code's defaults: streaming-llm sink 4,
@@ -110,9 +122,10 @@ typedef struct {
  * (H2OKVCache_LayerWise); snapkv capacity 2048, window 32, kernel 5, avg
  * (SnapKVCluster); pyramidkv capacity 2048, window 8, kernel 7, max, beta
  * 20 (the KVCache-Factory runner); lacache capacity 256, sink 4, span 16,
- * overlap 0 (the perplexity runner). */
+ * overlap 0 (the perplexity runner); lm-infinite global 10, local 4096
+ * (the README's convert_llama_model (model, 4096, 10) for Llama-2). */
 void lsc_kv_policy_init (LscKvPolicy *policy, LscKvPolicyKind kind);
-/* "full", "streaming-llm", "h2o", "snapkv", "pyramidkv", "lacache" */
+/* "full", "streaming-llm", "h2o", "snapkv", "pyramidkv", "lacache", "lm-infinite" */
 const char *lsc_kv_policy_name (LscKvPolicyKind kind);
 gboolean lsc_kv_policy_from_string (const char *name, LscKvPolicyKind *kind);
 /* NULL when the policy's parameters are usable, else what is wrong
@@ -125,7 +138,8 @@ int lsc_kv_policy_budget (const LscKvPolicy *policy, int n_layers, int layer, in
 /* The slots (n_ctx) a session needs to run a prompt of n_prompt tokens,
  * fed `chunk` at a time (0: at once), and then max_tokens new tokens one at
  * a time: the budget plus the largest evaluation for streaming-llm and
- * h2o (lacache: its capacity and at most capacity / 2 of compensation), every
+ * h2o (lacache: its capacity and at most capacity / 2 of compensation;
+ * lm-infinite: global + local - 1), every
  * token for snapkv and pyramidkv (their decode appends), never more than
  * n_prompt + max_tokens. */
 int lsc_kv_policy_slots (const LscKvPolicy *policy, int n_prompt, int chunk, int max_tokens);

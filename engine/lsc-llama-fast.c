@@ -425,11 +425,12 @@ attention_rows (LscSession *s, int l, int start, int slot0, int T, float *out)
       const float *q = f->q + (size_t) t * q_dim + h * hd;
       float *o = out + (size_t) t * q_dim + h * hd;
       float *att = f->scores + (size_t) th * n_ctx;
-      if (f->hidden != NULL)
+      if (f->hidden != NULL || _lsc_kv_fixes_rows (s))
         {
-          /* a mask hook: the reference row, which applies it */
+          /* a mask hook or LM-Infinite's mask: the reference row, which applies them */
           _lsc_attend_row (s, l, h, pos, q, o, att,
-                           f->hidden + (gsize) omp_get_thread_num () * n_ctx);
+                           f->hidden != NULL ? f->hidden + (gsize) omp_get_thread_num () * n_ctx
+                                             : NULL);
           continue;
         }
       float row_scale = scale;
@@ -514,6 +515,9 @@ attention_block (LscSession *s, int l, int start, int slot0, int T, float *out,
               for (int j = first - lo; j <= slot - lo; j++)
                 row[j] *= temp;
             }
+          /* LM-Infinite's Λ mask (lo is 0 under a KV policy) */
+          _lsc_kv_fix_row (s, l, h, pos, slot, f->q + (size_t) (t0 + t) * q_dim + h * hd, row,
+                           row_scale, omp_get_thread_num ());
           if (hidden != NULL)
             {
               memset (hidden, 0, (size_t) pos + 1);
@@ -611,7 +615,7 @@ forward_block (LscSession *s, const gint32 *tokens, int start, int done, int T, 
           if (!pos_shift)
             lsc_rope (kc, c->n_kv_heads, hd, cs, sn, c->rope_layout);
         }
-      _lsc_kv_rotate (s, l, slot0 + T);
+      _lsc_kv_prepare_keys (s, l, slot0 + T);
 
       if (T <= LSC_FAST_MAX_T)
         attention_rows (s, l, start, slot0, T, f->xb);

@@ -182,10 +182,18 @@ int _lsc_kv_max_len (const LscSession *s);               /* slots in use, the fu
 /* TRUE: keys are cached before RoPE and queries rotate at their slot. */
 gboolean _lsc_kv_pos_shift (const LscSession *s);
 /* Where attention reads layer's keys: the cache, or (position shift) the
- * copy _lsc_kv_rotate () made of its first n_slots slots, each rotated at
- * its slot; call that first, once the new keys are in the cache. */
+ * copy _lsc_kv_prepare_keys () made of its first n_slots slots, each
+ * rotated at its slot. Call that first, once the new keys are in the cache
+ * (it also unrotates LM-Infinite's global keys). */
 const float *_lsc_kv_keys (const LscSession *s, int layer);
-void _lsc_kv_rotate (LscSession *s, int layer, int n_slots);
+void _lsc_kv_prepare_keys (LscSession *s, int layer, int n_slots);
+/* TRUE when the policy changes attention rows (LM-Infinite's Λ mask):
+ * every row's scaled logits over slots 0 .. slot then go through
+ * _lsc_kv_fix_row () before the softmax (q: the row's query after RoPE,
+ * scale its logit scale, thread its OpenMP thread). */
+gboolean _lsc_kv_fixes_rows (const LscSession *s);
+void _lsc_kv_fix_row (LscSession *s, int layer, int head, int pos, int slot, const float *q,
+                      float *scores, float scale, int thread);
 /* Before an evaluation of n tokens: which rows the policy scores. */
 void _lsc_kv_begin_eval (LscSession *s, int n);
 /* TRUE while the current evaluation's rows add to per-thread sums. */

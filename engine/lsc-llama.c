@@ -427,6 +427,8 @@ _lsc_attend_row (LscSession *s, int l, int h, int pos, const float *q, float *ou
         score += (double) q[i] * k[i];
       att[t - first] = (float) (score * row_scale);
     }
+  /* LM-Infinite's Λ mask and distance cap (windows never come with a KV policy: first is 0) */
+  _lsc_kv_fix_row (s, l, h, pos, slot, q, att, row_scale, omp_get_thread_num ());
   /* keys a plugin or KV policy hides */
   if (s->params.hooks.mask_row != NULL)
     {
@@ -500,7 +502,7 @@ forward_token (LscSession *s, int token, int pos, int nth, float *logits, LscCan
       int slot = _lsc_kv_slot0 (s, l) + nth;
       memcpy (key_cache + (size_t) slot * kv_dim, s->k, kv_dim * sizeof (float));
       memcpy (value_cache + (size_t) slot * kv_dim, s->v, kv_dim * sizeof (float));
-      _lsc_kv_rotate (s, l, slot + 1);
+      _lsc_kv_prepare_keys (s, l, slot + 1);
 
       /* multi-head attention over positions [first, pos]; query head h reads KV head h / group */
       for (int h = 0; h < c->n_heads; h++)

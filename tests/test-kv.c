@@ -62,6 +62,8 @@ policy_from_json (json_object *o, LscKvPolicy *p)
   p->beta = get_int (o, "beta", p->beta);
   p->span = get_int (o, "span", p->span);
   p->overlap = get_int (o, "overlap", p->overlap);
+  p->n_global = get_int (o, "global", p->n_global);
+  p->n_local = get_int (o, "local", p->n_local);
   if (json_object_object_get_ex (o, "pooling", &v))
     p->pooling = strcmp (json_object_get_string (v), "max") == 0 ? LSC_KV_POOL_MAX
                                                                  : LSC_KV_POOL_AVG;
@@ -86,6 +88,8 @@ case_n_ctx (const LscKvPolicy *p, json_object *evals)
     return MIN (total, p->n_heavy + p->n_recent + largest);
   if (p->kind == LSC_KV_LACACHE)
     return MIN (total, p->capacity + 2 + largest);
+  if (p->kind == LSC_KV_LM_INFINITE)
+    return MIN (total, p->n_global + p->n_local - 1 + largest);
   return total;
 }
 
@@ -242,6 +246,8 @@ test_policy_check (void)
     { LSC_KV_LACACHE, 7, 0, "lacache: span must be at least 1, not 0" },
     { LSC_KV_LACACHE, 8, 16, "lacache: overlap must be at least 0 and below the span (16), not 16" },
     { LSC_KV_LACACHE, 3, 4, "lacache: capacity (4) must be larger than the sink (4)" },
+    { LSC_KV_LM_INFINITE, 9, -1, "lm-infinite: global must be at least 0, not -1" },
+    { LSC_KV_LM_INFINITE, 10, 0, "lm-infinite: local must be at least 1, not 0" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
     {
@@ -249,7 +255,7 @@ test_policy_check (void)
       lsc_kv_policy_init (&p, bad[i].kind);
       g_assert_null (lsc_kv_policy_check (&p));
       int *fields[] = { &p.n_sink, &p.n_recent, &p.n_heavy, &p.capacity, &p.window, &p.kernel,
-                        &p.beta, &p.span, &p.overlap };
+                        &p.beta, &p.span, &p.overlap, &p.n_global, &p.n_local };
       *fields[bad[i].field] = bad[i].value;
       g_autofree char *msg = lsc_kv_policy_check (&p);
       g_assert_cmpstr (msg, ==, bad[i].message);
@@ -562,7 +568,7 @@ test_estimate (void)
   g_autoptr(GError) error = NULL;
   g_autoptr(LscModel) model = load_fixture_model ("kv/tiny-mha");
   static const LscKvPolicyKind kinds[] = { LSC_KV_STREAMING_LLM, LSC_KV_H2O, LSC_KV_SNAPKV,
-                                           LSC_KV_PYRAMIDKV };
+                                           LSC_KV_PYRAMIDKV, LSC_KV_LACACHE, LSC_KV_LM_INFINITE };
   gint32 prompt[100];
   fill_tokens (prompt, 100, 128, 5);
   for (guint i = 0; i < G_N_ELEMENTS (kinds); i++)
@@ -577,6 +583,8 @@ test_estimate (void)
         lsc_kv_policy_init (&ep.session.kv_policy, kinds[i]);
         ep.session.kv_policy.n_recent = 10;
         ep.session.kv_policy.capacity = 40;
+        ep.session.kv_policy.n_local = 30;
+        ep.session.kv_policy.span = 2;    /* lacache: a ladder for 4 layers */
         ep.prefill_gflops = ep.decode_gbps = 1;
         LscEstimate e;
         g_assert_true (lsc_estimate_run (model, &ep, &e, &error));

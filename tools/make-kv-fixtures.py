@@ -12,6 +12,13 @@
 #   snapkv         FasterDecoding/SnapKV SnapKVCluster.update_kv
 #   pyramidkv      Zefan-Cai/PyramidKV PyramidKVCluster.update_kv
 #   lacache        GATECH-EIC/LaCache ppl/lacache/kv_cache.py LaCache.__call__
+#   lm-infinite    Glaciohound/LM-Infinite models/llama.py + lambda_attention.py
+#                  (convert_llama_model: limit_distance = local_branch); per
+#                  row the rule its four modes compute: keys p - j < local at
+#                  their true distance, global keys beyond at the distance
+#                  cap (query rotated at local, key unrotated), others hidden.
+#                  The reference keeps every key; the engine evicts those no
+#                  later query can see, which changes no logit.
 #
 # LaCache is transcribed with one deviation, which the engine shares: where
 # the reference's arithmetic would repeat tokens (a first eviction smaller
@@ -206,12 +213,25 @@ class Run:
             if self.pos_shift:   # pre-RoPE keys rotated at their slot
                 keys = torch.stack([m.rope(keys[:, j], j) for j in range(keys.shape[1])], dim=1)
             total = base + n
+            kpos = self.pos[l][0]                                   # original positions
+            qpos = torch.arange(self.stream, self.stream + n)
             out = torch.zeros(n, m.H, m.hd, dtype=torch.float64)
             probs = torch.zeros(m.H, n, total, dtype=torch.float64)
             for hq in range(m.H):
                 kv = hq // m.G
                 s = (q[:, hq] @ keys[kv].T) / math.sqrt(m.hd)          # (n, total)
                 mask = torch.arange(total)[None, :] > (base + torch.arange(n))[:, None]
+                if self.kind == "lm-infinite":
+                    far = (qpos[:, None] - kpos[None, :]) >= self.p["local"]
+                    glob = far & (kpos[None, :] < self.p["global"])
+                    # stationary: the query (before RoPE) rotated at `local`, the key unrotated
+                    q_raw = torch.stack([m.rope(q[i, hq], -int(qpos[i])) for i in range(n)])
+                    q_stat = m.rope(q_raw, self.p["local"])
+                    k_raw = torch.stack([m.rope(self.k[l][kv, j], -int(kpos[j]))
+                                         for j in range(total)])
+                    stat = (q_stat @ k_raw.T) / math.sqrt(m.hd)
+                    s = torch.where(glob, stat, s)
+                    mask = mask | (far & ~glob)
                 s = s.masked_fill(mask, -math.inf)
                 p = torch.softmax(s, dim=-1)
                 probs[hq] = p
@@ -266,6 +286,13 @@ class Run:
                 length = self.k[l].shape[1]
                 if length > p["sink"] + p["recent"]:
                     slots = list(range(p["sink"])) + list(range(length - p["recent"], length))
+                    self.keep(l, [slots] * m.Hkv)
+        elif self.kind == "lm-infinite":
+            for l in range(m.L):
+                pos = self.pos[l][0].tolist()
+                slots = [j for j, pj in enumerate(pos)
+                         if pj < p["global"] or self.stream - pj < p["local"]]
+                if len(slots) < len(pos):
                     self.keep(l, [slots] * m.Hkv)
         elif self.kind == "lacache":
             keep = self.ladder(self.k[0].shape[1])
@@ -365,6 +392,12 @@ CASES = [
                                             "span": 1, "overlap": 0}, [16] + [1] * 24),
     ("lacache-gqa", "hf/llama-rope-none", {"kind": "lacache", "capacity": 8, "sink": 1, "span": 1,
                                            "overlap": 0}, [6, 6] + [1] * 12),
+    ("lm-infinite", "kv/tiny-mha", {"kind": "lm-infinite", "global": 2, "local": 6},
+     [20] + [1] * 8),
+    ("lm-infinite-chunks", "kv/tiny-mha", {"kind": "lm-infinite", "global": 3, "local": 5},
+     [4, 4, 4, 4, 3] + [1] * 6),
+    ("lm-infinite-gqa", "hf/llama-rope-none", {"kind": "lm-infinite", "global": 1, "local": 7},
+     [18] + [1] * 6),
     ("full", "kv/tiny-mha", {"kind": "full"}, [10, 1, 1, 1]),
 ]
 
