@@ -4,13 +4,15 @@
  * policy (lsc-kv.h), compared step by step with the full cache.
  *
  *   "kv": {
- *     "policy": "h2o",          streaming-llm, h2o, snapkv, pyramidkv, lacache or lm-infinite
+ *     "policy": "h2o",          streaming-llm, h2o, snapkv, pyramidkv, lacache, lm-infinite
+ *                               or think
  *     "sink": 4, "recent": 512,                       streaming-llm
  *     "heavy": 4, "recent": 512,                      h2o
  *     "capacity": 2048, "window": 32, "kernel": 5,    snapkv, pyramidkv (+ "beta": 20)
  *     "pooling": "avg" | "max",
  *     "capacity": 256, "sink": 4, "span": 16, "overlap": 0   lacache
  *     "global": 10, "local": 4096                      lm-infinite
+ *     "ratio": 0.4, "recent": 32                       think
  *                               (defaults: lsc_kv_policy_init ())
  *     "chunk": 0,               the prompt is fed this many tokens at a time (0: at once)
  *     "compare": true           also run the full cache: KL and top-1 agreement per step
@@ -66,7 +68,7 @@ static const struct {
 } int_keys[] = {
   { "sink", G_STRUCT_OFFSET (LscKvPolicy, n_sink), 1 << LSC_KV_STREAMING_LLM | 1 << LSC_KV_LACACHE },
   { "recent", G_STRUCT_OFFSET (LscKvPolicy, n_recent),
-    1 << LSC_KV_STREAMING_LLM | 1 << LSC_KV_H2O },
+    1 << LSC_KV_STREAMING_LLM | 1 << LSC_KV_H2O | 1 << LSC_KV_THINK },
   { "heavy", G_STRUCT_OFFSET (LscKvPolicy, n_heavy), 1 << LSC_KV_H2O },
   { "capacity", G_STRUCT_OFFSET (LscKvPolicy, capacity),
     1 << LSC_KV_SNAPKV | 1 << LSC_KV_PYRAMIDKV | 1 << LSC_KV_LACACHE },
@@ -84,7 +86,7 @@ parse_run (LscJobKvRun *run, const char *job, const char *at, json_object *obj, 
 {
   static const char *const known[] = { "policy", "sink", "recent", "heavy", "capacity", "window",
                                        "kernel", "pooling", "beta", "span", "overlap", "global",
-                                       "local", "chunk", "compare", NULL };
+                                       "local", "ratio", "chunk", "compare", NULL };
   json_object *v;
 
   run->compare = TRUE;
@@ -98,8 +100,8 @@ parse_run (LscJobKvRun *run, const char *job, const char *at, json_object *obj, 
   if (v == NULL || !json_object_is_type (v, json_type_string)
       || !lsc_kv_policy_from_string (json_object_get_string (v), &kind) || kind == LSC_KV_FULL)
     return bad (error, job, at, "policy",
-                "\"streaming-llm\", \"h2o\", \"snapkv\", \"pyramidkv\", \"lacache\" or "
-                "\"lm-infinite\"", v);
+                "\"streaming-llm\", \"h2o\", \"snapkv\", \"pyramidkv\", \"lacache\", "
+                "\"lm-infinite\" or \"think\"", v);
   lsc_kv_policy_init (&run->policy, kind);
   const char *name = lsc_kv_policy_name (kind);
 
@@ -134,6 +136,18 @@ parse_run (LscJobKvRun *run, const char *job, const char *at, json_object *obj, 
         run->policy.pooling = LSC_KV_POOL_MAX;
       else
         return bad (error, job, at, "pooling", "\"avg\" or \"max\"", v);
+    }
+  if ((v = json_object_object_get (obj, "ratio")) != NULL)
+    {
+      if (kind != LSC_KV_THINK)
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: %s.ratio: the %s policy has no ratio", job, at, name);
+          return FALSE;
+        }
+      if (!(json_object_is_type (v, json_type_int) || json_object_is_type (v, json_type_double)))
+        return bad (error, job, at, "ratio", "a number in [0, 1)", v);
+      run->policy.ratio = json_object_get_double (v);
     }
   g_autofree char *wrong = lsc_kv_policy_check (&run->policy);
   if (wrong != NULL)
@@ -191,6 +205,8 @@ _lsc_job_kv_policy_to_json (const LscKvPolicy *p)
     if (int_keys[i].policies & (1u << p->kind))
       json_object_object_add (o, int_keys[i].key,
                               json_object_new_int (G_STRUCT_MEMBER (int, p, int_keys[i].offset)));
+  if (p->kind == LSC_KV_THINK)
+    json_object_object_add (o, "ratio", json_object_new_double (p->ratio));
   if (p->kind == LSC_KV_SNAPKV || p->kind == LSC_KV_PYRAMIDKV)
     json_object_object_add (o, "pooling",
                             json_object_new_string (p->pooling == LSC_KV_POOL_MAX ? "max" : "avg"));
@@ -268,8 +284,20 @@ _lsc_job_kv_write (const LscJobKv *kv, int run, const LscSession *session, int n
   g_autofree char *prefix = kv->list ? g_strdup_printf ("kv.%d.", run) : g_strdup ("kv.");
   g_autofree char *evicted_name = g_strconcat (prefix, "evicted_at", NULL);
   g_autofree char *score_name = g_strconcat (prefix, "score", NULL);
+  g_autofree char *pruned_name = g_strconcat (prefix, "pruned", NULL);
+  g_autofree gint32 *pruned = NULL;
+  gint64 pshape[3] = { L, H, lsc_kv_log_get_head_dim (log) };
+  if (policy->kind == LSC_KV_THINK)
+    {
+      pruned = g_new (gint32, (gsize) L * H * pshape[2]);
+      for (int l = 0; l < L; l++)
+        for (int h = 0; h < H; h++)
+          for (int ch = 0; ch < pshape[2]; ch++)
+            pruned[((gsize) l * H + h) * pshape[2] + ch] = lsc_kv_log_channel_pruned (log, l, h, ch);
+    }
   if (!lsc_tensor_writer_add_i32 (writer, evicted_name, 3, shape, evicted)
-      || !lsc_tensor_writer_add_f32 (writer, score_name, 3, shape, score))
+      || !lsc_tensor_writer_add_f32 (writer, score_name, 3, shape, score)
+      || (pruned != NULL && !lsc_tensor_writer_add_i32 (writer, pruned_name, 3, pshape, pruned)))
     {
       g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID, "%s written twice", evicted_name);
       return FALSE;

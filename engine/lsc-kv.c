@@ -26,6 +26,8 @@ struct _LscKvLog {
   int n_layers, n_heads;
   int n_positions;           /* tokens the stream has held */
   int cap;                   /* positions allocated */
+  int head_dim;
+  guint8 *pruned;            /* think: (n_layers, n_heads, head_dim) 1 = channel dropped */
   gint32 *evicted_at;        /* (cap, n_layers, n_heads): -1 while cached */
   float *score;              /* (cap, n_layers, n_heads) */
   GArray *steps;             /* int: stream length after each evaluation */
@@ -50,6 +52,8 @@ struct _LscKvState {
   float *stat_cos, *stat_sin;   /* lm-infinite: (n_ctx, head_dim / 2) angle local - p of the
                                    evaluation's rows */
   float *stat_q;             /* lm-infinite: (n_threads, head_dim) a row's query at `local` */
+  double *qsq;               /* think: (n_threads, n_heads, head_dim) one layer's sums of q_c^2 */
+  double *qn;                /* think: (n_layers, n_heads, head_dim) sums over the last rows */
   int la_cursor;             /* lacache: the first slot not laddered yet */
   int la_capacity;           /* lacache: cache_size, with the compensation once added */
   gboolean la_compensated;
@@ -57,7 +61,11 @@ struct _LscKvState {
 };
 
 static const char *const policy_names[] = { "full", "streaming-llm", "h2o", "snapkv", "pyramidkv",
-                                             "lacache", "lm-infinite" };
+                                             "lacache", "lm-infinite", "think" };
+
+/* ThinK scores channels with the last THINK_QUERIES query rows of the
+ * prompt (hard-coded in key_pruner_query_driven). */
+#define THINK_QUERIES 32
 
 void
 lsc_kv_policy_init (LscKvPolicy *p, LscKvPolicyKind kind)
@@ -96,6 +104,10 @@ lsc_kv_policy_init (LscKvPolicy *p, LscKvPolicyKind kind)
     case LSC_KV_LM_INFINITE:
       p->n_global = 10;
       p->n_local = 4096;
+      break;
+    case LSC_KV_THINK:
+      p->ratio = 0.4;
+      p->n_recent = 32;
       break;
     case LSC_KV_FULL:
     default:
@@ -173,6 +185,12 @@ lsc_kv_policy_check (const LscKvPolicy *p)
         return g_strdup_printf ("%s: global must be at least 0, not %d", name, p->n_global);
       if (p->n_local < 1)
         return g_strdup_printf ("%s: local must be at least 1, not %d", name, p->n_local);
+      return NULL;
+    case LSC_KV_THINK:
+      if (!(p->ratio >= 0.0 && p->ratio < 1.0))
+        return g_strdup_printf ("%s: ratio must be in [0, 1), not %g", name, p->ratio);
+      if (p->n_recent < 0)
+        return g_strdup_printf ("%s: recent must be at least 0, not %d", name, p->n_recent);
       return NULL;
     default:
       return g_strdup_printf ("unknown KV policy %d", p->kind);
@@ -300,18 +318,22 @@ lsc_kv_policy_slots (const LscKvPolicy *p, int n_prompt, int chunk, int max_toke
 /* ---- the log ---- */
 
 static void
-log_init (LscKvLog *log, const LscKvPolicy *policy, int n_layers, int n_heads)
+log_init (LscKvLog *log, const LscKvPolicy *policy, int n_layers, int n_heads, int head_dim)
 {
   memset (log, 0, sizeof *log);
   log->policy = *policy;
   log->n_layers = n_layers;
   log->n_heads = n_heads;
+  log->head_dim = head_dim;
   log->steps = g_array_new (FALSE, FALSE, sizeof (int));
+  if (policy->kind == LSC_KV_THINK)
+    log->pruned = g_new0 (guint8, (gsize) n_layers * n_heads * head_dim);
 }
 
 static void
 log_clear (LscKvLog *log)
 {
+  g_clear_pointer (&log->pruned, g_free);
   g_clear_pointer (&log->evicted_at, g_free);
   g_clear_pointer (&log->score, g_free);
   g_clear_pointer (&log->steps, g_array_unref);
@@ -347,7 +369,24 @@ log_append (LscKvLog *log, int n)
 static guint64
 log_bytes (const LscKvLog *log)
 {
-  return (guint64) log->cap * log->n_layers * log->n_heads * (sizeof (gint32) + sizeof (float));
+  return (guint64) log->cap * log->n_layers * log->n_heads * (sizeof (gint32) + sizeof (float))
+         + (log->pruned != NULL ? (guint64) log->n_layers * log->n_heads * log->head_dim : 0);
+}
+
+gboolean
+lsc_kv_log_channel_pruned (const LscKvLog *log, int layer, int head, int channel)
+{
+  g_return_val_if_fail (layer >= 0 && layer < log->n_layers && head >= 0 && head < log->n_heads
+                          && channel >= 0 && channel < log->head_dim,
+                        FALSE);
+  return log->pruned != NULL
+         && log->pruned[((gsize) layer * log->n_heads + head) * log->head_dim + channel];
+}
+
+int
+lsc_kv_log_get_head_dim (const LscKvLog *log)
+{
+  return log->head_dim;
 }
 
 const LscKvPolicy *
@@ -424,7 +463,7 @@ lsc_kv_log_new_from_data (const LscKvPolicy *policy, int n_layers, int n_heads, 
 {
   g_return_val_if_fail (n_layers > 0 && n_heads > 0 && n_positions >= 0 && n_steps >= 0, NULL);
   LscKvLog *log = g_new0 (LscKvLog, 1);
-  log_init (log, policy, n_layers, n_heads);
+  log_init (log, policy, n_layers, n_heads, 0);
   log_append (log, n_positions);
   for (int l = 0; l < n_layers; l++)
     for (int h = 0; h < n_heads; h++)
@@ -496,6 +535,8 @@ _lsc_kv_state_bytes (const LscModelConfig *c, const LscSessionParams *params)
   if (p->kind == LSC_KV_LM_INFINITE)
     bytes += ((guint64) p->n_global * (c->n_kv_heads + 1) + n_ctx + params->n_threads)
              * c->head_dim * sizeof (float);
+  if (p->kind == LSC_KV_THINK)
+    bytes += (L + params->n_threads) * H * c->head_dim * sizeof (double);
   return bytes;
 }
 
@@ -503,6 +544,8 @@ guint64
 _lsc_kv_log_bytes (const LscModelConfig *c, const LscKvPolicy *p, int chunk, int n_prompt,
                    int n_pos)
 {
+  guint64 pruned = p->kind == LSC_KV_THINK ? (guint64) c->n_layers * c->n_kv_heads * c->head_dim
+                                           : 0;
   if (p->kind == LSC_KV_FULL)
     return 0;
   int cap = 0, step = chunk > 0 ? chunk : MAX (n_prompt, 1);
@@ -511,7 +554,7 @@ _lsc_kv_log_bytes (const LscModelConfig *c, const LscKvPolicy *p, int chunk, int
     cap = _lsc_ssm_store_grow (cap, r);
   for (int r = n_prompt + 1; r <= n_pos; r++)
     cap = _lsc_ssm_store_grow (cap, r);
-  return (guint64) cap * c->n_layers * c->n_kv_heads * (sizeof (gint32) + sizeof (float));
+  return (guint64) cap * c->n_layers * c->n_kv_heads * (sizeof (gint32) + sizeof (float)) + pruned;
 }
 
 guint64
@@ -599,7 +642,12 @@ _lsc_kv_init (LscSession *s, GError **error)
       kv->stat_sin = g_new (float, n_ctx * half);
       kv->stat_q = g_new (float, (gsize) kv->n_threads * c->head_dim);
     }
-  log_init (&kv->log, p, c->n_layers, c->n_kv_heads);
+  if (p->kind == LSC_KV_THINK)
+    {
+      kv->qsq = g_new0 (double, (gsize) kv->n_threads * H * c->head_dim);
+      kv->qn = g_new0 (double, L * H * c->head_dim);
+    }
+  log_init (&kv->log, p, c->n_layers, c->n_kv_heads, c->head_dim);
   return TRUE;
 }
 
@@ -623,6 +671,8 @@ _lsc_kv_free (LscSession *s)
   g_free (kv->stat_cos);
   g_free (kv->stat_sin);
   g_free (kv->stat_q);
+  g_free (kv->qsq);
+  g_free (kv->qn);
   log_clear (&kv->log);
   g_clear_pointer (&s->kv, g_free);
 }
@@ -639,7 +689,7 @@ _lsc_kv_reset (LscSession *s)
   kv->acc_from = G_MAXINT;
   LscKvPolicy policy = kv->log.policy;
   log_clear (&kv->log);
-  log_init (&kv->log, &policy, s->c.n_layers, s->c.n_kv_heads);
+  log_init (&kv->log, &policy, s->c.n_layers, s->c.n_kv_heads, s->c.head_dim);
 }
 
 const LscKvLog *
@@ -679,6 +729,8 @@ _lsc_kv_begin_eval (LscSession *s, int n)
   kv->acc_from = G_MAXINT;
   if (p->kind == LSC_KV_H2O)
     kv->acc_from = s->pos;
+  else if (p->kind == LSC_KV_THINK && kv->n_evals == 0)
+    kv->acc_from = s->pos + MAX (0, n - THINK_QUERIES);
   else if ((p->kind == LSC_KV_SNAPKV || p->kind == LSC_KV_PYRAMIDKV) && kv->n_evals == 0
            && n >= p->capacity)
     kv->acc_from = s->pos + n - p->window;
@@ -759,11 +811,23 @@ _lsc_kv_scoring (const LscSession *s)
   return s->kv != NULL && s->kv->acc_from != G_MAXINT;
 }
 
+void
+_lsc_kv_row_query (LscSession *s, int head, int pos, const float *q, int thread)
+{
+  LscKvState *kv = s->kv;
+  if (kv == NULL || kv->qsq == NULL || pos < kv->acc_from)
+    return;
+  int hd = s->c.head_dim;
+  double *sq = kv->qsq + ((gsize) thread * kv->n_heads + head) * hd;
+  for (int c = 0; c < hd; c++)
+    sq[c] += (double) q[c] * q[c];
+}
+
 float *
 _lsc_kv_row_sums (LscSession *s, int head, int pos, int thread)
 {
   LscKvState *kv = s->kv;
-  if (kv == NULL || pos < kv->acc_from)
+  if (kv == NULL || kv->acc == NULL || pos < kv->acc_from)
     return NULL;
   return kv->acc + ((gsize) thread * kv->n_heads + head) * kv->n_ctx;
 }
@@ -774,6 +838,19 @@ _lsc_kv_fold_sums (LscSession *s, int layer, int n_slots)
   LscKvState *kv = s->kv;
   if (kv == NULL || kv->acc_from == G_MAXINT)
     return;
+  if (kv->qsq != NULL)
+    {
+      int hd = s->c.head_dim;
+      gsize per = (gsize) kv->n_heads * hd;
+      double *qn = kv->qn + (gsize) layer * per;
+      for (int t = 0; t < kv->n_threads; t++)
+        for (gsize i = 0; i < per; i++)
+          {
+            qn[i] += kv->qsq[t * per + i];
+            kv->qsq[t * per + i] = 0.0;
+          }
+      return;
+    }
   gsize n_ctx = kv->n_ctx;
   float *delta = kv->delta + (gsize) layer * kv->n_heads * n_ctx;
   for (int t = 0; t < kv->n_threads; t++)
@@ -847,6 +924,11 @@ _lsc_kv_cancel_eval (LscSession *s)
     memset (kv->delta, 0, (gsize) s->c.n_layers * kv->n_heads * kv->n_ctx * sizeof (float));
   if (kv->acc != NULL)
     memset (kv->acc, 0, (gsize) kv->n_threads * kv->n_heads * kv->n_ctx * sizeof (float));
+  if (kv->qsq != NULL)
+    {
+      memset (kv->qsq, 0, (gsize) kv->n_threads * kv->n_heads * s->c.head_dim * sizeof (double));
+      memset (kv->qn, 0, (gsize) s->c.n_layers * kv->n_heads * s->c.head_dim * sizeof (double));
+    }
   kv->acc_from = G_MAXINT;
 }
 
@@ -1058,6 +1140,52 @@ log_live_scores (LscKvState *kv, int layer, int kvh, int len, const double *scor
     kv->log.score[log_index (&kv->log, layer, kvh, slot_pos[j])] = (float) score[j];
 }
 
+/* ThinK after the first evaluation of n tokens: per layer and KV head,
+ * channel scores mean(q_c^2) (the last rows, summed over the query heads)
+ * times mean(k_c^2) (every cached key); the int(head_dim * ratio) lowest
+ * are zeroed in every key but the last `recent`. */
+static void
+think_prune (LscSession *s, int n)
+{
+  LscKvState *kv = s->kv;
+  const LscModelConfig *c = &s->c;
+  int hd = c->head_dim, kv_dim = c->n_kv_heads * hd;
+  int n_prune = (int) (hd * kv->policy.ratio), n_rows = MIN (n, THINK_QUERIES);
+  g_autofree double *score = g_new (double, hd);
+  g_autofree int *order = g_new (int, hd);
+  g_autofree int *drop = g_new (int, hd);
+  for (int l = 0; l < c->n_layers; l++)
+    {
+      int len = kv->len[l], old = len - kv->policy.n_recent;
+      float *kc = s->key_cache + (gsize) l * kv->n_ctx * kv_dim;
+      for (int kvh = 0; kvh < kv->n_kv_heads; kvh++)
+        {
+          for (int ch = 0; ch < hd; ch++)
+            {
+              double q2 = 0.0, k2 = 0.0;
+              for (int g = 0; g < kv->group; g++)
+                q2 += kv->qn[((gsize) l * kv->n_heads + kvh * kv->group + g) * hd + ch];
+              for (int j = 0; j < len; j++)
+                {
+                  double k = kc[(gsize) j * kv_dim + kvh * hd + ch];
+                  k2 += k * k;
+                }
+              score[ch] = -(q2 / n_rows) * (k2 / len);   /* the lowest first */
+            }
+          if (old <= 0)
+            continue;
+          select_top (score, hd, n_prune, hd, hd, order, drop);
+          for (int i = 0; i < n_prune; i++)
+            {
+              int ch = drop[i];
+              kv->log.pruned[((gsize) l * kv->n_kv_heads + kvh) * hd + ch] = 1;
+              for (int j = 0; j < old; j++)
+                kc[(gsize) j * kv_dim + kvh * hd + ch] = 0.0f;
+            }
+        }
+    }
+}
+
 void
 _lsc_kv_end_eval (LscSession *s, int n)
 {
@@ -1182,6 +1310,8 @@ _lsc_kv_end_eval (LscSession *s, int n)
   if (ladder.active)
     kv->la_cursor = ladder.next_cursor;
 
+  if (p->kind == LSC_KV_THINK && kv->n_evals == 0)
+    think_prune (s, n);
   if (kv->delta != NULL && kv->acc_from != G_MAXINT)
     memset (kv->delta, 0, (gsize) c->n_layers * kv->n_heads * n_ctx * sizeof (float));
   kv->acc_from = G_MAXINT;

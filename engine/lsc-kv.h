@@ -54,8 +54,18 @@
  *                  still be seen, the first `global` and the last local - 1
  *                  tokens [adaptation, methods.md 3.6]: the logits are the
  *                  reference's, whose cache keeps everything.
+ *   think          (Xu et al. 2024, SalesforceAIResearch/ThinK
+ *                  key_pruner_query_driven): once, after the first
+ *                  evaluation, each KV head scores its key channels by
+ *                  mean(q_c^2) over the last 32 query rows times mean(k_c^2)
+ *                  over the cached keys, and drops the int(head_dim * ratio)
+ *                  lowest channels from every key but the last `recent`
+ *                  (the channels are zeroed in the cache: the logits are
+ *                  those of the pruned keys; no memory is saved). No token
+ *                  is evicted. Scores of the query heads of a KV head are
+ *                  summed.
  *
- * H2O, SnapKV, PyramidKV and LM-Infinite keep keys after RoPE at their
+ * H2O, SnapKV, PyramidKV, LM-Infinite and ThinK keep keys after RoPE at their
  * original positions, and new queries use their true position.
  *
  * Grouped-query attention [adaptation, methods.md 0.2 (b)]: the cache is not
@@ -95,6 +105,7 @@ typedef enum {
   LSC_KV_PYRAMIDKV,
   LSC_KV_LACACHE,
   LSC_KV_LM_INFINITE,
+  LSC_KV_THINK,
 } LscKvPolicyKind;
 
 typedef enum {
@@ -105,7 +116,7 @@ typedef enum {
 typedef struct {
   LscKvPolicyKind kind;
   int n_sink;               /* streaming-llm, lacache: start_size */
-  int n_recent;             /* streaming-llm: recent_size; h2o: recent_size */
+  int n_recent;             /* streaming-llm, h2o, think: recent_size */
   int n_heavy;              /* h2o: hh_size */
   int capacity;             /* snapkv / pyramidkv: max_capacity_prompt (average per layer);
                                lacache: cache_size */
@@ -115,6 +126,7 @@ typedef struct {
   int beta;                 /* pyramidkv: the smallest budget is (capacity - window) / beta */
   int span, overlap;        /* lacache: layers a token's ladder step spans, and their overlap */
   int n_global, n_local;    /* lm-infinite: global_branch and local_branch (= limit_distance) */
+  double ratio;             /* think: pruning_ratio, the fraction of key channels dropped */
 } LscKvPolicy;
 
 /* policy <- kind with the reference code's defaults: streaming-llm sink 4,
@@ -123,9 +135,11 @@ typedef struct {
  * (SnapKVCluster); pyramidkv capacity 2048, window 8, kernel 7, max, beta
  * 20 (the KVCache-Factory runner); lacache capacity 256, sink 4, span 16,
  * overlap 0 (the perplexity runner); lm-infinite global 10, local 4096
- * (the README's convert_llama_model (model, 4096, 10) for Llama-2). */
+ * (the README's convert_llama_model (model, 4096, 10) for Llama-2); think
+ * ratio 0.4, recent 32. */
 void lsc_kv_policy_init (LscKvPolicy *policy, LscKvPolicyKind kind);
-/* "full", "streaming-llm", "h2o", "snapkv", "pyramidkv", "lacache", "lm-infinite" */
+/* "full", "streaming-llm", "h2o", "snapkv", "pyramidkv", "lacache", "lm-infinite",
+ * "think" */
 const char *lsc_kv_policy_name (LscKvPolicyKind kind);
 gboolean lsc_kv_policy_from_string (const char *name, LscKvPolicyKind *kind);
 /* NULL when the policy's parameters are usable, else what is wrong
@@ -170,6 +184,10 @@ float lsc_kv_log_score (const LscKvLog *log, int layer, int head, int pos);
 gboolean lsc_kv_log_alive (const LscKvLog *log, int layer, int head, int pos, int length);
 /* Cached positions of (layer, head) now. */
 int lsc_kv_log_count_alive (const LscKvLog *log, int layer, int head);
+/* ThinK: whether (layer, head) dropped key channel c (0 .. head_dim - 1)
+ * from its older keys; FALSE for every other policy. */
+gboolean lsc_kv_log_channel_pruned (const LscKvLog *log, int layer, int head, int channel);
+int lsc_kv_log_get_head_dim (const LscKvLog *log);
 
 /* A log read back from saved results: evicted_at and scores are (n_layers,
  * n_heads, n_positions), steps (n_steps); all copied. */

@@ -445,6 +445,7 @@ attention_rows (LscSession *s, int l, int start, int slot0, int T, float *out)
                                            hd, att, slot - first + 1, row_scale, lse);
           _lsc_attention_put (s->attention, l, h, pos, q, lse, row_scale);
         }
+      _lsc_kv_row_query (s, h, pos, q, omp_get_thread_num ());
       float *sums = _lsc_kv_row_sums (s, h, pos, omp_get_thread_num ());
       if (sums != NULL)
         for (int j = first; j <= slot; j++)
@@ -538,6 +539,8 @@ attention_block (LscSession *s, int l, int start, int slot0, int T, float *out,
                                                row + (first - lo), slot - first + 1, row_scale, lse);
               _lsc_attention_put (s->attention, l, h, pos, q, lse, row_scale);
             }
+          _lsc_kv_row_query (s, h, pos, f->q + (size_t) (t0 + t) * q_dim + h * hd,
+                             omp_get_thread_num ());
           float *sums = _lsc_kv_row_sums (s, h, pos, omp_get_thread_num ());
           if (sums != NULL)
             for (int j = first; j <= slot; j++)

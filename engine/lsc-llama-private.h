@@ -202,6 +202,9 @@ gboolean _lsc_kv_scoring (const LscSession *s);
  * probabilities (indexed by slot) on OpenMP thread `thread`; NULL when the
  * policy does not score it. */
 float *_lsc_kv_row_sums (LscSession *s, int head, int pos, int thread);
+/* ThinK: the query (after RoPE) of the row of query head `head` at stream
+ * position pos, on OpenMP thread `thread`, for the channel scores. */
+void _lsc_kv_row_query (LscSession *s, int head, int pos, const float *q, int thread);
 /* After a layer's attention: folds the threads' sums of its first n_slots slots. */
 void _lsc_kv_fold_sums (LscSession *s, int layer, int n_slots);
 /* After an evaluation of n tokens that finished (s->pos already advanced):

@@ -441,6 +441,7 @@ _lsc_attend_row (LscSession *s, int l, int h, int pos, const float *q, float *ou
   float lse = lsc_softmax_lse (att, slot - first + 1);
   if (_lsc_attention_wants (s->attention, l, pos))
     _lsc_attention_put (s->attention, l, h, pos, q, lse, row_scale);
+  _lsc_kv_row_query (s, h, pos, q, omp_get_thread_num ());
   float *sums = _lsc_kv_row_sums (s, h, pos, omp_get_thread_num ());
   if (sums != NULL)
     for (int t = first; t <= slot; t++)

@@ -1137,10 +1137,10 @@ test_batch_kv (void)
 
   struct { const char *kv; const char *message; } bad[] = {
     { "{\"policy\": \"lru\"}", "$.kv.policy: expected \"streaming-llm\", \"h2o\", \"snapkv\", "
-      "\"pyramidkv\", \"lacache\" or \"lm-infinite\", found \"lru\"" },
+      "\"pyramidkv\", \"lacache\", \"lm-infinite\" or \"think\", found \"lru\"" },
     { "{\"policy\": \"full\"}", "$.kv.policy: expected \"streaming-llm\"" },
     { "{\"heavy\": 3}", "$.kv.policy: expected \"streaming-llm\", \"h2o\", \"snapkv\", "
-      "\"pyramidkv\", \"lacache\" or \"lm-infinite\", found nothing" },
+      "\"pyramidkv\", \"lacache\", \"lm-infinite\" or \"think\", found nothing" },
     { "{\"policy\": \"lacache\", \"window\": 3}", "$.kv.window: the lacache policy has no window" },
     { "[{\"policy\": \"h2o\"}, {\"policy\": \"snapkv\", \"kernel\": 2}]",
       "$.kv[1]: snapkv: kernel must be an odd number of at least 1, not 2" },

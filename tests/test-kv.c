@@ -64,6 +64,8 @@ policy_from_json (json_object *o, LscKvPolicy *p)
   p->overlap = get_int (o, "overlap", p->overlap);
   p->n_global = get_int (o, "global", p->n_global);
   p->n_local = get_int (o, "local", p->n_local);
+  if (json_object_object_get_ex (o, "ratio", &v))
+    p->ratio = json_object_get_double (v);
   if (json_object_object_get_ex (o, "pooling", &v))
     p->pooling = strcmp (json_object_get_string (v), "max") == 0 ? LSC_KV_POOL_MAX
                                                                  : LSC_KV_POOL_AVG;
@@ -198,6 +200,20 @@ run_case (json_object *c, gboolean reference, CaseErrors *err)
                 err->scores = MAX (err->scores, rel);
                 g_assert_cmpfloat (rel, <, 1e-4);
               }
+            /* think: the channels dropped from the older keys */
+            json_object *jpr = json_object_object_get (ev, "pruned");
+            if (jpr != NULL)
+              {
+                json_object *want_ch = json_object_array_get_idx (
+                  json_object_array_get_idx (jpr, l), h);
+                int hd = lsc_kv_log_get_head_dim (log), n_pruned = 0;
+                for (int ch = 0; ch < hd; ch++)
+                  n_pruned += lsc_kv_log_channel_pruned (log, l, h, ch);
+                g_assert_cmpint (n_pruned, ==, (int) json_object_array_length (want_ch));
+                for (size_t i = 0; i < json_object_array_length (want_ch); i++)
+                  g_assert_true (lsc_kv_log_channel_pruned (
+                    log, l, h, json_object_get_int (json_object_array_get_idx (want_ch, i))));
+              }
             g_string_free (got_s, TRUE);
             g_string_free (want_s, TRUE);
           }
@@ -248,6 +264,7 @@ test_policy_check (void)
     { LSC_KV_LACACHE, 3, 4, "lacache: capacity (4) must be larger than the sink (4)" },
     { LSC_KV_LM_INFINITE, 9, -1, "lm-infinite: global must be at least 0, not -1" },
     { LSC_KV_LM_INFINITE, 10, 0, "lm-infinite: local must be at least 1, not 0" },
+    { LSC_KV_THINK, 1, -1, "think: recent must be at least 0, not -1" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
     {
@@ -260,6 +277,11 @@ test_policy_check (void)
       g_autofree char *msg = lsc_kv_policy_check (&p);
       g_assert_cmpstr (msg, ==, bad[i].message);
     }
+  LscKvPolicy think;
+  lsc_kv_policy_init (&think, LSC_KV_THINK);
+  think.ratio = 1.0;
+  g_autofree char *ratio_msg = lsc_kv_policy_check (&think);
+  g_assert_cmpstr (ratio_msg, ==, "think: ratio must be in [0, 1), not 1");
   LscKvPolicyKind kind;
   g_assert_false (lsc_kv_policy_from_string ("h2o ", &kind));
   g_assert_true (lsc_kv_policy_from_string ("pyramidkv", &kind));
@@ -568,7 +590,8 @@ test_estimate (void)
   g_autoptr(GError) error = NULL;
   g_autoptr(LscModel) model = load_fixture_model ("kv/tiny-mha");
   static const LscKvPolicyKind kinds[] = { LSC_KV_STREAMING_LLM, LSC_KV_H2O, LSC_KV_SNAPKV,
-                                           LSC_KV_PYRAMIDKV, LSC_KV_LACACHE, LSC_KV_LM_INFINITE };
+                                           LSC_KV_PYRAMIDKV, LSC_KV_LACACHE, LSC_KV_LM_INFINITE,
+                                           LSC_KV_THINK };
   gint32 prompt[100];
   fill_tokens (prompt, 100, 128, 5);
   for (guint i = 0; i < G_N_ELEMENTS (kinds); i++)

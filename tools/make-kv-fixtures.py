@@ -12,6 +12,9 @@
 #   snapkv         FasterDecoding/SnapKV SnapKVCluster.update_kv
 #   pyramidkv      Zefan-Cai/PyramidKV PyramidKVCluster.update_kv
 #   lacache        GATECH-EIC/LaCache ppl/lacache/kv_cache.py LaCache.__call__
+#   think          SalesforceAIResearch/ThinK key_pruner_query_driven (alone,
+#                  without token selection; channel scores of the query heads
+#                  of a KV head summed)
 #   lm-infinite    Glaciohound/LM-Infinite models/llama.py + lambda_attention.py
 #                  (convert_llama_model: limit_distance = local_branch); per
 #                  row the rule its four modes compute: keys p - j < local at
@@ -74,7 +77,9 @@ class Model:
         self.dim = cfg["hidden_size"]
         self.hd = cfg.get("head_dim") or self.dim // self.H
         self.eps = cfg["rms_norm_eps"]
-        theta = cfg.get("rope_theta", 10000.0)
+        # transformers 5 writes rope_parameters.rope_theta, older versions rope_theta
+        theta = cfg.get("rope_theta") or (cfg.get("rope_parameters") or {}).get("rope_theta")
+        assert theta is not None, path
         self.inv_freq = 1.0 / theta ** (torch.arange(0, self.hd, 2, dtype=torch.float64) / self.hd)
         self.lm_head = w.get("lm_head.weight", w["model.embed_tokens.weight"])
 
@@ -189,6 +194,8 @@ class Run:
         self.n_evals = 0
         self.margin = math.inf
         self.pooled = None
+        self.last_q = []
+        self.pruned = None
 
     def evaluate(self, tokens):
         m, n = self.m, len(tokens)
@@ -236,6 +243,8 @@ class Run:
                 p = torch.softmax(s, dim=-1)
                 probs[hq] = p
                 out[:, hq] = p @ self.v[l][kv]
+            if self.kind == "think" and self.n_evals == 0:
+                self.last_q.append(q[-32:].clone())              # (rows, H, hd) after RoPE
             if self.kind == "h2o":
                 self.hh[l] = torch.cat([self.hh[l], torch.zeros(m.H, n, dtype=torch.float64)], dim=1)
                 self.hh[l] += probs.sum(1)
@@ -281,12 +290,36 @@ class Run:
     def policy(self, votes, n):
         p, m = self.p, self.m
         self.pooled = None
+        self.pruned = None
         if self.kind == "streaming-llm":
             for l in range(m.L):
                 length = self.k[l].shape[1]
                 if length > p["sink"] + p["recent"]:
                     slots = list(range(p["sink"])) + list(range(length - p["recent"], length))
                     self.keep(l, [slots] * m.Hkv)
+        elif self.kind == "think" and self.n_evals == 0:
+            # key_pruner_query_driven: score = mean(q^2) over the last 32
+            # queries x mean(k^2) over the keys; drop the int(d * ratio)
+            # lowest channels of all but the last `recent` keys
+            self.pruned = []
+            drop = int(m.hd * p["ratio"])
+            for l in range(m.L):
+                qn = (self.last_q[l] ** 2).mean(0)                   # (H, hd)
+                qn = qn.view(m.Hkv, m.G, m.hd).sum(1)                # summed over the group
+                kn = (self.k[l] ** 2).mean(1)                        # (Hkv, hd)
+                score = qn * kn
+                old = self.k[l].shape[1] - p["recent"]
+                per = []
+                for kv in range(m.Hkv):
+                    order = sorted(range(m.hd), key=lambda c: (float(score[kv, c]), c))
+                    lowest = sorted(order[:drop])
+                    if 0 < drop < m.hd:
+                        gap = float(score[kv, order[drop]] - score[kv, order[drop - 1]])
+                        self.margin = min(self.margin, gap / float(score[kv, order[drop]]))
+                    if old > 0:
+                        self.k[l][kv, :old, lowest] = 0.0
+                    per.append(lowest if old > 0 else [])
+                self.pruned.append(per)
         elif self.kind == "lm-infinite":
             for l in range(m.L):
                 pos = self.pos[l][0].tolist()
@@ -398,6 +431,8 @@ CASES = [
      [4, 4, 4, 4, 3] + [1] * 6),
     ("lm-infinite-gqa", "hf/llama-rope-none", {"kind": "lm-infinite", "global": 1, "local": 7},
      [18] + [1] * 6),
+    ("think", "kv/tiny-mha", {"kind": "think", "ratio": 0.4, "recent": 4}, [40] + [1] * 6),
+    ("think-gqa", "hf/llama-rope-none", {"kind": "think", "ratio": 0.5, "recent": 3}, [20] + [1] * 4),
     ("full", "kv/tiny-mha", {"kind": "full"}, [10, 1, 1, 1]),
 ]
 
@@ -428,6 +463,8 @@ def main():
                 e["scores"] = run.scores()
             if run.pooled is not None:
                 e["pooled"] = run.pooled
+            if run.pruned is not None:
+                e["pruned"] = run.pruned
             evals.append(e)
         margin = None if run.margin == math.inf else run.margin
         print(f"{name}: {len(evals)} evaluations, margin {margin}")
