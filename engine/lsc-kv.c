@@ -776,18 +776,24 @@ _lsc_kv_fix_row (LscSession *s, int layer, int head, int pos, int slot, const fl
   const LscModelConfig *c = &s->c;
   int hd = c->head_dim, half = hd / 2, kv_dim = c->n_kv_heads * hd, kvh = head / kv->group;
   int local = kv->policy.n_local, n_global = kv->policy.n_global;
-  float *qs = NULL;
-  /* positions grow with the slot: the keys out of the local window come first */
-  for (int j = 0; j <= slot; j++)
+  /* positions grow with the slot: the keys out of the local window are
+   * slots [0, far), found by bisection */
+  int lo = 0, hi = slot + 1;
+  while (lo < hi)
     {
-      int pj = slot_position (s, layer, kvh, j);
-      if (pos - pj < local)
-        break;
-      if (pj >= n_global)
-        {
-          scores[j] = -INFINITY;
-          continue;
-        }
+      int mid = lo + (hi - lo) / 2;
+      if (pos - slot_position (s, layer, kvh, mid) >= local)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+  int far = lo;
+  for (int j = MIN (n_global, far); j < far; j++)
+    scores[j] = -INFINITY;   /* neither global nor local: hidden */
+  float *qs = NULL;
+  for (int j = 0; j < MIN (n_global, far); j++)
+    {
+      /* slot j < n_global holds position j: nothing before it is ever evicted */
       if (qs == NULL)
         {
           /* the query rotated at the distance cap instead of its position */

@@ -21,7 +21,8 @@
  *
  * --kv runs the session under a KV policy (lsc-kv.h) keeping about
  * --kv-budget tokens (256): streaming-llm 4 sinks + the rest recent, h2o
- * half heavy half recent, snapkv / pyramidkv that capacity. The prefill
+ * half heavy half recent, snapkv / pyramidkv that capacity, lm-infinite 4
+ * global tokens and the rest local. The prefill
  * then includes the policy's scoring and compaction, and decode attends to
  * the budget only.
  *
@@ -263,6 +264,8 @@ main (int argc, char **argv)
       p.kv_policy.n_recent = kind == LSC_KV_H2O ? kv_budget / 2 : kv_budget - 4;
       p.kv_policy.n_heavy = kv_budget - kv_budget / 2;
       p.kv_policy.capacity = kv_budget;
+      p.kv_policy.n_global = 4;
+      p.kv_policy.n_local = kv_budget - 4;
       p.n_ctx = lsc_kv_policy_slots (&p.kv_policy, n_prefill, 0, n_decode + 1);
       what = g_strdup_printf ("%s, %s keeping %d tokens", g_steal_pointer (&what), kv_name,
                               kv_budget);
