@@ -67,9 +67,9 @@ static const struct {
   guint policies;          /* bits of LscKvPolicyKind */
 } int_keys[] = {
   { "sink", G_STRUCT_OFFSET (LscKvPolicy, n_sink), 1 << LSC_KV_STREAMING_LLM | 1 << LSC_KV_LACACHE },
+  { "heavy", G_STRUCT_OFFSET (LscKvPolicy, n_heavy), 1 << LSC_KV_H2O },
   { "recent", G_STRUCT_OFFSET (LscKvPolicy, n_recent),
     1 << LSC_KV_STREAMING_LLM | 1 << LSC_KV_H2O | 1 << LSC_KV_THINK },
-  { "heavy", G_STRUCT_OFFSET (LscKvPolicy, n_heavy), 1 << LSC_KV_H2O },
   { "capacity", G_STRUCT_OFFSET (LscKvPolicy, capacity),
     1 << LSC_KV_SNAPKV | 1 << LSC_KV_PYRAMIDKV | 1 << LSC_KV_LACACHE },
   { "window", G_STRUCT_OFFSET (LscKvPolicy, window), 1 << LSC_KV_SNAPKV | 1 << LSC_KV_PYRAMIDKV },
@@ -80,6 +80,110 @@ static const struct {
   { "global", G_STRUCT_OFFSET (LscKvPolicy, n_global), 1 << LSC_KV_LM_INFINITE },
   { "local", G_STRUCT_OFFSET (LscKvPolicy, n_local), 1 << LSC_KV_LM_INFINITE },
 };
+
+/* The shortest decimal that reads back as the same double (a ratio of 0.4
+ * is written 0.4, not 0.40000000000000002). */
+static json_object *
+double_to_json (double v)
+{
+  char buf[G_ASCII_DTOSTR_BUF_SIZE];
+  for (int digits = 1; digits <= 17; digits++)
+    {
+      char format[8];
+      g_snprintf (format, sizeof format, "%%.%dg", digits);
+      g_ascii_formatd (buf, sizeof buf, format, v);
+      if (g_ascii_strtod (buf, NULL) == v)
+        break;
+    }
+  return json_object_new_double_s (g_ascii_strtod (buf, NULL), buf);
+}
+
+json_object *
+lsc_batch_kv_policy_to_json (const LscKvPolicy *p, const char *name_key)
+{
+  json_object *o = json_object_new_object ();
+  json_object_object_add (o, name_key, json_object_new_string (lsc_kv_policy_name (p->kind)));
+  for (guint i = 0; i < G_N_ELEMENTS (int_keys); i++)
+    if (int_keys[i].policies & (1u << p->kind))
+      json_object_object_add (o, int_keys[i].key,
+                              json_object_new_int (G_STRUCT_MEMBER (int, p, int_keys[i].offset)));
+  if (p->kind == LSC_KV_SNAPKV || p->kind == LSC_KV_PYRAMIDKV)
+    json_object_object_add (o, "pooling",
+                            json_object_new_string (p->pooling == LSC_KV_POOL_MAX ? "max" : "avg"));
+  if (p->kind == LSC_KV_THINK)
+    json_object_object_add (o, "ratio", double_to_json (p->ratio));
+  return o;
+}
+
+gboolean
+lsc_batch_kv_policy_from_json (json_object *obj, const char *name_key, const char *file,
+                               const char *at, LscKvPolicy *policy, GError **error)
+{
+  json_object *v;
+  if (!json_object_is_type (obj, json_type_object))
+    return bad (error, file, at, "", "an object", obj);
+  v = json_object_object_get (obj, name_key);
+  LscKvPolicyKind kind;
+  if (v == NULL || !json_object_is_type (v, json_type_string)
+      || !lsc_kv_policy_from_string (json_object_get_string (v), &kind) || kind == LSC_KV_FULL)
+    return bad (error, file, at, name_key,
+                "\"streaming-llm\", \"h2o\", \"snapkv\", \"pyramidkv\", \"lacache\", "
+                "\"lm-infinite\" or \"think\"", v);
+  lsc_kv_policy_init (policy, kind);
+  const char *name = lsc_kv_policy_name (kind);
+
+  for (guint i = 0; i < G_N_ELEMENTS (int_keys); i++)
+    {
+      if ((v = json_object_object_get (obj, int_keys[i].key)) == NULL)
+        continue;
+      if (!(int_keys[i].policies & (1u << kind)))
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: %s.%s: the %s policy has no %s", file, at, int_keys[i].key, name,
+                       int_keys[i].key);
+          return FALSE;
+        }
+      if (!json_object_is_type (v, json_type_int) || json_object_get_int64 (v) < 0
+          || json_object_get_int64 (v) > 1 << 28)
+        return bad (error, file, at, int_keys[i].key, "a whole number >= 0", v);
+      G_STRUCT_MEMBER (int, policy, int_keys[i].offset) = json_object_get_int (v);
+    }
+  if ((v = json_object_object_get (obj, "pooling")) != NULL)
+    {
+      if (kind != LSC_KV_SNAPKV && kind != LSC_KV_PYRAMIDKV)
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: %s.pooling: the %s policy has no pooling", file, at, name);
+          return FALSE;
+        }
+      const char *str = json_object_is_type (v, json_type_string) ? json_object_get_string (v) : "";
+      if (strcmp (str, "avg") == 0)
+        policy->pooling = LSC_KV_POOL_AVG;
+      else if (strcmp (str, "max") == 0)
+        policy->pooling = LSC_KV_POOL_MAX;
+      else
+        return bad (error, file, at, "pooling", "\"avg\" or \"max\"", v);
+    }
+  if ((v = json_object_object_get (obj, "ratio")) != NULL)
+    {
+      if (kind != LSC_KV_THINK)
+        {
+          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
+                       "%s: %s.ratio: the %s policy has no ratio", file, at, name);
+          return FALSE;
+        }
+      if (!(json_object_is_type (v, json_type_int) || json_object_is_type (v, json_type_double)))
+        return bad (error, file, at, "ratio", "a number in [0, 1)", v);
+      policy->ratio = json_object_get_double (v);
+    }
+  g_autofree char *wrong = lsc_kv_policy_check (policy);
+  if (wrong != NULL)
+    {
+      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID, "%s: %s: %s", file, at, wrong);
+      return FALSE;
+    }
+  return TRUE;
+}
 
 static gboolean
 parse_run (LscJobKvRun *run, const char *job, const char *at, json_object *obj, GError **error)
@@ -92,69 +196,9 @@ parse_run (LscJobKvRun *run, const char *job, const char *at, json_object *obj, 
   run->compare = TRUE;
   if (!json_object_is_type (obj, json_type_object))
     return bad (error, job, at, "", "an object", obj);
-  if (!lsc_json_check_keys (obj, known, job, at, error))
+  if (!lsc_json_check_keys (obj, known, job, at, error)
+      || !lsc_batch_kv_policy_from_json (obj, "policy", job, at, &run->policy, error))
     return FALSE;
-
-  v = json_object_object_get (obj, "policy");
-  LscKvPolicyKind kind;
-  if (v == NULL || !json_object_is_type (v, json_type_string)
-      || !lsc_kv_policy_from_string (json_object_get_string (v), &kind) || kind == LSC_KV_FULL)
-    return bad (error, job, at, "policy",
-                "\"streaming-llm\", \"h2o\", \"snapkv\", \"pyramidkv\", \"lacache\", "
-                "\"lm-infinite\" or \"think\"", v);
-  lsc_kv_policy_init (&run->policy, kind);
-  const char *name = lsc_kv_policy_name (kind);
-
-  for (guint i = 0; i < G_N_ELEMENTS (int_keys); i++)
-    {
-      if ((v = json_object_object_get (obj, int_keys[i].key)) == NULL)
-        continue;
-      if (!(int_keys[i].policies & (1u << kind)))
-        {
-          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
-                       "%s: %s.%s: the %s policy has no %s", job, at, int_keys[i].key, name,
-                       int_keys[i].key);
-          return FALSE;
-        }
-      if (!json_object_is_type (v, json_type_int) || json_object_get_int64 (v) < 0
-          || json_object_get_int64 (v) > 1 << 28)
-        return bad (error, job, at, int_keys[i].key, "a whole number >= 0", v);
-      G_STRUCT_MEMBER (int, &run->policy, int_keys[i].offset) = json_object_get_int (v);
-    }
-  if ((v = json_object_object_get (obj, "pooling")) != NULL)
-    {
-      if (kind != LSC_KV_SNAPKV && kind != LSC_KV_PYRAMIDKV)
-        {
-          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
-                       "%s: %s.pooling: the %s policy has no pooling", job, at, name);
-          return FALSE;
-        }
-      const char *str = json_object_is_type (v, json_type_string) ? json_object_get_string (v) : "";
-      if (strcmp (str, "avg") == 0)
-        run->policy.pooling = LSC_KV_POOL_AVG;
-      else if (strcmp (str, "max") == 0)
-        run->policy.pooling = LSC_KV_POOL_MAX;
-      else
-        return bad (error, job, at, "pooling", "\"avg\" or \"max\"", v);
-    }
-  if ((v = json_object_object_get (obj, "ratio")) != NULL)
-    {
-      if (kind != LSC_KV_THINK)
-        {
-          g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID,
-                       "%s: %s.ratio: the %s policy has no ratio", job, at, name);
-          return FALSE;
-        }
-      if (!(json_object_is_type (v, json_type_int) || json_object_is_type (v, json_type_double)))
-        return bad (error, job, at, "ratio", "a number in [0, 1)", v);
-      run->policy.ratio = json_object_get_double (v);
-    }
-  g_autofree char *wrong = lsc_kv_policy_check (&run->policy);
-  if (wrong != NULL)
-    {
-      g_set_error (error, LSC_JOB_ERROR, LSC_JOB_ERROR_INVALID, "%s: %s: %s", job, at, wrong);
-      return FALSE;
-    }
   if ((v = json_object_object_get (obj, "chunk")) != NULL)
     {
       if (!json_object_is_type (v, json_type_int) || json_object_get_int64 (v) < 0
@@ -196,23 +240,6 @@ _lsc_job_kv_parse (LscJobKv *kv, const char *job, json_object *obj, GError **err
   return TRUE;
 }
 
-json_object *
-_lsc_job_kv_policy_to_json (const LscKvPolicy *p)
-{
-  json_object *o = json_object_new_object ();
-  json_object_object_add (o, "kind", json_object_new_string (lsc_kv_policy_name (p->kind)));
-  for (guint i = 0; i < G_N_ELEMENTS (int_keys); i++)
-    if (int_keys[i].policies & (1u << p->kind))
-      json_object_object_add (o, int_keys[i].key,
-                              json_object_new_int (G_STRUCT_MEMBER (int, p, int_keys[i].offset)));
-  if (p->kind == LSC_KV_THINK)
-    json_object_object_add (o, "ratio", json_object_new_double (p->ratio));
-  if (p->kind == LSC_KV_SNAPKV || p->kind == LSC_KV_PYRAMIDKV)
-    json_object_object_add (o, "pooling",
-                            json_object_new_string (p->pooling == LSC_KV_POOL_MAX ? "max" : "avg"));
-  return o;
-}
-
 gboolean
 _lsc_job_kv_write (const LscJobKv *kv, int run, const LscSession *session, int n_prompt,
                    const double *kl, const gboolean *agree, int n_compared, json_object *o,
@@ -225,7 +252,7 @@ _lsc_job_kv_write (const LscJobKv *kv, int run, const LscSession *session, int n
   const int *steps = lsc_kv_log_get_steps (log, &n_steps);
   const LscKvPolicy *policy = lsc_kv_log_get_policy (log);
 
-  json_object_object_add (o, "policy", _lsc_job_kv_policy_to_json (policy));
+  json_object_object_add (o, "policy", lsc_batch_kv_policy_to_json (policy, "kind"));
   json_object_object_add (o, "chunk", json_object_new_int (kv->runs[run].chunk));
   json_object_object_add (o, "n_ctx", json_object_new_int (lsc_session_get_params (session)->n_ctx));
   json_object_object_add (o, "positions", json_object_new_int (N));

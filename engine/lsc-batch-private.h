@@ -217,8 +217,6 @@ typedef struct {
 void _lsc_job_kv_clear (LscJobKv *kv);
 gboolean _lsc_job_kv_parse (LscJobKv *kv, const char *job_name, json_object *obj,
                             GError **error);
-/* {"kind": name, and the policy's parameters as a job gives them}. */
-json_object *_lsc_job_kv_policy_to_json (const LscKvPolicy *policy);
 /* Fills o (an object) with run i's results (kl and agree (n_compared) or
  * NULL) and adds its log to writer ("kv.evicted_at", or "kv.I.evicted_at"
  * when the section is a list). */

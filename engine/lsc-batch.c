@@ -1025,7 +1025,9 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
               gint64 first = progress.first_us != 0 ? progress.first_us : end;
               if (progress.tty && out->len > 0)
                 g_printerr ("\n");
-              if (i == 0)
+              /* without new tokens there is no generation to report, as
+               * without a policy (and as an application's record) */
+              if (i == 0 && gp.max_tokens > 0)
                 {
                   g_array_append_vals (all_tokens, out->data, out->len);
                   const char *text = results_add_generation (results, timings, tok, prompt, out,

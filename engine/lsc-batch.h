@@ -12,6 +12,7 @@
 #pragma once
 
 #include <glib.h>
+#include <json-c/json.h>
 
 #include "lsc-figure-spec.h"
 #include "lsc-session.h"
@@ -70,5 +71,17 @@ typedef struct {
  */
 gboolean lsc_batch_write_record (const LscBatchRecord *record, const char *output_dir,
                                  GError **error);
+
+/* A KV policy as JSON: {name_key: "h2o", and the parameters the policy
+ * takes ("heavy": 4, "recent": 512, ...)}. A job's "kv" section names the
+ * policy with "policy", results' "kv.policy" with "kind". */
+json_object *lsc_batch_kv_policy_to_json (const LscKvPolicy *policy, const char *name_key);
+/* Reads one back: the policy named by name_key and its parameters (the
+ * defaults of lsc_kv_policy_init () for those left out). A parameter of
+ * another policy, a value of the wrong type or one lsc_kv_policy_check ()
+ * refuses fails with LSC_JOB_ERROR_INVALID naming `file` and the JSON path
+ * (`at`, e.g. "$.kv.policy"). Other keys are the caller's to check. */
+gboolean lsc_batch_kv_policy_from_json (json_object *obj, const char *name_key, const char *file,
+                                        const char *at, LscKvPolicy *policy, GError **error);
 
 G_END_DECLS

@@ -1045,7 +1045,7 @@ test_batch_kv (void)
   json_object *res = run_job ("kv", job, 0, NULL);
   json_object *kv = json_object_object_get (res, "kv");
   g_assert_cmpstr (json_object_to_json_string (json_object_object_get (kv, "policy")), ==,
-                   "{ \"kind\": \"h2o\", \"recent\": 5, \"heavy\": 3 }");
+                   "{ \"kind\": \"h2o\", \"heavy\": 3, \"recent\": 5 }");
   g_assert_cmpint (json_object_get_int (json_object_object_get (kv, "chunk")), ==, 7);
   g_assert_cmpstr (json_object_to_json_string (json_object_object_get (res, "figures")), ==,
                    "[ \"t.svg\", \"kv-layers.png\", \"kv-kl.png\" ]");

@@ -329,11 +329,13 @@ test_demo_session (Fixture *f, gconstpointer data)
   g_remove (tensors);
   g_rmdir (run_dir);
 
-  /* a placeholder view has nothing to export, and says so */
+  /* a view with nothing to show has nothing to export, and says so: the
+   * demo run kept the full cache */
   lsc_window_show_view (f->win, "kv");
   g_autofree char *none = g_build_filename (f->tmpdir, "none.png", NULL);
   g_assert_false (lsc_window_export_view (f->win, none, &error));
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+  lsc_test_assert_error (error, LSC_FIGURE_ERROR, LSC_FIGURE_ERROR_NO_DATA,
+                         "There is no KV-cache figure to export", NULL);
   g_clear_error (&error);
   lsc_window_show_view (f->win, "attention");
 

@@ -6,7 +6,9 @@
  * (results.json, tensors.safetensors), timings aside; lsc_run_open reads
  * such results back into a run equal to the one exported (the same tokens,
  * statistics and, from the saved store, the same attention bit for bit).
- * Errors name the file.
+ * A run under a KV policy saves its job's "kv" section, exports the batch
+ * runner's "kv" results and reopens with its log and comparison. Errors
+ * name the file.
  */
 #include "config.h"
 
@@ -734,6 +736,300 @@ test_reopen_errors (void)
   lsc_test_assert_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_TRUNCATED, tpath, NULL);
 }
 
+/* ------------------------------------------------------------- KV policy */
+
+static LscRun *
+kv_run (const LscKvPolicy *policy, int chunk, gboolean compare, int max_tokens)
+{
+  LscRunParams p;
+  lsc_run_params_init (&p);
+  g_assert_cmpint (p.kv_policy.kind, ==, LSC_KV_FULL);
+  g_assert_cmpint (p.kv_chunk, ==, 0);
+  g_assert_true (p.kv_compare);
+  p.prompt = PROMPT;
+  p.max_tokens = max_tokens;
+  p.n_threads = 1;
+  p.capture = TRUE;   /* ignored under a policy */
+  p.kv_policy = *policy;
+  p.kv_chunk = chunk;
+  p.kv_compare = compare;
+  return run_model (LSC_DEMO_INDUCTION, &p);
+}
+
+/* The log and the comparison of two runs are the same, bit for bit. */
+static void
+assert_same_kv (LscRun *a, LscRun *b)
+{
+  const LscKvLog *x = lsc_run_get_kv (a), *y = lsc_run_get_kv (b);
+  g_assert_nonnull (x);
+  g_assert_nonnull (y);
+  g_assert_cmpmem (lsc_kv_log_get_policy (y), sizeof (LscKvPolicy), lsc_kv_log_get_policy (x),
+                   sizeof (LscKvPolicy));
+  int L = lsc_kv_log_get_n_layers (x), H = lsc_kv_log_get_n_heads (x);
+  int N = lsc_kv_log_get_n_positions (x), nx, ny;
+  g_assert_cmpint (lsc_kv_log_get_n_layers (y), ==, L);
+  g_assert_cmpint (lsc_kv_log_get_n_heads (y), ==, H);
+  g_assert_cmpint (lsc_kv_log_get_n_positions (y), ==, N);
+  const int *sx = lsc_kv_log_get_steps (x, &nx), *sy = lsc_kv_log_get_steps (y, &ny);
+  g_assert_cmpmem (sy, ny * sizeof (int), sx, nx * sizeof (int));
+  for (int l = 0; l < L; l++)
+    for (int h = 0; h < H; h++)
+      {
+        g_assert_cmpint (lsc_kv_log_count_alive (y, l, h), ==, lsc_kv_log_count_alive (x, l, h));
+        for (int pos = 0; pos < N; pos++)
+          {
+            g_assert_cmpint (lsc_kv_log_evicted_at (y, l, h, pos), ==,
+                             lsc_kv_log_evicted_at (x, l, h, pos));
+            float fx = lsc_kv_log_score (x, l, h, pos), fy = lsc_kv_log_score (y, l, h, pos);
+            g_assert_true (memcmp (&fx, &fy, sizeof fx) == 0 || (isnan (fx) && isnan (fy)));
+          }
+      }
+  const double *kx, *ky;
+  const gboolean *ax, *ay;
+  int cx, cy;
+  gboolean compared = lsc_run_get_kv_comparison (a, &kx, &ax, &cx);
+  g_assert_cmpint (lsc_run_get_kv_comparison (b, &ky, &ay, &cy), ==, compared);
+  g_assert_cmpint (cy, ==, cx);
+  if (compared)
+    {
+      g_assert_cmpmem (ky, cy * sizeof (double), kx, cx * sizeof (double));   /* %.17g */
+      g_assert_cmpmem (ay, cy * sizeof (gboolean), ax, cx * sizeof (gboolean));
+    }
+}
+
+/* A run under H2O: the session has the policy's slots and no capture, the
+ * log keeps heavy + recent tokens in every layer and head, the comparison
+ * has a step for the prompt and every new token but the last; its job's
+ * "kv" section reruns to the same results (log and KL included), and the
+ * export reopens with the same log and comparison. */
+static void
+test_kv (void)
+{
+  g_autoptr(GError) error = NULL;
+  LscKvPolicy h2o;
+  lsc_kv_policy_init (&h2o, LSC_KV_H2O);
+  h2o.n_heavy = 3;
+  h2o.n_recent = 3;
+  g_autoptr(LscRun) run = kv_run (&h2o, 0, TRUE, 8);
+
+  int n_tokens, n_prompt;
+  lsc_run_get_tokens (run, &n_tokens, &n_prompt);
+  g_assert_cmpint (n_prompt, ==, 18);
+  g_assert_cmpint (n_tokens, ==, 26);
+  const LscSessionParams *sp = lsc_session_get_params (lsc_run_get_session (run));
+  g_assert_cmpint (sp->kv_policy.kind, ==, LSC_KV_H2O);
+  g_assert_cmpint (sp->n_ctx, ==, lsc_kv_policy_slots (&h2o, n_prompt, 0, 8));
+  g_assert_false (sp->capture.enabled);
+  g_assert_null (lsc_run_get_attention (run));
+  g_assert_null (lsc_run_get_head_stats (run, NULL, NULL));
+  LscSessionParams planned;
+  lsc_run_params_get_session (lsc_run_get_params (run), NULL, n_prompt, &planned);
+  g_assert_cmpint (planned.n_ctx, ==, sp->n_ctx);
+  g_assert_false (planned.capture.enabled);
+
+  const LscKvLog *log = lsc_run_get_kv (run);
+  g_assert_nonnull (log);
+  g_assert_cmpint (lsc_kv_log_get_n_layers (log), ==, 2);
+  g_assert_cmpint (lsc_kv_log_get_n_heads (log), ==, 4);
+  /* the last new token is never evaluated */
+  g_assert_cmpint (lsc_kv_log_get_n_positions (log), ==, n_tokens - 1);
+  for (int l = 0; l < 2; l++)
+    for (int h = 0; h < 4; h++)
+      g_assert_cmpint (lsc_kv_log_count_alive (log, l, h), ==, 6);
+  const double *kl;
+  const gboolean *agree;
+  int n;
+  g_assert_true (lsc_run_get_kv_comparison (run, &kl, &agree, &n));
+  g_assert_cmpint (n, ==, 8);
+  for (int i = 0; i < n; i++)
+    g_assert_cmpfloat (kl[i], >=, -1e-9);
+
+  /* the job: the policy's own keys, no capture */
+  g_autofree char *text = lsc_run_dup_job (run, &error);
+  g_assert_no_error (error);
+  g_autoptr(json_object) job = json_tokener_parse (text);
+  g_assert_false (json_object_object_get_ex (job, "capture", NULL));
+  g_assert_cmpint (json_object_get_int (member (job, "n_ctx")), ==, sp->n_ctx);
+  g_assert_cmpstr (json_object_to_json_string_ext (member (job, "kv"), JSON_C_TO_STRING_PLAIN), ==,
+                   "{\"policy\":\"h2o\",\"heavy\":3,\"recent\":3,\"chunk\":0,\"compare\":true}");
+
+  /* the batch runner's results, byte for byte; read back, the same log */
+  g_autofree char *dir = check_reproduced (run);
+  g_autoptr(json_object) res = read_results (dir);
+  json_object *kv = member (res, "kv");
+  g_assert_cmpstr (json_object_get_string (member (member (kv, "policy"), "kind")), ==, "h2o");
+  g_assert_cmpint ((int) json_object_array_length (member (member (kv, "compare"), "kl")), ==, 8);
+  g_autoptr(LscRun) back = lsc_run_open (lsc_run_get_model (run), dir, &error);
+  g_assert_no_error (error);
+  assert_same_kv (run, back);
+  const LscRunParams *p2 = lsc_run_get_params (back);
+  g_assert_cmpmem (&p2->kv_policy, sizeof (LscKvPolicy), &h2o, sizeof (LscKvPolicy));
+  g_assert_cmpint (p2->kv_chunk, ==, 0);
+  g_assert_true (p2->kv_compare);
+  g_autofree char *job2 = lsc_run_dup_job (back, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (job2, ==, text);
+
+  /* StreamingLLM fed in chunks of 5, not compared: no comparison anywhere */
+  LscKvPolicy stream;
+  lsc_kv_policy_init (&stream, LSC_KV_STREAMING_LLM);
+  stream.n_sink = 2;
+  stream.n_recent = 4;
+  g_autoptr(LscRun) chunked = kv_run (&stream, 5, FALSE, 4);
+  g_assert_false (lsc_run_get_kv_comparison (chunked, &kl, &agree, &n));
+  g_assert_null (kl);
+  g_assert_cmpint (n, ==, 0);
+  int n_steps;
+  lsc_kv_log_get_steps (lsc_run_get_kv (chunked), &n_steps);
+  g_assert_cmpint (n_steps, ==, 4 + 3);   /* 18 tokens in 4 chunks, then 3 single steps */
+  g_autofree char *dir2 = check_reproduced (chunked);
+  g_autoptr(json_object) res2 = read_results (dir2);
+  g_assert_false (json_object_object_get_ex (member (res2, "kv"), "compare", NULL));
+  g_assert_cmpstr (json_object_to_json_string_ext (member (member (res2, "job"), "kv"),
+                                                   JSON_C_TO_STRING_PLAIN), ==,
+                   "{\"policy\":\"streaming-llm\",\"sink\":2,\"recent\":4,\"chunk\":5,"
+                   "\"compare\":false}");
+  g_autoptr(LscRun) back2 = lsc_run_open (lsc_run_get_model (chunked), dir2, &error);
+  g_assert_no_error (error);
+  assert_same_kv (chunked, back2);
+  g_assert_cmpint (lsc_run_get_params (back2)->kv_chunk, ==, 5);
+  g_assert_false (lsc_run_get_params (back2)->kv_compare);
+
+  /* SnapKV's pooling, PyramidKV's beta: the job names them */
+  LscKvPolicy pyramid;
+  lsc_kv_policy_init (&pyramid, LSC_KV_PYRAMIDKV);
+  pyramid.capacity = 8;
+  pyramid.window = 2;
+  pyramid.kernel = 3;
+  pyramid.beta = 2;
+  g_autoptr(LscRun) pyr = kv_run (&pyramid, 0, TRUE, 3);
+  g_autofree char *dir3 = check_reproduced (pyr);
+  g_autoptr(json_object) res3 = read_results (dir3);
+  g_assert_cmpstr (json_object_to_json_string_ext (member (member (res3, "job"), "kv"),
+                                                   JSON_C_TO_STRING_PLAIN), ==,
+                   "{\"policy\":\"pyramidkv\",\"capacity\":8,\"window\":2,\"kernel\":3,"
+                   "\"beta\":2,\"pooling\":\"max\",\"chunk\":0,\"compare\":true}");
+  g_autoptr(LscRun) back3 = lsc_run_open (lsc_run_get_model (pyr), dir3, &error);
+  g_assert_no_error (error);
+  assert_same_kv (pyr, back3);
+
+  /* LM-Infinite keeps the first `global` and the last local - 1 tokens */
+  LscKvPolicy lambda;
+  lsc_kv_policy_init (&lambda, LSC_KV_LM_INFINITE);
+  lambda.n_global = 2;
+  lambda.n_local = 6;
+  g_autoptr(LscRun) lm = kv_run (&lambda, 4, TRUE, 4);
+  for (int h = 0; h < 4; h++)
+    g_assert_cmpint (lsc_kv_log_count_alive (lsc_run_get_kv (lm), 1, h), ==, 2 + 6 - 1);
+  g_assert_cmpint (lsc_run_count_kv_pruned (lm, 0, 0, NULL), ==, -1);
+  g_autofree char *dir4 = check_reproduced (lm);
+  g_autoptr(json_object) res4 = read_results (dir4);
+  g_assert_cmpstr (json_object_to_json_string_ext (member (member (res4, "job"), "kv"),
+                                                   JSON_C_TO_STRING_PLAIN), ==,
+                   "{\"policy\":\"lm-infinite\",\"global\":2,\"local\":6,\"chunk\":4,"
+                   "\"compare\":true}");
+  g_autoptr(LscRun) back4 = lsc_run_open (lsc_run_get_model (lm), dir4, &error);
+  g_assert_no_error (error);
+  assert_same_kv (lm, back4);
+
+  /* ThinK evicts nothing and drops key channels: the job writes its ratio
+   * as given, and the channels come back with the results */
+  LscKvPolicy think;
+  lsc_kv_policy_init (&think, LSC_KV_THINK);
+  think.ratio = 0.3;
+  think.n_recent = 4;
+  g_autoptr(LscRun) th = kv_run (&think, 0, TRUE, 4);
+  const LscKvLog *th_log = lsc_run_get_kv (th);
+  int head_dim;
+  g_assert_cmpint (lsc_kv_log_count_alive (th_log, 0, 0), ==,
+                   lsc_kv_log_get_n_positions (th_log));
+  g_assert_cmpint (lsc_run_count_kv_pruned (th, 1, 2, &head_dim), ==, (int) (128 * 0.3));
+  g_assert_cmpint (head_dim, ==, 128);
+  g_autofree char *dir5 = check_reproduced (th);
+  g_autoptr(json_object) res5 = read_results (dir5);
+  g_assert_cmpstr (json_object_to_json_string_ext (member (member (res5, "job"), "kv"),
+                                                   JSON_C_TO_STRING_PLAIN), ==,
+                   "{\"policy\":\"think\",\"recent\":4,\"ratio\":0.3,\"chunk\":0,"
+                   "\"compare\":true}");
+  g_autoptr(LscRun) back5 = lsc_run_open (lsc_run_get_model (th), dir5, &error);
+  g_assert_no_error (error);
+  assert_same_kv (th, back5);
+  for (int l = 0; l < 2; l++)
+    for (int h = 0; h < 4; h++)
+      {
+        g_assert_cmpint (lsc_run_count_kv_pruned (back5, l, h, &head_dim), ==,
+                         lsc_run_count_kv_pruned (th, l, h, NULL));
+        g_assert_cmpint (head_dim, ==, 128);
+      }
+
+  /* cancelled, as every run: G_IO_ERROR_CANCELLED (the task reports the
+   * cancellation even when the worker finished first) */
+  LscRunParams cp = *lsc_run_get_params (run);
+  g_autoptr(LscRun) cancelled = lsc_run_new (lsc_run_get_model (run), &cp);
+  g_assert_false (lsc_test_execute_run (cancelled, TRUE, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+
+  /* a full-cache run has no log */
+  g_autoptr(LscRun) plain = demo_run (2, FALSE, 0.0f, 0);
+  g_assert_null (lsc_run_get_kv (plain));
+  g_assert_false (lsc_run_get_kv_comparison (plain, NULL, NULL, NULL));
+}
+
+/* Saved "kv" results that do not hold together are refused, naming the
+ * file and the field. */
+static void
+test_kv_errors (void)
+{
+  g_autoptr(GError) error = NULL;
+  LscKvPolicy h2o;
+  lsc_kv_policy_init (&h2o, LSC_KV_H2O);
+  h2o.n_heavy = 2;
+  h2o.n_recent = 2;
+  g_autoptr(LscRun) run = kv_run (&h2o, 0, TRUE, 2);
+  LscLoadedModel *demo = lsc_run_get_model (run);
+  g_autofree char *dir = scratch ("kv-errors");
+  g_assert_true (lsc_run_export (run, dir, &error));
+  g_assert_no_error (error);
+  g_autofree char *file = g_build_filename (dir, "results.json", NULL);
+  g_autofree char *good = NULL;
+  g_assert_true (g_file_get_contents (file, &good, NULL, NULL));
+
+  static const struct {
+    const char *edit;      /* JSON: replaces "kv".key */
+    const char *key;
+    const char *fragment;  /* in the message */
+  } cases[] = {
+    { "{\"kind\": \"full\"}", "policy", "$.kv.policy.kind" },
+    { "{\"kind\": \"h2o\", \"heavy\": 2, \"recent\": 0}", "policy", "recent must be at least 1" },
+    { "{\"kind\": \"h2o\", \"heavy\": -2}", "policy", "$.kv.policy.heavy" },
+    { "[3, 2]", "steps", "$.kv.steps[1]" },
+    { "[1, 2]", "steps", "$.kv.steps[1]" },
+    { "\"many\"", "positions", "$.kv.positions" },
+    { "{\"kl\": [0.5], \"agree\": []}", "compare", "$.kv.compare.agree" },
+    { "{\"kl\": [\"x\"], \"agree\": [true]}", "compare", "$.kv.compare.kl[0]" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(json_object) root = json_tokener_parse (good);
+      json_object_object_add (member (root, "kv"), cases[i].key,
+                              json_tokener_parse (cases[i].edit));
+      g_assert_true (json_object_to_file (file, root) == 0);
+      g_assert_null (lsc_run_open (demo, dir, &error));
+      g_test_message ("%s", error->message);
+      lsc_test_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, file, cases[i].fragment,
+                             NULL);
+      g_clear_error (&error);
+    }
+  /* the log needs its tensors */
+  g_autoptr(json_object) root = json_tokener_parse (good);
+  json_object_object_del (root, "tensors_file");
+  g_assert_true (json_object_to_file (file, root) == 0);
+  g_assert_null (lsc_run_open (demo, dir, &error));
+  lsc_test_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "$.tensors_file",
+                         "kv.evicted_at", NULL);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -748,5 +1044,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ui/RunExport/errors", test_errors);
   g_test_add_func ("/ui/RunExport/reopen", test_reopen);
   g_test_add_func ("/ui/RunExport/reopen-errors", test_reopen_errors);
+  g_test_add_func ("/ui/RunExport/kv", test_kv);
+  g_test_add_func ("/ui/RunExport/kv-errors", test_kv_errors);
   return g_test_run ();
 }

@@ -37,6 +37,17 @@ float_to_json (float v)
   return json_object_new_double_s (g_ascii_strtod (buf, NULL), buf);
 }
 
+/* The job's "kv" section of a run under a KV policy:
+ * {"policy": name, its parameters, "chunk", "compare"}. */
+static json_object *
+kv_to_job (const LscRunParams *p)
+{
+  json_object *kv = lsc_batch_kv_policy_to_json (&p->kv_policy, "policy");
+  json_object_object_add (kv, "chunk", json_object_new_int (p->kv_chunk));
+  json_object_object_add (kv, "compare", json_object_new_boolean (p->kv_compare));
+  return kv;
+}
+
 static json_object *
 run_to_job (LscRun *run, GError **error)
 {
@@ -81,6 +92,10 @@ run_to_job (LscRun *run, GError **error)
    * with its defaults does the same */
   if (lsc_run_get_ssm (run) != NULL)
     json_object_object_add (job, "ssm", json_object_new_object ());
+  else if (lsc_run_get_kv (run) != NULL)
+    /* under a KV policy the run captured nothing: the job's "kv" section
+     * runs the same policy on the same cache */
+    json_object_object_add (job, "kv", kv_to_job (p));
   else if (p->capture)
     {
       /* what the run captured and computed: every row, statistics with its
@@ -154,6 +169,8 @@ lsc_run_export (LscRun *run, const char *dir, GError **error)
     /* computed with LSC_RUN_SINK_TOKENS over every captured row, as the job says */
     .head_stats = lsc_run_get_head_stats (run, NULL, NULL),
   };
+  /* the policy's log is the session's; its comparison, the run's */
+  lsc_run_get_kv_comparison (run, &r.kv_kl, &r.kv_agree, &r.kv_n_compared);
   lsc_run_get_timings (run, &r.prefill_s, &r.decode_s, &r.total_s);
   return lsc_batch_write_record (&r, dir, error);
 }

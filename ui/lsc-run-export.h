@@ -6,16 +6,19 @@
  * lsc_run_save_job writes the job that reproduces the run: the model's
  * absolute path (or demo:induction), the prompt, "bos", "max_tokens",
  * "temperature", "seed", "threads", "n_ctx", "backend" (the run's choice:
- * "auto", "cpu" or "cuda"), and, when
- * the run captured attention, "capture": {"rows": "all", "stats": true,
- * "sink_tokens": LSC_RUN_SINK_TOKENS}. `longscope --batch job.json` then
- * generates the same tokens (greedy, or sampled with the same seed): the
- * run computes as a batch job does.
+ * "auto", "cpu" or "cuda"), and, when the run captured attention,
+ * "capture": {"rows": "all", "stats": true, "sink_tokens":
+ * LSC_RUN_SINK_TOKENS}; for a run under a KV policy (which captures
+ * nothing), "kv": {"policy": name, the policy's parameters, "chunk",
+ * "compare"} instead. `longscope --batch job.json` then generates the same
+ * tokens (greedy, or sampled with the same seed): the run computes as a
+ * batch job does.
  *
  * lsc_run_export writes DIR/results.json (with that job in "job") and,
  * with capture, DIR/tensors.safetensors (attn.stats.* [n_layers, n_heads]
- * F32), as `longscope --batch job.json --output DIR` writes them and with
- * the same engine code (lsc_batch_write_record).
+ * F32; under a KV policy "kv" in results.json and kv.evicted_at, kv.score
+ * in the tensors), as `longscope --batch job.json --output DIR` writes them
+ * and with the same engine code (lsc_batch_write_record).
  *
  * JSON files are written atomically (a temporary file, then rename).
  * Errors name the file or folder.

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "lsc-batch.h"
 #include "lsc-json.h"
 #include "lsc-run-open.h"
 #include "lsc-run-private.h"
@@ -345,6 +346,185 @@ read_ssm (json_object *root, const char *file, LscTensorReader *r, LscModel *mod
   return run->ssm_store != NULL;
 }
 
+/* results' "kv.policy": {"kind": name, the policy's parameters}. */
+static gboolean
+read_kv_policy (json_object *o, const char *file, const char *at, LscKvPolicy *policy,
+                GError **error)
+{
+  g_autofree char *path = g_strconcat (at, ".policy", NULL);
+  g_autoptr(GError) local = NULL;
+  if (lsc_batch_kv_policy_from_json (o, "kind", file, path, policy, &local))
+    return TRUE;
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, local->message);
+  return FALSE;
+}
+
+/* results' "kv".compare: {"kl": [...], "agree": [...], ...} as the run's
+ * comparison. */
+static gboolean
+read_kv_compare (json_object *o, const char *file, const char *at, LscRun *run, GError **error)
+{
+  g_autofree char *path = g_strconcat (at, ".compare", NULL);
+  g_autofree char *kl_path = g_strconcat (path, ".kl", NULL);
+  g_autofree char *agree_path = g_strconcat (path, ".agree", NULL);
+  if (!json_object_is_type (o, json_type_object))
+    return invalid (error, file, path, "an object", o);
+  json_object *kl = json_object_object_get (o, "kl"), *agree = json_object_object_get (o, "agree");
+  if (!json_object_is_type (kl, json_type_array))
+    return invalid (error, file, kl_path, "an array of numbers", kl);
+  int n = (int) json_object_array_length (kl);
+  if (!json_object_is_type (agree, json_type_array) || (int) json_object_array_length (agree) != n)
+    {
+      g_autofree char *want = g_strdup_printf ("an array of %d booleans (one per KL value)", n);
+      return invalid (error, file, agree_path, want, agree);
+    }
+  run->kv_kl = g_array_sized_new (FALSE, FALSE, sizeof (double), n);
+  run->kv_agree = g_array_sized_new (FALSE, FALSE, sizeof (gboolean), n);
+  for (int i = 0; i < n; i++)
+    {
+      double x;
+      json_object *a = json_object_array_get_idx (agree, i);
+      if (!read_number (json_object_array_get_idx (kl, i), &x))
+        {
+          g_autofree char *p = g_strdup_printf ("%s[%d]", kl_path, i);
+          return invalid (error, file, p, "a number or null", json_object_array_get_idx (kl, i));
+        }
+      if (!json_object_is_type (a, json_type_boolean))
+        {
+          g_autofree char *p = g_strdup_printf ("%s[%d]", agree_path, i);
+          return invalid (error, file, p, "true or false", a);
+        }
+      gboolean same = json_object_get_boolean (a);
+      g_array_append_val (run->kv_kl, x);
+      g_array_append_val (run->kv_agree, same);
+    }
+  return TRUE;
+}
+
+/* A run under a KV policy: results' "kv" section (the first run of a list
+ * of policies, whose tokens the results' are) and its kv.evicted_at and
+ * kv.score tensors (kv.0.* for a list) as the run's log and comparison. */
+static gboolean
+read_kv (json_object *root, const char *file, LscTensorReader *r, const LscModelConfig *c,
+         LscRun *run, GError **error)
+{
+  json_object *kv = json_object_object_get (root, "kv");
+  if (kv == NULL)
+    return TRUE;
+  const char *at = "$.kv", *prefix = "kv.";
+  if (json_object_is_type (kv, json_type_array))
+    {
+      if (json_object_array_length (kv) == 0)
+        return invalid (error, file, at, "a KV policy's results, or an array of them", kv);
+      kv = json_object_array_get_idx (kv, 0);
+      at = "$.kv[0]";
+      prefix = "kv.0.";
+    }
+  if (!json_object_is_type (kv, json_type_object))
+    return invalid (error, file, at, "an object", kv);
+
+  LscKvPolicy policy;
+  if (!read_kv_policy (json_object_object_get (kv, "policy"), file, at, &policy, error))
+    return FALSE;
+  json_object *v = json_object_object_get (kv, "chunk");
+  int chunk = 0;
+  if (v != NULL)
+    {
+      if (!json_object_is_type (v, json_type_int) || json_object_get_int64 (v) < 0
+          || json_object_get_int64 (v) > G_MAXINT)
+        {
+          g_autofree char *p = g_strconcat (at, ".chunk", NULL);
+          return invalid (error, file, p, "a number of tokens >= 0", v);
+        }
+      chunk = json_object_get_int (v);
+    }
+  v = json_object_object_get (kv, "positions");
+  if (!json_object_is_type (v, json_type_int) || json_object_get_int64 (v) < 0
+      || json_object_get_int64 (v) > G_MAXINT)
+    {
+      g_autofree char *p = g_strconcat (at, ".positions", NULL);
+      return invalid (error, file, p, "a number of positions >= 0", v);
+    }
+  int n_positions = json_object_get_int (v);
+
+  /* the stream's length after each evaluation: ascending, the last one
+   * every position */
+  json_object *js = json_object_object_get (kv, "steps");
+  g_autofree char *steps_path = g_strconcat (at, ".steps", NULL);
+  if (!json_object_is_type (js, json_type_array)
+      || (n_positions > 0 && json_object_array_length (js) == 0))
+    return invalid (error, file, steps_path, "an array of stream lengths", js);
+  int n_steps = (int) json_object_array_length (js);
+  g_autofree int *steps = g_new (int, MAX (n_steps, 1));
+  for (int i = 0; i < n_steps; i++)
+    {
+      v = json_object_array_get_idx (js, i);
+      gint64 prev = i > 0 ? steps[i - 1] : 0;
+      gint64 len = json_object_is_type (v, json_type_int) ? json_object_get_int64 (v) : -1;
+      if (len <= prev || len > n_positions || (i == n_steps - 1 && len != n_positions))
+        {
+          g_autofree char *p = g_strdup_printf ("%s[%d]", steps_path, i);
+          g_autofree char *want = g_strdup_printf (
+              "a stream length above %" G_GINT64_FORMAT " and at most %d, the last one %d", prev,
+              n_positions, n_positions);
+          return invalid (error, file, p, want, v);
+        }
+      steps[i] = (int) len;
+    }
+
+  if (r == NULL)
+    {
+      g_autofree char *want = g_strdup_printf ("the tensor file holding %sevicted_at", prefix);
+      return invalid (error, file, "$.tensors_file", want, NULL);
+    }
+  int L = c->n_layers, H = c->n_kv_heads;
+  gint64 shape[3] = { L, H, n_positions };
+  g_autofree char *evicted_name = g_strconcat (prefix, "evicted_at", NULL);
+  g_autofree char *score_name = g_strconcat (prefix, "score", NULL);
+  const gint32 *evicted = lsc_tensor_reader_get_i32 (r, evicted_name, 3, shape, error);
+  if (evicted == NULL)
+    return FALSE;
+  const float *score = lsc_tensor_reader_get_f32 (r, score_name, 3, shape, error);
+  if (score == NULL)
+    return FALSE;
+  /* -1 while cached, else a stream length past the position */
+  for (gsize i = 0; i < (gsize) L * H * n_positions; i++)
+    {
+      int pos = (int) (i % n_positions);
+      if (evicted[i] != -1 && (evicted[i] <= pos || evicted[i] > n_positions))
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       "%s: %s[%d][%d][%d]: expected -1 or a stream length in (%d, %d], "
+                       "found %d", lsc_tensor_reader_get_path (r), evicted_name,
+                       (int) (i / n_positions / H), (int) (i / n_positions % H), pos, pos,
+                       n_positions, evicted[i]);
+          return FALSE;
+        }
+    }
+  /* ThinK's pruned key channels: 0 or 1 per (layer, KV head, channel) */
+  if (policy.kind == LSC_KV_THINK)
+    {
+      gint64 pshape[3] = { L, H, c->head_dim };
+      g_autofree char *pruned_name = g_strconcat (prefix, "pruned", NULL);
+      const gint32 *pruned = lsc_tensor_reader_get_i32 (r, pruned_name, 3, pshape, error);
+      if (pruned == NULL)
+        return FALSE;
+      gsize np = (gsize) L * H * c->head_dim;
+      run->kv_pruned = g_new (guint8, np);
+      for (gsize i = 0; i < np; i++)
+        run->kv_pruned[i] = pruned[i] != 0;
+    }
+  json_object *compare = json_object_object_get (kv, "compare");
+  if (compare != NULL && !read_kv_compare (compare, file, at, run, error))
+    return FALSE;
+  run->kv_log = lsc_kv_log_new_from_data (&policy, L, H, n_positions, evicted, score, steps,
+                                          n_steps);
+  run->params.kv_policy = policy;
+  run->params.kv_chunk = chunk;
+  run->params.kv_compare = compare != NULL;
+  return TRUE;
+}
+
 static gboolean
 read_tensors (json_object *root, const char *file, const char *dir, LscModel *model,
               int n_tokens, LscRun *run, GError **error)
@@ -352,13 +532,14 @@ read_tensors (json_object *root, const char *file, const char *dir, LscModel *mo
   const LscModelConfig *c = lsc_model_get_config (model);
   json_object *v = json_object_object_get (root, "tensors_file");
   if (v == NULL)
-    return TRUE;
+    return read_kv (root, file, NULL, c, run, error);
   const char *name = json_object_is_type (v, json_type_string) ? json_object_get_string (v) : NULL;
   if (name == NULL || *name == '\0' || strchr (name, '/') != NULL)
     return invalid (error, file, "$.tensors_file", "a file name beside results.json", v);
   g_autofree char *path = g_build_filename (dir, name, NULL);
   g_autoptr(LscTensorReader) r = lsc_tensor_reader_open (path, error);
-  if (r == NULL || !read_stats (r, c, run, error) || !read_ssm (root, file, r, model, run, error))
+  if (r == NULL || !read_stats (r, c, run, error) || !read_ssm (root, file, r, model, run, error)
+      || !read_kv (root, file, r, c, run, error))
     return FALSE;
   if (!lsc_tensor_reader_lookup (r, "attn.store.geometry", NULL, NULL))
     return TRUE;

@@ -9,7 +9,10 @@
  *     timings, the job's settings, the per-head statistics (attn.stats.*)
  *     and, when it was saved with its store ("capture": {"store": true},
  *     always with Export Run), the attention store itself, so the Attention
- *     and Experiments views recompute exact tiles as for a live run;
+ *     and Experiments views recompute exact tiles as for a live run; a run
+ *     under a KV policy ("kv", the first policy of a list) with the
+ *     policy's log (kv.evicted_at, kv.score and "steps") and its comparison
+ *     with the full cache, for the KV Cache view (lsc_run_get_kv ());
  *   - a retrieval-head detection ("retrieval"): for the Retrieval Heads view
  *     (lsc_retrieval_detection_load ()).
  *

@@ -37,6 +37,8 @@ struct _LscRun
   char *output;
   LscHeadStats *stats;        /* (n_layers * n_heads) or NULL */
   int n_layers, n_heads;
+  GArray *kv_kl;              /* (double) KL from the full cache per step, or NULL */
+  GArray *kv_agree;           /* (gboolean) top-1 agreement per step, or NULL */
   gboolean started;
 
   /* a run opened from saved results (lsc-run-open.c) instead of run here */
@@ -44,6 +46,9 @@ struct _LscRun
   char *job_json;             /* the job that made them, as saved */
   LscAttentionStore *store;   /* (owned) read from its tensor file, or NULL */
   LscSsmStore *ssm_store;     /* (owned) Δ read from its tensor file, or NULL */
+  LscKvLog *kv_log;           /* (owned) the KV policy's log read back, or NULL */
+  guint8 *kv_pruned;          /* (n_layers, n_kv_heads, head_dim) ThinK's pruned key channels
+                                 read back, or NULL */
 };
 
 G_END_DECLS

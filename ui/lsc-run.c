@@ -22,7 +22,10 @@ lsc_run_params_init (LscRunParams *params)
     .capture = TRUE,
     .n_threads = 0,
     .backend = LSC_BACKEND_AUTO,
+    .kv_chunk = 0,
+    .kv_compare = TRUE,
   };
+  lsc_kv_policy_init (&params->kv_policy, LSC_KV_FULL);
 }
 
 static void
@@ -32,6 +35,10 @@ lsc_run_finalize (GObject *object)
   g_clear_pointer (&self->session, lsc_session_free);
   g_clear_pointer (&self->store, lsc_attention_free);
   g_clear_pointer (&self->ssm_store, lsc_ssm_store_free);
+  g_clear_pointer (&self->kv_log, lsc_kv_log_free);
+  g_free (self->kv_pruned);
+  g_clear_pointer (&self->kv_kl, g_array_unref);
+  g_clear_pointer (&self->kv_agree, g_array_unref);
   /* after the session: its hooks point into the plugins' instances */
   lsc_plugin_stack_free ((LscPluginStack *) self->params.plugins);
   g_free (self->source);
@@ -182,12 +189,15 @@ is_cancelled (gpointer data)
 typedef struct {
   LscRun *run;
   GCancellable *cancellable;
+  gint64 first_us;      /* when the first new token came, 0 before */
 } TokenData;
 
 static gboolean
 on_token (int token, int index, gpointer user_data)
 {
   TokenData *td = user_data;
+  if (td->first_us == 0)
+    td->first_us = g_get_monotonic_time ();
   int max = MAX (td->run->params.max_tokens, 1);
   set_progress (td->run, 0.1 + 0.8 * (index + 1) / max, NULL);
   return !g_cancellable_is_cancelled (td->cancellable);
@@ -201,11 +211,59 @@ lsc_run_params_get_session (const LscRunParams *params, const LscModelConfig *co
   session->n_ctx = MAX (n_prompt + MAX (params->max_tokens, 0) + 1, 16);
   session->n_threads = params->n_threads;
   session->backend = params->backend;
+  if (params->kv_policy.kind != LSC_KV_FULL)
+    {
+      /* the cache's slots, as a batch job's "kv" section sizes them; a
+       * session under a policy captures nothing */
+      session->kv_policy = params->kv_policy;
+      session->n_ctx = lsc_kv_policy_slots (&params->kv_policy, n_prompt, params->kv_chunk,
+                                            MAX (params->max_tokens, 0));
+      return;
+    }
   /* a Mamba model has no attention: its capture is Δ of every layer */
   if (config != NULL && lsc_arch_is_ssm (config->arch))
     session->ssm_capture = (LscSsmCapturePlan) { params->capture, 0, -1 };
   else
     session->capture.enabled = params->capture;
+}
+
+/* Worker thread: the run under a KV policy, as a batch job's "kv" section
+ * runs it (lsc-batch.c): the whole prompt under the policy (in chunks),
+ * then generation, the full cache alongside when compared. */
+static gboolean
+execute_kv (LscRun *self, LscModel *model, LscSession *session, const LscSessionParams *sp,
+            GArray *prompt, const LscGenerateParams *gp, GArray *generated, GArray *logprobs,
+            GCancellable *cancellable, GError **error)
+{
+  g_autoptr(LscSession) full = NULL;
+  if (self->params.kv_compare)
+    {
+      LscSessionParams fp = *sp;
+      lsc_kv_policy_init (&fp.kv_policy, LSC_KV_FULL);
+      fp.n_ctx = (int) prompt->len + MAX (self->params.max_tokens, 0);
+      full = lsc_session_new (model, &fp, error);
+      if (full == NULL)
+        return FALSE;
+    }
+  g_autoptr(GArray) kl = g_array_new (FALSE, FALSE, sizeof (double));
+  g_autoptr(GArray) agree = g_array_new (FALSE, FALSE, sizeof (gboolean));
+  TokenData td = { self, cancellable, 0 };
+  gint64 t0 = g_get_monotonic_time ();
+  if (!lsc_generate_kv (session, full, (const gint32 *) prompt->data, (int) prompt->len,
+                        self->params.kv_chunk, gp, generated, logprobs, kl, agree, on_token, &td,
+                        is_cancelled, cancellable, error))
+    return FALSE;
+  /* the prompt until the first new token, as a batch job times it */
+  gint64 end = g_get_monotonic_time ();
+  gint64 first = td.first_us != 0 ? td.first_us : end;
+  self->prefill_s = (first - t0) / 1e6;
+  self->decode_s = (end - first) / 1e6;
+  if (full != NULL)
+    {
+      self->kv_kl = g_steal_pointer (&kl);
+      self->kv_agree = g_steal_pointer (&agree);
+    }
+  return TRUE;
 }
 
 /* Phase names are translated on the main thread by the window; the worker
@@ -258,23 +316,29 @@ execute (LscRun *self, GCancellable *cancellable, GError **error)
   set_progress (self, 0.05, "prefill");
   g_autoptr(GArray) generated = g_array_new (FALSE, FALSE, sizeof (gint32));
   g_autoptr(GArray) logprobs = g_array_new (FALSE, FALSE, sizeof (double));
+  LscGenerateParams gp;
+  lsc_generate_params_init (&gp);
+  gp.max_tokens = MAX (self->params.max_tokens, 0);
+  gp.sampler.temperature = self->params.temperature;
+  gp.sampler.seed = self->params.seed;
+  gp.eos_id = lsc_tokenizer_get_eos (tok);
+  /* llama2.c checkpoints end a story with BOS */
+  if (lsc_model_get_format (model) == LSC_FORMAT_LLAMA2C)
+    gp.bos_id = lsc_tokenizer_get_bos (tok);
   gint64 tp = g_get_monotonic_time ();
-  if (self->params.max_tokens > 0)
+  if (sp.kv_policy.kind != LSC_KV_FULL)
+    {
+      if (!execute_kv (self, model, session, &sp, prompt, &gp, generated, logprobs, cancellable,
+                       error))
+        return FALSE;
+    }
+  else if (self->params.max_tokens > 0)
     {
       /* as `longscope --batch` runs a job (lsc-batch.c), so that the job
        * lsc_run_save_job writes reproduces this run exactly: the prompt but
        * its last token, then generation from the last token, stopping where
        * a batch job stops */
-      LscGenerateParams gp;
-      lsc_generate_params_init (&gp);
-      gp.max_tokens = self->params.max_tokens;
-      gp.sampler.temperature = self->params.temperature;
-      gp.sampler.seed = self->params.seed;
-      gp.eos_id = lsc_tokenizer_get_eos (tok);
-      /* llama2.c checkpoints end a story with BOS */
-      if (lsc_model_get_format (model) == LSC_FORMAT_LLAMA2C)
-        gp.bos_id = lsc_tokenizer_get_bos (tok);
-      TokenData td = { self, cancellable };
+      TokenData td = { self, cancellable, 0 };
       if (!lsc_session_eval (session, (const gint32 *) prompt->data, (int) prompt->len - 1, NULL,
                              FALSE, is_cancelled, cancellable, error))
         return FALSE;
@@ -425,6 +489,48 @@ lsc_run_get_ssm (LscRun *self)
 {
   g_return_val_if_fail (LSC_IS_RUN (self), NULL);
   return self->session != NULL ? lsc_session_get_ssm (self->session) : self->ssm_store;
+}
+
+const LscKvLog *
+lsc_run_get_kv (LscRun *self)
+{
+  g_return_val_if_fail (LSC_IS_RUN (self), NULL);
+  return self->session != NULL ? lsc_session_get_kv (self->session) : self->kv_log;
+}
+
+gboolean
+lsc_run_get_kv_comparison (LscRun *self, const double **kl, const gboolean **agree, int *n)
+{
+  g_return_val_if_fail (LSC_IS_RUN (self), FALSE);
+  gboolean compared = self->kv_kl != NULL && self->kv_agree != NULL;
+  if (kl != NULL)
+    *kl = compared ? (const double *) self->kv_kl->data : NULL;
+  if (agree != NULL)
+    *agree = compared ? (const gboolean *) self->kv_agree->data : NULL;
+  if (n != NULL)
+    *n = compared ? (int) self->kv_kl->len : 0;
+  return compared;
+}
+
+int
+lsc_run_count_kv_pruned (LscRun *self, int layer, int head, int *head_dim)
+{
+  g_return_val_if_fail (LSC_IS_RUN (self), -1);
+  const LscKvLog *log = lsc_run_get_kv (self);
+  if (head_dim != NULL)
+    *head_dim = 0;
+  if (log == NULL || lsc_kv_log_get_policy (log)->kind != LSC_KV_THINK)
+    return -1;
+  int L = lsc_kv_log_get_n_layers (log), H = lsc_kv_log_get_n_heads (log);
+  g_return_val_if_fail (layer >= 0 && layer < L && head >= 0 && head < H, -1);
+  /* a log read back has no channels: the run keeps them beside it */
+  int D = lsc_model_get_config (lsc_loaded_model_get_model (self->model))->head_dim, n = 0;
+  for (int c = 0; c < D; c++)
+    n += self->session != NULL ? lsc_kv_log_channel_pruned (log, layer, head, c)
+                               : self->kv_pruned[((gsize) layer * H + head) * D + c];
+  if (head_dim != NULL)
+    *head_dim = D;
+  return n;
 }
 
 const LscHeadStats *

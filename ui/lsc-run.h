@@ -8,6 +8,15 @@
  * capture, no per-head statistics, and no plugin applies (plugins hook
  * attention; a run of a Mamba model with plugins fails, saying so).
  *
+ * With a KV policy (kv_policy, lsc-kv.h) the run is a batch job's "kv"
+ * section: lsc_generate_kv () feeds the prompt kv_chunk tokens at a time
+ * into a cache the policy manages, then generates; with kv_compare an
+ * empty full-cache session of the same model runs alongside, giving the
+ * KL divergence and top-1 agreement per step (lsc_run_get_kv_comparison ()).
+ * The policy's log stays with the run (lsc_run_get_kv ()). Such a run
+ * captures no attention (the session refuses capture under a policy), and
+ * runs on the CPU.
+ *
  * Progress (fraction, phase) is written by the worker into a mutex-guarded
  * struct and published on the main context by one pending idle, which
  * notifies "fraction" and "phase". Cancellation goes through the
@@ -44,6 +53,9 @@ typedef struct {
   int n_threads;          /* 0: all cores */
   LscBackend backend;     /* AUTO: the GPU when there is one */
   const LscPluginStack *plugins;   /* copied (values only); NULL: none */
+  LscKvPolicy kv_policy;  /* LSC_KV_FULL: the full cache; else capture is off */
+  int kv_chunk;           /* 0: the prompt in one evaluation under a policy */
+  gboolean kv_compare;    /* TRUE: under a policy, also run the full cache */
 } LscRunParams;
 
 void lsc_run_params_init (LscRunParams *params);
@@ -51,7 +63,9 @@ void lsc_run_params_init (LscRunParams *params);
  * included) opens on a model of `config` (NULL: a transformer): for
  * lsc_estimate_run () before Run. With params->capture, a transformer's
  * session captures attention, a Mamba model's records Δ of every layer
- * (ssm_capture {TRUE, 0, -1}). Plugins' hooks are not set here. */
+ * (ssm_capture {TRUE, 0, -1}). Under a KV policy the session has the
+ * policy, n_ctx = lsc_kv_policy_slots () and no capture. Plugins' hooks are
+ * not set here. */
 void lsc_run_params_get_session (const LscRunParams *params, const LscModelConfig *config,
                                  int n_prompt, LscSessionParams *session);
 
@@ -94,6 +108,20 @@ const LscAttentionStore *lsc_run_get_attention (LscRun *self);
  * transformer, capture off, a run opened from saved results, or before
  * the run finished). Valid while the run lives. */
 const LscSsmStore *lsc_run_get_ssm (LscRun *self);
+/* The KV policy's log of a run under a policy (its session's, or read
+ * back from saved results), NULL for a full-cache run. Valid while the run
+ * lives. */
+const LscKvLog *lsc_run_get_kv (LscRun *self);
+/* The comparison of a run under a KV policy with the full cache: kl (n)
+ * KL(full || policy) in nats and agree (n) top-1 agreement, per step (the
+ * prompt, then every new token but the last). FALSE (NULL, 0) when the run
+ * was not compared. Any of the pointers may be NULL. */
+gboolean lsc_run_get_kv_comparison (LscRun *self, const double **kl, const gboolean **agree,
+                                    int *n);
+/* ThinK: how many key channels (layer, KV head) dropped from its older
+ * keys, of *head_dim; -1 (head_dim 0) for a run under another policy or
+ * none. */
+int lsc_run_count_kv_pruned (LscRun *self, int layer, int head, int *head_dim);
 /* Per-head statistics (layer * n_heads + head), NULL without capture. */
 const LscHeadStats *lsc_run_get_head_stats (LscRun *self, int *n_layers, int *n_heads);
 /* The session after the run (backend, threads, KV cache, capture store), NULL before. */

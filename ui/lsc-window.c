@@ -30,6 +30,7 @@ struct _LscWindow
   GtkCheckButton *capture_check;
   GtkSpinButton *threads_spin;
   GtkDropDown *backend_drop;
+  LscKvControls *kv_controls;
   LscPluginControls *plugin_controls;
   GtkLabel *plugins_note_label;
   GtkProgressBar *progress_bar;
@@ -39,6 +40,7 @@ struct _LscWindow
   LscAttentionView *attention_view;
   LscRetrievalView *retrieval_view;
   LscSsmView *ssm_view;
+  LscKvView *kv_view;
   LscExperimentsView *experiments_view;
 
   /* owned */
@@ -106,6 +108,7 @@ update_actions (LscWindow *self)
       g_strcmp0 (view, "attention") == 0 ? lsc_heatmap_get_source (hm) != NULL
       : g_strcmp0 (view, "retrieval") == 0 ? lsc_retrieval_view_can_export (self->retrieval_view)
       : g_strcmp0 (view, "ssm") == 0 ? lsc_ssm_view_can_export (self->ssm_view)
+      : g_strcmp0 (view, "kv") == 0 ? lsc_kv_view_can_export (self->kv_view)
       : g_strcmp0 (view, "experiments") == 0
         && lsc_experiments_view_can_export (self->experiments_view);
   g_simple_action_set_enabled (G_SIMPLE_ACTION (a), can_export);
@@ -157,6 +160,22 @@ get_run_params (LscWindow *self, LscRunParams *p)
   p->capture = gtk_check_button_get_active (self->capture_check);
   p->n_threads = gtk_spin_button_get_value_as_int (self->threads_spin);
   p->backend = backend_of_item[MIN (gtk_drop_down_get_selected (self->backend_drop), 2u)];
+  /* a Mamba model has no KV cache: its runs keep no policy (the sidebar
+   * says so and makes the group insensitive) */
+  if (!model_is_ssm (self))
+    {
+      lsc_kv_controls_get_policy (self->kv_controls, &p->kv_policy);
+      p->kv_chunk = lsc_kv_controls_get_chunk (self->kv_controls);
+      p->kv_compare = lsc_kv_controls_get_compare (self->kv_controls);
+    }
+}
+
+/* What is wrong with the sidebar's KV policy (the engine's words), or NULL;
+ * never for a Mamba model, whose runs leave the policy out. */
+static char *
+dup_kv_problem (LscWindow *self)
+{
+  return model_is_ssm (self) ? NULL : lsc_kv_controls_dup_problem (self->kv_controls);
 }
 
 /* This machine's GEMM rate and memory bandwidth, measured once (~0.1 s) on a
@@ -185,6 +204,14 @@ update_estimate (LscWindow *self)
       gtk_label_set_text (self->estimate_label, "");
       return;
     }
+  /* a policy the engine refuses cannot run at any rate */
+  g_autofree char *kv_problem = dup_kv_problem (self);
+  if (kv_problem != NULL)
+    {
+      g_autofree char *text = g_strdup_printf (_("Cannot run: %s"), kv_problem);
+      gtk_label_set_text (self->estimate_label, text);
+      return;
+    }
   if (cpu_gflops <= 0)
     {
       gtk_label_set_text (self->estimate_label, _("Estimating…"));
@@ -195,12 +222,17 @@ update_estimate (LscWindow *self)
   LscModel *model = lsc_loaded_model_get_model (self->model);
   const LscModelConfig *config = lsc_model_get_config (model);
   gboolean ssm = lsc_arch_is_ssm (config->arch);
+  /* under a KV policy the run captures nothing */
+  gboolean kv = rp.kv_policy.kind != LSC_KV_FULL;
+  gboolean capturing = rp.capture && !kv;
   LscEstimateParams ep;
   lsc_estimate_params_init (&ep);
   ep.n_prompt = self->n_prompt;
   ep.max_tokens = rp.max_tokens;
   lsc_run_params_get_session (&rp, config, self->n_prompt, &ep.session);
-  ep.stats = rp.capture && !ssm;
+  ep.kv_chunk = rp.kv_chunk;
+  ep.kv_compare = kv && rp.kv_compare;
+  ep.stats = capturing && !ssm;
   g_autoptr(GError) error = NULL;
   if (!ssm)
     {
@@ -221,9 +253,9 @@ update_estimate (LscWindow *self)
   /* on a GPU only the memory is estimated: its rates are not measured here.
    * Mamba runs on the CPU (the estimate refuses CUDA for it, in the
    * session's words) */
-  gboolean gpu = !ssm && (rp.backend == LSC_BACKEND_CUDA
-                          || (rp.backend == LSC_BACKEND_AUTO
-                              && lsc_backend_cuda_unavailable () == NULL));
+  gboolean gpu = !ssm && !kv && (rp.backend == LSC_BACKEND_CUDA
+                                 || (rp.backend == LSC_BACKEND_AUTO
+                                     && lsc_backend_cuda_unavailable () == NULL));
   if (!ssm)
     ep.session.backend = LSC_BACKEND_CPU;
   LscEstimate e;
@@ -237,11 +269,11 @@ update_estimate (LscWindow *self)
   g_autofree char *time = gpu ? g_strdup (_("time on the GPU not estimated"))
                               : format_duration (e.total_s);
   g_autofree char *capture = g_format_size (e.capture_bytes + e.pyramid_bytes);
-  g_autofree char *text = ssm && rp.capture
+  g_autofree char *text = ssm && capturing
       /* Translators: before Run on a Mamba model: the run's estimated time,
        * memory, and what of it recording the time steps Δ takes */
       ? g_strdup_printf (_("Estimate: %s, %s of memory (%s to record Δ)"), time, mem, capture)
-      : rp.capture
+      : capturing
       /* Translators: before Run: the run's estimated time, memory, and what of
        * it attention capture takes */
       ? g_strdup_printf (_("Estimate: %s, %s of memory (%s for attention capture)"), time, mem,
@@ -353,8 +385,31 @@ model_summary (LscLoadedModel *m)
                           c->dim, c->vocab_size, c->max_position);
 }
 
+/* A run under a KV policy captures no attention (the session refuses
+ * capture while a policy manages its cache): the check says so. */
+static void
+update_capture_check (LscWindow *self)
+{
+  LscKvPolicy policy;
+  lsc_kv_controls_get_policy (self->kv_controls, &policy);
+  gboolean kv = policy.kind != LSC_KV_FULL && !model_is_ssm (self);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->capture_check), !kv);
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->capture_check),
+                               kv ? _("A run under a KV policy captures no attention: choose "
+                                      "“Full cache” to capture it")
+                                  : NULL);
+}
+
+static void
+on_kv_changed (LscWindow *self)
+{
+  update_capture_check (self);
+  update_estimate (self);
+}
+
 /* The sidebar for the open model: a Mamba model records Δ where a
- * transformer captures attention, and takes no plugins. */
+ * transformer captures attention, and takes neither plugins nor a KV
+ * policy. */
 static void
 update_model_controls (LscWindow *self)
 {
@@ -364,6 +419,12 @@ update_model_controls (LscWindow *self)
                                   : _("Capture _attention (all layers and heads)"));
   gtk_widget_set_sensitive (GTK_WIDGET (self->plugin_controls), !ssm);
   gtk_widget_set_visible (GTK_WIDGET (self->plugins_note_label), ssm);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->kv_controls), !ssm);
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->kv_controls),
+                               ssm ? _("A Mamba model keeps a recurrent state, not a KV cache: "
+                                       "its runs keep no policy")
+                                   : NULL);
+  update_capture_check (self);
 }
 
 /* ------------------------------------------------------- model loading */
@@ -496,13 +557,18 @@ show_run (LscWindow *self, LscRun *run)
   gtk_progress_bar_set_fraction (self->progress_bar, 1.0);
   lsc_attention_view_set_run (self->attention_view, run);
   lsc_ssm_view_set_run (self->ssm_view, run);
+  lsc_kv_view_set_run (self->kv_view, run);
   /* a Mamba run's channels show in the SSM view (the Attention view has
-   * nothing for it); a transformer's attention, in the Attention view */
+   * nothing for it); a run under a KV policy (which captures nothing), in
+   * the KV Cache view; a transformer's attention, in the Attention view */
   const char *view = gtk_stack_get_visible_child_name (self->view_stack);
   LscModel *model = lsc_loaded_model_get_model (lsc_run_get_model (run));
   if (lsc_arch_is_ssm (lsc_model_get_config (model)->arch))
     gtk_stack_set_visible_child_name (self->view_stack, "ssm");
-  else if (g_strcmp0 (view, "ssm") == 0 && lsc_run_get_attention (run) != NULL)
+  else if (lsc_run_get_kv (run) != NULL)
+    gtk_stack_set_visible_child_name (self->view_stack, "kv");
+  else if ((g_strcmp0 (view, "ssm") == 0 || g_strcmp0 (view, "kv") == 0)
+           && lsc_run_get_attention (run) != NULL)
     gtk_stack_set_visible_child_name (self->view_stack, "attention");
   update_actions (self);
 }
@@ -541,6 +607,14 @@ run_action (GSimpleAction *action, GVariant *param, gpointer data)
   if (self->model == NULL || self->running != NULL || self->loading)
     return;
   clear_error (self);
+  g_autofree char *kv_problem = dup_kv_problem (self);
+  if (kv_problem != NULL)
+    {
+      g_autoptr(GError) error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                                                     kv_problem);
+      show_error (self, _("The KV policy cannot run"), error);
+      return;
+    }
   g_autofree char *prompt = get_prompt (self);
   /* plugins hook attention: a Mamba model's run leaves them out (the
    * sidebar says so and makes them insensitive) */
@@ -608,8 +682,10 @@ open_run_results (LscWindow *self, LscLoadedModel *model, const LscResultsInfo *
                          info->dir)
       : g_strdup_printf (_("Opened %s"), info->dir);
   gtk_progress_bar_set_text (self->progress_bar, text);
-  /* show_run () picked the SSM view for a Mamba model's results */
-  if (!lsc_arch_is_ssm (lsc_model_get_config (lsc_loaded_model_get_model (model))->arch))
+  /* show_run () picked the SSM view for a Mamba model's results, and the KV
+   * Cache view for a run under a KV policy */
+  if (!lsc_arch_is_ssm (lsc_model_get_config (lsc_loaded_model_get_model (model))->arch)
+      && lsc_run_get_kv (run) == NULL)
     gtk_stack_set_visible_child_name (self->view_stack, "attention");
 }
 
@@ -722,6 +798,8 @@ lsc_window_export_view (LscWindow *self, const char *path, GError **error)
     return lsc_retrieval_view_export (self->retrieval_view, path, error);
   if (g_strcmp0 (view, "ssm") == 0)
     return lsc_ssm_view_export (self->ssm_view, path, error);
+  if (g_strcmp0 (view, "kv") == 0)
+    return lsc_kv_view_export (self->kv_view, path, error);
   if (g_strcmp0 (view, "experiments") == 0)
     return lsc_experiments_view_export (self->experiments_view, path, error);
   g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
@@ -758,6 +836,8 @@ lsc_window_dup_export_name (LscWindow *self, const char *format)
     return g_strdup_printf ("retrieval-scores.%s", format);
   if (g_strcmp0 (view, "ssm") == 0)
     return lsc_ssm_view_dup_export_name (self->ssm_view, format);
+  if (g_strcmp0 (view, "kv") == 0)
+    return lsc_kv_view_dup_export_name (self->kv_view, format);
   if (g_strcmp0 (view, "experiments") == 0)
     {
       const LscRunCompare *c = lsc_experiments_view_get_compare (self->experiments_view);
@@ -1017,6 +1097,8 @@ lsc_window_class_init (LscWindowClass *klass)
   g_type_ensure (LSC_TYPE_ATTENTION_VIEW);
   g_type_ensure (LSC_TYPE_RETRIEVAL_VIEW);
   g_type_ensure (LSC_TYPE_SSM_VIEW);
+  g_type_ensure (LSC_TYPE_KV_VIEW);
+  g_type_ensure (LSC_TYPE_KV_CONTROLS);
   g_type_ensure (LSC_TYPE_EXPERIMENTS_VIEW);
   g_type_ensure (LSC_TYPE_PLUGIN_CONTROLS);
   gtk_widget_class_set_template_from_resource (widget_class, "/io/github/longscope/Longscope/lsc-window.ui");
@@ -1033,6 +1115,7 @@ lsc_window_class_init (LscWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, LscWindow, capture_check);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, threads_spin);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, backend_drop);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, kv_controls);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, plugin_controls);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, plugins_note_label);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, progress_bar);
@@ -1042,10 +1125,12 @@ lsc_window_class_init (LscWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, LscWindow, attention_view);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, retrieval_view);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, ssm_view);
+  gtk_widget_class_bind_template_child (widget_class, LscWindow, kv_view);
   gtk_widget_class_bind_template_child (widget_class, LscWindow, experiments_view);
   gtk_widget_class_bind_template_callback (widget_class, on_error_bar_response);
   gtk_widget_class_bind_template_callback (widget_class, on_threads_changed);
   gtk_widget_class_bind_template_callback (widget_class, on_backend_selected);
+  gtk_widget_class_bind_template_callback (widget_class, on_kv_changed);
   gtk_widget_class_bind_template_callback (widget_class, on_retrieval_head_activated);
 }
 
@@ -1072,6 +1157,8 @@ lsc_window_init (LscWindow *self)
   g_signal_connect_object (self->retrieval_view, "notify::can-export",
                            G_CALLBACK (update_actions), self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->ssm_view, "notify::can-export",
+                           G_CALLBACK (update_actions), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->kv_view, "notify::can-export",
                            G_CALLBACK (update_actions), self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->experiments_view, "notify::can-export",
                            G_CALLBACK (update_actions), self, G_CONNECT_SWAPPED);
@@ -1221,4 +1308,18 @@ lsc_window_get_ssm_view (LscWindow *self)
 {
   g_return_val_if_fail (LSC_IS_WINDOW (self), NULL);
   return self->ssm_view;
+}
+
+LscKvView *
+lsc_window_get_kv_view (LscWindow *self)
+{
+  g_return_val_if_fail (LSC_IS_WINDOW (self), NULL);
+  return self->kv_view;
+}
+
+LscKvControls *
+lsc_window_get_kv_controls (LscWindow *self)
+{
+  g_return_val_if_fail (LSC_IS_WINDOW (self), NULL);
+  return self->kv_controls;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT
  *
  * lsc-window.h: the main window: the sidebar (model, prompt, generation and
- * capture settings, Run / Cancel with progress) and the view stack.
+ * capture settings, KV-cache policy, plugins, Run / Cancel with progress)
+ * and the view stack.
  * Errors show in an in-window info bar. Runs execute on a worker thread;
  * the window owns a GCancellable that closing it cancels.
  *
@@ -15,6 +16,8 @@
 
 #include "lsc-attention-view.h"
 #include "lsc-experiments-view.h"
+#include "lsc-kv-controls.h"
+#include "lsc-kv-view.h"
 #include "lsc-loaded-model.h"
 #include "lsc-plugin-controls.h"
 #include "lsc-retrieval-view.h"
@@ -65,13 +68,23 @@ LscRetrievalView *lsc_window_get_retrieval_view (LscWindow *self);
 /* The SSM Channels view: a Mamba run's channels (a finished run of a Mamba
  * model with capture on shows there, and the window switches to it). */
 LscSsmView *lsc_window_get_ssm_view (LscWindow *self);
+/* The KV Cache view: a run under a KV policy (a finished one shows there,
+ * and the window switches to it). */
+LscKvView *lsc_window_get_kv_view (LscWindow *self);
+/* The sidebar's KV cache group: the next run's policy. Choosing a policy
+ * makes attention capture insensitive (a run under a policy captures
+ * nothing); a policy the engine refuses shows its reason before Run (the
+ * estimate) and in the info bar on Run. A Mamba model has no KV cache: the
+ * group is insensitive and its runs keep no policy. */
+LscKvControls *lsc_window_get_kv_controls (LscWindow *self);
 /* The Experiments view: the A/B comparison of the last two runs. */
 LscExperimentsView *lsc_window_get_experiments_view (LscWindow *self);
 /* The sidebar's plugins: the next run takes those enabled there. */
 LscPluginControls *lsc_window_get_plugin_controls (LscWindow *self);
 /* The file name the export dialog suggests for the current view and what
  * it shows ("attention-layer1-head2.png", "retrieval-scores.svg",
- * "ssm-receptive-field-layer2.png", "difference-layer1-head2.pdf"). */
+ * "ssm-receptive-field-layer2.png", "kv-timeline-layer1-head0.svg",
+ * "difference-layer1-head2.pdf"). */
 char *lsc_window_dup_export_name (LscWindow *self, const char *format);
 /* Exports the current view (format from the extension). */
 gboolean lsc_window_export_view (LscWindow *self, const char *path, GError **error);

@@ -181,6 +181,20 @@ _lsc_line_chart_render (LscFigure *fig, LscDraw *d, double width, double height)
         }
       set_palette (cr, s);
       cairo_stroke (cr);
+      /* a point with no neighbour to join (a one-point series): a dot */
+      for (gsize i = 0; i < ser->n; i++)
+        {
+          gboolean alone = isfinite (ser->x[i]) && isfinite (ser->y[i])
+                           && (i == 0 || !isfinite (ser->x[i - 1]) || !isfinite (ser->y[i - 1]))
+                           && (i + 1 == ser->n || !isfinite (ser->x[i + 1])
+                               || !isfinite (ser->y[i + 1]));
+          if (alone)
+            {
+              cairo_new_sub_path (cr);
+              cairo_arc (cr, X (ser->x[i]), Y (ser->y[i]), 3.0, 0.0, 2 * G_PI);
+              cairo_fill (cr);
+            }
+        }
     }
   cairo_restore (cr);
   draw_frame (cr, px, py, pw, ph);
