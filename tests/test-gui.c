@@ -10,9 +10,11 @@
  * detected there or opened from the job's results.json) and the
  * Experiments view's B - A map, reopens exported and batch
  * results in the views, shows a Mamba run's channels in the SSM Channels
- * view (and exports its figures), shows a load error in the window, and
- * saves a screenshot (gui-screenshot.png in the build folder) that must
- * not be blank.
+ * view (and exports its figures), runs a tiny Llama under KV-cache
+ * policies (the sidebar's KV controls, the KV Cache view, its figures byte
+ * for byte the batch job's, the saved job's batch log the run's), shows a
+ * load error in the window, and saves screenshots (gui-screenshot.png,
+ * gui-kv-screenshot.png in the build folder) that must not be blank.
  */
 #include "config.h"
 
@@ -21,6 +23,7 @@
 #include <gtk/gtk.h>
 #include <json-c/json.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lsc-application.h"
@@ -147,20 +150,34 @@ fixture_setup (Fixture *f, gconstpointer data)
   g_assert_true (wait_for (f, idle_model, 20000));
 }
 
+/* Removes path and, when it is a folder (not a link to one), everything
+ * in it. */
+static void
+remove_tree (const char *path)
+{
+  GStatBuf st;
+  if (g_lstat (path, &st) == 0 && S_ISDIR (st.st_mode))
+    {
+      g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+      const char *name;
+      while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+        {
+          g_autofree char *child = g_build_filename (path, name, NULL);
+          remove_tree (child);
+        }
+      g_rmdir (path);
+    }
+  else
+    g_remove (path);
+}
+
 static void
 fixture_teardown (Fixture *f, gconstpointer data)
 {
   gtk_window_destroy (GTK_WINDOW (f->win));
   spin (50);
   g_clear_object (&f->app);
-  g_autoptr(GDir) dir = g_dir_open (f->tmpdir, 0, NULL);
-  const char *name;
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *path = g_build_filename (f->tmpdir, name, NULL);
-      g_remove (path);
-    }
-  g_rmdir (f->tmpdir);
+  remove_tree (f->tmpdir);
   g_free (f->tmpdir);
 }
 
@@ -1230,6 +1247,528 @@ test_ssm (Fixture *f, gconstpointer data)
   g_assert_false (lsc_ssm_view_can_export (view));
 }
 
+/* The KV fixture (tests/fixtures/kv/tiny-mha: a random Llama of 4 layers
+ * and 4 heads, 4 KV heads, vocabulary 128, without a tokenizer) in
+ * tmpdir/tiny-mha: its files linked, and a character-level tokenizer.json
+ * (BPE without merges: <unk>, <s>, </s>, "▁" and a .. z; BOS from the
+ * post-processor) so that the window can run it on a prompt. */
+static char *
+make_kv_model (Fixture *f)
+{
+  g_autofree char *fixture = g_test_build_filename (G_TEST_DIST, "fixtures", "kv", "tiny-mha",
+                                                    NULL);
+  g_autofree char *src = g_canonicalize_filename (fixture, NULL);
+  char *dir = g_build_filename (f->tmpdir, "tiny-mha", NULL);
+  g_assert_cmpint (g_mkdir (dir, 0755), ==, 0);
+  const char *files[] = { "config.json", "model.safetensors" };
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
+    {
+      g_autofree char *target = g_build_filename (src, files[i], NULL);
+      g_autofree char *link = g_build_filename (dir, files[i], NULL);
+      g_assert_cmpint (symlink (target, link), ==, 0);
+    }
+
+  const char *specials[] = { "<unk>", "<s>", "</s>" };
+  json_object *vocab = json_object_new_object ();
+  json_object *added = json_object_new_array ();
+  for (int i = 0; i < (int) G_N_ELEMENTS (specials); i++)
+    {
+      json_object_object_add (vocab, specials[i], json_object_new_int (i));
+      json_object *token = json_object_new_object ();
+      json_object_object_add (token, "id", json_object_new_int (i));
+      json_object_object_add (token, "content", json_object_new_string (specials[i]));
+      json_object_object_add (token, "special", json_object_new_boolean (TRUE));
+      json_object_array_add (added, token);
+    }
+  json_object_object_add (vocab, "\xe2\x96\x81", json_object_new_int (3));   /* "▁", a space */
+  for (char c = 'a'; c <= 'z'; c++)
+    {
+      char piece[2] = { c, 0 };
+      json_object_object_add (vocab, piece, json_object_new_int (4 + c - 'a'));
+    }
+  json_object *model = json_object_new_object ();
+  json_object_object_add (model, "type", json_object_new_string ("BPE"));
+  json_object_object_add (model, "vocab", vocab);
+  json_object_object_add (model, "merges", json_object_new_array ());
+  json_object_object_add (model, "unk_token", json_object_new_string ("<unk>"));
+  json_object *bos = json_object_new_object ();
+  json_object_object_add (bos, "id", json_object_new_string ("<s>"));
+  json_object *first = json_object_new_object ();
+  json_object_object_add (first, "SpecialToken", bos);
+  json_object *single = json_object_new_array ();
+  json_object_array_add (single, first);
+  json_object *sequence = json_object_new_object ();
+  json_object_object_add (sequence, "id", json_object_new_string ("A"));
+  json_object *second = json_object_new_object ();
+  json_object_object_add (second, "Sequence", sequence);
+  json_object_array_add (single, second);
+  json_object *post = json_object_new_object ();
+  json_object_object_add (post, "type", json_object_new_string ("TemplateProcessing"));
+  json_object_object_add (post, "single", single);
+  g_autoptr(json_object) root = json_object_new_object ();
+  json_object_object_add (root, "added_tokens", added);
+  json_object_object_add (root, "post_processor", post);
+  json_object_object_add (root, "model", model);
+  g_autofree char *tokenizer = g_build_filename (dir, "tokenizer.json", NULL);
+  g_assert_cmpint (json_object_to_file (tokenizer, root), ==, 0);
+  return dir;
+}
+
+/* The KV controls' grid: the label of each row, and its control in the
+ * next column. */
+static GtkWidget *
+kv_control (GtkGrid *grid, const char *label)
+{
+  for (GtkWidget *c = gtk_widget_get_first_child (GTK_WIDGET (grid)); c != NULL;
+       c = gtk_widget_get_next_sibling (c))
+    if (GTK_IS_LABEL (c) && g_strcmp0 (gtk_label_get_text (GTK_LABEL (c)), label) == 0)
+      {
+        int column, row;
+        gtk_grid_query_child (grid, c, &column, &row, NULL, NULL);
+        g_assert_cmpint (column, ==, 0);
+        GtkWidget *control = gtk_grid_get_child_at (grid, 1, row);
+        g_assert_nonnull (control);
+        return control;
+      }
+  g_error ("no row \"%s\" in the KV controls", label);
+}
+
+/* "Policy, Heavy hitters, Recent tokens, Prompt chunk": the labels of the
+ * rows that show, each with its control (and only with it). */
+static char *
+kv_rows_shown (GtkGrid *grid)
+{
+  GString *rows = g_string_new (NULL);
+  for (GtkWidget *c = gtk_widget_get_first_child (GTK_WIDGET (grid)); c != NULL;
+       c = gtk_widget_get_next_sibling (c))
+    {
+      int column, row;
+      gtk_grid_query_child (grid, c, &column, &row, NULL, NULL);
+      if (column != 0)
+        continue;
+      g_assert_true (GTK_IS_LABEL (c));
+      GtkWidget *control = gtk_grid_get_child_at (grid, 1, row);
+      g_assert_nonnull (control);
+      g_assert_cmpint (gtk_widget_get_visible (c), ==, gtk_widget_get_visible (control));
+      if (gtk_widget_get_visible (c))
+        g_string_append_printf (rows, "%s%s", rows->len > 0 ? ", " : "",
+                                gtk_label_get_text (GTK_LABEL (c)));
+    }
+  return g_string_free (rows, FALSE);
+}
+
+/* A KV figure of log as the batch job's kv_timeline (layer, head) or
+ * kv_layers (head, -1: the mean) figure draws it, saved to path. */
+static void
+save_kv_figure (const LscKvLog *log, LscKvFigure figure, int layer, int head, const char *path)
+{
+  int rows, cols, block;
+  lsc_figure_spec_kv_size (log, &rows, &cols, &block);
+  g_autofree float *cells = g_new (float, (gsize) MAX (MAX (rows, 1), lsc_kv_log_get_n_layers (log))
+                                              * cols);
+  char title[64];
+  LscFigureSpec spec;
+  lsc_figure_spec_init (&spec);
+  if (figure == LSC_KV_FIGURE_TIMELINE)
+    lsc_figure_spec_kv_timeline (&spec, log, layer, head, cells, title);
+  else
+    lsc_figure_spec_kv_layers (&spec, log, head, cells, title);
+  spec.path = path;
+  g_autoptr(GError) error = NULL;
+  g_assert_true (lsc_figure_save_spec (&spec, NULL, &error));
+  g_assert_no_error (error);
+}
+
+/* The window's export of the KV view, named as the dialog suggests, is the
+ * batch figure of the same log, byte for byte. */
+static void
+assert_kv_export (Fixture *f, const LscKvLog *log, const char *name, LscKvFigure figure,
+                  int layer, int head)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *suggested = lsc_window_dup_export_name (f->win, "svg");
+  g_assert_cmpstr (suggested, ==, name);
+  g_autofree char *got = g_build_filename (f->tmpdir, name, NULL);
+  g_assert_true (lsc_window_export_view (f->win, got, &error));
+  g_assert_no_error (error);
+  g_autofree char *want_name = g_strconcat ("want-", name, NULL);
+  g_autofree char *want = g_build_filename (f->tmpdir, want_name, NULL);
+  save_kv_figure (log, figure, layer, head, want);
+  assert_same_file (got, want);
+}
+
+/* The sidebar's KV cache group and the KV Cache view on a tiny random Llama
+ * (tests/fixtures/kv/tiny-mha): every policy shows only its own parameters
+ * and turns attention capture off; a policy the engine refuses says why
+ * and runs nothing; an H2O run shows in the view (its policy, its budget,
+ * what each layer and KV head still caches), exports its figures as the
+ * batch job's, byte for byte, saves a job whose batch results hold the same
+ * log, and reopens exported; a full-cache run has nothing to show. */
+static void
+test_kv (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *model_dir = make_kv_model (f);
+  lsc_window_open_model (f->win, model_dir);
+  g_assert_true (wait_for (f, idle_model, 20000));
+  g_assert_null (lsc_window_get_error (f->win));
+  const LscModelConfig *config = lsc_model_get_config (
+      lsc_loaded_model_get_model (lsc_window_get_model (f->win)));
+  g_assert_cmpint (config->n_layers, ==, 4);
+  g_assert_cmpint (config->n_kv_heads, ==, 4);
+  const char *prompt = "the cache keeps the heavy hitters and the recent tokens";
+  lsc_window_set_prompt (f->win, prompt);
+  lsc_window_set_max_tokens (f->win, 5);
+  g_assert_true (wait_for (f, estimated, 5000));
+
+  /* the controls: a drop-down of the policies, a row per parameter */
+  LscKvControls *controls = lsc_window_get_kv_controls (f->win);
+  LscKvView *view = lsc_window_get_kv_view (f->win);
+  g_assert_true (gtk_widget_get_sensitive (GTK_WIDGET (controls)));
+  g_autoptr(GPtrArray) drops = g_ptr_array_new ();
+  g_autoptr(GPtrArray) grids = g_ptr_array_new ();
+  g_autoptr(GPtrArray) checks = g_ptr_array_new ();
+  g_autoptr(GPtrArray) window_checks = g_ptr_array_new ();
+  collect (GTK_WIDGET (controls), GTK_TYPE_DROP_DOWN, drops);
+  collect (GTK_WIDGET (controls), GTK_TYPE_GRID, grids);
+  collect (GTK_WIDGET (controls), GTK_TYPE_CHECK_BUTTON, checks);
+  collect (GTK_WIDGET (f->win), GTK_TYPE_CHECK_BUTTON, window_checks);
+  g_assert_cmpuint (drops->len, ==, 2);   /* the policy, SnapKV's and PyramidKV's pooling */
+  g_assert_cmpuint (grids->len, ==, 1);
+  g_assert_cmpuint (checks->len, ==, 1);
+  GtkDropDown *policy_drop = drops->pdata[0];
+  GtkGrid *grid = grids->pdata[0];
+  GtkWidget *compare = checks->pdata[0];
+  g_assert_cmpstr (gtk_check_button_get_label (GTK_CHECK_BUTTON (compare)), ==,
+                   "Compare with the _full cache");
+  GtkWidget *capture = NULL;
+  for (guint i = 0; i < window_checks->len; i++)
+    if (g_str_has_prefix (gtk_check_button_get_label (window_checks->pdata[i]), "Capture _attention"))
+      capture = window_checks->pdata[i];
+  g_assert_nonnull (capture);
+  g_assert_true (gtk_check_button_get_active (GTK_CHECK_BUTTON (capture)));
+
+  static const struct {
+    LscKvPolicyKind kind;
+    const char *item, *rows;
+  } policies[] = {
+    { LSC_KV_FULL, "Full cache", "Policy" },
+    { LSC_KV_STREAMING_LLM, "StreamingLLM", "Policy, Sink tokens, Recent tokens, Prompt chunk" },
+    { LSC_KV_H2O, "H2O", "Policy, Heavy hitters, Recent tokens, Prompt chunk" },
+    { LSC_KV_SNAPKV, "SnapKV", "Policy, Capacity, Window, Kernel, Pooling, Prompt chunk" },
+    { LSC_KV_PYRAMIDKV, "PyramidKV",
+      "Policy, Capacity, Window, Kernel, Pooling, Beta, Prompt chunk" },
+    { LSC_KV_LACACHE, "LaCache", "Policy, Sink tokens, Capacity, Span, Overlap, Prompt chunk" },
+    { LSC_KV_LM_INFINITE, "LM-Infinite", "Policy, Global tokens, Local window, Prompt chunk" },
+    { LSC_KV_THINK, "ThinK", "Policy, Recent tokens, Pruning ratio, Prompt chunk" },
+  };
+  GListModel *items = gtk_drop_down_get_model (policy_drop);
+  g_assert_cmpuint (g_list_model_get_n_items (items), ==, G_N_ELEMENTS (policies));
+  g_assert_cmpuint (gtk_drop_down_get_selected (policy_drop), ==, 0);
+  for (guint i = 0; i < G_N_ELEMENTS (policies); i++)
+    {
+      guint item = (i + 1) % G_N_ELEMENTS (policies);   /* the full cache last */
+      gtk_drop_down_set_selected (policy_drop, item);
+      g_assert_cmpstr (gtk_string_list_get_string (GTK_STRING_LIST (items), item), ==,
+                       policies[item].item);
+      g_autofree char *rows = kv_rows_shown (grid);
+      g_test_message ("%s: %s", policies[item].item, rows);
+      g_assert_cmpstr (rows, ==, policies[item].rows);
+      gboolean kv = policies[item].kind != LSC_KV_FULL;
+      g_assert_cmpint (gtk_widget_get_visible (compare), ==, kv);
+      /* the policy's reference defaults, which run */
+      LscKvPolicy shown, defaults;
+      lsc_kv_controls_get_policy (controls, &shown);
+      lsc_kv_policy_init (&defaults, policies[item].kind);
+      g_assert_cmpint (shown.kind, ==, policies[item].kind);
+      g_assert_cmpint (shown.n_sink, ==, defaults.n_sink);
+      g_assert_cmpint (shown.n_recent, ==, defaults.n_recent);
+      g_assert_cmpint (shown.n_heavy, ==, defaults.n_heavy);
+      g_assert_cmpint (shown.capacity, ==, defaults.capacity);
+      g_assert_cmpint (shown.kernel, ==, defaults.kernel);
+      g_assert_cmpint (shown.n_local, ==, defaults.n_local);
+      g_assert_cmpfloat (shown.ratio, ==, defaults.ratio);
+      g_autofree char *problem = lsc_kv_controls_dup_problem (controls);
+      g_assert_null (problem);
+      /* a run under a policy captures no attention */
+      g_assert_cmpint (gtk_widget_get_sensitive (capture), ==, !kv);
+    }
+
+  /* an even SnapKV kernel: the engine's words before Run and on Run, which
+   * starts nothing */
+  gtk_drop_down_set_selected (policy_drop, 3);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (kv_control (grid, "Kernel")), 4);
+  LscKvPolicy snapkv;
+  lsc_kv_policy_init (&snapkv, LSC_KV_SNAPKV);
+  snapkv.kernel = 4;
+  g_autofree char *problem = lsc_kv_policy_check (&snapkv);
+  g_assert_nonnull (problem);
+  g_test_message ("%s", problem);
+  g_assert_nonnull (strstr (problem, "kernel"));
+  g_autofree char *shown_problem = lsc_kv_controls_dup_problem (controls);
+  g_assert_cmpstr (shown_problem, ==, problem);
+  g_autofree char *cannot = g_strdup_printf ("Cannot run: %s", problem);
+  g_assert_cmpstr (lsc_window_get_estimate (f->win), ==, cannot);
+  g_action_group_activate_action (G_ACTION_GROUP (f->win), "run", NULL);
+  g_assert_false (lsc_window_get_busy (f->win));
+  g_assert_null (lsc_window_get_run (f->win));
+  g_autofree char *refused = g_strdup_printf ("The KV policy cannot run: %s", problem);
+  g_assert_cmpstr (lsc_window_get_error (f->win), ==, refused);
+
+  /* H2O with 3 heavy hitters and the 3 latest tokens, compared with the
+   * full cache: the run shows in the KV Cache view */
+  gtk_drop_down_set_selected (policy_drop, 2);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (kv_control (grid, "Heavy hitters")), 3);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (kv_control (grid, "Recent tokens")), 3);
+  g_assert_true (lsc_kv_controls_get_compare (controls));
+  g_assert_cmpint (lsc_kv_controls_get_chunk (controls), ==, 0);
+  g_assert_true (wait_for (f, estimated, 5000));
+  g_test_message ("%s", lsc_window_get_estimate (f->win));
+  g_action_group_activate_action (G_ACTION_GROUP (f->win), "run", NULL);
+  g_assert_true (lsc_window_get_busy (f->win));
+  g_assert_true (wait_for (f, not_busy, 60000));
+  g_assert_null (lsc_window_get_error (f->win));
+  LscRun *run = lsc_window_get_run (f->win);
+  g_assert_nonnull (run);
+  g_test_message ("output: %s", lsc_run_get_output (run));
+  g_assert_cmpstr (lsc_window_get_view (f->win), ==, "kv");
+  g_assert_null (lsc_kv_view_get_status (view));
+  g_assert_null (lsc_run_get_attention (run));
+  const LscKvLog *log = lsc_run_get_kv (run);
+  g_assert_nonnull (log);
+  const LscKvPolicy *policy = lsc_kv_log_get_policy (log);
+  g_assert_cmpint (policy->kind, ==, LSC_KV_H2O);
+  g_assert_cmpint (policy->n_heavy, ==, 3);
+  g_assert_cmpint (policy->n_recent, ==, 3);
+  int n_tokens, n_prompt;
+  lsc_run_get_tokens (run, &n_tokens, &n_prompt);
+  g_assert_cmpint (n_prompt, ==, (int) strlen (prompt) + 1);   /* a token a character, and BOS */
+  int L = lsc_kv_log_get_n_layers (log), H = lsc_kv_log_get_n_heads (log);
+  int N = lsc_kv_log_get_n_positions (log);
+  g_assert_cmpint (L, ==, 4);
+  g_assert_cmpint (H, ==, 4);
+  g_assert_cmpint (N, >, n_prompt);
+
+  /* the summary: the policy, its slots per layer, the picked layer and head */
+  g_assert_cmpstr (lsc_kv_view_get_policy_text (view), ==,
+                   "H2O (heavy 3, recent 3), the prompt at once");
+  g_autoptr(GString) budget = g_string_new (NULL);
+  g_string_printf (budget, "Slots per layer after the prompt of %d tokens: ", n_prompt);
+  for (int l = 0; l < L; l++)
+    g_string_append_printf (budget, "%s%d", l > 0 ? ", " : "",
+                            lsc_kv_policy_budget (policy, L, l, n_prompt));
+  g_assert_cmpstr (lsc_kv_view_get_budget_text (view), ==, budget->str);
+  g_assert_cmpint (lsc_kv_policy_budget (policy, L, 0, n_prompt), ==, 6);
+  g_assert_cmpint (lsc_kv_view_get_layer (view), ==, 0);
+  g_assert_cmpint (lsc_kv_view_get_head (view), ==, 0);
+  const int picks[][2] = { { 0, 0 }, { 2, 1 }, { 3, 3 } };
+  for (guint i = 0; i < G_N_ELEMENTS (picks); i++)
+    {
+      lsc_kv_view_set_layer (view, picks[i][0]);
+      lsc_kv_view_set_head (view, picks[i][1]);
+      g_assert_cmpint (lsc_kv_view_get_layer (view), ==, picks[i][0]);
+      g_assert_cmpint (lsc_kv_view_get_head (view), ==, picks[i][1]);
+      int alive = lsc_kv_log_count_alive (log, picks[i][0], picks[i][1]);
+      g_assert_cmpint (alive, ==, 3 + 3);
+      g_autofree char *cached = g_strdup_printf ("Layer %d, KV head %d: %d of %d positions cached",
+                                                 picks[i][0], picks[i][1], alive, N);
+      g_assert_cmpstr (lsc_kv_view_get_cached_text (view), ==, cached);
+    }
+  lsc_kv_view_set_layer (view, 99);   /* clamped to the model's */
+  lsc_kv_view_set_head (view, -5);
+  g_assert_cmpint (lsc_kv_view_get_layer (view), ==, 3);
+  g_assert_cmpint (lsc_kv_view_get_head (view), ==, 0);
+  lsc_kv_view_set_head (view, 3);
+  const double *kl;
+  int n_compared;
+  g_assert_true (lsc_run_get_kv_comparison (run, &kl, NULL, &n_compared));
+  g_assert_cmpint (n_compared, ==, 5);   /* the prompt, then every new token but the last */
+  g_test_message ("%s", lsc_kv_view_get_compare_text (view));
+  g_assert_true (g_str_has_prefix (lsc_kv_view_get_compare_text (view),
+                                   "Against the full cache: mean KL divergence "));
+
+  /* the timeline of layer 3, KV head 3 in the three formats; its SVG and the
+   * Layers figure's (the mean over the KV heads, and of one head) are the
+   * batch job's */
+  GActionGroup *actions = G_ACTION_GROUP (f->win);
+  g_assert_true (g_action_group_get_action_enabled (actions, "export"));
+  g_assert_cmpint (lsc_kv_view_get_figure (view), ==, LSC_KV_FIGURE_TIMELINE);
+  const struct { const char *ext, *magic; } formats[] = {
+    { "png", "\x89PNG\r\n\x1a\n" }, { "svg", "<?xml" }, { "pdf", "%PDF-" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (formats); i++)
+    {
+      g_autofree char *name = lsc_window_dup_export_name (f->win, formats[i].ext);
+      g_autofree char *expected = g_strdup_printf ("kv-timeline-layer3-head3.%s", formats[i].ext);
+      g_assert_cmpstr (name, ==, expected);
+      g_autofree char *path = g_build_filename (f->tmpdir, name, NULL);
+      g_assert_true (lsc_window_export_view (f->win, path, &error));
+      g_assert_no_error (error);
+      check_file_starts (path, formats[i].magic, 1000);
+    }
+  g_autofree char *png = g_build_filename (f->tmpdir, "kv-timeline-layer3-head3.png", NULL);
+  g_autoptr(GdkTexture) figure = gdk_texture_new_from_filename (png, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (count_colours (figure), >=, 16);
+  assert_kv_export (f, log, "kv-timeline-layer3-head3.svg", LSC_KV_FIGURE_TIMELINE, 3, 3);
+  lsc_kv_view_set_figure (view, LSC_KV_FIGURE_LAYERS);
+  g_assert_cmpint (lsc_kv_view_get_figure (view), ==, LSC_KV_FIGURE_LAYERS);
+  assert_kv_export (f, log, "kv-layers.svg", LSC_KV_FIGURE_LAYERS, -1, -1);
+  lsc_kv_view_set_all_heads (view, FALSE);
+  assert_kv_export (f, log, "kv-layers-head3.svg", LSC_KV_FIGURE_LAYERS, -1, 3);
+  lsc_kv_view_set_all_heads (view, TRUE);
+
+  /* the KL divergence per new token: a point a compared step */
+  lsc_kv_view_set_figure (view, LSC_KV_FIGURE_KL);
+  g_assert_cmpint (lsc_kv_view_get_figure (view), ==, LSC_KV_FIGURE_KL);
+  const LscFigureSpec *shown = lsc_kv_view_get_spec (view);
+  g_assert_nonnull (shown);
+  g_assert_cmpint (shown->kind, ==, LSC_FIGURE_SPEC_LINE);
+  g_assert_cmpint (shown->n, ==, n_compared);
+  for (int i = 0; i < n_compared; i++)
+    g_assert_cmpfloat (shown->y[i], ==, kl[i]);
+  g_autofree char *kl_name = lsc_window_dup_export_name (f->win, "pdf");
+  g_assert_cmpstr (kl_name, ==, "kv-kl.pdf");
+  g_autofree char *kl_pdf = g_build_filename (f->tmpdir, kl_name, NULL);
+  g_assert_true (lsc_window_export_view (f->win, kl_pdf, &error));
+  g_assert_no_error (error);
+  check_file_starts (kl_pdf, "%PDF-", 1000);
+  lsc_kv_view_set_figure (view, LSC_KV_FIGURE_TIMELINE);
+
+  /* the saved job runs the same policy: the batch results hold the run's
+   * log, position for position */
+  g_autofree char *job_path = g_build_filename (f->tmpdir, "kv-job.json", NULL);
+  g_assert_true (lsc_window_save_job (f->win, job_path, &error));
+  g_assert_no_error (error);
+  g_autofree char *job_dir = g_build_filename (f->tmpdir, "kv-job", NULL);
+  g_assert_cmpint (lsc_test_run_batch (job_path, job_dir), ==, 0);
+  g_autofree char *results_path = g_build_filename (job_dir, "results.json", NULL);
+  json_object *results = json_object_from_file (results_path);
+  g_assert_nonnull (results);
+  g_assert_null (json_object_object_get (json_object_object_get (results, "job"), "capture"));
+  json_object *kv = json_object_object_get (results, "kv");
+  g_assert_nonnull (kv);
+  g_assert_cmpstr (json_object_get_string (json_object_object_get (
+                       json_object_object_get (kv, "policy"), "kind")), ==, "h2o");
+  g_assert_cmpint (json_object_get_int (json_object_object_get (kv, "positions")), ==, N);
+  json_object *alive = json_object_object_get (kv, "alive");
+  json_object *slots = json_object_object_get (kv, "budget");
+  g_assert_cmpuint (json_object_array_length (alive), ==, L);
+  g_assert_cmpuint (json_object_array_length (slots), ==, L);
+  for (int l = 0; l < L; l++)
+    {
+      json_object *row = json_object_array_get_idx (alive, l);
+      g_assert_cmpuint (json_object_array_length (row), ==, H);
+      g_assert_cmpint (json_object_get_int (json_object_array_get_idx (slots, l)), ==,
+                       lsc_kv_policy_budget (policy, L, l, n_prompt));
+      for (int h = 0; h < H; h++)
+        g_assert_cmpint (json_object_get_int (json_object_array_get_idx (row, h)), ==,
+                         lsc_kv_log_count_alive (log, l, h));
+    }
+  json_object *kl_saved = json_object_object_get (json_object_object_get (kv, "compare"), "kl");
+  g_assert_cmpuint (json_object_array_length (kl_saved), ==, n_compared);
+  for (int i = 0; i < n_compared; i++)
+    g_assert_cmpfloat_with_epsilon (json_object_get_double (json_object_array_get_idx (kl_saved, i)),
+                                    kl[i], 1e-9 * (1 + fabs (kl[i])));
+  json_object_put (results);
+
+  /* the batch results and the window's exported run read back with the
+   * same tokens and log (kv.evicted_at, kv.score) */
+  g_autofree char *export_dir = g_build_filename (f->tmpdir, "kv-run", NULL);
+  g_assert_true (lsc_window_export_run (f->win, export_dir, &error));
+  g_assert_no_error (error);
+  const gint32 *tokens = lsc_run_get_tokens (run, NULL, NULL);
+  const char *saved[] = { job_dir, export_dir };
+  for (guint i = 0; i < G_N_ELEMENTS (saved); i++)
+    {
+      g_autoptr(LscRun) opened = lsc_run_open (lsc_window_get_model (f->win), saved[i], &error);
+      g_assert_no_error (error);
+      int n_back;
+      const gint32 *back_tokens = lsc_run_get_tokens (opened, &n_back, NULL);
+      g_assert_cmpmem (back_tokens, (gsize) n_back * sizeof (gint32), tokens,
+                       (gsize) n_tokens * sizeof (gint32));
+      const LscKvLog *back = lsc_run_get_kv (opened);
+      g_assert_nonnull (back);
+      g_assert_cmpint (lsc_kv_log_get_n_positions (back), ==, N);
+      for (int l = 0; l < L; l++)
+        for (int h = 0; h < H; h++)
+          {
+            g_assert_cmpint (lsc_kv_log_count_alive (back, l, h), ==, 6);
+            for (int p = 0; p < N; p++)
+              {
+                g_assert_cmpint (lsc_kv_log_evicted_at (back, l, h, p), ==,
+                                 lsc_kv_log_evicted_at (log, l, h, p));
+                float a = lsc_kv_log_score (back, l, h, p), b = lsc_kv_log_score (log, l, h, p);
+                if (isnan (b))
+                  g_assert_true (isnan (a));
+                else
+                  g_assert_cmpfloat_with_epsilon (a, b, 1e-5 * (1 + fabs (b)));
+              }
+          }
+    }
+
+  /* the exported run, opened in the window, shows in the view again */
+  lsc_window_show_view (f->win, "attention");
+  lsc_window_open_results (f->win, export_dir);
+  g_assert_true (wait_for (f, not_busy, 20000));
+  g_assert_null (lsc_window_get_error (f->win));
+  LscRun *reopened = lsc_window_get_run (f->win);
+  g_assert_true (reopened != run);
+  g_assert_cmpstr (lsc_run_get_source (reopened), ==, export_dir);
+  g_assert_cmpstr (lsc_window_get_view (f->win), ==, "kv");
+  g_assert_null (lsc_kv_view_get_status (view));
+  g_assert_true (lsc_kv_view_can_export (view));
+  g_assert_cmpstr (lsc_kv_view_get_policy_text (view), ==,
+                   "H2O (heavy 3, recent 3), the prompt at once");
+  g_assert_cmpstr (lsc_kv_view_get_budget_text (view), ==, budget->str);
+  g_autofree char *cached = g_strdup_printf ("Layer 3, KV head 3: 6 of %d positions cached", N);
+  g_assert_cmpstr (lsc_kv_view_get_cached_text (view), ==, cached);
+  lsc_kv_view_set_figure (view, LSC_KV_FIGURE_KL);
+  g_assert_cmpint (lsc_kv_view_get_figure (view), ==, LSC_KV_FIGURE_KL);
+  g_assert_cmpint (lsc_kv_view_get_spec (view)->n, ==, n_compared);
+  lsc_kv_view_set_figure (view, LSC_KV_FIGURE_TIMELINE);
+  assert_kv_export (f, lsc_run_get_kv (reopened), "kv-timeline-layer3-head3.svg",
+                    LSC_KV_FIGURE_TIMELINE, 3, 3);
+
+  /* a screenshot of the window on the KV Cache view */
+  spin (100);
+  g_autoptr(GdkTexture) view_shot = screenshot (GTK_WIDGET (view));
+  g_assert_cmpuint (count_colours (view_shot), >=, 16);   /* the summary and the figure */
+  g_autoptr(GdkTexture) shot = screenshot (GTK_WIDGET (f->win));
+  const char *dir = g_getenv ("G_TEST_BUILDDIR");
+  g_autofree char *shot_path = g_build_filename (dir ? dir : ".", "gui-kv-screenshot.png", NULL);
+  g_assert_true (gdk_texture_save_to_png (shot, shot_path));
+  g_test_message ("screenshot: %s", shot_path);
+  guint colours = count_colours (shot);
+  g_test_message ("%u distinct colours", colours);
+  g_assert_cmpuint (colours, >=, 64);   /* widgets, text and a figure, not a blank window */
+
+  /* the full cache again: capture back on, and the view says there is
+   * nothing to show, nor to export */
+  gtk_drop_down_set_selected (policy_drop, 0);
+  g_assert_true (gtk_widget_get_sensitive (capture));
+  g_action_group_activate_action (actions, "run", NULL);
+  g_assert_true (wait_for (f, not_busy, 60000));
+  g_assert_null (lsc_window_get_error (f->win));
+  run = lsc_window_get_run (f->win);
+  g_assert_null (lsc_run_get_kv (run));
+  g_assert_nonnull (lsc_run_get_attention (run));
+  g_assert_cmpstr (lsc_window_get_view (f->win), ==, "attention");
+  g_test_message ("%s", lsc_kv_view_get_status (view));
+  g_assert_nonnull (lsc_kv_view_get_status (view));
+  g_assert_true (g_str_has_prefix (lsc_kv_view_get_status (view), "This run kept the full cache."));
+  g_assert_cmpstr (lsc_kv_view_get_policy_text (view), ==, "");
+  g_assert_false (lsc_kv_view_can_export (view));
+  lsc_window_show_view (f->win, "kv");
+  g_assert_false (g_action_group_get_action_enabled (actions, "export"));
+  g_autofree char *none = g_build_filename (f->tmpdir, "none.svg", NULL);
+  g_assert_false (lsc_window_export_view (f->win, none, &error));
+  lsc_test_assert_error (error, LSC_FIGURE_ERROR, LSC_FIGURE_ERROR_NO_DATA,
+                         "There is no KV-cache figure to export", NULL);
+  g_clear_error (&error);
+  g_assert_false (g_file_test (none, G_FILE_TEST_EXISTS));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1252,6 +1791,8 @@ main (int argc, char **argv)
               test_open_results, fixture_teardown);
   g_test_add ("/gui/Window/ssm", Fixture, LSC_DEMO_INDUCTION, fixture_setup,
               test_ssm, fixture_teardown);
+  g_test_add ("/gui/Window/kv", Fixture, LSC_DEMO_INDUCTION, fixture_setup,
+              test_kv, fixture_teardown);
   g_test_add ("/gui/Window/load-error", Fixture, "/nonexistent/model.gguf", fixture_setup,
               test_load_error, fixture_teardown);
   return g_test_run ();
