@@ -1754,6 +1754,12 @@ test_kv (Fixture *f, gconstpointer data)
   g_assert_null (lsc_run_get_kv (run));
   g_assert_nonnull (lsc_run_get_attention (run));
   g_assert_cmpstr (lsc_window_get_view (f->win), ==, "attention");
+  /* the Experiments view compares this run with the last one under the
+   * policy: no attention there, but their generations */
+  const char *summary = lsc_experiments_view_get_summary (lsc_window_get_experiments_view (f->win));
+  g_test_message ("%s", summary);
+  g_assert_true (g_str_has_prefix (summary, "A run under a KV policy captures no attention"));
+  g_assert_nonnull (strstr (summary, "Δ mean log-probability (B − A) "));
   g_test_message ("%s", lsc_kv_view_get_status (view));
   g_assert_nonnull (lsc_kv_view_get_status (view));
   g_assert_true (g_str_has_prefix (lsc_kv_view_get_status (view), "This run kept the full cache."));

@@ -135,12 +135,30 @@ update_compare (LscExperimentsView *self)
       gtk_widget_set_sensitive (self->controls_box, FALSE);
       return;
     }
+  /* what every pair of runs can compare: their generations */
+  int n_lp_a, n_lp_b;
+  const double *lp_a = lsc_run_get_logprobs (self->a, &n_lp_a);
+  const double *lp_b = lsc_run_get_logprobs (self->b, &n_lp_b);
+  double delta_lp = lsc_run_compare_mean_logprob (lp_b, n_lp_b)
+                    - lsc_run_compare_mean_logprob (lp_a, n_lp_a);
   LscArch arch = lsc_model_get_config (lsc_loaded_model_get_model (lsc_run_get_model (self->b)))->arch;
+  const char *why = NULL;
   if (lsc_arch_is_ssm (arch))
+    why = _("A Mamba model has no attention to compare: the two runs’ tokens and "
+            "log-probabilities are below.");
+  else if (lsc_run_get_kv (self->a) != NULL || lsc_run_get_kv (self->b) != NULL)
+    why = _("A run under a KV policy captures no attention: the two runs’ tokens and "
+            "log-probabilities are below (the KV Cache view compares a policy with the full "
+            "cache).");
+  if (why != NULL)
     {
-      gtk_label_set_text (self->summary_label,
-                          _("A Mamba model has no attention to compare: the two runs’ tokens and "
-                            "log-probabilities are below."));
+      g_autofree char *msg = NULL;
+      if (isnan (delta_lp))
+        msg = g_strdup (why);
+      else
+        /* Translators: %s is a sentence, %.3g a number */
+        msg = g_strdup_printf (_("%s Δ mean log-probability (B − A) %.3g."), why, delta_lp);
+      gtk_label_set_text (self->summary_label, msg);
       gtk_widget_set_sensitive (self->controls_box, FALSE);
       return;
     }
