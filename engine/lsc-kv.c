@@ -457,13 +457,17 @@ lsc_kv_log_count_alive (const LscKvLog *log, int layer, int head)
 }
 
 LscKvLog *
-lsc_kv_log_new_from_data (const LscKvPolicy *policy, int n_layers, int n_heads, int n_positions,
-                          const gint32 *evicted_at, const float *scores, const int *steps,
-                          int n_steps)
+lsc_kv_log_new_from_data (const LscKvPolicy *policy, int n_layers, int n_heads, int head_dim,
+                          int n_positions, const gint32 *evicted_at, const float *scores,
+                          const int *steps, int n_steps, const gint32 *pruned)
 {
-  g_return_val_if_fail (n_layers > 0 && n_heads > 0 && n_positions >= 0 && n_steps >= 0, NULL);
+  g_return_val_if_fail (n_layers > 0 && n_heads > 0 && head_dim > 0 && n_positions >= 0
+                          && n_steps >= 0, NULL);
   LscKvLog *log = g_new0 (LscKvLog, 1);
-  log_init (log, policy, n_layers, n_heads, 0);
+  log_init (log, policy, n_layers, n_heads, head_dim);
+  for (gsize i = 0; log->pruned != NULL && pruned != NULL
+                    && i < (gsize) n_layers * n_heads * head_dim; i++)
+    log->pruned[i] = pruned[i] != 0;
   log_append (log, n_positions);
   for (int l = 0; l < n_layers; l++)
     for (int h = 0; h < n_heads; h++)

@@ -190,10 +190,12 @@ gboolean lsc_kv_log_channel_pruned (const LscKvLog *log, int layer, int head, in
 int lsc_kv_log_get_head_dim (const LscKvLog *log);
 
 /* A log read back from saved results: evicted_at and scores are (n_layers,
- * n_heads, n_positions), steps (n_steps); all copied. */
+ * n_heads, n_positions), steps (n_steps), and for ThinK pruned (n_layers,
+ * n_heads, head_dim) nonzero for a dropped channel (NULL: none); all copied. */
 LscKvLog *lsc_kv_log_new_from_data (const LscKvPolicy *policy, int n_layers, int n_heads,
-                                    int n_positions, const gint32 *evicted_at,
-                                    const float *scores, const int *steps, int n_steps);
+                                    int head_dim, int n_positions, const gint32 *evicted_at,
+                                    const float *scores, const int *steps, int n_steps,
+                                    const gint32 *pruned);
 /* Only logs made by lsc_kv_log_new_from_data (); a session's belongs to it. */
 void lsc_kv_log_free (LscKvLog *log);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (LscKvLog, lsc_kv_log_free)

@@ -502,23 +502,20 @@ read_kv (json_object *root, const char *file, LscTensorReader *r, const LscModel
         }
     }
   /* ThinK's pruned key channels: 0 or 1 per (layer, KV head, channel) */
+  const gint32 *pruned = NULL;
   if (policy.kind == LSC_KV_THINK)
     {
       gint64 pshape[3] = { L, H, c->head_dim };
       g_autofree char *pruned_name = g_strconcat (prefix, "pruned", NULL);
-      const gint32 *pruned = lsc_tensor_reader_get_i32 (r, pruned_name, 3, pshape, error);
+      pruned = lsc_tensor_reader_get_i32 (r, pruned_name, 3, pshape, error);
       if (pruned == NULL)
         return FALSE;
-      gsize np = (gsize) L * H * c->head_dim;
-      run->kv_pruned = g_new (guint8, np);
-      for (gsize i = 0; i < np; i++)
-        run->kv_pruned[i] = pruned[i] != 0;
     }
   json_object *compare = json_object_object_get (kv, "compare");
   if (compare != NULL && !read_kv_compare (compare, file, at, run, error))
     return FALSE;
-  run->kv_log = lsc_kv_log_new_from_data (&policy, L, H, n_positions, evicted, score, steps,
-                                          n_steps);
+  run->kv_log = lsc_kv_log_new_from_data (&policy, L, H, c->head_dim, n_positions, evicted, score,
+                                          steps, n_steps, pruned);
   run->params.kv_policy = policy;
   run->params.kv_chunk = chunk;
   run->params.kv_compare = compare != NULL;

@@ -47,8 +47,6 @@ struct _LscRun
   LscAttentionStore *store;   /* (owned) read from its tensor file, or NULL */
   LscSsmStore *ssm_store;     /* (owned) Δ read from its tensor file, or NULL */
   LscKvLog *kv_log;           /* (owned) the KV policy's log read back, or NULL */
-  guint8 *kv_pruned;          /* (n_layers, n_kv_heads, head_dim) ThinK's pruned key channels
-                                 read back, or NULL */
 };
 
 G_END_DECLS

@@ -36,7 +36,6 @@ lsc_run_finalize (GObject *object)
   g_clear_pointer (&self->store, lsc_attention_free);
   g_clear_pointer (&self->ssm_store, lsc_ssm_store_free);
   g_clear_pointer (&self->kv_log, lsc_kv_log_free);
-  g_free (self->kv_pruned);
   g_clear_pointer (&self->kv_kl, g_array_unref);
   g_clear_pointer (&self->kv_agree, g_array_unref);
   /* after the session: its hooks point into the plugins' instances */
@@ -521,13 +520,11 @@ lsc_run_count_kv_pruned (LscRun *self, int layer, int head, int *head_dim)
     *head_dim = 0;
   if (log == NULL || lsc_kv_log_get_policy (log)->kind != LSC_KV_THINK)
     return -1;
-  int L = lsc_kv_log_get_n_layers (log), H = lsc_kv_log_get_n_heads (log);
-  g_return_val_if_fail (layer >= 0 && layer < L && head >= 0 && head < H, -1);
-  /* a log read back has no channels: the run keeps them beside it */
-  int D = lsc_model_get_config (lsc_loaded_model_get_model (self->model))->head_dim, n = 0;
+  g_return_val_if_fail (layer >= 0 && layer < lsc_kv_log_get_n_layers (log) && head >= 0
+                          && head < lsc_kv_log_get_n_heads (log), -1);
+  int D = lsc_kv_log_get_head_dim (log), n = 0;
   for (int c = 0; c < D; c++)
-    n += self->session != NULL ? lsc_kv_log_channel_pruned (log, layer, head, c)
-                               : self->kv_pruned[((gsize) layer * H + head) * D + c];
+    n += lsc_kv_log_channel_pruned (log, layer, head, c);
   if (head_dim != NULL)
     *head_dim = D;
   return n;
