@@ -6,9 +6,8 @@
 
 #include "lsc-figure.h"
 #include "lsc-kv-view.h"
+#include "lsc-view-figure.h"
 
-/* lsc-figure-spec.h: the title storage the spec functions fill */
-#define TITLE_SIZE 64
 
 struct _LscKvView
 {
@@ -42,12 +41,7 @@ struct _LscKvView
   gboolean updating;          /* controls set by code */
   char *policy_text, *budget_text, *cached_text, *compare_text;
 
-  /* the figure shown: spec points into cells or x, and title */
-  LscFigureSpec spec;
-  float *cells;
-  double *x;
-  char title[TITLE_SIZE];
-  LscFigure *fig;             /* (nullable) built from spec */
+  LscViewFigure shown;        /* the figure shown */
 };
 
 G_DEFINE_FINAL_TYPE (LscKvView, lsc_kv_view, GTK_TYPE_WIDGET)
@@ -192,15 +186,6 @@ update_summary (LscKvView *self)
 
 /* ---------------------------------------------------------------- figure */
 
-static void
-clear_figure (LscKvView *self)
-{
-  g_clear_pointer (&self->fig, lsc_figure_free);
-  g_clear_pointer (&self->cells, g_free);
-  g_clear_pointer (&self->x, g_free);
-  lsc_figure_spec_init (&self->spec);
-}
-
 /* Which controls apply to the shown figure. */
 static void
 update_controls (LscKvView *self)
@@ -217,8 +202,8 @@ update_controls (LscKvView *self)
 static void
 update_figure (LscKvView *self)
 {
-  gboolean could_export = self->fig != NULL;
-  clear_figure (self);
+  gboolean could_export = self->shown.fig != NULL;
+  lsc_view_figure_clear (&self->shown);
   gtk_widget_set_visible (GTK_WIDGET (self->figure_note_label), FALSE);
   int n = self->log != NULL ? lsc_kv_log_get_n_positions (self->log) : 0;
   if (n > 0)
@@ -230,29 +215,29 @@ update_figure (LscKvView *self)
       switch (self->figure)
         {
         case LSC_KV_FIGURE_TIMELINE:
-          self->cells = g_new (float, (gsize) MAX (rows, 1) * cols);
-          lsc_figure_spec_kv_timeline (&self->spec, self->log, self->layer, self->head,
-                                       self->cells, self->title);
+          self->shown.cells = g_new (float, (gsize) MAX (rows, 1) * cols);
+          lsc_figure_spec_kv_timeline (&self->shown.spec, self->log, self->layer, self->head,
+                                       self->shown.cells, self->shown.title);
           break;
         case LSC_KV_FIGURE_LAYERS:
-          self->cells = g_new (float, (gsize) lsc_kv_log_get_n_layers (self->log) * cols);
-          lsc_figure_spec_kv_layers (&self->spec, self->log, self->all_heads ? -1 : self->head,
-                                     self->cells, self->title);
+          self->shown.cells = g_new (float, (gsize) lsc_kv_log_get_n_layers (self->log) * cols);
+          lsc_figure_spec_kv_layers (&self->shown.spec, self->log,
+                                     self->all_heads ? -1 : self->head, self->shown.cells,
+                                     self->shown.title);
           break;
         case LSC_KV_FIGURE_KL:
         default:
           /* the new token's index, as the batch job's kv_kl figure */
-          self->x = g_new (double, MAX (self->n_compared, 1));
+          self->shown.x = g_new (double, MAX (self->n_compared, 1));
           for (int i = 0; i < self->n_compared; i++)
-            self->x[i] = i;
-          lsc_figure_spec_kv_kl (&self->spec, self->x, self->kl, self->n_compared,
-                                 lsc_kv_log_get_policy (self->log)->kind, self->title);
+            self->shown.x[i] = i;
+          lsc_figure_spec_kv_kl (&self->shown.spec, self->shown.x, self->kl, self->n_compared,
+                                 lsc_kv_log_get_policy (self->log)->kind, self->shown.title);
           break;
         }
       g_autoptr(GError) error = NULL;
-      self->fig = lsc_figure_new_from_spec (&self->spec, &error);
       g_autoptr(GString) note = g_string_new (NULL);
-      if (self->fig == NULL)
+      if (!lsc_view_figure_build (&self->shown, &error))
         g_string_printf (note, _("The figure cannot be drawn: %s"), error->message);
       else if (self->figure != LSC_KV_FIGURE_KL)
         {
@@ -281,19 +266,8 @@ update_figure (LscKvView *self)
         }
     }
   gtk_widget_queue_draw (GTK_WIDGET (self->figure_area));
-  if (could_export != (self->fig != NULL))
+  if (could_export != (self->shown.fig != NULL))
     g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CAN_EXPORT]);
-}
-
-static void
-draw_figure (GtkDrawingArea *area, cairo_t *cr, int width, int height, gpointer data)
-{
-  LscKvView *self = data;
-  if (self->fig == NULL || width <= 0 || height <= 0)
-    return;
-  g_autoptr(GError) error = NULL;
-  if (!lsc_figure_render (self->fig, cr, width, height, &error))
-    g_warning ("KV view: %s", error->message);
 }
 
 /* -------------------------------------------------------------- controls */
@@ -510,14 +484,14 @@ const LscFigureSpec *
 lsc_kv_view_get_spec (LscKvView *self)
 {
   g_return_val_if_fail (LSC_IS_KV_VIEW (self), NULL);
-  return self->fig != NULL ? &self->spec : NULL;
+  return lsc_view_figure_get_spec (&self->shown);
 }
 
 gboolean
 lsc_kv_view_can_export (LscKvView *self)
 {
   g_return_val_if_fail (LSC_IS_KV_VIEW (self), FALSE);
-  return self->fig != NULL;
+  return self->shown.fig != NULL;
 }
 
 char *
@@ -525,7 +499,7 @@ lsc_kv_view_dup_export_name (LscKvView *self, const char *format)
 {
   g_return_val_if_fail (LSC_IS_KV_VIEW (self), NULL);
   g_return_val_if_fail (format != NULL, NULL);
-  if (self->fig == NULL)
+  if (self->shown.fig == NULL)
     return g_strdup_printf ("kv.%s", format);
   switch (self->figure)
     {
@@ -545,17 +519,9 @@ lsc_kv_view_export (LscKvView *self, const char *path, GError **error)
 {
   g_return_val_if_fail (LSC_IS_KV_VIEW (self), FALSE);
   g_return_val_if_fail (path != NULL, FALSE);
-  if (self->fig == NULL)
-    {
-      g_set_error_literal (error, LSC_FIGURE_ERROR, LSC_FIGURE_ERROR_NO_DATA,
-                           _("There is no KV-cache figure to export: run a model under a KV "
-                             "policy first"));
-      return FALSE;
-    }
-  /* the spec the view draws, as a batch job saves it */
-  LscFigureSpec spec = self->spec;
-  spec.path = path;
-  return lsc_figure_save_spec (&spec, NULL, error);
+  return lsc_view_figure_export (&self->shown, path,
+                                 _("There is no KV-cache figure to export: run a model under a "
+                                   "KV policy first"), error);
 }
 
 /* ----------------------------------------------------------------- class */
@@ -564,7 +530,7 @@ static void
 lsc_kv_view_dispose (GObject *object)
 {
   LscKvView *self = LSC_KV_VIEW (object);
-  clear_figure (self);
+  lsc_view_figure_clear (&self->shown);
   gtk_widget_dispose_template (GTK_WIDGET (self), LSC_TYPE_KV_VIEW);
   self->log = NULL;
   self->kl = NULL;
@@ -631,8 +597,8 @@ lsc_kv_view_init (LscKvView *self)
   self->layer = self->head = -1;
   self->all_heads = TRUE;
   self->figure = LSC_KV_FIGURE_TIMELINE;
-  lsc_figure_spec_init (&self->spec);
+  lsc_figure_spec_init (&self->shown.spec);
   gtk_widget_init_template (GTK_WIDGET (self));
-  gtk_drawing_area_set_draw_func (self->figure_area, draw_figure, self, NULL);
+  gtk_drawing_area_set_draw_func (self->figure_area, lsc_view_figure_draw, &self->shown, NULL);
   lsc_kv_view_set_run (self, NULL);
 }

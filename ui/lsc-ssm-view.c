@@ -7,6 +7,7 @@
 #include "lsc-figure.h"
 #include "lsc-run-open.h"
 #include "lsc-ssm-view.h"
+#include "lsc-view-figure.h"
 
 /* The figure's columns (tokens or distances) are capped at this many: a
  * long run's Δ is aggregated over blocks of k consecutive tokens, k the
@@ -21,8 +22,6 @@
 #define OVERVIEW_WIDTH 768.0
 #define OVERVIEW_HEIGHT 400.0
 
-/* lsc-figure-spec.h: the title storage the spec functions fill */
-#define TITLE_SIZE 64
 
 struct _LscSsmView
 {
@@ -53,12 +52,7 @@ struct _LscSsmView
   LscSsmFigure figure;
   gboolean updating;          /* controls set by code */
 
-  /* the figure shown: spec points into cells, title and x_label */
-  LscFigureSpec spec;
-  float *cells;
-  char title[TITLE_SIZE];
-  char x_label[TITLE_SIZE];
-  LscFigure *fig;             /* (nullable) built from spec */
+  LscViewFigure shown;        /* the figure shown */
 };
 
 G_DEFINE_FINAL_TYPE (LscSsmView, lsc_ssm_view, GTK_TYPE_WIDGET)
@@ -67,14 +61,6 @@ enum { PROP_0, PROP_CAN_EXPORT, N_PROPS };
 static GParamSpec *properties[N_PROPS];
 
 /* ---------------------------------------------------------------- figure */
-
-static void
-clear_figure (LscSsmView *self)
-{
-  g_clear_pointer (&self->fig, lsc_figure_free);
-  g_clear_pointer (&self->cells, g_free);
-  lsc_figure_spec_init (&self->spec);
-}
 
 /* dt (n, C) summed over blocks of k rows aligned to end at the last row:
  * block b of nb covers rows [n - (nb - b) k, n - (nb - b - 1) k), the
@@ -135,8 +121,8 @@ block_means (const float *dt, const guint8 *kept, int n, int C, int k, int *n_bl
 static void
 update_figure (LscSsmView *self)
 {
-  gboolean could_export = self->fig != NULL;
-  clear_figure (self);
+  gboolean could_export = self->shown.fig != NULL;
+  lsc_view_figure_clear (&self->shown);
   gtk_widget_set_visible (GTK_WIDGET (self->figure_note_label), FALSE);
   const float *dt = self->store != NULL && self->layer >= 0
                         ? lsc_ssm_store_get_dt (self->store, self->layer) : NULL;
@@ -151,41 +137,43 @@ update_figure (LscSsmView *self)
       /* figure text is English, as every batch figure (lsc-figure-spec.h) */
       if (self->figure == LSC_SSM_FIGURE_RECEPTIVE_FIELD && k == 1)
         {
-          self->cells = g_new (float, (gsize) C * n);
-          lsc_figure_spec_ssm_receptive_field (&self->spec, dt, n, C, a, n_states, layer,
-                                               self->cells, self->title);
+          self->shown.cells = g_new (float, (gsize) C * n);
+          lsc_figure_spec_ssm_receptive_field (&self->shown.spec, dt, n, C, a, n_states,
+                                               layer, self->shown.cells, self->shown.title);
         }
       else if (self->figure == LSC_SSM_FIGURE_RECEPTIVE_FIELD)
         {
           int nb;
           g_autofree float *sums = block_sums_from_end (dt, n, C, k, &nb);
-          self->cells = g_new (float, (gsize) C * nb);
-          lsc_figure_spec_ssm_receptive_field (&self->spec, sums, nb, C, a, n_states, layer,
-                                               self->cells, self->title);
-          g_snprintf (self->title, sizeof self->title, "Layer %d: decay from token %d", layer,
-                      n - 1);
-          g_snprintf (self->x_label, sizeof self->x_label, "Distance (tokens / %d)", k);
-          self->spec.x_label = self->x_label;
+          self->shown.cells = g_new (float, (gsize) C * nb);
+          lsc_figure_spec_ssm_receptive_field (&self->shown.spec, sums, nb, C, a, n_states,
+                                               layer, self->shown.cells, self->shown.title);
+          g_snprintf (self->shown.title, sizeof self->shown.title,
+                      "Layer %d: decay from token %d", layer, n - 1);
+          g_snprintf (self->shown.x_label, sizeof self->shown.x_label,
+                      "Distance (tokens / %d)", k);
+          self->shown.spec.x_label = self->shown.x_label;
         }
       else if (k == 1)
         {
-          self->cells = g_new (float, (gsize) C * n);
-          lsc_figure_spec_ssm_dt (&self->spec, dt, kept, n, C, layer, self->cells, self->title);
+          self->shown.cells = g_new (float, (gsize) C * n);
+          lsc_figure_spec_ssm_dt (&self->shown.spec, dt, kept, n, C, layer, self->shown.cells,
+                                  self->shown.title);
         }
       else
         {
           int nb;
           g_autofree guint8 *kept_blocks = NULL;
           g_autofree float *means = block_means (dt, kept, n, C, k, &nb, &kept_blocks);
-          self->cells = g_new (float, (gsize) C * nb);
-          lsc_figure_spec_ssm_dt (&self->spec, means, kept_blocks, nb, C, layer, self->cells,
-                                  self->title);
-          g_snprintf (self->x_label, sizeof self->x_label, "Token / %d (mean Δ of each block)", k);
-          self->spec.x_label = self->x_label;
+          self->shown.cells = g_new (float, (gsize) C * nb);
+          lsc_figure_spec_ssm_dt (&self->shown.spec, means, kept_blocks, nb, C, layer,
+                                  self->shown.cells, self->shown.title);
+          g_snprintf (self->shown.x_label, sizeof self->shown.x_label,
+                      "Token / %d (mean Δ of each block)", k);
+          self->shown.spec.x_label = self->shown.x_label;
         }
       g_autoptr(GError) error = NULL;
-      self->fig = lsc_figure_new_from_spec (&self->spec, &error);
-      if (self->fig == NULL)
+      if (!lsc_view_figure_build (&self->shown, &error))
         {
           g_autofree char *text = g_strdup_printf (_("The figure cannot be drawn: %s"),
                                                    error->message);
@@ -204,19 +192,8 @@ update_figure (LscSsmView *self)
         }
     }
   gtk_widget_queue_draw (GTK_WIDGET (self->figure_area));
-  if (could_export != (self->fig != NULL))
+  if (could_export != (self->shown.fig != NULL))
     g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CAN_EXPORT]);
-}
-
-static void
-draw_figure (GtkDrawingArea *area, cairo_t *cr, int width, int height, gpointer data)
-{
-  LscSsmView *self = data;
-  if (self->fig == NULL || width <= 0 || height <= 0)
-    return;
-  g_autoptr(GError) error = NULL;
-  if (!lsc_figure_render (self->fig, cr, width, height, &error))
-    g_warning ("SSM view: %s", error->message);
 }
 
 /* ------------------------------------------------------------- threshold */
@@ -466,7 +443,7 @@ const LscFigureSpec *
 lsc_ssm_view_get_spec (LscSsmView *self)
 {
   g_return_val_if_fail (LSC_IS_SSM_VIEW (self), NULL);
-  return self->fig != NULL ? &self->spec : NULL;
+  return lsc_view_figure_get_spec (&self->shown);
 }
 
 LscHeadGrid *
@@ -480,7 +457,7 @@ gboolean
 lsc_ssm_view_can_export (LscSsmView *self)
 {
   g_return_val_if_fail (LSC_IS_SSM_VIEW (self), FALSE);
-  return self->fig != NULL;
+  return self->shown.fig != NULL;
 }
 
 char *
@@ -488,7 +465,7 @@ lsc_ssm_view_dup_export_name (LscSsmView *self, const char *format)
 {
   g_return_val_if_fail (LSC_IS_SSM_VIEW (self), NULL);
   g_return_val_if_fail (format != NULL, NULL);
-  if (self->fig == NULL)
+  if (self->shown.fig == NULL)
     return g_strdup_printf ("ssm.%s", format);
   return g_strdup_printf ("%s-layer%d.%s",
                           self->figure == LSC_SSM_FIGURE_DT ? "ssm-dt" : "ssm-receptive-field",
@@ -500,17 +477,9 @@ lsc_ssm_view_export (LscSsmView *self, const char *path, GError **error)
 {
   g_return_val_if_fail (LSC_IS_SSM_VIEW (self), FALSE);
   g_return_val_if_fail (path != NULL, FALSE);
-  if (self->fig == NULL)
-    {
-      g_set_error_literal (error, LSC_FIGURE_ERROR, LSC_FIGURE_ERROR_NO_DATA,
-                           _("There is no SSM figure to export: run a Mamba model with “Record Δ” "
-                             "on first"));
-      return FALSE;
-    }
-  /* the spec the view draws, as a batch job saves it */
-  LscFigureSpec spec = self->spec;
-  spec.path = path;
-  return lsc_figure_save_spec (&spec, NULL, error);
+  return lsc_view_figure_export (&self->shown, path,
+                                 _("There is no SSM figure to export: run a Mamba model with "
+                                   "“Record Δ” on first"), error);
 }
 
 /* ----------------------------------------------------------------- class */
@@ -519,7 +488,7 @@ static void
 lsc_ssm_view_dispose (GObject *object)
 {
   LscSsmView *self = LSC_SSM_VIEW (object);
-  clear_figure (self);
+  lsc_view_figure_clear (&self->shown);
   gtk_widget_dispose_template (GTK_WIDGET (self), LSC_TYPE_SSM_VIEW);
   self->store = NULL;
   g_clear_object (&self->run);
@@ -581,10 +550,10 @@ lsc_ssm_view_init (LscSsmView *self)
   self->n_global = -1;
   self->c = LSC_SSM_VIEW_DEFAULT_C;
   self->figure = LSC_SSM_FIGURE_RECEPTIVE_FIELD;
-  lsc_figure_spec_init (&self->spec);
+  lsc_figure_spec_init (&self->shown.spec);
   gtk_widget_init_template (GTK_WIDGET (self));
   gtk_scale_set_format_value_func (self->threshold_scale, format_c, NULL, NULL);
-  gtk_drawing_area_set_draw_func (self->figure_area, draw_figure, self, NULL);
+  gtk_drawing_area_set_draw_func (self->figure_area, lsc_view_figure_draw, &self->shown, NULL);
   lsc_head_grid_set_channels (self->head_grid, TRUE);
   self->updating = TRUE;
   gtk_range_set_value (GTK_RANGE (self->threshold_scale), log10 (self->c));
