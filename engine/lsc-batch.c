@@ -678,7 +678,8 @@ typedef struct {
   int n;                      /* runs done or under way */
   LscSession **sessions;      /* (n_runs) */
   GArray **kl, **agree;       /* (n_runs) double, gboolean */
-  json_object **entries;      /* (n_runs) each run's "kv" object, owned by results */
+  json_object **entries;      /* (n_runs) each run's "kv" object so far, until results_add_kv
+                                 hands it to the results */
 } KvRuns;
 
 static void
@@ -690,6 +691,7 @@ kv_runs_clear (KvRuns *r)
     {
       g_array_unref (r->kl[i]);
       g_array_unref (r->agree[i]);
+      json_object_put (r->entries[i]);
     }
   g_free (r->sessions);
   g_free (r->kl);
@@ -699,34 +701,48 @@ kv_runs_clear (KvRuns *r)
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (KvRuns, kv_runs_clear)
 
-/* "kv" (each run's object, or the list of them) and
- * DIR/tensors.safetensors with the policies' logs. */
+/* Run i's "kv" object (entry, or a new one; kl NULL when not compared)
+ * into results, as "kv" or appended to the list there, and its log into
+ * writer. */
 static gboolean
-results_add_kv (const LscJob *job, const KvRuns *r, int n_prompt, const char *output_dir,
+results_add_kv_run (const LscJob *job, int i, const LscSession *session, int n_prompt,
+                    const double *kl, const gboolean *agree, int n_compared, json_object *entry,
+                    json_object *results, LscTensorWriter *writer, GError **error)
+{
+  json_object *o = entry != NULL ? entry : json_object_new_object ();
+  if (!_lsc_job_kv_write (&job->kv, i, session, n_prompt, kl, agree, n_compared, o, writer,
+                          error))
+    {
+      json_object_put (o);
+      return FALSE;
+    }
+  if (!job->kv.list)
+    {
+      json_object_object_add (results, "kv", o);
+      return TRUE;
+    }
+  json_object *list;
+  if (!json_object_object_get_ex (results, "kv", &list))
+    json_object_object_add (results, "kv", list = json_object_new_array ());
+  json_object_array_add (list, o);
+  return TRUE;
+}
+
+/* "kv" of every run of the runner and DIR/tensors.safetensors with their logs. */
+static gboolean
+results_add_kv (const LscJob *job, KvRuns *r, int n_prompt, const char *output_dir,
                 json_object *results, GError **error)
 {
   g_autoptr(LscTensorWriter) writer = lsc_tensor_writer_new ();
-  json_object *list = job->kv.list ? json_object_new_array () : NULL;
   for (int i = 0; i < r->n; i++)
     {
-      json_object *o = r->entries[i] != NULL ? r->entries[i] : json_object_new_object ();
-      gboolean compared = job->kv.runs[i].compare;
-      if (!_lsc_job_kv_write (&job->kv, i, r->sessions[i], n_prompt,
-                              compared ? (const double *) r->kl[i]->data : NULL,
-                              (const gboolean *) r->agree[i]->data, (int) r->kl[i]->len, o,
-                              writer, error))
-        {
-          json_object_put (o);
-          json_object_put (list);
-          return FALSE;
-        }
-      if (list != NULL)
-        json_object_array_add (list, o);
-      else
-        json_object_object_add (results, "kv", o);
+      json_object *entry = g_steal_pointer (&r->entries[i]);
+      if (!results_add_kv_run (job, i, r->sessions[i], n_prompt,
+                               job->kv.runs[i].compare ? (const double *) r->kl[i]->data : NULL,
+                               (const gboolean *) r->agree[i]->data, (int) r->kl[i]->len, entry,
+                               results, writer, error))
+        return FALSE;
     }
-  if (list != NULL)
-    json_object_object_add (results, "kv", list);
   return results_add_tensors (writer, output_dir, results, error);
 }
 
@@ -988,9 +1004,6 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
               /* each policy from an empty cache: the prompt (in chunks), then
                * generation, the full cache alongside */
               const LscJobKvRun *run = &job->kv.runs[i];
-              kv_runs.kl[i] = g_array_new (FALSE, FALSE, sizeof (double));
-              kv_runs.agree[i] = g_array_new (FALSE, FALSE, sizeof (gboolean));
-              kv_runs.n = i + 1;
               if (i == 0)
                 kv_runs.sessions[0] = session;
               else
@@ -1004,10 +1017,12 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
                   if (kv_runs.sessions[i] == NULL)
                     {
                       g_prefix_error (&error, "$.kv[%d]: ", i);
-                      kv_runs.n = i;
                       break;
                     }
                 }
+              kv_runs.kl[i] = g_array_new (FALSE, FALSE, sizeof (double));
+              kv_runs.agree[i] = g_array_new (FALSE, FALSE, sizeof (gboolean));
+              kv_runs.n = i + 1;
               if (full != NULL)
                 lsc_session_rewind (full, 0);
               g_autoptr(GArray) out = g_array_new (FALSE, FALSE, sizeof (gint32));
@@ -1250,27 +1265,10 @@ write_record (LscJob *job, const LscBatchRecord *r, const char *output_dir, GErr
     }
   if (job->kv.enabled)
     {
-      /* the record's one run, in the shape of the runner's */
-      KvRuns kv_runs = { 0 };
-      LscSession *session = (LscSession *) r->session;   /* only read */
-      json_object *entry = NULL;
-      kv_runs.n = 1;
-      kv_runs.sessions = &session;
-      kv_runs.entries = &entry;
-      GArray *kl = g_array_new (FALSE, FALSE, sizeof (double));
-      GArray *agree = g_array_new (FALSE, FALSE, sizeof (gboolean));
-      if (r->kv_kl != NULL)
-        {
-          g_array_append_vals (kl, r->kv_kl, r->kv_n_compared);
-          g_array_append_vals (agree, r->kv_agree, r->kv_n_compared);
-        }
-      kv_runs.kl = &kl;
-      kv_runs.agree = &agree;
-      job->kv.runs[0].compare = r->kv_kl != NULL;
-      gboolean ok = results_add_kv (job, &kv_runs, r->n_prompt, output_dir, results, error);
-      g_array_unref (kl);
-      g_array_unref (agree);
-      if (!ok)
+      g_autoptr(LscTensorWriter) writer = lsc_tensor_writer_new ();
+      if (!results_add_kv_run (job, 0, r->session, r->n_prompt, r->kv_kl, r->kv_agree,
+                               r->kv_n_compared, NULL, results, writer, error)
+          || !results_add_tensors (writer, output_dir, results, error))
         {
           json_object_put (timings);
           return FALSE;

@@ -1204,6 +1204,16 @@ test_batch_kv (void)
                    "[ \"kl.svg\", \"kv-layers.png\" ]");
   json_object_put (res);
 
+  /* a policy that cannot run on the model fails at its turn, naming it; the
+   * runs before it are in the results (and, under ASan, nothing leaks) */
+  g_autofree char *rjob = g_strdup_printf (
+    "{\"model\": \"%s\", \"prompt\": \"abc\", \"max_tokens\": 2, \"kv\": [{\"policy\": "
+    "\"h2o\"}, {\"policy\": \"lacache\", \"capacity\": 64}]}", model);
+  g_autofree char *rerr = NULL;
+  run_job ("kv-run-fails", rjob, 1, &rerr);
+  g_assert_nonnull (strstr (rerr, "$.kv[1]: "));
+  g_assert_nonnull (strstr (rerr, "lacache: span 16 and overlap 0 drop no token with 3 layers"));
+
   /* figures without the section */
   g_autofree char *fjob = g_strdup_printf (
     "{\"model\": \"%s\", \"prompt\": \"abc\", \"figures\": [{\"kind\": \"kv_layers\"}]}",
