@@ -169,6 +169,10 @@ gboolean _lsc_ssm_eval (LscSession *s, const gint32 *tokens, int n, float *logit
 void _lsc_ssm_free (LscSession *s);
 /* Back to the empty state (position 0). */
 void _lsc_ssm_reset (LscSession *s);
+/* A (n floats) of an SSM layer as the forward uses it: -exp(A_log), or A
+ * where the checkpoint stores that, widened to float32 (its bytes added to
+ * *counter); NULL when the layer has neither, of n elements. */
+float *_lsc_ssm_widen_a (const LscModel *model, int layer, gint64 n, guint64 *counter);
 
 /* KV policies (lsc-kv.c). Without one (s->kv NULL) a token's slot is its
  * position and every call below is a no-op or says so. During an

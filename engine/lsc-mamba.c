@@ -104,6 +104,20 @@ set_shape (LscSsmState *m, const LscModelConfig *c)
   m->n_in = m->m2 ? 2 * m->E + 2 * m->G * m->N + m->H : 2 * m->E;
 }
 
+float *
+_lsc_ssm_widen_a (const LscModel *model, int layer, gint64 n, guint64 *counter)
+{
+  const LscTensor *a_log = lsc_model_get_weight (model, LSC_TENSOR_SSM_A_LOG, layer);
+  const LscTensor *t = a_log != NULL ? a_log
+                                     : lsc_model_get_weight (model, LSC_TENSOR_SSM_A, layer);
+  if (t == NULL || lsc_tensor_n_elements (t) != n)
+    return NULL;
+  float *a = _lsc_widen (t, counter);
+  for (gint64 i = 0; a_log != NULL && i < n; i++)
+    a[i] = -expf (a[i]);
+  return a;
+}
+
 gboolean
 _lsc_ssm_init (LscSession *s, GError **error)
 {
@@ -152,10 +166,7 @@ _lsc_ssm_init (LscSession *s, GError **error)
       L->x_proj = _lsc_matrix (lsc_model_get_weight (model, LSC_TENSOR_SSM_X, l));
       L->dt_proj = _lsc_matrix (lsc_model_get_weight (model, LSC_TENSOR_SSM_DT, l));
       L->dt_bias = _lsc_widen (dt_b, counted);
-      L->A = _lsc_widen (a, counted);
-      if (a_log != NULL)
-        for (gint64 i = 0; i < n_a; i++)
-          L->A[i] = -expf (L->A[i]);
+      L->A = _lsc_ssm_widen_a (model, l, n_a, counted);
       L->D = _lsc_widen (d, counted);
       L->gated_norm = _lsc_widen (lsc_model_get_weight (model, LSC_TENSOR_SSM_GATED_NORM, l),
                                     counted);

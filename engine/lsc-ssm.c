@@ -83,26 +83,16 @@ lsc_ssm_store_new_from_data (LscModel *model, int first_layer, int last_layer, i
     }
   /* A of every layer, as the session widens it */
   g_autofree float **a = g_new0 (float *, c->n_layers);
+  guint64 a_bytes = 0;
   for (int l = 0; l < c->n_layers; l++)
-    {
-      const LscTensor *t = lsc_model_get_weight (model, LSC_TENSOR_SSM_A_LOG, l);
-      gboolean is_log = t != NULL;
-      if (t == NULL)
-        t = lsc_model_get_weight (model, LSC_TENSOR_SSM_A, l);
-      a[l] = g_new (float, (gsize) C * S);
-      if (t == NULL || lsc_tensor_n_elements (t) != (gint64) C * S
-          || !lsc_tensor_to_f32 (t, a[l], error))
-        {
-          if (error != NULL && *error == NULL)
-            g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_INVALID_ARGUMENT,
-                         "%s: layer %d has no A of %d x %d", lsc_model_get_path (model), l, C, S);
-          for (int k = 0; k <= l; k++)
-            g_free (a[k]);
-          return NULL;
-        }
-      for (gsize i = 0; is_log && i < (gsize) C * S; i++)
-        a[l][i] = -expf (a[l][i]);
-    }
+    if ((a[l] = _lsc_ssm_widen_a (model, l, (gint64) C * S, &a_bytes)) == NULL)
+      {
+        g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_INVALID_ARGUMENT,
+                     "%s: layer %d has no A of %d x %d", lsc_model_get_path (model), l, C, S);
+        for (int k = 0; k < l; k++)
+          g_free (a[k]);
+        return NULL;
+      }
   LscSsmCapturePlan plan = { TRUE, first_layer, last_layer };
   LscSsmStore *st = _lsc_ssm_store_new (&plan, c->n_layers, C, S, (const float *const *) a, error);
   if (st == NULL)
