@@ -324,12 +324,11 @@ lsc_estimate_run (LscModel *model, const LscEstimateParams *params, LscEstimate 
       g_autoptr(LscSession) probe = NULL;
       LscSessionParams check = sp;
       check.n_ctx = 1;
+      check.backend = LSC_BACKEND_CPU;   /* resolve_backend () checks the GPU */
       if ((sp.capture.enabled || sp.hooks.scale != NULL || sp.hooks.mask_row != NULL
-           || sp.backend == LSC_BACKEND_CUDA || sp.ssm_capture.enabled || sp.ssm_filter.enabled
-           || kv)
+           || sp.ssm_capture.enabled || sp.ssm_filter.enabled || kv)
           && (probe = lsc_session_new (model, &check, error)) == NULL)
         return FALSE;
-      sp.backend = LSC_BACKEND_CPU;
     }
   if (kv && !ssm)
     {
@@ -395,7 +394,7 @@ lsc_estimate_run (LscModel *model, const LscEstimateParams *params, LscEstimate 
       guint64 host = 0;
       if (!_lsc_cuda_memory (model, &sp, &e.device_bytes, &host))
         g_assert_not_reached ();   /* resolve_backend () picks CUDA only in CUDA builds */
-      e.activation_bytes += host;
+      e.activation_bytes += host + (ssm ? _lsc_ssm_session_bytes (model, &sp, 0) : 0);
     }
   else if (ssm)
     e.activation_bytes += _lsc_ssm_session_bytes (model, &sp, largest_eval);
@@ -406,9 +405,10 @@ lsc_estimate_run (LscModel *model, const LscEstimateParams *params, LscEstimate 
     {
       const LscSsmFilter *f = &sp.ssm_filter;
       gboolean filtered = f->enabled && first_eval >= (f->min_tokens > 0 ? f->min_tokens : 3000);
-      e.capture_bytes = _lsc_ssm_store_bytes (c, &sp.ssm_capture,
-                                              sp.reference ? 1 : LSC_FAST_BLOCK_TOKENS, first_eval,
-                                              (int) n_pos, filtered);
+      int block = e.backend == LSC_BACKEND_CUDA ? MIN (sp.n_ctx, LSC_CUDA_BLOCK_TOKENS)
+                  : sp.reference ? 1 : LSC_FAST_BLOCK_TOKENS;
+      e.capture_bytes = _lsc_ssm_store_bytes (c, &sp.ssm_capture, block, first_eval, (int) n_pos,
+                                              filtered);
     }
   gboolean pass = sp.capture.enabled && (p->stats || p->pyramids) && e.n_rows_captured > 0;
   if (pass && p->pyramids)

@@ -37,6 +37,27 @@ cuda_dtype (LscDType dtype)
   return dtype == LSC_DTYPE_F32 || dtype == LSC_DTYPE_F16 || dtype == LSC_DTYPE_BF16;
 }
 
+char *
+_lsc_cuda_weights_reason (const LscModel *model, const LscTensorRole *roles, int n_roles)
+{
+  const LscModelConfig *c = lsc_model_get_config (model);
+  const LscTensor *any[] = { lsc_model_get_weight (model, LSC_TENSOR_TOKEN_EMBD, -1),
+                             lsc_model_get_weight (model, LSC_TENSOR_OUTPUT, -1) };
+  for (guint i = 0; i < G_N_ELEMENTS (any); i++)
+    if (any[i] != NULL && !cuda_dtype (any[i]->dtype))
+      return g_strdup_printf ("%s weights (the CUDA backend computes F32, F16 and BF16)",
+                              lsc_dtype_name (any[i]->dtype));
+  for (int l = 0; l < c->n_layers; l++)
+    for (int i = 0; i < n_roles; i++)
+      {
+        const LscTensor *t = lsc_model_get_weight (model, roles[i], l);
+        if (t != NULL && !cuda_dtype (t->dtype))
+          return g_strdup_printf ("%s weights in layer %d (the CUDA backend computes F32, F16 "
+                                  "and BF16)", lsc_dtype_name (t->dtype), l);
+      }
+  return NULL;
+}
+
 /* Why the GPU path cannot run `model` with `params`, or NULL when it can. */
 char *
 _lsc_cuda_unsupported_reason (const LscModel *model, const LscSessionParams *params)
@@ -44,6 +65,8 @@ _lsc_cuda_unsupported_reason (const LscModel *model, const LscSessionParams *par
   const LscModelConfig *c = lsc_model_get_config (model);
   if (params->reference)
     return g_strdup ("the reference path runs on the CPU");
+  if (lsc_arch_is_ssm (c->arch))
+    return _lsc_ssm_cuda_unsupported_reason (model, params);
   if (params->hooks.scale != NULL || params->hooks.mask_row != NULL)
     return g_strdup ("attention hooks (plugins, KV policies) run on the CPU");
   if (params->kv_policy.kind != LSC_KV_FULL)
@@ -52,26 +75,19 @@ _lsc_cuda_unsupported_reason (const LscModel *model, const LscSessionParams *par
   if (c->head_dim > 128 || c->head_dim % 2 != 0)
     return g_strdup_printf ("head_dim %d (the CUDA attention kernel takes even sizes up to 128)",
                             c->head_dim);
-  const LscTensor *output = lsc_model_get_weight (model, LSC_TENSOR_OUTPUT, -1);
-  const LscTensor *any[] = { lsc_model_get_weight (model, LSC_TENSOR_TOKEN_EMBD, -1), output };
-  for (guint i = 0; i < G_N_ELEMENTS (any); i++)
-    if (any[i] != NULL && !cuda_dtype (any[i]->dtype))
-      return g_strdup_printf ("%s weights (the CUDA backend computes F32, F16 and BF16)",
-                              lsc_dtype_name (any[i]->dtype));
+  static const LscTensorRole roles[] = { LSC_TENSOR_ATTN_Q, LSC_TENSOR_ATTN_K, LSC_TENSOR_ATTN_V,
+                                         LSC_TENSOR_ATTN_O, LSC_TENSOR_FFN_GATE, LSC_TENSOR_FFN_UP,
+                                         LSC_TENSOR_FFN_DOWN };
+  char *reason = _lsc_cuda_weights_reason (model, roles, G_N_ELEMENTS (roles));
+  if (reason != NULL)
+    return reason;
   for (int l = 0; l < c->n_layers; l++)
     {
-      static const LscTensorRole roles[] = { LSC_TENSOR_ATTN_Q, LSC_TENSOR_ATTN_K,
-                                             LSC_TENSOR_ATTN_V, LSC_TENSOR_ATTN_O,
-                                             LSC_TENSOR_FFN_GATE, LSC_TENSOR_FFN_UP,
-                                             LSC_TENSOR_FFN_DOWN };
       LscDType dt[G_N_ELEMENTS (roles)];
       for (guint i = 0; i < G_N_ELEMENTS (roles); i++)
         {
           const LscTensor *t = lsc_model_get_weight (model, roles[i], l);
           dt[i] = t != NULL ? t->dtype : LSC_DTYPE_F32;
-          if (!cuda_dtype (dt[i]))
-            return g_strdup_printf ("%s weights in layer %d (the CUDA backend computes F32, F16 "
-                                    "and BF16)", lsc_dtype_name (dt[i]), l);
         }
       if (dt[0] != dt[1] || dt[0] != dt[2] || dt[4] != dt[5])
         return g_strdup_printf ("mixed q/k/v or gate/up dtypes in layer %d", l);
@@ -81,50 +97,11 @@ _lsc_cuda_unsupported_reason (const LscModel *model, const LscSessionParams *par
 
 #if LSC_HAVE_CUDA
 
-#include "lsc-cuda.h"
+#include "lsc-cuda-private.h"
 
 #define BLOCK_TOKENS LSC_CUDA_BLOCK_TOKENS   /* tokens per block of the prefill (4096) */
-#define LOGIT_ROWS 256       /* rows of logits computed (and downloaded) at once */
-
-typedef struct {
-  float *attn_norm, *ffn_norm;   /* (dim) */
-  float *bqkv;                   /* (q_dim + 2 kv_dim), zeros where a bias is absent; or NULL */
-  LscMatrix wqkv;                /* (q_dim + 2 kv_dim, dim): q, k and v rows stacked */
-  LscMatrix wo;                  /* (dim, q_dim) */
-  LscMatrix wgu;                 /* (2 hidden, dim): gate rows, then up rows */
-  LscMatrix wdown;               /* (dim, hidden) */
-} CudaLayer;
-
-/* Device pointers, except where said. */
-struct _LscCudaState {
-  LscCudaContext *ctx;
-  char device[256];              /* host: the device's name */
-  CudaLayer *layers;             /* host array (n_layers) */
-  LscMatrix embd, output;        /* output.data == embd.data when tied */
-  float *output_norm;            /* (dim) */
-  float *key_cache, *value_cache;   /* (n_layers, n_ctx, kv_dim) */
-
-  int cap;                       /* tokens the block buffers hold */
-  int32_t *tokens;               /* (cap) */
-  float *cs;                     /* (2, cap, head_dim / 2): the block's cos, then its sin */
-  float *x;                      /* (cap, dim) residual stream */
-  float *xb;                     /* (cap, max(dim, q_dim)) */
-  float *xb2;                    /* (cap, dim) */
-  float *qkv;                    /* (cap, q_dim + 2 kv_dim) */
-  float *gu;                     /* (cap, 2 hidden) */
-  float *hb;                     /* (cap, hidden) */
-  float *lse;                    /* (n_heads, cap) */
-  float *logits;                 /* (LOGIT_ROWS, vocab) */
-  void *x_half;                  /* (2, cap, max(dim, q_dim, hidden)) 16-bit GEMM inputs */
-  void *attn_work;               /* decode attention's split-K partials */
-  float *host_cs;                /* host (cap, head_dim) cos then sin of a block */
-  float *staging;                /* pinned host (cap, max(q_dim, kv_dim)): captured rows on
-                                    their way to the store; NULL without capture */
-  guint64 host_bytes;            /* host_cs and staging (lsc_session_get_memory ()) */
-};
-
-static gboolean
-cuda_fail (GError **error, LscStatus status, const char *what)
+gboolean
+_lsc_cuda_fail (GError **error, LscStatus status, const char *what)
 {
   if (status == LSC_STATUS_OUT_OF_MEMORY)
     g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_OUT_OF_MEMORY,
@@ -135,18 +112,11 @@ cuda_fail (GError **error, LscStatus status, const char *what)
   return FALSE;
 }
 
-/* Return FALSE from the enclosing function (error set) when call fails. */
-#define TRY(call, what)                                      \
-  do {                                                       \
-    LscStatus st_ = (call);                                  \
-    if (st_ != LSC_STATUS_OK)                                \
-      return cuda_fail (error, st_, what);                   \
-  } while (0)
+#define TRY LSC_GPU_TRY
 
-/* dst <- the n_parts matrices stacked by rows (all of one dtype and width). */
-static gboolean
-upload_stacked (LscCudaState *g, LscMatrix *dst, const LscMatrix *const *parts, int n_parts,
-                GError **error)
+gboolean
+_lsc_cuda_upload_matrix (LscCudaState *g, LscMatrix *dst, const LscMatrix *const *parts,
+                         int n_parts, GError **error)
 {
   size_t row_bytes = lsc_dtype_row_bytes (parts[0]->dtype, parts[0]->cols);
   int rows = 0;
@@ -165,19 +135,45 @@ upload_stacked (LscCudaState *g, LscMatrix *dst, const LscMatrix *const *parts, 
   return TRUE;
 }
 
-static gboolean
-upload_floats (LscCudaState *g, float **dst, const float *src, size_t n, GError **error)
+gboolean
+_lsc_cuda_upload_floats (LscCudaState *g, float **dst, const float *src, size_t n, GError **error)
 {
-  TRY (lsc_cuda_alloc (g->ctx, (void **) dst, n * sizeof (float)), "uploading the weights");
-  TRY (lsc_cuda_upload (g->ctx, *dst, src, n * sizeof (float)), "uploading the weights");
+  TRY (lsc_cuda_alloc (g->ctx, (void **) dst, n * sizeof (float)),
+       src != NULL ? "uploading the weights" : "allocating device buffers");
+  if (src != NULL)
+    TRY (lsc_cuda_upload (g->ctx, *dst, src, n * sizeof (float)), "uploading the weights");
   return TRUE;
 }
 
 static gboolean
 alloc_floats (LscCudaState *g, float **dst, size_t n, GError **error)
 {
-  TRY (lsc_cuda_alloc (g->ctx, (void **) dst, n * sizeof (float)), "allocating device buffers");
-  return TRUE;
+  return _lsc_cuda_upload_floats (g, dst, NULL, n, error);
+}
+
+gboolean
+_lsc_cuda_upload_head (LscSession *s, LscCudaState *g, GError **error)
+{
+  const LscMatrix *embd[] = { &s->embd };
+  if (!_lsc_cuda_upload_matrix (g, &g->embd, embd, 1, error))
+    return FALSE;
+  g->output = g->embd;
+  if (s->output.data != s->embd.data)
+    {
+      const LscMatrix *out[] = { &s->output };
+      if (!_lsc_cuda_upload_matrix (g, &g->output, out, 1, error))
+        return FALSE;
+    }
+  return _lsc_cuda_upload_floats (g, &g->output_norm, s->output_norm, s->c.dim, error);
+}
+
+guint64
+_lsc_cuda_head_bytes (const LscModel *model)
+{
+  const LscTensor *embd = lsc_model_get_weight (model, LSC_TENSOR_TOKEN_EMBD, -1);
+  const LscTensor *output = lsc_model_get_weight (model, LSC_TENSOR_OUTPUT, -1);
+  return (embd != NULL ? embd->n_bytes : 0) + (output != NULL ? output->n_bytes : 0)
+         + (guint64) lsc_model_get_config (model)->dim * sizeof (float);
 }
 
 static gboolean
@@ -186,35 +182,24 @@ upload_model (LscSession *s, LscCudaState *g, GError **error)
   const LscModelConfig *c = &s->c;
   int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
 
-  const LscMatrix *embd[] = { &s->embd };
-  if (!upload_stacked (g, &g->embd, embd, 1, error))
+  if (!_lsc_cuda_upload_head (s, g, error))
     return FALSE;
-  g->output = g->embd;
-  if (s->output.data != s->embd.data)
-    {
-      const LscMatrix *out[] = { &s->output };
-      if (!upload_stacked (g, &g->output, out, 1, error))
-        return FALSE;
-    }
-  if (!upload_floats (g, &g->output_norm, s->output_norm, c->dim, error))
-    return FALSE;
-
-  g->layers = g_new0 (CudaLayer, c->n_layers);
+  g->layers = g_new0 (LscCudaLayer, c->n_layers);
   g_autofree float *bias = g_new (float, q_dim + 2 * kv_dim);
   for (int l = 0; l < c->n_layers; l++)
     {
       const LscLayer *L = &s->layers[l];
-      CudaLayer *G = &g->layers[l];
+      LscCudaLayer *G = &g->layers[l];
       const LscMatrix *qkv[] = { &L->wq, &L->wk, &L->wv };
       const LscMatrix *gu[] = { &L->w_gate, &L->w_up };
       const LscMatrix *wo[] = { &L->wo };
       const LscMatrix *wdown[] = { &L->w_down };
-      if (!upload_stacked (g, &G->wqkv, qkv, 3, error)
-          || !upload_stacked (g, &G->wo, wo, 1, error)
-          || !upload_stacked (g, &G->wgu, gu, 2, error)
-          || !upload_stacked (g, &G->wdown, wdown, 1, error)
-          || !upload_floats (g, &G->attn_norm, L->attn_norm, c->dim, error)
-          || !upload_floats (g, &G->ffn_norm, L->ffn_norm, c->dim, error))
+      if (!_lsc_cuda_upload_matrix (g, &G->wqkv, qkv, 3, error)
+          || !_lsc_cuda_upload_matrix (g, &G->wo, wo, 1, error)
+          || !_lsc_cuda_upload_matrix (g, &G->wgu, gu, 2, error)
+          || !_lsc_cuda_upload_matrix (g, &G->wdown, wdown, 1, error)
+          || !_lsc_cuda_upload_floats (g, &G->attn_norm, L->attn_norm, c->dim, error)
+          || !_lsc_cuda_upload_floats (g, &G->ffn_norm, L->ffn_norm, c->dim, error))
         return FALSE;
       if (L->bq != NULL || L->bk != NULL || L->bv != NULL)
         {
@@ -225,7 +210,7 @@ upload_model (LscSession *s, LscCudaState *g, GError **error)
             memcpy (bias + q_dim, L->bk, kv_dim * sizeof (float));
           if (L->bv != NULL)
             memcpy (bias + q_dim + kv_dim, L->bv, kv_dim * sizeof (float));
-          if (!upload_floats (g, &G->bqkv, bias, q_dim + 2 * kv_dim, error))
+          if (!_lsc_cuda_upload_floats (g, &G->bqkv, bias, q_dim + 2 * kv_dim, error))
             return FALSE;
         }
     }
@@ -266,7 +251,7 @@ alloc_blocks (LscSession *s, LscCudaState *g, int cap, GError **error)
          && alloc_floats (g, &g->gu, (size_t) cap * 2 * c->hidden_dim, error)
          && alloc_floats (g, &g->hb, (size_t) cap * c->hidden_dim, error)
          && alloc_floats (g, &g->lse, (size_t) c->n_heads * cap, error)
-         && alloc_floats (g, &g->logits, (size_t) MIN (cap, LOGIT_ROWS) * s->output.rows, error);
+         && alloc_floats (g, &g->logits, (size_t) MIN (cap, LSC_CUDA_LOGIT_ROWS) * s->output.rows, error);
 }
 
 static void
@@ -275,6 +260,8 @@ cuda_state_free (LscCudaState *g)
   if (g == NULL)
     return;
   lsc_cuda_host_free (g->ctx, g->staging);
+  if (g->ssm != NULL)
+    _lsc_ssm_cuda_free (g);
   /* the context frees every device allocation it still holds */
   lsc_cuda_context_free (g->ctx);
   g_free (g->layers);
@@ -324,7 +311,8 @@ _lsc_session_init_cuda (LscSession *s, GError **error)
     }
   s->cuda = g;
   int cap = MIN (s->params.n_ctx, BLOCK_TOKENS);
-  if (!upload_model (s, g, error) || !alloc_blocks (s, g, cap, error))
+  if (s->ssm != NULL ? !_lsc_ssm_cuda_upload (s, g, error)
+                     : !upload_model (s, g, error) || !alloc_blocks (s, g, cap, error))
     {
       g_prefix_error (error, "%s: ", g->device);
       _lsc_session_free_cuda (s);
@@ -341,17 +329,19 @@ _lsc_cuda_memory (const LscModel *model, const LscSessionParams *params, guint64
                   guint64 *host_bytes)
 {
   const LscModelConfig *c = lsc_model_get_config (model);
+  if (lsc_arch_is_ssm (c->arch))
+    {
+      _lsc_ssm_cuda_memory (model, params, device_bytes, host_bytes);
+      return TRUE;
+    }
   guint64 q_dim = (guint64) c->n_heads * c->head_dim;
   guint64 kv_dim = (guint64) c->n_kv_heads * c->head_dim;
-  guint64 dev = 0;
 
   /* weights in their dtype (q|k|v and gate|up stacked: the same bytes), norms
    * in f32, and a layer's biases as one (q_dim + 2 kv_dim) f32 vector */
   const LscTensor *embd = lsc_model_get_weight (model, LSC_TENSOR_TOKEN_EMBD, -1);
   const LscTensor *output = lsc_model_get_weight (model, LSC_TENSOR_OUTPUT, -1);
-  dev += embd != NULL ? embd->n_bytes : 0;
-  dev += output != NULL ? output->n_bytes : 0;
-  dev += (guint64) c->dim * sizeof (float);
+  guint64 dev = _lsc_cuda_head_bytes (model);
   static const LscTensorRole matrices[] = { LSC_TENSOR_ATTN_Q, LSC_TENSOR_ATTN_K,
                                             LSC_TENSOR_ATTN_V, LSC_TENSOR_ATTN_O,
                                             LSC_TENSOR_FFN_GATE, LSC_TENSOR_FFN_UP,
@@ -380,7 +370,7 @@ _lsc_cuda_memory (const LscModel *model, const LscSessionParams *params, guint64
   guint64 floats = cap * c->head_dim + cap * c->dim + cap * MAX ((guint64) c->dim, q_dim)
                    + cap * c->dim + cap * (q_dim + 2 * kv_dim) + cap * 2 * c->hidden_dim
                    + cap * c->hidden_dim + (guint64) c->n_heads * cap
-                   + MIN (cap, LOGIT_ROWS) * vocab;
+                   + MIN (cap, LSC_CUDA_LOGIT_ROWS) * vocab;
   *device_bytes = dev + floats * sizeof (float);
   *host_bytes = cap * c->head_dim * sizeof (float)
                 + (params->capture.enabled ? cap * MAX (q_dim, kv_dim) * sizeof (float) : 0);
@@ -459,6 +449,45 @@ layer_captured (const LscSession *s, int l, int start, int T)
   return FALSE;
 }
 
+gboolean
+_lsc_cuda_embed_block (LscSession *s, const gint32 *tokens, int T, GError **error)
+{
+  LscCudaState *g = s->cuda;
+  TRY (lsc_cuda_upload (g->ctx, g->tokens, tokens, T * sizeof (int32_t)), "uploading tokens");
+  TRY (lsc_cuda_embed (g->ctx, g->x, g->tokens, T, g->embd.data, g->embd.dtype, s->c.dim),
+       "embedding");
+  return TRUE;
+}
+
+gboolean
+_lsc_cuda_block_logits (LscSession *s, const float *pending, int T, float *logits,
+                        gboolean all_logits, GError **error)
+{
+  LscCudaState *g = s->cuda;
+  LscCudaContext *ctx = g->ctx;
+  int dim = s->c.dim;
+  if (logits != NULL)
+    {
+      /* last residual, final norm and classifier: every row, or just the last */
+      int first = all_logits ? 0 : T - 1, vocab = g->output.rows;
+      TRY (lsc_cuda_rmsnorm (ctx, g->xb + (size_t) first * dim, g->x + (size_t) first * dim,
+                             pending != NULL ? pending + (size_t) first * dim : NULL,
+                             g->output_norm, T - first, dim, (float) s->c.norm_eps),
+           "normalising");
+      for (int r = first; r < T; r += LSC_CUDA_LOGIT_ROWS)
+        {
+          int rows = MIN (LSC_CUDA_LOGIT_ROWS, T - r);
+          TRY (lsc_cuda_gemm_xwt (ctx, g->logits, vocab, g->xb + (size_t) r * dim, dim, rows,
+                                  g->output.data, g->output.dtype, vocab, dim, g->x_half),
+               "computing logits");
+          TRY (lsc_cuda_download (ctx, logits + (size_t) (r - first) * vocab, g->logits,
+                                  (size_t) rows * vocab * sizeof (float)), "copying logits");
+        }
+    }
+  TRY (lsc_cuda_sync (ctx), "running the forward pass");
+  return TRUE;
+}
+
 /* One block of T <= cap tokens at positions start .. start + T - 1. */
 static gboolean
 forward_block (LscSession *s, const gint32 *tokens, int start, int T, float *logits,
@@ -480,13 +509,13 @@ forward_block (LscSession *s, const gint32 *tokens, int start, int T, float *log
   TRY (lsc_cuda_upload (ctx, g->cs, g->host_cs, (size_t) T * hd * sizeof (float)),
        "uploading RoPE");
   const float *rope_cos = g->cs, *rope_sin = g->cs + (size_t) T * half;
-  TRY (lsc_cuda_upload (ctx, g->tokens, tokens, T * sizeof (int32_t)), "uploading tokens");
-  TRY (lsc_cuda_embed (ctx, g->x, g->tokens, T, g->embd.data, g->embd.dtype, dim), "embedding");
+  if (!_lsc_cuda_embed_block (s, tokens, T, error))
+    return FALSE;
 
   const float *pending = NULL;   /* (T, dim) the last FFN output, not yet added to x */
   for (int l = 0; l < c->n_layers; l++)
     {
-      const CudaLayer *G = &g->layers[l];
+      const LscCudaLayer *G = &g->layers[l];
       float *kc = g->key_cache + (size_t) l * n_ctx * kv_dim;
       float *vc = g->value_cache + (size_t) l * n_ctx * kv_dim;
       if (cancel != NULL && cancel (cancel_data))
@@ -529,25 +558,7 @@ forward_block (LscSession *s, const gint32 *tokens, int start, int T, float *log
       pending = g->xb2;
     }
 
-  if (logits != NULL)
-    {
-      /* last residual, final norm and classifier: every row, or just the last */
-      int first = all_logits ? 0 : T - 1, vocab = g->output.rows;
-      TRY (lsc_cuda_rmsnorm (ctx, g->xb + (size_t) first * dim, g->x + (size_t) first * dim,
-                             pending + (size_t) first * dim, g->output_norm, T - first, dim, eps),
-           "normalising");
-      for (int r = first; r < T; r += LOGIT_ROWS)
-        {
-          int rows = MIN (LOGIT_ROWS, T - r);
-          TRY (lsc_cuda_gemm_xwt (ctx, g->logits, vocab, g->xb + (size_t) r * dim, dim, rows,
-                                  g->output.data, g->output.dtype, vocab, dim, g->x_half),
-               "computing logits");
-          TRY (lsc_cuda_download (ctx, logits + (size_t) (r - first) * vocab, g->logits,
-                                  (size_t) rows * vocab * sizeof (float)), "copying logits");
-        }
-    }
-  TRY (lsc_cuda_sync (ctx), "running the forward pass");
-  return TRUE;
+  return _lsc_cuda_block_logits (s, pending, T, logits, all_logits, error);
 }
 
 const char *

@@ -112,6 +112,9 @@ gboolean _lsc_cuda_memory (const LscModel *model, const LscSessionParams *params
 guint64 _lsc_session_cuda_host_bytes (const LscSession *s);
 /* Why the GPU path cannot run `model` with `params`, or NULL when it can (free it). */
 char *_lsc_cuda_unsupported_reason (const LscModel *model, const LscSessionParams *params);
+/* Why the GPU path cannot compute with the model's embedding, classifier and
+ * the layers' matrices of the n_roles roles (their dtypes), or NULL (free it). */
+char *_lsc_cuda_weights_reason (const LscModel *model, const LscTensorRole *roles, int n_roles);
 /* The fast path's buffers of a session (0 before its first fast evaluation). */
 guint64 _lsc_session_fast_bytes (const LscSession *s);
 
@@ -162,13 +165,60 @@ guint64 _lsc_ssm_store_bytes (const LscModelConfig *c, const LscSsmCapturePlan *
                               int first_eval, int n_pos, gboolean filtered);
 
 /* The Mamba-1/2 forward (lsc-mamba.c). init sets s->ssm; eval runs n tokens
- * from s->pos (FALSE: cancelled, the state left as it was). */
+ * from s->pos (FALSE, error set: cancelled, or the device failed; the state
+ * is left as it was). */
 gboolean _lsc_ssm_init (LscSession *s, GError **error);
 gboolean _lsc_ssm_eval (LscSession *s, const gint32 *tokens, int n, float *logits,
-                        gboolean all_logits, LscCancelFunc cancel, gpointer cancel_data);
+                        gboolean all_logits, LscCancelFunc cancel, gpointer cancel_data,
+                        GError **error);
 void _lsc_ssm_free (LscSession *s);
 /* Back to the empty state (position 0). */
 void _lsc_ssm_reset (LscSession *s);
+
+/* The sizes of a Mamba mixer, from the config. */
+typedef struct {
+  gboolean m2;
+  int E, N, K, R;         /* inner size, state size, conv width, dt rank (Mamba-1) */
+  int H, P, G;            /* Mamba-2 heads, head dim, groups; Mamba-1: H = E, P = 1, G = 1 */
+  int n_in;               /* rows of in_proj */
+  int n_conv;             /* channels of the convolution: E (Mamba-1), E + 2GN (Mamba-2) */
+} LscSsmShape;
+void _lsc_ssm_shape (const LscModelConfig *c, LscSsmShape *shape);
+
+/* One Mamba layer as the forward uses it: vectors widened to float32,
+ * matrices as stored. */
+typedef struct {
+  float *norm;            /* (dim) block input norm */
+  LscMatrix in_proj;      /* Mamba-1 (2E, dim); Mamba-2 (2E + 2GN + H, dim) */
+  float *conv_w;          /* (n_conv, K) */
+  float *conv_b;          /* (n_conv) or NULL */
+  LscMatrix x_proj;       /* Mamba-1 (R + 2N, E) */
+  LscMatrix dt_proj;      /* Mamba-1 (E, R) */
+  float *dt_bias;         /* (E) Mamba-1; (H) Mamba-2 */
+  float *A;               /* -exp(A_log): (E, N) Mamba-1; (H) Mamba-2 */
+  float *D;               /* (E) / (H) */
+  float *gated_norm;      /* Mamba-2 (E) */
+  LscMatrix out_proj;     /* (dim, E) */
+} LscSsmLayer;
+const LscSsmLayer *_lsc_ssm_get_layer (const LscSession *s, int layer);
+
+/* Whether this evaluation records or filters Δ: then every layer's Δ (T, H)
+ * goes through _lsc_ssm_dt_hook (), which records it and zeroes what the
+ * filter drops; kept (T, H) is its scratch. */
+gboolean _lsc_ssm_dt_hooked (const LscSession *s);
+void _lsc_ssm_dt_hook (LscSession *s, int layer, int start, int T, float *dt, guint8 *kept);
+
+/* Mamba on the GPU (lsc-mamba-cuda.c; no-ops that say so in a build without
+ * CUDA). Why it cannot run `model` with `params` (NULL when it can; free it);
+ * one block of T tokens at positions start.. through every layer (logits as
+ * in _lsc_session_eval_cuda ()); and the device copy of the state: saved
+ * before an evaluation that may be cancelled, restored after, or zeroed. */
+char *_lsc_ssm_cuda_unsupported_reason (const LscModel *model, const LscSessionParams *params);
+gboolean _lsc_ssm_forward_cuda (LscSession *s, const gint32 *tokens, int start, int T,
+                                float *logits, gboolean all_logits, LscCancelFunc cancel,
+                                gpointer cancel_data, GError **error);
+typedef enum { LSC_SSM_STATE_SAVE, LSC_SSM_STATE_RESTORE, LSC_SSM_STATE_ZERO } LscSsmStateOp;
+gboolean _lsc_ssm_cuda_state (LscSession *s, LscSsmStateOp op, GError **error);
 /* A (n floats) of an SSM layer as the forward uses it: -exp(A_log), or A
  * where the checkpoint stores that, widened to float32 (its bytes added to
  * *counter); NULL when the layer has neither, of n elements. */

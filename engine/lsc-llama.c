@@ -86,16 +86,8 @@ ssm_session_init (LscSession *s, GError **error)
                    lsc_model_get_path (s->model), arch);
       return FALSE;
     }
-  if (s->params.backend == LSC_BACKEND_CUDA)
-    {
-      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
-                   "%s: the CUDA backend does not run %s yet (use the CPU)",
-                   lsc_model_get_path (s->model), arch);
-      return FALSE;
-    }
-  if (s->params.backend == LSC_BACKEND_AUTO)
-    s->backend_note = g_strdup_printf ("the CUDA backend does not run %s yet", arch);
-  return _lsc_ssm_init (s, error);
+  return _lsc_ssm_init (s, error)
+         && (s->params.backend == LSC_BACKEND_CPU || _lsc_session_init_cuda (s, error));
 }
 
 LscSession *
@@ -572,7 +564,14 @@ lsc_session_eval (LscSession *s, const gint32 *tokens, int n, float *logits, gbo
 
   gboolean ok;
   if (s->ssm != NULL)
-    ok = _lsc_ssm_eval (s, tokens, n, logits, all_logits, cancel, cancel_data);
+    {
+      if (!_lsc_ssm_eval (s, tokens, n, logits, all_logits, cancel, cancel_data, error))
+        {
+          s->pos = start;
+          return FALSE;
+        }
+      ok = TRUE;
+    }
   else if (s->params.reference)
     {
       ok = TRUE;

@@ -40,27 +40,9 @@
 
 extern void openblas_set_num_threads (int num_threads);
 
-typedef struct {
-  float *norm;            /* (dim) block input norm */
-  LscMatrix in_proj;      /* Mamba-1 (2E, dim); Mamba-2 (2E + 2GN + H, dim) */
-  float *conv_w;          /* (n_conv, K) */
-  float *conv_b;          /* (n_conv) or NULL */
-  LscMatrix x_proj;       /* Mamba-1 (R + 2N, E) */
-  LscMatrix dt_proj;      /* Mamba-1 (E, R) */
-  float *dt_bias;         /* (E) Mamba-1; (H) Mamba-2 */
-  float *A;               /* -exp(A_log): (E, N) Mamba-1; (H) Mamba-2 */
-  float *D;               /* (E) / (H) */
-  float *gated_norm;      /* Mamba-2 (E) */
-  LscMatrix out_proj;     /* (dim, E) */
-} SsmLayer;
-
 struct _LscSsmState {
-  gboolean m2;
-  int E, N, K, R;         /* inner size, state size, conv width, dt rank (Mamba-1) */
-  int H, P, G;            /* Mamba-2 heads, head dim, groups; Mamba-1: H = E, P = 1, G = 1 */
-  int n_in;               /* rows of in_proj */
-  int n_conv;             /* channels of the convolution: E (Mamba-1), E + 2GN (Mamba-2) */
-  SsmLayer *layers;       /* (n_layers) */
+  LscSsmShape sh;
+  LscSsmLayer *layers;    /* (n_layers) */
 
   /* the recurrent state, per layer */
   float *conv_state;      /* (n_layers, K - 1, n_conv): the last K - 1 inputs, oldest first */
@@ -89,19 +71,19 @@ bad_shape (LscSession *s, const LscTensor *t, gint64 want, GError **error)
   return TRUE;
 }
 
-static void
-set_shape (LscSsmState *m, const LscModelConfig *c)
+void
+_lsc_ssm_shape (const LscModelConfig *c, LscSsmShape *sh)
 {
-  m->m2 = c->arch == LSC_ARCH_MAMBA2;
-  m->E = c->ssm_d_inner;
-  m->N = c->ssm_d_state;
-  m->K = c->ssm_d_conv;
-  m->R = c->ssm_dt_rank;
-  m->H = m->m2 ? c->ssm_n_heads : m->E;
-  m->P = m->m2 ? c->ssm_head_dim : 1;
-  m->G = m->m2 ? c->ssm_n_groups : 1;
-  m->n_conv = m->m2 ? m->E + 2 * m->G * m->N : m->E;
-  m->n_in = m->m2 ? 2 * m->E + 2 * m->G * m->N + m->H : 2 * m->E;
+  sh->m2 = c->arch == LSC_ARCH_MAMBA2;
+  sh->E = c->ssm_d_inner;
+  sh->N = c->ssm_d_state;
+  sh->K = c->ssm_d_conv;
+  sh->R = c->ssm_dt_rank;
+  sh->H = sh->m2 ? c->ssm_n_heads : sh->E;
+  sh->P = sh->m2 ? c->ssm_head_dim : 1;
+  sh->G = sh->m2 ? c->ssm_n_groups : 1;
+  sh->n_conv = sh->m2 ? sh->E + 2 * sh->G * sh->N : sh->E;
+  sh->n_in = sh->m2 ? 2 * sh->E + 2 * sh->G * sh->N + sh->H : 2 * sh->E;
 }
 
 float *
@@ -126,7 +108,7 @@ _lsc_ssm_init (LscSession *s, GError **error)
   guint64 *counted = &s->scratch_bytes;
   s->ssm = m;
 
-  set_shape (m, c);
+  _lsc_ssm_shape (c, &m->sh);
 
   if (c->ssm_proj_bias)
     {
@@ -136,10 +118,10 @@ _lsc_ssm_init (LscSession *s, GError **error)
       return FALSE;
     }
 
-  m->layers = g_new0 (SsmLayer, c->n_layers);
+  m->layers = g_new0 (LscSsmLayer, c->n_layers);
   for (int l = 0; l < c->n_layers; l++)
     {
-      SsmLayer *L = &m->layers[l];
+      LscSsmLayer *L = &m->layers[l];
       LscModel *model = s->model;
       const LscTensor *in = lsc_model_get_weight (model, LSC_TENSOR_SSM_IN, l);
       const LscTensor *conv = lsc_model_get_weight (model, LSC_TENSOR_SSM_CONV1D, l);
@@ -149,14 +131,14 @@ _lsc_ssm_init (LscSession *s, GError **error)
                                          : lsc_model_get_weight (model, LSC_TENSOR_SSM_A, l);
       const LscTensor *d = lsc_model_get_weight (model, LSC_TENSOR_SSM_D, l);
       const LscTensor *dt_b = lsc_model_get_weight (model, LSC_TENSOR_SSM_DT_BIAS, l);
-      gint64 n_a = m->m2 ? m->H : (gint64) m->E * m->N;
+      gint64 n_a = m->sh.m2 ? m->sh.H : (gint64) m->sh.E * m->sh.N;
 
       /* Mamba-2 checkpoints with an MLP split of in_proj (d_mlp > 0) are not read */
-      if (bad_shape (s, in, (gint64) m->n_in * c->dim, error)
-          || bad_shape (s, conv, (gint64) m->n_conv * m->K, error)
-          || (conv_b != NULL && bad_shape (s, conv_b, m->n_conv, error))
-          || bad_shape (s, a, n_a, error) || bad_shape (s, d, m->H, error)
-          || bad_shape (s, dt_b, m->H, error))
+      if (bad_shape (s, in, (gint64) m->sh.n_in * c->dim, error)
+          || bad_shape (s, conv, (gint64) m->sh.n_conv * m->sh.K, error)
+          || (conv_b != NULL && bad_shape (s, conv_b, m->sh.n_conv, error))
+          || bad_shape (s, a, n_a, error) || bad_shape (s, d, m->sh.H, error)
+          || bad_shape (s, dt_b, m->sh.H, error))
         return FALSE;
 
       L->norm = _lsc_widen (lsc_model_get_weight (model, LSC_TENSOR_SSM_NORM, l), counted);
@@ -173,8 +155,8 @@ _lsc_ssm_init (LscSession *s, GError **error)
       L->out_proj = _lsc_matrix (lsc_model_get_weight (model, LSC_TENSOR_SSM_OUT, l));
     }
 
-  gsize conv_floats = (gsize) c->n_layers * (m->K - 1) * m->n_conv;
-  gsize ssm_floats = (gsize) c->n_layers * m->E * m->N;
+  gsize conv_floats = (gsize) c->n_layers * (m->sh.K - 1) * m->sh.n_conv;
+  gsize ssm_floats = (gsize) c->n_layers * m->sh.E * m->sh.N;
   m->state_floats = conv_floats + ssm_floats;
   m->conv_state = g_try_new0 (float, m->state_floats);
   m->backup = g_try_new (float, m->state_floats);
@@ -202,8 +184,8 @@ _lsc_ssm_init (LscSession *s, GError **error)
       g_autofree const float **a = g_new (const float *, c->n_layers);
       for (int l = 0; l < c->n_layers; l++)
         a[l] = m->layers[l].A;
-      s->ssm_store = _lsc_ssm_store_new (&s->params.ssm_capture, c->n_layers, m->H,
-                                         m->m2 ? 1 : m->N, a, error);
+      s->ssm_store = _lsc_ssm_store_new (&s->params.ssm_capture, c->n_layers, m->sh.H,
+                                         m->sh.m2 ? 1 : m->sh.N, a, error);
       if (s->ssm_store == NULL)
         return FALSE;
     }
@@ -212,13 +194,13 @@ _lsc_ssm_init (LscSession *s, GError **error)
 
 /* Floats of the block buffers for T tokens: ensure_buffers () allocates them. */
 static gsize
-buffer_floats (const LscModelConfig *c, const LscSsmState *m, int T, int n_threads)
+buffer_floats (const LscModelConfig *c, const LscSsmShape *sh, int T, int n_threads)
 {
-  int widest = MAX (MAX (c->dim, m->E), m->R);
-  return (gsize) T * (3 * (gsize) c->dim + m->n_in + m->n_conv + (m->m2 ? 1 : m->R + 2 * m->N)
-                      + m->H + m->E)
+  int widest = MAX (MAX (c->dim, sh->E), sh->R);
+  return (gsize) T * (3 * (gsize) c->dim + sh->n_in + sh->n_conv + (sh->m2 ? 1 : sh->R + 2 * sh->N)
+                      + sh->H + sh->E)
          + (gsize) WIDEN_ROWS * widest * n_threads
-         + ((gsize) T * m->H + sizeof (float) - 1) / sizeof (float);   /* kept, in floats */
+         + ((gsize) T * sh->H + sizeof (float) - 1) / sizeof (float);   /* kept, in floats */
 }
 
 guint64
@@ -236,10 +218,10 @@ _lsc_ssm_session_bytes (const LscModel *model, const LscSessionParams *params, i
       if ((t = lsc_model_get_weight (model, vectors[i], l)) != NULL)
         floats += (guint64) lsc_tensor_n_elements (t);
   guint64 bytes = floats * sizeof (float) + _lsc_ssm_state_bytes (c);   /* + the backup */
-  LscSsmState m;
-  set_shape (&m, c);
+  LscSsmShape sh;
+  _lsc_ssm_shape (c, &sh);
   if (n > 0)
-    bytes += buffer_floats (c, &m, params->reference ? 1 : MIN (n, LSC_FAST_BLOCK_TOKENS),
+    bytes += buffer_floats (c, &sh, params->reference ? 1 : MIN (n, LSC_FAST_BLOCK_TOKENS),
                             params->n_threads)
              * sizeof (float);
   return bytes;
@@ -280,7 +262,7 @@ _lsc_ssm_free (LscSession *s)
     return;
   for (int l = 0; m->layers != NULL && l < s->c.n_layers; l++)
     {
-      SsmLayer *L = &m->layers[l];
+      LscSsmLayer *L = &m->layers[l];
       g_free (L->norm);
       g_free (L->conv_w);
       g_free (L->conv_b);
@@ -301,8 +283,16 @@ void
 _lsc_ssm_reset (LscSession *s)
 {
   memset (s->ssm->conv_state, 0, s->ssm->state_floats * sizeof (float));
+  if (s->cuda != NULL)
+    _lsc_ssm_cuda_state (s, LSC_SSM_STATE_ZERO, NULL);   /* a failure shows at the next sync */
   if (s->ssm_store != NULL)
     _lsc_ssm_store_set_rows (s->ssm_store, 0);
+}
+
+const LscSsmLayer *
+_lsc_ssm_get_layer (const LscSession *s, int layer)
+{
+  return &s->ssm->layers[layer];
 }
 
 guint64
@@ -324,15 +314,15 @@ ensure_buffers (LscSession *s, int T)
   m->cap = T;
   m->x = LSC_COUNTED_NEW (counted, float, (gsize) T * c->dim);
   m->h = LSC_COUNTED_NEW (counted, float, (gsize) T * c->dim);
-  m->proj = LSC_COUNTED_NEW (counted, float, (gsize) T * m->n_in);
-  m->u = LSC_COUNTED_NEW (counted, float, (gsize) T * m->n_conv);
-  m->xdb = LSC_COUNTED_NEW (counted, float, (gsize) T * (m->m2 ? 1 : m->R + 2 * m->N));
-  m->dt = LSC_COUNTED_NEW (counted, float, (gsize) T * m->H);
-  m->y = LSC_COUNTED_NEW (counted, float, (gsize) T * m->E);
+  m->proj = LSC_COUNTED_NEW (counted, float, (gsize) T * m->sh.n_in);
+  m->u = LSC_COUNTED_NEW (counted, float, (gsize) T * m->sh.n_conv);
+  m->xdb = LSC_COUNTED_NEW (counted, float, (gsize) T * (m->sh.m2 ? 1 : m->sh.R + 2 * m->sh.N));
+  m->dt = LSC_COUNTED_NEW (counted, float, (gsize) T * m->sh.H);
+  m->y = LSC_COUNTED_NEW (counted, float, (gsize) T * m->sh.E);
   m->out = LSC_COUNTED_NEW (counted, float, (gsize) T * c->dim);
-  int widest = MAX (MAX (c->dim, m->E), m->R);
+  int widest = MAX (MAX (c->dim, m->sh.E), m->sh.R);
   m->slab = LSC_COUNTED_NEW (counted, float, (gsize) WIDEN_ROWS * widest * s->params.n_threads);
-  m->kept = LSC_COUNTED_NEW (counted, guint8, (gsize) T * m->H);
+  m->kept = LSC_COUNTED_NEW (counted, guint8, (gsize) T * m->sh.H);
 }
 
 /* Y (T, ldy) <- X (T, W.cols, rows ldx apart) W^T. */
@@ -360,7 +350,7 @@ xwt (LscSession *s, float *y, int ldy, const float *x, int ldx, int T, const Lsc
    * f32 weights directly, else on tiles of rows widened into its own slab):
    * OpenBLAS's own threads and OpenMP's spinning workers would take turns
    * on the same cores (see lsc-llama-fast.c) */
-  int widest = MAX (MAX (s->c.dim, m->E), m->R);
+  int widest = MAX (MAX (s->c.dim, m->sh.E), m->sh.R);
   size_t row_bytes = lsc_dtype_row_bytes (w->dtype, n);
 #pragma omp parallel num_threads (s->params.n_threads)
   {
@@ -402,8 +392,8 @@ static void
 conv_block (LscSession *s, int l, int T, int col0)
 {
   LscSsmState *m = s->ssm;
-  const SsmLayer *L = &m->layers[l];
-  int K = m->K, C = m->n_conv;
+  const LscSsmLayer *L = &m->layers[l];
+  int K = m->sh.K, C = m->sh.n_conv;
   float *state = m->conv_state + (gsize) l * (K - 1) * C;   /* (K - 1, C) */
 
 #pragma omp parallel for num_threads (s->params.n_threads) schedule (static)
@@ -418,7 +408,7 @@ conv_block (LscSession *s, int l, int T, int col0)
             {
               int i = t - (K - 1) + k;   /* < 0: from the state */
               acc += w[k] * (i < 0 ? state[(gsize) (K - 1 + i) * C + ch]
-                                   : in[(gsize) i * m->n_in]);
+                                   : in[(gsize) i * m->sh.n_in]);
             }
           m->u[(gsize) t * C + ch] = silu (acc);
         }
@@ -427,36 +417,39 @@ conv_block (LscSession *s, int l, int T, int col0)
         {
           int i = T - (K - 1) + k;
           state[(gsize) k * C + ch] = i < 0 ? state[(gsize) (K - 1 + i) * C + ch]
-                                            : in[(gsize) i * m->n_in];
+                                            : in[(gsize) i * m->sh.n_in];
         }
     }
 }
 
+gboolean
+_lsc_ssm_dt_hooked (const LscSession *s)
+{
+  return s->ssm->filtering || s->ssm_store != NULL;
+}
+
 /* Δ (T, H) of layer l for tokens [start, start + T), after softplus: recorded
  * and filtered here. */
-static void
-dt_hook (LscSession *s, int l, int start, int T, float *dt)
+void
+_lsc_ssm_dt_hook (LscSession *s, int l, int start, int T, float *dt, guint8 *kept)
 {
   LscSsmState *m = s->ssm;
   const LscSsmFilter *f = &s->params.ssm_filter;
-  int H = m->H;
-  guint8 *kept = NULL;
+  int H = m->sh.H;
 
   if (m->filtering)
     {
       const float *thr = f->threshold + (gsize) l * H;
       const guint8 *global = f->global + (gsize) l * H;
       double b = f->b > 0 ? f->b : 1.0;
-      kept = m->kept;
       for (gsize i = 0; i < (gsize) T * H; i++)
         kept[i] = !global[i % H] || dt[i] > thr[i % H] * b;
     }
   if (s->ssm_store != NULL)
-    _lsc_ssm_store_put (s->ssm_store, l, start, T, dt, kept);
-  if (kept != NULL)
-    for (gsize i = 0; i < (gsize) T * H; i++)
-      if (!kept[i])
-        dt[i] = 0.0f;   /* slow_factor 0: no decay, no write */
+    _lsc_ssm_store_put (s->ssm_store, l, start, T, dt, m->filtering ? kept : NULL);
+  for (gsize i = 0; m->filtering && i < (gsize) T * H; i++)
+    if (!kept[i])
+      dt[i] = 0.0f;   /* slow_factor 0: no decay, no write */
 }
 
 /* Mamba-1 mixer of one layer on h (T, dim) -> y (T, E), before out_proj. */
@@ -464,11 +457,11 @@ static void
 mixer1 (LscSession *s, int l, int start, int T)
 {
   LscSsmState *m = s->ssm;
-  const SsmLayer *L = &m->layers[l];
-  int E = m->E, N = m->N, R = m->R, n_xdb = R + 2 * N;
+  const LscSsmLayer *L = &m->layers[l];
+  int E = m->sh.E, N = m->sh.N, R = m->sh.R, n_xdb = R + 2 * N;
   float *S = m->ssm_state + (gsize) l * E * N;
 
-  xwt (s, m->proj, m->n_in, m->h, s->c.dim, T, &L->in_proj);   /* x | z */
+  xwt (s, m->proj, m->sh.n_in, m->h, s->c.dim, T, &L->in_proj);   /* x | z */
   conv_block (s, l, T, 0);
   xwt (s, m->xdb, n_xdb, m->u, E, T, &L->x_proj);              /* δ | B | C */
   xwt (s, m->dt, E, m->xdb, n_xdb, T, &L->dt_proj);
@@ -476,7 +469,8 @@ mixer1 (LscSession *s, int l, int start, int T)
 #pragma omp parallel for num_threads (s->params.n_threads) schedule (static)
   for (int i = 0; i < T * E; i++)
     m->dt[i] = softplus (m->dt[i] + L->dt_bias[i % E]);
-  dt_hook (s, l, start, T, m->dt);
+  if (_lsc_ssm_dt_hooked (s))
+    _lsc_ssm_dt_hook (s, l, start, T, m->dt, m->kept);
 
   /* the scan of each channel: plain expf on the reference path, a
    * vectorized exp on the fast one */
@@ -491,7 +485,7 @@ mixer1 (LscSession *s, int l, int start, int T)
       for (int t = 0; t < T; t++)
         {
           gsize i = (gsize) t * E + e;
-          float z = m->proj[(gsize) t * m->n_in + E + e];
+          float z = m->proj[(gsize) t * m->sh.n_in + E + e];
           m->y[i] = (m->y[i] + L->D[e] * m->u[i]) * silu (z);
         }
     }
@@ -502,17 +496,18 @@ static void
 mixer2 (LscSession *s, int l, int start, int T)
 {
   LscSsmState *m = s->ssm;
-  const SsmLayer *L = &m->layers[l];
-  int E = m->E, N = m->N, H = m->H, P = m->P, G = m->G, C = m->n_conv;
+  const LscSsmLayer *L = &m->layers[l];
+  int E = m->sh.E, N = m->sh.N, H = m->sh.H, P = m->sh.P, G = m->sh.G, C = m->sh.n_conv;
   int dt_col = E + C;   /* in_proj columns: z (E) | xBC (C) | dt (H) */
   float *S = m->ssm_state + (gsize) l * E * N;
 
-  xwt (s, m->proj, m->n_in, m->h, s->c.dim, T, &L->in_proj);
+  xwt (s, m->proj, m->sh.n_in, m->h, s->c.dim, T, &L->in_proj);
   conv_block (s, l, T, E);
 
   for (int i = 0; i < T * H; i++)
-    m->dt[i] = softplus (m->proj[(gsize) (i / H) * m->n_in + dt_col + i % H] + L->dt_bias[i % H]);
-  dt_hook (s, l, start, T, m->dt);
+    m->dt[i] = softplus (m->proj[(gsize) (i / H) * m->sh.n_in + dt_col + i % H] + L->dt_bias[i % H]);
+  if (_lsc_ssm_dt_hooked (s))
+    _lsc_ssm_dt_hook (s, l, start, T, m->dt, m->kept);
 
 #pragma omp parallel for num_threads (s->params.n_threads) schedule (static)
   for (int hp = 0; hp < H * P; hp++)
@@ -542,7 +537,7 @@ mixer2 (LscSession *s, int l, int start, int T)
     {
       int t = tg / G, g = tg % G;
       float *y = m->y + (gsize) t * E + g * gs;
-      const float *z = m->proj + (gsize) t * m->n_in + g * gs;
+      const float *z = m->proj + (gsize) t * m->sh.n_in + g * gs;
       double ss = 0.0;
       for (int i = 0; i < gs; i++)
         {
@@ -571,16 +566,16 @@ forward_block (LscSession *s, const gint32 *tokens, int start, int T, float *log
 
   for (int l = 0; l < c->n_layers; l++)
     {
-      const SsmLayer *L = &m->layers[l];
+      const LscSsmLayer *L = &m->layers[l];
       if (cancel != NULL && cancel (cancel_data))
         return FALSE;
       for (int t = 0; t < T; t++)
         lsc_rmsnorm (m->h + (gsize) t * dim, m->x + (gsize) t * dim, L->norm, dim, eps);
-      if (m->m2)
+      if (m->sh.m2)
         mixer2 (s, l, start, T);
       else
         mixer1 (s, l, start, T);
-      xwt (s, m->out, dim, m->y, m->E, T, &L->out_proj);
+      xwt (s, m->out, dim, m->y, m->sh.E, T, &L->out_proj);
       for (gsize i = 0; i < (gsize) T * dim; i++)
         m->x[i] += m->out[i];
     }
@@ -597,29 +592,44 @@ forward_block (LscSession *s, const gint32 *tokens, int start, int T, float *log
 
 gboolean
 _lsc_ssm_eval (LscSession *s, const gint32 *tokens, int n, float *logits, gboolean all_logits,
-               LscCancelFunc cancel, gpointer cancel_data)
+               LscCancelFunc cancel, gpointer cancel_data, GError **error)
 {
   LscSsmState *m = s->ssm;
-  int block = s->params.reference ? 1 : LSC_FAST_BLOCK_TOKENS;
+  gboolean gpu = s->cuda != NULL;
+  int block = gpu ? MIN (s->params.n_ctx, LSC_CUDA_BLOCK_TOKENS)
+                 : s->params.reference ? 1 : LSC_FAST_BLOCK_TOKENS;
 
   const LscSsmFilter *f = &s->params.ssm_filter;
   m->filtering = f->enabled && n >= (f->min_tokens > 0 ? f->min_tokens : 3000);
-  if (cancel != NULL)
+  if (cancel != NULL && gpu && !_lsc_ssm_cuda_state (s, LSC_SSM_STATE_SAVE, error))
+    return FALSE;
+  if (cancel != NULL && !gpu)
     memcpy (m->backup, m->conv_state, m->state_floats * sizeof (float));
   /* BLAS runs inside OpenMP regions only: single-threaded for this evaluation */
-  openblas_set_num_threads (1);
+  if (!gpu)
+    openblas_set_num_threads (1);
   gboolean ok = TRUE;
   for (int done = 0; ok && done < n; done += block)
     {
       int T = MIN (block, n - done);
       float *out = _lsc_block_logits (s, logits, all_logits, done, T, n);
-      ok = forward_block (s, tokens + done, s->pos + done, T, out, all_logits, cancel,
-                          cancel_data);
+      if (gpu)
+        ok = _lsc_ssm_forward_cuda (s, tokens + done, s->pos + done, T, out, all_logits, cancel,
+                                    cancel_data, error);
+      else if (!(ok = forward_block (s, tokens + done, s->pos + done, T, out, all_logits, cancel,
+                                     cancel_data)))
+        g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_CANCELLED, "cancelled");
     }
-  openblas_set_num_threads (s->params.n_threads);   /* for other users in this process */
+  if (!gpu)
+    openblas_set_num_threads (s->params.n_threads);   /* for other users in this process */
   if (!ok)
     {
-      memcpy (m->conv_state, m->backup, m->state_floats * sizeof (float));
+      /* the state as it was (a device that failed may fail this too, which
+       * the error already says) */
+      if (cancel != NULL && gpu)
+        _lsc_ssm_cuda_state (s, LSC_SSM_STATE_RESTORE, NULL);
+      if (cancel != NULL && !gpu)
+        memcpy (m->conv_state, m->backup, m->state_floats * sizeof (float));
       return FALSE;
     }
   if (s->ssm_store != NULL)

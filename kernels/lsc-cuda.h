@@ -55,6 +55,8 @@ LscStatus lsc_cuda_download_2d (LscCudaContext *ctx, void *dst, size_t dst_pitch
                                 size_t src_pitch, size_t width, size_t rows);
 /* device dst (bytes) <- device src */
 LscStatus lsc_cuda_copy (LscCudaContext *ctx, void *dst, const void *src, size_t bytes);
+/* device dst (bytes) <- zeros */
+LscStatus lsc_cuda_zero (LscCudaContext *ctx, void *dst, size_t bytes);
 /* device dst (rows, width bytes, dst_pitch apart) <- device src (src_pitch apart) */
 LscStatus lsc_cuda_copy_2d (LscCudaContext *ctx, void *dst, size_t dst_pitch, const void *src,
                             size_t src_pitch, size_t width, size_t rows);
@@ -124,3 +126,46 @@ LscStatus lsc_cuda_attention (LscCudaContext *ctx, float *out, int ldo, float *l
  * head, row), then a merge. 0 when T is too large to split; work may be NULL
  * to always use the tiled kernel. */
 size_t lsc_cuda_attention_workspace (int T, int n_heads, int head_dim);
+
+/* ---- Mamba (methods.md 7.1, 7.2; the CPU twin is engine/lsc-mamba.c) ---- */
+
+/* u (T, C) <- silu(b + sum_k w[c][k] in[t - K + 1 + k][c]): the causal
+ * depthwise convolution of width K over the columns of x (T, C; rows ldx
+ * apart), the inputs before the block taken from state (K - 1, C), oldest
+ * first; w (C, K), b (C) or NULL. Then state <- the last K - 1 inputs of
+ * (state, x). */
+LscStatus lsc_cuda_ssm_conv (LscCudaContext *ctx, float *u, float *state, const float *x, int ldx,
+                             int T, int C, int K, const float *w, const float *b);
+/* dt (T, n) <- softplus(x[t ldx + i] + bias[i]), torch's (threshold 20). */
+LscStatus lsc_cuda_ssm_dt (LscCudaContext *ctx, float *dt, const float *x, int ldx, int T, int n,
+                           const float *bias);
+
+/* The selective scan of T tokens over E channels of N states each, the state
+ * carried in and out. Channel c belongs to head h = c / P, and head h to
+ * group g = h / (H / G), H = E / P:
+ *
+ *   S[c][n] <- exp(dt[t][h] A[h a_head + n a_state]) S[c][n] + dt[t][h] x[t][c] B[t][g N + n]
+ *   y[t][c] <- sum_n S[c][n] C[t][g N + n] + D[h] x[t][c],  times silu(z[t][c]) when z
+ *
+ * Mamba-1: P = 1, G = 1, A (E, N): a_head = N, a_state = 1, z the gate.
+ * Mamba-2: A (H): a_head = 1, a_state = 0, z NULL (the gated norm follows).
+ * N is at most 256 (UNSUPPORTED beyond). The states of a channel are spread
+ * over up to 32 lanes of a warp, the sum over them a warp reduction. */
+typedef struct {
+  int T, E, N, P, G;
+  const float *x; int ldx;          /* (T, E) */
+  const float *dt;                  /* (T, H) */
+  const float *A; int a_head, a_state;
+  const float *B, *C; int ldbc;     /* rows ldbc apart */
+  const float *D;                   /* (H) */
+  const float *z; int ldz;          /* (T, E) or NULL */
+  float *y; int ldy;                /* (T, E) */
+  float *state;                     /* (E, N) */
+} LscCudaScan;
+LscStatus lsc_cuda_ssm_scan (LscCudaContext *ctx, const LscCudaScan *scan);
+
+/* Mamba-2's gated RMSNorm (mamba_ssm's order): in each group of E / G
+ * columns of each row, y <- y silu(z), then y <- w y / sqrt(mean(y^2) + eps);
+ * y (T, E), z rows ldz apart, w (E). */
+LscStatus lsc_cuda_ssm_gated_norm (LscCudaContext *ctx, float *y, const float *z, int ldz,
+                                   const float *w, int T, int E, int G, double eps);

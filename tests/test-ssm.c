@@ -426,19 +426,31 @@ test_errors_and_memory (void)
                          "mamba has no attention to capture", NULL);
   g_clear_error (&error);
 
+  /* the GPU: asked for by name without one, an error that says why; auto
+   * stays on the CPU with a note (with a GPU, until Mamba's kernels have
+   * passed the cuda suite there; tests/test-cuda.c runs them by name) */
+  const char *no_gpu = lsc_backend_cuda_unavailable ();
   lsc_session_params_init (&p);
   p.backend = LSC_BACKEND_CUDA;
-  g_assert_null (lsc_session_new (model, &p, &error));
-  lsc_test_assert_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
-                         "the CUDA backend does not run mamba yet", NULL);
-  g_clear_error (&error);
+  if (no_gpu != NULL)
+    {
+      g_assert_null (lsc_session_new (model, &p, &error));
+      lsc_test_assert_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
+                             "the CUDA backend was asked for, but ", no_gpu, NULL);
+      g_clear_error (&error);
+    }
 
   lsc_session_params_init (&p);
   p.backend = LSC_BACKEND_AUTO;
   g_autoptr(LscSession) s = lsc_session_new (model, &p, &error);
   g_assert_no_error (error);
   g_assert_cmpint (lsc_session_get_backend (s), ==, LSC_BACKEND_CPU);
-  g_assert_cmpstr (lsc_session_get_backend_note (s), ==, "the CUDA backend does not run mamba yet");
+  if (no_gpu != NULL)
+    g_assert_cmpstr (lsc_session_get_backend_note (s), ==, no_gpu);
+  else
+    g_assert_cmpstr (lsc_session_get_backend_note (s), ==,
+                     "the CUDA kernels for mamba have not been checked on a device yet (the cuda "
+                     "backend, asked for by name, runs them)");
 
   /* 3 layers x ((K - 1) * E + E * N) floats: (3 * 128 + 128 * 16) * 3 * 4 bytes */
   LscSessionMemory mem;

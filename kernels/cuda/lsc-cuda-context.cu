@@ -217,6 +217,13 @@ lsc_cuda_copy (LscCudaContext *ctx, void *dst, const void *src, size_t bytes)
 }
 
 extern "C" LscStatus
+lsc_cuda_zero (LscCudaContext *ctx, void *dst, size_t bytes)
+{
+  LSC_CUDA_CHECK (cudaMemsetAsync (dst, 0, bytes, ctx->stream));
+  return LSC_STATUS_OK;
+}
+
+extern "C" LscStatus
 lsc_cuda_copy_2d (LscCudaContext *ctx, void *dst, size_t dst_pitch, const void *src,
                   size_t src_pitch, size_t width, size_t rows)
 {
