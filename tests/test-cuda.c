@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lsc-cuda.h"
@@ -613,6 +614,392 @@ test_capture (void)
   check_capture (model, one_layer, 1, NULL, 0);
 }
 
+/* ---- Mamba ---- */
+
+/* The convolution of lsc-mamba.c's conv_block (), in double: u (T, C) and
+ * the state after. */
+static void
+ssm_conv_ref (double *u, float *state, const float *x, int ldx, int T, int C, int K,
+              const float *w, const float *b)
+{
+  for (int t = 0; t < T; t++)
+    for (int c = 0; c < C; c++)
+      {
+        double acc = b != NULL ? b[c] : 0.0;
+        for (int k = 0; k < K; k++)
+          {
+            int j = t - (K - 1) + k;
+            acc += (double) w[c * K + k] * (j < 0 ? state[(K - 1 + j) * C + c] : x[j * ldx + c]);
+          }
+        u[t * C + c] = acc / (1.0 + exp (-acc));
+      }
+  for (int c = 0; c < C; c++)
+    for (int k = 0; k < K - 1; k++)
+      {
+        int j = T - (K - 1) + k;
+        state[k * C + c] = j < 0 ? state[(K - 1 + j) * C + c] : x[j * ldx + c];
+      }
+}
+
+static void
+test_ssm_conv (void)
+{
+  if (!have_device ())
+    return;
+  /* T, C, K: fewer tokens than the state holds, K = 1 (no state), odd sizes */
+  const int cases[][3] = { { 1, 5, 4 }, { 2, 33, 4 }, { 3, 8, 4 }, { 300, 130, 4 },
+                           { 7, 64, 1 }, { 5, 17, 2 } };
+  for (gsize ci = 0; ci < G_N_ELEMENTS (cases); ci++)
+    for (int with_bias = 0; with_bias <= 1; with_bias++)
+      {
+        int T = cases[ci][0], C = cases[ci][1], K = cases[ci][2], ldx = C + 9;
+        size_t n_state = (size_t) (K - 1) * C;
+        g_autofree float *x = random_floats ((size_t) T * ldx, 2.0f);
+        g_autofree float *state = random_floats (n_state, 2.0f);
+        g_autofree float *w = random_floats ((size_t) C * K, 1.0f);
+        g_autofree float *b = random_floats (C, 1.0f);
+        float *dx = device_floats (x, (size_t) T * ldx), *dw = device_floats (w, (size_t) C * K);
+        float *db = device_floats (b, C), *dstate = device_floats (state, n_state);
+        float *du = device_floats (NULL, (size_t) T * C);
+        g_assert_cmpint (lsc_cuda_ssm_conv (context (), du, dstate, dx, ldx, T, C, K, dw,
+                                            with_bias ? db : NULL), ==, LSC_STATUS_OK);
+        g_autofree float *u = take_floats (du, (size_t) T * C);
+        g_autofree float *state_out = take_floats (dstate, n_state);
+        g_autofree double *ref = g_new (double, (size_t) T * C);
+        ssm_conv_ref (ref, state, x, ldx, T, C, K, w, with_bias ? b : NULL);
+        g_autofree float *ref_f = g_new (float, (size_t) T * C);
+        for (size_t i = 0; i < (size_t) T * C; i++)
+          ref_f[i] = (float) ref[i];
+        assert_finite (u, (size_t) T * C, "ssm conv");
+        assert_close (u, ref_f, (size_t) T * C, 1e-5, 1e-6, "ssm conv");
+        /* the state is copied, not computed: exact */
+        assert_close (state_out, state, n_state, 0, 0, "ssm conv state");
+        lsc_cuda_free (context (), dx);
+        lsc_cuda_free (context (), dw);
+        lsc_cuda_free (context (), db);
+      }
+}
+
+static void
+test_ssm_dt (void)
+{
+  if (!have_device ())
+    return;
+  const int T = 37, n = 70, ldx = 101;
+  g_autofree float *x = random_floats ((size_t) T * ldx, 30.0f);   /* both sides of 20 */
+  g_autofree float *bias = random_floats (n, 2.0f);
+  float *dx = device_floats (x, (size_t) T * ldx), *dbias = device_floats (bias, n);
+  float *ddt = device_floats (NULL, (size_t) T * n);
+  g_assert_cmpint (lsc_cuda_ssm_dt (context (), ddt, dx, ldx, T, n, dbias), ==, LSC_STATUS_OK);
+  g_autofree float *dt = take_floats (ddt, (size_t) T * n);
+  g_autofree float *ref = g_new (float, (size_t) T * n);
+  for (int t = 0; t < T; t++)
+    for (int i = 0; i < n; i++)
+      {
+        float v = x[t * ldx + i] + bias[i];
+        ref[t * n + i] = v > 20.0f ? v : log1pf (expf (v));
+      }
+  assert_finite (dt, (size_t) T * n, "ssm dt");
+  assert_close (dt, ref, (size_t) T * n, 2e-6, 1e-30, "ssm dt");
+  lsc_cuda_free (context (), dx);
+  lsc_cuda_free (context (), dbias);
+}
+
+/* The scan of lsc-cuda.h's LscCudaScan, in double, on host copies of its
+ * arrays (the same pointers' offsets): y (T, E) and the state after. */
+static void
+ssm_scan_ref (const LscCudaScan *a, double *y, double *S)
+{
+  int H = a->E / a->P;
+  for (int t = 0; t < a->T; t++)
+    for (int c = 0; c < a->E; c++)
+      {
+        int h = c / a->P, g = h / (H / a->G);
+        double d = a->dt[t * H + h], xv = a->x[t * a->ldx + c], acc = 0;
+        for (int n = 0; n < a->N; n++)
+          {
+            double *s = &S[(size_t) c * a->N + n];
+            *s = exp (d * a->A[h * a->a_head + n * a->a_state]) * *s
+                 + d * xv * a->B[t * a->ldbc + g * a->N + n];
+            acc += *s * a->C[t * a->ldbc + g * a->N + n];
+          }
+        double v = acc + a->D[h] * xv;
+        if (a->z != NULL)
+          {
+            double z = a->z[t * a->ldz + c];
+            v *= z / (1.0 + exp (-z));
+          }
+        y[t * a->E + c] = v;
+      }
+}
+
+static void
+test_ssm_scan (void)
+{
+  if (!have_device ())
+    return;
+  /* T, E, N, P, G, mamba2: every lane count (N = 1 .. 256, up to 8 states
+   * a lane), channels that do not fill a block, groups */
+  const int cases[][6] = {
+    { 1, 5, 1, 1, 1, 0 },     { 3, 128, 16, 1, 1, 0 }, { 100, 40, 5, 1, 1, 0 },
+    { 17, 33, 17, 1, 1, 0 },  { 9, 70, 200, 1, 1, 0 }, { 1, 16, 256, 1, 1, 0 },
+    { 50, 64, 128, 8, 2, 1 }, { 7, 24, 64, 3, 1, 1 },  { 130, 48, 16, 4, 4, 1 },
+    { 2, 6, 3, 2, 3, 1 },
+  };
+  for (gsize ci = 0; ci < G_N_ELEMENTS (cases); ci++)
+    {
+      int T = cases[ci][0], E = cases[ci][1], N = cases[ci][2], P = cases[ci][3];
+      int G = cases[ci][4], m2 = cases[ci][5], H = E / P;
+      int ldx = E + 3, ldbc = 2 * G * N + 5, ldz = E + 1, ldy = E;
+      size_t n_a = m2 ? (size_t) H : (size_t) E * N;
+      g_autofree float *x = random_floats ((size_t) T * ldx, 1.0f);
+      g_autofree float *dt = g_new (float, (size_t) T * H);
+      for (size_t i = 0; i < (size_t) T * H; i++)
+        dt[i] = (float) g_test_rand_double_range (0.0, 0.5);
+      g_autofree float *A = g_new (float, n_a);
+      for (size_t i = 0; i < n_a; i++)
+        A[i] = (float) -g_test_rand_double_range (0.01, 2.0);
+      g_autofree float *bc = random_floats ((size_t) T * ldbc, 1.0f);
+      g_autofree float *D = random_floats (H, 1.0f);
+      g_autofree float *z = random_floats ((size_t) T * ldz, 3.0f);
+      g_autofree float *state = random_floats ((size_t) E * N, 1.0f);
+
+      LscCudaScan host = {
+        .T = T, .E = E, .N = N, .P = P, .G = G, .x = x, .ldx = ldx, .dt = dt, .A = A,
+        .a_head = m2 ? 1 : N, .a_state = m2 ? 0 : 1, .B = bc, .C = bc + G * N, .ldbc = ldbc,
+        .D = D, .z = m2 ? NULL : z, .ldz = ldz, .ldy = ldy,
+      };
+      LscCudaScan dev = host;
+      dev.x = device_floats (x, (size_t) T * ldx);
+      dev.dt = device_floats (dt, (size_t) T * H);
+      dev.A = device_floats (A, n_a);
+      float *dbc = device_floats (bc, (size_t) T * ldbc);
+      dev.B = dbc;
+      dev.C = dbc + G * N;
+      dev.D = device_floats (D, H);
+      dev.z = m2 ? NULL : device_floats (z, (size_t) T * ldz);
+      dev.y = device_floats (NULL, (size_t) T * ldy);
+      dev.state = device_floats (state, (size_t) E * N);
+      g_assert_cmpint (lsc_cuda_ssm_scan (context (), &dev), ==, LSC_STATUS_OK);
+      g_autofree float *y = take_floats (dev.y, (size_t) T * ldy);
+      g_autofree float *s_out = take_floats (dev.state, (size_t) E * N);
+
+      g_autofree double *y_ref = g_new (double, (size_t) T * E);
+      g_autofree double *s_ref = g_new (double, (size_t) E * N);
+      for (size_t i = 0; i < (size_t) E * N; i++)
+        s_ref[i] = state[i];
+      ssm_scan_ref (&host, y_ref, s_ref);
+      g_autofree float *y_ref_f = g_new (float, (size_t) T * E);
+      g_autofree float *s_ref_f = g_new (float, (size_t) E * N);
+      for (size_t i = 0; i < (size_t) T * E; i++)
+        y_ref_f[i] = (float) y_ref[i];
+      for (size_t i = 0; i < (size_t) E * N; i++)
+        s_ref_f[i] = (float) s_ref[i];
+      assert_finite (y, (size_t) T * E, "ssm scan y");
+      assert_finite (s_out, (size_t) E * N, "ssm scan state");
+      /* float sums of up to 256 terms of size ~1, over 130 steps */
+      assert_close (y, y_ref_f, (size_t) T * E, 1e-4, 1e-5 * sqrt (N), "ssm scan y");
+      assert_close (s_out, s_ref_f, (size_t) E * N, 1e-4, 1e-5, "ssm scan state");
+      lsc_cuda_free (context (), (void *) dev.x);
+      lsc_cuda_free (context (), (void *) dev.dt);
+      lsc_cuda_free (context (), (void *) dev.A);
+      lsc_cuda_free (context (), dbc);
+      lsc_cuda_free (context (), (void *) dev.D);
+      lsc_cuda_free (context (), (void *) dev.z);
+    }
+}
+
+static void
+test_ssm_gated_norm (void)
+{
+  if (!have_device ())
+    return;
+  /* T, E, G */
+  const int cases[][3] = { { 1, 8, 1 }, { 5, 64, 2 }, { 3, 1536, 1 }, { 4, 300, 3 } };
+  for (gsize ci = 0; ci < G_N_ELEMENTS (cases); ci++)
+    {
+      int T = cases[ci][0], E = cases[ci][1], G = cases[ci][2], ldz = E + 7, gs = E / G;
+      double eps = 1e-5;
+      g_autofree float *y = random_floats ((size_t) T * E, 2.0f);
+      g_autofree float *z = random_floats ((size_t) T * ldz, 3.0f);
+      g_autofree float *w = random_floats (E, 2.0f);
+      float *dy = device_floats (y, (size_t) T * E);
+      float *dz = device_floats (z, (size_t) T * ldz), *dw = device_floats (w, E);
+      g_assert_cmpint (lsc_cuda_ssm_gated_norm (context (), dy, dz, ldz, dw, T, E, G, eps), ==,
+                       LSC_STATUS_OK);
+      g_autofree float *got = take_floats (dy, (size_t) T * E);
+      g_autofree float *ref = g_new (float, (size_t) T * E);
+      for (int t = 0; t < T; t++)
+        for (int g = 0; g < G; g++)
+          {
+            double v[1536], ss = 0;
+            for (int i = 0; i < gs; i++)
+              {
+                double zz = z[t * ldz + g * gs + i];
+                v[i] = y[t * E + g * gs + i] * zz / (1.0 + exp (-zz));
+                ss += v[i] * v[i];
+              }
+            double r = 1.0 / sqrt (ss / gs + eps);
+            for (int i = 0; i < gs; i++)
+              ref[t * E + g * gs + i] = (float) (v[i] * r * w[g * gs + i]);
+          }
+      assert_finite (got, (size_t) T * E, "gated norm");
+      assert_close (got, ref, (size_t) T * E, 1e-5, 1e-6, "gated norm");
+      lsc_cuda_free (context (), dz);
+      lsc_cuda_free (context (), dw);
+    }
+}
+
+/* A Mamba session on `backend` (Δ recorded, `filter` may be NULL) that has
+ * evaluated tokens (n) in one call: all-position logits into logits. */
+static LscSession *
+ssm_session (LscModel *model, LscBackend backend, const gint32 *tokens, int n,
+             const LscSsmFilter *filter, float *logits)
+{
+  g_autoptr(GError) error = NULL;
+  LscSessionParams p;
+  lsc_session_params_init (&p);
+  p.backend = backend;
+  p.n_ctx = n + 8;
+  p.ssm_capture = (LscSsmCapturePlan) { TRUE, 0, -1 };
+  if (filter != NULL)
+    p.ssm_filter = *filter;
+  LscSession *s = lsc_session_new (model, &p, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (lsc_session_get_backend (s), ==, backend);
+  g_assert_true (lsc_session_eval (s, tokens, n, logits, TRUE, NULL, NULL, &error));
+  g_assert_no_error (error);
+  return s;
+}
+
+static gboolean
+cancel_at_second (gpointer data)
+{
+  return ++*(int *) data == 2;   /* asked before each layer: layer 0 has run */
+}
+
+static int
+compare_floats (const void *a, const void *b)
+{
+  float x = *(const float *) a, y = *(const float *) b;
+  return (x > y) - (x < y);
+}
+
+/* Mamba sessions on the GPU against the CPU: tiny-mamba2 (tests/fixtures/ssm,
+ * 2 groups of 4 heads) and tiny-mamba (shared, Mamba-1): logits over two GPU
+ * blocks, recorded Δ, LongMamba's filter, a cancelled evaluation and a
+ * rewind. */
+static void
+check_ssm_session (const char *path, const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LscModel) model = lsc_model_load (path, &error);
+  g_assert_no_error (error);
+  const LscModelConfig *c = lsc_model_get_config (model);
+  const int n = 4400;   /* two GPU blocks of at most 4096 tokens */
+  g_autofree gint32 *tokens = g_new (gint32, n);
+  for (int i = 0; i < n; i++)
+    tokens[i] = g_test_rand_int_range (0, c->vocab_size);
+  int vocab = c->vocab_size;
+  g_autofree float *l_cpu = g_new (float, (size_t) n * vocab);
+  g_autofree float *l_gpu = g_new (float, (size_t) n * vocab);
+
+  /* vanilla, Δ recorded */
+  LscSession *cpu = ssm_session (model, LSC_BACKEND_CPU, tokens, n, NULL, l_cpu);
+  LscSession *gpu = ssm_session (model, LSC_BACKEND_CUDA, tokens, n, NULL, l_gpu);
+  double rel = max_rel_diff (l_gpu, l_cpu, (size_t) n * vocab);
+  g_test_message ("%s: CUDA vs CPU logits over %d tokens %.3g", name, n, rel);
+  g_assert_cmpfloat (rel, <=, 1e-4);
+  const LscSsmStore *st[2] = { lsc_session_get_ssm (cpu), lsc_session_get_ssm (gpu) };
+  int H = lsc_ssm_store_get_n_channels (st[0]);
+  g_assert_cmpint (lsc_ssm_store_get_n_rows (st[1]), ==, n);
+  for (int l = 0; l < c->n_layers; l++)
+    assert_close (lsc_ssm_store_get_dt (st[1], l), lsc_ssm_store_get_dt (st[0], l),
+                  (size_t) n * H, 1e-4, 1e-7, "recorded Δ");
+
+  /* the filter: thresholds between two of the CPU's Δ of each channel, far
+   * from both, so that float differences cannot flip a decision */
+  g_autofree float *thr = g_new (float, (size_t) c->n_layers * H);
+  g_autofree guint8 *global = g_new (guint8, (size_t) c->n_layers * H);
+  g_autofree float *col = g_new (float, n);
+  for (int l = 0; l < c->n_layers; l++)
+    for (int h = 0; h < H; h++)
+      {
+        const float *dt = lsc_ssm_store_get_dt (st[0], l);
+        for (int t = 0; t < n; t++)
+          col[t] = dt[(size_t) t * H + h];
+        qsort (col, n, sizeof (float), compare_floats);
+        int k = n / 2;
+        while (k < n - 1 && col[k + 1] - col[k] < 1e-4f * col[k + 1])
+          k++;
+        thr[l * H + h] = 0.5f * (col[k] + col[k + 1]);
+        global[l * H + h] = h % 2 == 0;
+      }
+  lsc_session_free (cpu);
+  lsc_session_free (gpu);
+  LscSsmFilter f = { TRUE, thr, global, 1.0, 64 };
+  cpu = ssm_session (model, LSC_BACKEND_CPU, tokens, n, &f, l_cpu);
+  gpu = ssm_session (model, LSC_BACKEND_CUDA, tokens, n, &f, l_gpu);
+  rel = max_rel_diff (l_gpu, l_cpu, (size_t) n * vocab);
+  g_test_message ("%s filtered: CUDA vs CPU logits %.3g", name, rel);
+  g_assert_cmpfloat (rel, <=, 1e-4);
+  st[0] = lsc_session_get_ssm (cpu);
+  st[1] = lsc_session_get_ssm (gpu);
+  int n_dropped = 0;
+  for (int l = 0; l < c->n_layers; l++)
+    {
+      const guint8 *k0 = lsc_ssm_store_get_kept (st[0], l), *k1 = lsc_ssm_store_get_kept (st[1], l);
+      g_assert_nonnull (k1);
+      for (size_t i = 0; i < (size_t) n * H; i++)
+        {
+          g_assert_cmpint (k1[i], ==, k0[i]);
+          n_dropped += !k0[i];
+        }
+    }
+  g_assert_cmpint (n_dropped, >, 0);
+
+  /* a cancelled step leaves the GPU state as it was; a rewind empties it */
+  float *next_cpu = l_cpu, *next_gpu = l_gpu;
+  int calls = 0;
+  g_assert_false (lsc_session_eval (gpu, tokens, 5, NULL, FALSE, cancel_at_second, &calls, &error));
+  g_assert_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_CANCELLED);
+  g_clear_error (&error);
+  g_assert_true (lsc_session_eval (cpu, tokens, 5, next_cpu, FALSE, NULL, NULL, &error));
+  g_assert_true (lsc_session_eval (gpu, tokens, 5, next_gpu, FALSE, NULL, NULL, &error));
+  g_assert_cmpfloat (max_rel_diff (next_gpu, next_cpu, vocab), <=, 1e-4);
+  lsc_session_rewind (gpu, 0);
+  lsc_session_rewind (cpu, 0);
+  g_assert_true (lsc_session_eval (cpu, tokens, 9, next_cpu, FALSE, NULL, NULL, &error));
+  g_assert_true (lsc_session_eval (gpu, tokens, 9, next_gpu, FALSE, NULL, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpfloat (max_rel_diff (next_gpu, next_cpu, vocab), <=, 1e-4);
+  lsc_session_free (cpu);
+  lsc_session_free (gpu);
+}
+
+static void
+test_ssm_fixture (void)
+{
+  if (!have_device ())
+    return;
+  g_autofree char *dir = g_test_build_filename (G_TEST_DIST, "fixtures", "ssm", "tiny-mamba2",
+                                                NULL);
+  check_ssm_session (dir, "tiny-mamba2");
+  check_model_parity (dir, "tiny-mamba2");
+}
+
+static void
+test_ssm_shared (gconstpointer data)
+{
+  if (!have_device ())
+    return;
+  g_autofree char *path = lsc_test_shared_path (data);
+  if (path == NULL)
+    return;
+  check_ssm_session (path, data);
+  check_model_parity (path, data);
+}
+
 #endif /* LSC_HAVE_CUDA */
 
 /* ---- backend selection (runs everywhere) ---- */
@@ -723,6 +1110,18 @@ main (int argc, char **argv)
       g_test_add_data_func (name, fixtures[i], test_model_fixture);
     }
   g_test_add_func ("/cuda/capture", test_capture);
+  g_test_add_func ("/cuda/kernels/ssm-conv", test_ssm_conv);
+  g_test_add_func ("/cuda/kernels/ssm-dt", test_ssm_dt);
+  g_test_add_func ("/cuda/kernels/ssm-scan", test_ssm_scan);
+  g_test_add_func ("/cuda/kernels/ssm-gated-norm", test_ssm_gated_norm);
+  g_test_add_func ("/cuda/ssm/fixture/tiny-mamba2", test_ssm_fixture);
+  static const char *const mambas[] = { "models/random/tiny-mamba",
+                                        "models/random/tiny-mamba/tiny-mamba.f32.gguf" };
+  for (gsize i = 0; i < G_N_ELEMENTS (mambas); i++)
+    {
+      g_autofree char *name = g_strdup_printf ("/cuda/ssm/%s", mambas[i] + strlen ("models/"));
+      g_test_add_data_func (name, mambas[i], test_ssm_shared);
+    }
 #endif
   return g_test_run ();
 }

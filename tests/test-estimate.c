@@ -569,6 +569,41 @@ test_cuda_memory (void)
   guint64 peak = 0;
   g_assert_true (lsc_session_get_device_memory (s, &peak));
   g_assert_cmpuint (e.device_bytes, ==, peak);
+
+  /* Mamba on the GPU, Δ recorded and filtered (pinned host copies of Δ) */
+  g_autofree char *mamba_path = lsc_test_shared_path ("models/random/tiny-mamba");
+  if (mamba_path == NULL)
+    return;
+  g_autoptr(LscModel) mamba = lsc_model_load (mamba_path, &error);
+  g_assert_no_error (error);
+  LscEstimateParams mp;
+  params_init (&mp, 36, 5);
+  mp.session.backend = LSC_BACKEND_CUDA;
+  mp.session.ssm_capture = (LscSsmCapturePlan) { TRUE, 1, -1 };
+  float thr[3 * 128] = { 0 };
+  guint8 global[3 * 128] = { 0 };
+  mp.session.ssm_filter = (LscSsmFilter) { TRUE, thr, global, 1.0, 30 };
+  LscEstimate me;
+  g_assert_true (lsc_estimate_run (mamba, &mp, &me, &error));
+  g_assert_cmpint (me.backend, ==, LSC_BACKEND_CUDA);
+  LscSessionParams msp = mp.session;
+  msp.n_ctx = me.n_ctx;
+  g_autoptr(LscSession) ms = lsc_session_new (mamba, &msp, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (lsc_session_get_backend (ms), ==, LSC_BACKEND_CUDA);
+  gint32 tokens[40];
+  for (int i = 0; i < 40; i++)
+    tokens[i] = 1 + i;
+  g_assert_true (lsc_session_eval (ms, tokens, 35, NULL, FALSE, NULL, NULL, &error));
+  for (int i = 35; i < 40; i++)
+    g_assert_true (lsc_session_eval (ms, tokens + i, 1, NULL, FALSE, NULL, NULL, &error));
+  LscSessionMemory mem;
+  lsc_session_get_memory (ms, &mem);
+  g_assert_cmpuint (me.kv_bytes, ==, mem.kv_bytes);
+  g_assert_cmpuint (me.activation_bytes, ==, mem.scratch_bytes);
+  g_assert_cmpuint (me.capture_bytes, ==, mem.capture_bytes);
+  g_assert_true (lsc_session_get_device_memory (ms, &peak));
+  g_assert_cmpuint (me.device_bytes, ==, peak);
 }
 
 int

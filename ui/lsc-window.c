@@ -251,11 +251,11 @@ update_estimate (LscWindow *self)
   ep.prefill_gflops = ep.attention_gflops = cpu_gflops;
   ep.decode_gbps = cpu_gbps;
   /* on a GPU only the memory is estimated: its rates are not measured here.
-   * Mamba runs on the CPU (the estimate refuses CUDA for it, in the
-   * session's words) */
-  gboolean gpu = !ssm && !kv && (rp.backend == LSC_BACKEND_CUDA
-                                 || (rp.backend == LSC_BACKEND_AUTO
-                                     && lsc_backend_cuda_unavailable () == NULL));
+   * A Mamba run is estimated on the backend it will take, which also names
+   * a GPU that is asked for and absent */
+  gboolean gpu = !kv && (rp.backend == LSC_BACKEND_CUDA
+                         || (rp.backend == LSC_BACKEND_AUTO
+                             && lsc_backend_cuda_unavailable () == NULL));
   if (!ssm)
     ep.session.backend = LSC_BACKEND_CPU;
   LscEstimate e;
@@ -265,6 +265,8 @@ update_estimate (LscWindow *self)
       gtk_label_set_text (self->estimate_label, text);
       return;
     }
+  if (ssm)
+    gpu = e.backend == LSC_BACKEND_CUDA;
   g_autofree char *mem = g_format_size (e.total_bytes);
   g_autofree char *time = gpu ? g_strdup (_("time on the GPU not estimated"))
                               : format_duration (e.total_s);

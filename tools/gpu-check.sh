@@ -1,0 +1,48 @@
+#!/bin/sh
+# gpu-check.sh [BUNDLE_DIR] [--bench]: on a machine with an NVIDIA GPU, runs
+# the bundle of tools/gpu-bundle.sh from the repository root: the `cuda`
+# suite (kernels against the CPU, whole models, capture, Mamba), the
+# device-memory estimate, and with --bench the 1B-shape benchmark. Writes the
+# full logs under $OUT (or ./gpu-logs) and prints a short table. Needs no
+# build tools; the test data is read from LSC_SHARED_DIR, ./shared or
+# ../shared.
+set -u
+bundle=$(cd "${1:-gpu-bundle}" && pwd) || exit 1
+bench=${2:-}
+logs=${OUT:-gpu-logs}
+mkdir -p "$logs"
+libs=$bundle/lib
+for lib in libstdc++.so.6 libgcc_s.so.1 libgomp.so.1; do
+  ldconfig -p 2>/dev/null | grep -q "$lib" || { libs=$libs:$bundle/lib/fallback; break; }
+done
+export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export G_TEST_SRCDIR="$PWD/tests" G_TEST_BUILDDIR="$PWD/tests" OMP_WAIT_POLICY=passive
+if [ -z "${LSC_SHARED_DIR:-}" ]; then
+  for d in shared ../shared; do
+    [ -d "$d/models" ] && export LSC_SHARED_DIR="$(cd "$d" && pwd)" && break
+  done
+fi
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | sed 's/^/device: /'
+echo "shared data: ${LSC_SHARED_DIR:-absent (model tests skip)}"
+
+status=0
+run () {   # name, program, args...
+  name=$1; shift
+  "$@" > "$logs/$name.log" 2>&1
+  rc=$?
+  [ $rc -eq 0 ] || status=1
+  ok=$(grep -c '^ok ' "$logs/$name.log"); skip=$(grep -c '^ok .*# SKIP' "$logs/$name.log")
+  bad=$(grep -c '^not ok ' "$logs/$name.log")
+  printf '%-14s exit %3d   %3d ok (%d skipped)   %d failed\n' "$name" "$rc" "$ok" "$skip" "$bad"
+  [ $rc -eq 0 ] || tail -5 "$logs/$name.log" | sed 's/^/    /'
+}
+run test-cuda "$bundle/bin/test-cuda" --verbose
+run test-estimate "$bundle/bin/test-estimate" -p /engine/estimate/cuda-memory
+# the measured differences, as the tests print them
+grep -h 'CUDA vs CPU' "$logs"/test-cuda.log | sed 's/^# */  /'
+if [ "$bench" = --bench ]; then
+  "$bundle/bin/bench-cuda" --capture 32768,131072 > "$logs/bench-cuda.log" 2>&1 || status=1
+  cat "$logs/bench-cuda.log"
+fi
+exit $status
