@@ -109,6 +109,7 @@ _lsc_ssm_init (LscSession *s, GError **error)
   s->ssm = m;
 
   _lsc_ssm_shape (c, &m->sh);
+  const LscSsmShape *sh = &m->sh;
 
   if (c->ssm_proj_bias)
     {
@@ -131,14 +132,14 @@ _lsc_ssm_init (LscSession *s, GError **error)
                                          : lsc_model_get_weight (model, LSC_TENSOR_SSM_A, l);
       const LscTensor *d = lsc_model_get_weight (model, LSC_TENSOR_SSM_D, l);
       const LscTensor *dt_b = lsc_model_get_weight (model, LSC_TENSOR_SSM_DT_BIAS, l);
-      gint64 n_a = m->sh.m2 ? m->sh.H : (gint64) m->sh.E * m->sh.N;
+      gint64 n_a = sh->m2 ? sh->H : (gint64) sh->E * sh->N;
 
       /* Mamba-2 checkpoints with an MLP split of in_proj (d_mlp > 0) are not read */
-      if (bad_shape (s, in, (gint64) m->sh.n_in * c->dim, error)
-          || bad_shape (s, conv, (gint64) m->sh.n_conv * m->sh.K, error)
-          || (conv_b != NULL && bad_shape (s, conv_b, m->sh.n_conv, error))
-          || bad_shape (s, a, n_a, error) || bad_shape (s, d, m->sh.H, error)
-          || bad_shape (s, dt_b, m->sh.H, error))
+      if (bad_shape (s, in, (gint64) sh->n_in * c->dim, error)
+          || bad_shape (s, conv, (gint64) sh->n_conv * sh->K, error)
+          || (conv_b != NULL && bad_shape (s, conv_b, sh->n_conv, error))
+          || bad_shape (s, a, n_a, error) || bad_shape (s, d, sh->H, error)
+          || bad_shape (s, dt_b, sh->H, error))
         return FALSE;
 
       L->norm = _lsc_widen (lsc_model_get_weight (model, LSC_TENSOR_SSM_NORM, l), counted);
@@ -155,8 +156,8 @@ _lsc_ssm_init (LscSession *s, GError **error)
       L->out_proj = _lsc_matrix (lsc_model_get_weight (model, LSC_TENSOR_SSM_OUT, l));
     }
 
-  gsize conv_floats = (gsize) c->n_layers * (m->sh.K - 1) * m->sh.n_conv;
-  gsize ssm_floats = (gsize) c->n_layers * m->sh.E * m->sh.N;
+  gsize conv_floats = (gsize) c->n_layers * (sh->K - 1) * sh->n_conv;
+  gsize ssm_floats = (gsize) c->n_layers * sh->E * sh->N;
   m->state_floats = conv_floats + ssm_floats;
   m->conv_state = g_try_new0 (float, m->state_floats);
   m->backup = g_try_new (float, m->state_floats);
@@ -184,8 +185,8 @@ _lsc_ssm_init (LscSession *s, GError **error)
       g_autofree const float **a = g_new (const float *, c->n_layers);
       for (int l = 0; l < c->n_layers; l++)
         a[l] = m->layers[l].A;
-      s->ssm_store = _lsc_ssm_store_new (&s->params.ssm_capture, c->n_layers, m->sh.H,
-                                         m->sh.m2 ? 1 : m->sh.N, a, error);
+      s->ssm_store = _lsc_ssm_store_new (&s->params.ssm_capture, c->n_layers, sh->H,
+                                         sh->m2 ? 1 : sh->N, a, error);
       if (s->ssm_store == NULL)
         return FALSE;
     }
@@ -306,6 +307,7 @@ static void
 ensure_buffers (LscSession *s, int T)
 {
   LscSsmState *m = s->ssm;
+  const LscSsmShape *sh = &m->sh;
   const LscModelConfig *c = &s->c;
   if (m->cap >= T)
     return;
@@ -314,15 +316,15 @@ ensure_buffers (LscSession *s, int T)
   m->cap = T;
   m->x = LSC_COUNTED_NEW (counted, float, (gsize) T * c->dim);
   m->h = LSC_COUNTED_NEW (counted, float, (gsize) T * c->dim);
-  m->proj = LSC_COUNTED_NEW (counted, float, (gsize) T * m->sh.n_in);
-  m->u = LSC_COUNTED_NEW (counted, float, (gsize) T * m->sh.n_conv);
-  m->xdb = LSC_COUNTED_NEW (counted, float, (gsize) T * (m->sh.m2 ? 1 : m->sh.R + 2 * m->sh.N));
-  m->dt = LSC_COUNTED_NEW (counted, float, (gsize) T * m->sh.H);
-  m->y = LSC_COUNTED_NEW (counted, float, (gsize) T * m->sh.E);
+  m->proj = LSC_COUNTED_NEW (counted, float, (gsize) T * sh->n_in);
+  m->u = LSC_COUNTED_NEW (counted, float, (gsize) T * sh->n_conv);
+  m->xdb = LSC_COUNTED_NEW (counted, float, (gsize) T * (sh->m2 ? 1 : sh->R + 2 * sh->N));
+  m->dt = LSC_COUNTED_NEW (counted, float, (gsize) T * sh->H);
+  m->y = LSC_COUNTED_NEW (counted, float, (gsize) T * sh->E);
   m->out = LSC_COUNTED_NEW (counted, float, (gsize) T * c->dim);
-  int widest = MAX (MAX (c->dim, m->sh.E), m->sh.R);
+  int widest = MAX (MAX (c->dim, sh->E), sh->R);
   m->slab = LSC_COUNTED_NEW (counted, float, (gsize) WIDEN_ROWS * widest * s->params.n_threads);
-  m->kept = LSC_COUNTED_NEW (counted, guint8, (gsize) T * m->sh.H);
+  m->kept = LSC_COUNTED_NEW (counted, guint8, (gsize) T * sh->H);
 }
 
 /* Y (T, ldy) <- X (T, W.cols, rows ldx apart) W^T. */
