@@ -189,14 +189,17 @@ void lsc_model_describe (const LscModel *model, GString *out, gboolean with_tens
  * The shape of a real checkpoint with random weights generated in memory, for
  * benchmarks and tests. Named shapes: "llama-1b" (Llama 3.2 1B: dim 2048,
  * 16 layers, 32/8 heads, head dim 64, FFN 8192, vocab 128256, tied, rope_theta
- * 500000) and "stories260K-shape" (dim 64, 5 layers, 8/4 heads, FFN 172,
- * vocab 512). */
+ * 500000), "stories260K-shape" (dim 64, 5 layers, 8/4 heads, FFN 172,
+ * vocab 512), "mamba-1.4b" and "mamba2-1.3b" (d_model 2048, 48 layers,
+ * d_inner 4096, vocab 50280; 16 states and dt rank 128, or 128 states in 64
+ * heads of 64). */
 
 /* Fills config with a named shape; FALSE (config untouched) when unknown. */
 gboolean lsc_model_config_init_shape (LscModelConfig *config, const char *name);
 /* A Llama-family model of `config` (arch LLAMA/MISTRAL/QWEN2) whose matrices
  * are dtype (F32, BF16, F16 or Q8_0) uniform(-a, a), a = 1 / sqrt(cols), and
- * whose norms are F32 1 + small noise; the same seed gives the same weights. */
+ * whose norms are F32 1 + small noise; or a Mamba-1/2 (F32, BF16 or F16) of
+ * the same kind. The same seed gives the same weights. */
 LscModel *lsc_model_new_synthetic (const LscModelConfig *config, LscDType dtype, guint64 seed,
                                    GError **error);
 

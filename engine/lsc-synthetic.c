@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
  *
- * Synthetic Llama-family models: the shape of a real checkpoint with random
+ * Synthetic Llama-family and Mamba models: the shape of a real checkpoint with random
  * weights generated in memory, for benchmarks and tests that need a big model
  * without shipping one.
  *
@@ -9,7 +9,8 @@
  * (token_embd.weight, blk.N.attn_q.weight, ...), and are bound by the same
  * _lsc_model_bind_tensors () as every loader. Matrices are uniform(-a, a) with
  * a = 1 / sqrt(cols), so that activations keep unit scale through the layers;
- * norm weights are 1 + uniform(-0.02, 0.02), biases uniform(-0.02, 0.02).
+ * norm weights are 1 + uniform(-0.02, 0.02), biases uniform(-0.02, 0.02);
+ * Mamba's A is -1 + uniform(-0.5, 0.5) and its Δ bias -4 + uniform(-1, 1).
  * Each row has its own xorshift stream seeded from (seed, tensor, row): the
  * weights do not depend on the thread count, and rows are filled in parallel.
  *
@@ -69,6 +70,29 @@ lsc_model_config_init_shape (LscModelConfig *config, const char *name)
       config->eos_id = 128001;
       return TRUE;
     }
+  if (g_str_equal (name, "mamba-1.4b") || g_str_equal (name, "mamba2-1.3b"))
+    {
+      /* state-spaces/mamba-1.4b-hf and mamba2-1.3b: d_model 2048, 48 layers,
+       * d_inner 4096, conv 4; Mamba-1 16 states, dt rank 128; Mamba-2 128
+       * states, 64 heads of 64, 1 group */
+      gboolean m2 = name[5] == '2';
+      config->arch = m2 ? LSC_ARCH_MAMBA2 : LSC_ARCH_MAMBA;
+      config->vocab_size = 50280;
+      config->dim = 2048;
+      config->n_layers = 48;
+      config->ssm_d_inner = 4096;
+      config->ssm_d_state = m2 ? 128 : 16;
+      config->ssm_d_conv = 4;
+      config->ssm_dt_rank = m2 ? 0 : 128;
+      config->ssm_n_groups = m2 ? 1 : 0;
+      config->ssm_head_dim = m2 ? 64 : 0;
+      config->ssm_n_heads = m2 ? 64 : 0;
+      config->ssm_conv_bias = TRUE;
+      config->max_position = 2048;
+      config->bos_id = 0;
+      config->eos_id = 0;
+      return TRUE;
+    }
   if (g_str_equal (name, "stories260K-shape"))
     {
       config->vocab_size = 512;
@@ -95,7 +119,9 @@ typedef struct {
   guint64 offset;           /* into the map */
 } Plan;
 
-enum { KIND_MATRIX, KIND_NORM, KIND_BIAS };
+/* Mamba's A is negative and its Δ bias makes softplus give Δ of 0.007-0.05,
+ * as the reference initialisation does (dt_min 0.001, dt_max 0.1) */
+enum { KIND_MATRIX, KIND_NORM, KIND_BIAS, KIND_SSM_A, KIND_SSM_DT_BIAS };
 
 static guint64
 splitmix64 (guint64 *state)
@@ -124,8 +150,12 @@ fill_row (guint8 *dst, const Plan *p, guint64 seed, guint tensor, gint64 row, fl
   gint64 cols = p->shape[1];
   guint64 st = seed ^ ((guint64) tensor << 40) ^ (guint64) row;
   guint64 x = splitmix64 (&st) | 1;
-  float a = p->kind == KIND_MATRIX ? 1.0f / sqrtf ((float) cols) : 0.02f;
-  float base = p->kind == KIND_NORM ? 1.0f : 0.0f;
+  static const float bases[] = { [KIND_NORM] = 1.0f, [KIND_SSM_A] = -1.0f,
+                                 [KIND_SSM_DT_BIAS] = -4.0f };
+  static const float spreads[] = { [KIND_NORM] = 0.02f, [KIND_BIAS] = 0.02f,
+                                   [KIND_SSM_A] = 0.5f, [KIND_SSM_DT_BIAS] = 1.0f };
+  float a = p->kind == KIND_MATRIX ? 1.0f / sqrtf ((float) cols) : spreads[p->kind];
+  float base = bases[p->kind];
 
   for (gint64 j = 0; j < cols; j++)
     buf[j] = base + a * next_uniform (&x);
@@ -145,7 +175,7 @@ plan_add (GArray *plans, LscDType dtype, int kind, gint64 rows, gint64 cols, con
   va_start (ap, fmt);
   p.name = g_strdup_vprintf (fmt, ap);
   va_end (ap);
-  p.n_dims = kind == KIND_MATRIX ? 2 : 1;
+  p.n_dims = kind == KIND_MATRIX || cols > 1 ? 2 : 1;   /* Mamba-1's A is (E, N) */
   p.shape[0] = rows;
   p.shape[1] = cols;
   p.dtype = kind == KIND_MATRIX ? dtype : LSC_DTYPE_F32;
@@ -174,9 +204,21 @@ lsc_model_new_synthetic (const LscModelConfig *config, LscDType dtype, guint64 s
                    "synthetic model: weights of type %s are not supported", lsc_dtype_name (dtype));
       return NULL;
     }
-  if (lsc_arch_is_ssm (c->arch) || c->n_layers <= 0 || c->dim <= 0
+  gboolean ssm = lsc_arch_is_ssm (c->arch), m2 = c->arch == LSC_ARCH_MAMBA2;
+  if (ssm && (c->n_layers <= 0 || c->dim <= 0 || c->vocab_size <= 0 || c->ssm_d_inner <= 0
+              || c->ssm_d_state <= 0 || c->ssm_d_conv <= 0 || dtype == LSC_DTYPE_Q8_0
+              || (m2 ? c->ssm_n_heads <= 0 || c->ssm_n_groups <= 0
+                       || c->ssm_n_heads * c->ssm_head_dim != c->ssm_d_inner
+                       || c->ssm_n_heads % c->ssm_n_groups != 0
+                     : c->ssm_dt_rank <= 0)))
+    {
+      g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_BAD_CONFIG,
+                   "synthetic model: the config is not a complete Mamba (F32, BF16 or F16)");
+      return NULL;
+    }
+  if (!ssm && (c->n_layers <= 0 || c->dim <= 0
       || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads != 0
-      || c->head_dim <= 0 || c->head_dim % 2 != 0 || c->hidden_dim <= 0 || c->vocab_size <= 0)
+      || c->head_dim <= 0 || c->head_dim % 2 != 0 || c->hidden_dim <= 0 || c->vocab_size <= 0))
     {
       g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_BAD_CONFIG,
                    "synthetic model: the config is not a complete Llama-family transformer");
@@ -200,7 +242,33 @@ lsc_model_new_synthetic (const LscModelConfig *config, LscDType dtype, guint64 s
   plan_add (plans, dtype, KIND_NORM, c->dim, 1, "output_norm.weight");
   if (!c->tied_embeddings)
     plan_add (plans, dtype, KIND_MATRIX, c->vocab_size, c->dim, "output.weight");
-  for (int l = 0; l < c->n_layers; l++)
+  for (int l = 0; ssm && l < c->n_layers; l++)
+    {
+      /* llama.cpp's Mamba GGUF names; A as -exp(A_log) */
+      gint64 e = c->ssm_d_inner, n = c->ssm_d_state, h = m2 ? c->ssm_n_heads : e;
+      gint64 n_conv = m2 ? e + 2 * c->ssm_n_groups * n : e;
+      plan_add (plans, dtype, KIND_NORM, c->dim, 1, "blk.%d.attn_norm.weight", l);
+      plan_add (plans, dtype, KIND_MATRIX, m2 ? 2 * e + 2 * c->ssm_n_groups * n + h : 2 * e,
+                c->dim, "blk.%d.ssm_in.weight", l);
+      plan_add (plans, dtype, KIND_MATRIX, n_conv, c->ssm_d_conv, "blk.%d.ssm_conv1d.weight", l);
+      plan_add (plans, dtype, KIND_BIAS, n_conv, 1, "blk.%d.ssm_conv1d.bias", l);
+      if (!m2)
+        {
+          plan_add (plans, dtype, KIND_MATRIX, c->ssm_dt_rank + 2 * n, e, "blk.%d.ssm_x.weight",
+                    l);
+          plan_add (plans, dtype, KIND_MATRIX, e, c->ssm_dt_rank, "blk.%d.ssm_dt.weight", l);
+        }
+      plan_add (plans, dtype, KIND_SSM_DT_BIAS, h, 1, "blk.%d.ssm_dt.bias", l);
+      if (m2)
+        plan_add (plans, dtype, KIND_SSM_A, h, 1, "blk.%d.ssm_a", l);
+      else
+        plan_add (plans, dtype, KIND_SSM_A, e, n, "blk.%d.ssm_a", l);
+      plan_add (plans, dtype, KIND_NORM, h, 1, "blk.%d.ssm_d", l);
+      if (m2)
+        plan_add (plans, dtype, KIND_NORM, e, 1, "blk.%d.ssm_norm.weight", l);
+      plan_add (plans, dtype, KIND_MATRIX, c->dim, e, "blk.%d.ssm_out.weight", l);
+    }
+  for (int l = 0; !ssm && l < c->n_layers; l++)
     {
       plan_add (plans, dtype, KIND_NORM, c->dim, 1, "blk.%d.attn_norm.weight", l);
       plan_add (plans, dtype, KIND_MATRIX, q_dim, c->dim, "blk.%d.attn_q.weight", l);
@@ -224,7 +292,7 @@ lsc_model_new_synthetic (const LscModelConfig *config, LscDType dtype, guint64 s
   for (guint i = 0; i < plans->len; i++)
     {
       Plan *p = &g_array_index (plans, Plan, i);
-      if (p->kind != KIND_MATRIX)
+      if (p->n_dims == 1)
         {
           p->shape[1] = p->shape[0];
           p->shape[0] = 1;
@@ -264,7 +332,7 @@ lsc_model_new_synthetic (const LscModelConfig *config, LscDType dtype, guint64 s
     {
       const Plan *p = &g_array_index (plans, Plan, i);
       gint64 shape[2] = { p->shape[0], p->shape[1] };
-      if (p->kind != KIND_MATRIX)
+      if (p->n_dims == 1)
         shape[0] = p->shape[1];
       if (_lsc_model_add_tensor (model, p->name, p->dtype, p->n_dims, shape, 0, p->offset,
                                  error) == NULL)

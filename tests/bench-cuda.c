@@ -16,6 +16,8 @@
  *     (queries and normalisers copied to the host store), its time against
  *     the plain one, and the peak device memory;
  *   - decode tokens/s after the first length's prompt.
+ * A Mamba shape (mamba-1.4b, mamba2-1.3b) gives prefill, decode and peak
+ * memory only: the floor and capture are the transformer's.
  * A benchmark, never a test: it needs a GPU and minutes.
  */
 #include "config.h"
@@ -40,7 +42,8 @@ static char *opt_capture = "";
 static int opt_decode = 64;
 
 static const GOptionEntry entries[] = {
-  { "shape", 0, 0, G_OPTION_ARG_STRING, &opt_shape, "Synthetic model shape (llama-1b)", "NAME" },
+  { "shape", 0, 0, G_OPTION_ARG_STRING, &opt_shape,
+    "Synthetic model shape: llama-1b (default), mamba-1.4b, mamba2-1.3b", "NAME" },
   { "dtype", 0, 0, G_OPTION_ARG_STRING, &opt_dtype, "Weights: bf16, f16 or f32", "TYPE" },
   { "lengths", 0, 0, G_OPTION_ARG_STRING, &opt_lengths, "Prefill lengths", "N,N,..." },
   { "capture", 0, 0, G_OPTION_ARG_STRING, &opt_capture, "Lengths to time with full capture", "N,.." },
@@ -209,12 +212,17 @@ main (int argc, char **argv)
     die ("model", error);
   g_print ("synthetic %s in %s, made in %.1f s\n", opt_shape, lsc_dtype_name (dtype), now_s () - t);
 
-  double flops_token;
-  double gemm = gemm_rate (&config, dtype, 4096, &flops_token);
-  double attn = attention_rate (&config, 8192);
+  /* the floor is the transformer's: Mamba's rows give prefill and decode only */
+  gboolean ssm = lsc_arch_is_ssm (config.arch);
+  double flops_token = 0, gemm = 0, attn = 0;
+  if (!ssm)
+    {
+      gemm = gemm_rate (&config, dtype, 4096, &flops_token);
+      attn = attention_rate (&config, 8192);
+      g_print ("cuBLAS %s GEMM (T=4096, the layer's shapes): %.1f TFLOP/s; attention kernel (8k, "
+               "f32): %.1f TFLOP/s\n", lsc_dtype_name (dtype), gemm / 1e12, attn / 1e12);
+    }
   int q_dim = config.n_heads * config.head_dim;
-  g_print ("cuBLAS %s GEMM (T=4096, the layer's shapes): %.1f TFLOP/s; attention kernel (8k, f32): "
-           "%.1f TFLOP/s\n", lsc_dtype_name (dtype), gemm / 1e12, attn / 1e12);
 
   g_autofree gint32 *tokens = g_new (gint32, longest + opt_decode);
   for (int i = 0; i < longest + opt_decode; i++)
@@ -228,15 +236,16 @@ main (int argc, char **argv)
       int decode = i == 0 ? opt_decode : 0;
       /* projections at the GEMM rate, attention (mean n/2 keys per row) at the kernel's */
       double attn_flops = 4.0 * n / 2 * q_dim * config.n_layers;
-      double floor_s = n * (flops_token / gemm + attn_flops / attn);
+      double floor_s = ssm ? 0 : n * (flops_token / gemm + attn_flops / attn);
       Run plain = run (model, tokens, n, FALSE, decode);
       gboolean cap = FALSE;
-      for (guint j = 0; j < captures->len; j++)
+      for (guint j = 0; !ssm && j < captures->len; j++)
         cap = cap || g_array_index (captures, int, j) == n;
       Run with = { 0 };
       if (cap)
         with = run (model, tokens, n, TRUE, 0);
-      g_print ("| %d | %.2f | %.0f | %.0f | ", n, plain.seconds, n / plain.seconds, n / floor_s);
+      g_print ("| %d | %.2f | %.0f | ", n, plain.seconds, n / plain.seconds);
+      g_print (ssm ? "- | " : "%.0f | ", n / floor_s);
       if (cap)
         g_print ("%.2f | %.2f | %.1f | %.1f | ", with.seconds, with.seconds / plain.seconds,
                  plain.peak_gib, with.peak_gib);

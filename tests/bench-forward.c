@@ -158,7 +158,7 @@ main (int argc, char **argv)
   const GOptionEntry entries[] = {
     { "model", 0, 0, G_OPTION_ARG_FILENAME, &model_path, "A model file or directory", "PATH" },
     { "shape", 0, 0, G_OPTION_ARG_STRING, &shape, "Synthetic model: llama-1b (default), "
-      "stories260K-shape", "NAME" },
+      "stories260K-shape, mamba-1.4b, mamba2-1.3b", "NAME" },
     { "dtype", 0, 0, G_OPTION_ARG_STRING, &dtype_name, "Synthetic weights: f32 (default), bf16, "
       "f16, q8_0", "TYPE" },
     { "prefill", 0, 0, G_OPTION_ARG_INT, &n_prefill, "Prompt tokens (512)", "N" },

@@ -463,6 +463,77 @@ test_errors_and_memory (void)
   lsc_test_assert_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_INVALID_TOKEN, "token 112", NULL);
 }
 
+/* Logits (n, vocab) of tokens 1 .. n on the fast or the reference path. */
+static float *
+synthetic_logits (LscModel *model, gboolean reference, int n)
+{
+  g_autoptr(GError) error = NULL;
+  LscSessionParams p;
+  lsc_session_params_init (&p);
+  p.reference = reference;
+  p.n_threads = 2;
+  g_autoptr(LscSession) s = lsc_session_new (model, &p, &error);
+  g_assert_no_error (error);
+  int vocab = lsc_session_get_n_vocab (s);
+  g_autofree gint32 *tokens = g_new (gint32, n);
+  for (int i = 0; i < n; i++)
+    tokens[i] = 1 + i % (vocab - 1);
+  float *logits = g_new (float, (gsize) n * vocab);
+  g_assert_true (lsc_session_eval (s, tokens, n, logits, TRUE, NULL, NULL, &error));
+  g_assert_no_error (error);
+  return logits;
+}
+
+/* The synthetic Mamba shapes (for the benchmarks), shrunk: both paths agree,
+ * the same seed gives the same model, and an incomplete config is refused. */
+static void
+test_synthetic (void)
+{
+  g_autoptr(GError) error = NULL;
+  const char *names[] = { "mamba-1.4b", "mamba2-1.3b" };
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      LscModelConfig c;
+      g_assert_true (lsc_model_config_init_shape (&c, names[i]));
+      g_assert_cmpint (c.arch, ==, i == 0 ? LSC_ARCH_MAMBA : LSC_ARCH_MAMBA2);
+      g_assert_cmpint (c.ssm_d_inner, ==, 4096);
+      c.n_layers = 2;
+      c.dim = 64;
+      c.ssm_d_inner = 128;
+      c.ssm_dt_rank = i == 0 ? 8 : 0;
+      c.ssm_d_state = i == 0 ? 16 : 32;
+      c.ssm_n_heads = i == 0 ? 0 : 4;
+      c.ssm_head_dim = i == 0 ? 0 : 32;
+      c.ssm_n_groups = i == 0 ? 0 : 2;
+      c.vocab_size = 300;
+      g_autoptr(LscModel) a = lsc_model_new_synthetic (&c, LSC_DTYPE_BF16, 5, &error);
+      g_autoptr(LscModel) b = lsc_model_new_synthetic (&c, LSC_DTYPE_BF16, 5, &error);
+      g_assert_no_error (error);
+      const int n = 40;
+      g_autofree float *fast = synthetic_logits (a, FALSE, n);
+      g_autofree float *ref = synthetic_logits (a, TRUE, n);
+      g_autofree float *again = synthetic_logits (b, FALSE, n);
+      double diff = 0, mag = 0;
+      for (int j = 0; j < n * 300; j++)
+        {
+          g_assert_true (isfinite (fast[j]));
+          diff = MAX (diff, fabs ((double) fast[j] - ref[j]));
+          mag = MAX (mag, fabs ((double) ref[j]));
+          g_assert_cmpfloat (fast[j], ==, again[j]);
+        }
+      g_test_message ("synthetic %s: fast vs reference %.3g of the largest logit %.3g", names[i],
+                      diff / mag, mag);
+      g_assert_cmpfloat (mag, >, 0.1);
+      g_assert_cmpfloat (diff, <=, 1e-4 * mag);
+
+      c.ssm_d_state = 0;
+      g_assert_null (lsc_model_new_synthetic (&c, LSC_DTYPE_BF16, 5, &error));
+      lsc_test_assert_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_BAD_CONFIG,
+                             "not a complete Mamba", NULL);
+      g_clear_error (&error);
+    }
+}
+
 /* The estimate predicts the memory a session reports after the run, on both
  * paths, and refuses what the session refuses. */
 static void
@@ -692,6 +763,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/ssm/cancel-keeps-state", test_cancel_keeps_state);
   g_test_add_func ("/engine/ssm/errors-and-memory", test_errors_and_memory);
   g_test_add_func ("/engine/ssm/estimate", test_estimate);
+  g_test_add_func ("/engine/ssm/synthetic", test_synthetic);
   g_test_add_func ("/engine/ssm/mamba2-fixture", test_mamba2_fixture);
   g_test_add_func ("/engine/ssm/mamba1-dt", test_mamba1_dt);
   g_test_add_func ("/engine/ssm/longmamba-filter", test_longmamba_filter);

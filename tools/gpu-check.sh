@@ -2,7 +2,8 @@
 # gpu-check.sh [BUNDLE_DIR] [--bench]: on a machine with an NVIDIA GPU, runs
 # the bundle of tools/gpu-bundle.sh from the repository root: the `cuda`
 # suite (kernels against the CPU, whole models, capture, Mamba), the
-# device-memory estimate, and with --bench the 1B-shape benchmark. Writes the
+# device-memory estimate, and with --bench the benchmarks (Llama 1B and Mamba
+# 1.4B shapes; about 10 minutes: a call of its own). Writes the
 # full logs under $OUT (or ./gpu-logs) and prints a short table. Needs no
 # build tools; the test data is read from LSC_SHARED_DIR, ./shared or
 # ../shared.
@@ -43,6 +44,8 @@ run test-estimate "$bundle/bin/test-estimate" -p /engine/estimate/cuda-memory
 grep -h 'CUDA vs CPU' "$logs"/test-cuda.log | sed 's/^# */  /'
 if [ "$bench" = --bench ]; then
   "$bundle/bin/bench-cuda" --capture 32768,131072 > "$logs/bench-cuda.log" 2>&1 || status=1
+  "$bundle/bin/bench-cuda" --shape mamba-1.4b --lengths 4096,32768 >> "$logs/bench-cuda.log" 2>&1 \
+    || status=1
   cat "$logs/bench-cuda.log"
 fi
 exit $status
