@@ -255,14 +255,15 @@ _lsc_attention_put (LscAttentionStore *a, int layer, int head, int pos, const fl
 
 gboolean
 _lsc_attention_slot (LscAttentionStore *a, int layer, int head, float **q, gsize *q_stride,
-                     float **lse, int *row_start, int *row_cap)
+                     float **lse, float **scale, int *row_start, int *row_cap)
 {
-  if (a == NULL || a->scale != NULL || a->layer_slot[layer] < 0 || a->head_slot[head] < 0)
+  if (a == NULL || a->layer_slot[layer] < 0 || a->head_slot[head] < 0)
     return FALSE;
   int hd = a->head_dim, ls = a->layer_slot[layer], hs = a->head_slot[head];
   *q = a->q + ((gsize) ls * a->row_cap * a->n_ch + hs) * hd;
   *q_stride = (gsize) a->n_ch * hd;
   *lse = a->lse + ((gsize) ls * a->n_ch + hs) * a->row_cap;
+  *scale = a->scale != NULL ? a->scale + ((gsize) ls * a->n_ch + hs) * a->row_cap : NULL;
   *row_start = a->row_start;
   *row_cap = a->row_cap;
   return TRUE;

@@ -51,6 +51,10 @@ struct _LscCudaState {
   float *lse;                    /* (n_heads, cap) */
   void *attn_work;               /* decode attention's split-K partials */
   float *host_cs;                /* host (cap, head_dim) cos then sin of a block */
+  float *row_scale;              /* (n_layers, n_heads, cap): the scale hook's multipliers of a
+                                    block, layer l's (n_heads, T) at l n_heads T; NULL without
+                                    a scale hook */
+  float *host_scale;             /* host: the same, filled per block */
   float *staging;                /* pinned host (cap, max(q_dim, kv_dim)): captured rows on
                                     their way to the store; NULL without capture */
 };

@@ -12,14 +12,18 @@
  *     plus one fused attention kernel;
  *   - RoPE cos/sin are computed on the host in double (lsc_rope_cos_sin ()),
  *     as on the CPU, and uploaded per block;
+ *   - a scale hook (plugins' temperatures) is asked on the host for every
+ *     layer, head and row of a block, and its multipliers uploaded once per
+ *     block; the attention kernel scales each row's logits by them;
  *   - capture: the attention kernel also writes each row's normaliser,
  *     refined to double-precision logits, and the layer's queries, normalisers
- *     and keys are copied into the host capture store after each layer, so
- *     tiles, pyramids and statistics (lsc-attention.c) work unchanged.
+ *     and keys (and with a scale hook each row's logit scale) are copied into
+ *     the host capture store after each layer, so tiles, pyramids and
+ *     statistics (lsc-attention.c) work unchanged.
  *
- * What the GPU path does not run (q8_0 weights, attention hooks, head_dim >
- * 128, the reference path) stays on the CPU: _lsc_session_init_cuda () says
- * why in the session's backend note.
+ * What the GPU path does not run (q8_0 weights, attention mask hooks, KV
+ * policies, head_dim > 128, the reference path) stays on the CPU:
+ * _lsc_session_init_cuda () says why in the session's backend note.
  */
 #include "config.h"
 
@@ -67,8 +71,8 @@ _lsc_cuda_unsupported_reason (const LscModel *model, const LscSessionParams *par
     return g_strdup ("the reference path runs on the CPU");
   if (lsc_arch_is_ssm (c->arch))
     return _lsc_ssm_cuda_unsupported_reason (model, params);
-  if (params->hooks.scale != NULL || params->hooks.mask_row != NULL)
-    return g_strdup ("attention hooks (plugins, KV policies) run on the CPU");
+  if (params->hooks.mask_row != NULL)
+    return g_strdup ("attention mask hooks run on the CPU");
   if (params->kv_policy.kind != LSC_KV_FULL)
     return g_strdup_printf ("the %s KV policy runs on the CPU",
                             lsc_kv_policy_name (params->kv_policy.kind));
@@ -236,6 +240,13 @@ alloc_blocks (LscSession *s, LscCudaState *g, int cap, GError **error)
                        lsc_cuda_attention_workspace (MIN (cap, 4), c->n_heads, c->head_dim)),
        "allocating device buffers");
   g->host_cs = LSC_COUNTED_NEW (&g->host_bytes, float, (size_t) cap * c->head_dim);
+  if (s->params.hooks.scale != NULL)
+    {
+      size_t n = (size_t) c->n_layers * c->n_heads * cap;
+      g->host_scale = LSC_COUNTED_NEW (&g->host_bytes, float, n);
+      if (!alloc_floats (g, &g->row_scale, n, error))
+        return FALSE;
+    }
   if (s->attention != NULL)
     {
       size_t bytes = (size_t) cap * MAX (q_dim, kv_dim) * sizeof (float);
@@ -266,6 +277,7 @@ cuda_state_free (LscCudaState *g)
   lsc_cuda_context_free (g->ctx);
   g_free (g->layers);
   g_free (g->host_cs);
+  g_free (g->host_scale);
   g_free (g);
 }
 
@@ -371,8 +383,10 @@ _lsc_cuda_memory (const LscModel *model, const LscSessionParams *params, guint64
                    + cap * c->dim + cap * (q_dim + 2 * kv_dim) + cap * 2 * c->hidden_dim
                    + cap * c->hidden_dim + (guint64) c->n_heads * cap
                    + MIN (cap, LSC_CUDA_LOGIT_ROWS) * vocab;
-  *device_bytes = dev + floats * sizeof (float);
-  *host_bytes = cap * c->head_dim * sizeof (float)
+  /* the scale hook's multipliers of a block, on both sides */
+  guint64 scales = params->hooks.scale != NULL ? (guint64) c->n_layers * c->n_heads * cap : 0;
+  *device_bytes = dev + (floats + scales) * sizeof (float);
+  *host_bytes = (cap * c->head_dim + scales) * sizeof (float)
                 + (params->capture.enabled ? cap * MAX (q_dim, kv_dim) * sizeof (float) : 0);
   return TRUE;
 }
@@ -402,10 +416,11 @@ download_rows (LscSession *s, float *dst, gsize dst_stride, const float *src, gs
 
 /* Copies what the capture plan wants of layer l's block (rows start ..
  * start + T - 1) into the host store: queries and normalisers of the
- * captured heads, and the block's keys into the host KV cache that tiles
- * read. */
+ * captured heads (and their rows' logit scales with a scale hook: scale
+ * times the hook's multiplier in float, as the CPU paths store them), and
+ * the block's keys into the host KV cache that tiles read. */
 static gboolean
-capture_layer (LscSession *s, int l, int start, int T, GError **error)
+capture_layer (LscSession *s, int l, int start, int T, float scale, GError **error)
 {
   LscCudaState *g = s->cuda;
   const LscModelConfig *c = &s->c;
@@ -414,10 +429,11 @@ capture_layer (LscSession *s, int l, int start, int T, GError **error)
 
   for (int h = 0; h < c->n_heads; h++)
     {
-      float *q, *lse;
+      float *q, *lse, *row_scale;
       gsize q_stride;
       int row_start, row_cap;
-      if (!_lsc_attention_slot (s->attention, l, h, &q, &q_stride, &lse, &row_start, &row_cap))
+      if (!_lsc_attention_slot (s->attention, l, h, &q, &q_stride, &lse, &row_scale, &row_start,
+                                &row_cap))
         continue;
       int r0 = MAX (start, row_start), r1 = MIN (start + T, row_start + row_cap);
       if (r1 <= r0)
@@ -432,6 +448,12 @@ capture_layer (LscSession *s, int l, int start, int T, GError **error)
         return FALSE;
       TRY (lsc_cuda_download (g->ctx, lse + (r0 - row_start), g->lse + (size_t) h * T + (r0 - start),
                               (r1 - r0) * sizeof (float)), "copying captured normalisers");
+      if (row_scale != NULL)
+        {
+          const float *mult = g->host_scale + ((size_t) l * c->n_heads + h) * T;
+          for (int r = r0; r < r1; r++)
+            row_scale[r - row_start] = scale * mult[r - start];
+        }
     }
   size_t at = ((size_t) l * s->params.n_ctx + start) * kv_dim;
   return download_rows (s, s->key_cache + at, kv_dim, g->key_cache + at, kv_dim, kv_dim, T, error);
@@ -509,6 +531,21 @@ forward_block (LscSession *s, const gint32 *tokens, int start, int T, float *log
   TRY (lsc_cuda_upload (ctx, g->cs, g->host_cs, (size_t) T * hd * sizeof (float)),
        "uploading RoPE");
   const float *rope_cos = g->cs, *rope_sin = g->cs + (size_t) T * half;
+  /* the scale hook's multipliers: layer l's (n_heads, T) at l * n_heads * T */
+  const LscAttentionHooks *hooks = &s->params.hooks;
+  if (hooks->scale != NULL)
+    {
+      for (int l = 0; l < c->n_layers; l++)
+        for (int h = 0; h < c->n_heads; h++)
+          {
+            float *dst = g->host_scale + ((size_t) l * c->n_heads + h) * T;
+            for (int t = 0; t < T; t++)
+              dst[t] = hooks->scale (hooks->data, l, h, start + t);
+          }
+      TRY (lsc_cuda_upload (ctx, g->row_scale, g->host_scale,
+                            (size_t) c->n_layers * c->n_heads * T * sizeof (float)),
+           "uploading attention scales");
+    }
   if (!_lsc_cuda_embed_block (s, tokens, T, error))
     return FALSE;
 
@@ -541,10 +578,12 @@ forward_block (LscSession *s, const gint32 *tokens, int start, int T, float *log
                              kv_dim * sizeof (float), T), "caching values");
 
       gboolean captured = layer_captured (s, l, start, T);
+      const float *row_scale = g->row_scale != NULL ? g->row_scale + (size_t) l * c->n_heads * T
+                                                    : NULL;
       TRY (lsc_cuda_attention (ctx, g->xb, q_dim, captured ? g->lse : NULL, g->qkv, qkv_dim, kc, vc,
                                start, T, c->n_heads, c->n_kv_heads, hd, s->layers[l].window, scale,
-                               captured, g->attn_work), "attending");
-      if (captured && !capture_layer (s, l, start, T, error))
+                               row_scale, captured, g->attn_work), "attending");
+      if (captured && !capture_layer (s, l, start, T, scale, error))
         return FALSE;
 
       TRY (lsc_cuda_gemm_xwt (ctx, g->xb2, dim, g->xb, q_dim, T, G->wo.data, G->wo.dtype, dim,

@@ -303,11 +303,13 @@ float _lsc_attention_refine_lse (const float *q, const float *keys, int kv_dim, 
                                  const float *p, int n, float scale, float lse);
 /* Where the store keeps (layer, head): the query of row pos at
  * q + (pos - row_start) * q_stride floats, its normaliser at
- * lse + (pos - row_start); rows [row_start, row_start + row_cap). FALSE when
- * the head is not captured or the store keeps scales (a scale hook). For
- * backends that write rows in bulk (the GPU). */
+ * lse + (pos - row_start), its logit scale at scale + (pos - row_start)
+ * (scale NULL: the store keeps none, no scale hook); rows
+ * [row_start, row_start + row_cap). FALSE when the head is not captured.
+ * For backends that write rows in bulk (the GPU). */
 gboolean _lsc_attention_slot (LscAttentionStore *store, int layer, int head, float **q,
-                              gsize *q_stride, float **lse, int *row_start, int *row_cap);
+                              gsize *q_stride, float **lse, float **scale, int *row_start,
+                              int *row_cap);
 /* Records query q (head_dim), the normaliser and the logit scale of (layer, head, pos). */
 void _lsc_attention_put (LscAttentionStore *store, int layer, int head, int pos, const float *q,
                          float lse, float scale);

@@ -106,6 +106,13 @@ LscStatus lsc_cuda_softmax_lse (LscCudaContext *ctx, float *x, float *lse, int r
  *                                         query head h reads KV head
  *                                         h / (n_heads / n_kv_heads)
  *   out (T, n_heads * head_dim; ldo)      softmax(scale q k^T) v
+ *   row_scale (n_heads, T) or NULL        device multipliers of the logit
+ *                                         scale: row t of head h uses the
+ *                                         float product
+ *                                         scale * row_scale[h * T + t] in
+ *                                         place of scale (attention hooks'
+ *                                         temperatures), its logits and the
+ *                                         refined lse alike
  *   lse (n_heads, T) or NULL              each row's log-sum-exp; with
  *                                         refine, corrected to double-
  *                                         precision logits on the keys
@@ -120,7 +127,7 @@ LscStatus lsc_cuda_softmax_lse (LscCudaContext *ctx, float *x, float *lse, int r
 LscStatus lsc_cuda_attention (LscCudaContext *ctx, float *out, int ldo, float *lse, const float *q,
                               int ldq, const float *keys, const float *values, int start, int T,
                               int n_heads, int n_kv_heads, int head_dim, int window, float scale,
-                              int refine, void *work);
+                              const float *row_scale, int refine, void *work);
 /* Bytes of `work` that lets lsc_cuda_attention () run T rows split across
  * the keys (decode: T <= 4, without refine): one block per (chunk of keys,
  * head, row), then a merge. 0 when T is too large to split; work may be NULL

@@ -128,7 +128,7 @@ attention_rate (const LscModelConfig *c, int T)
     {
       double t = now_s ();
       if (lsc_cuda_attention (ctx, o, q_dim, NULL, q, q_dim, k, v, 0, T, c->n_heads, c->n_kv_heads,
-                              c->head_dim, 0, 0.125f, 0, NULL) != LSC_STATUS_OK
+                              c->head_dim, 0, 0.125f, NULL, 0, NULL) != LSC_STATUS_OK
           || lsc_cuda_sync (ctx) != LSC_STATUS_OK)
         die ("attention", NULL);
       best = MIN (best, now_s () - t);

@@ -8,7 +8,8 @@
  *   - whole models: CUDA sessions against CPU sessions on the shared random
  *     checkpoints, stories260K and the transformers fixtures; f32 weights
  *     within 1e-4 (relative to the largest logit), the same checkpoints cast
- *     to bf16 within 1e-2; capture (queries, normalisers, exact tiles);
+ *     to bf16 within 1e-2; with a scale hook (a plugin's temperature) too;
+ *     capture (queries, normalisers, row scales, exact tiles);
  *   - backend selection, which also runs without a device.
  *
  * Tests that need a device skip without one (or in a build without CUDA).
@@ -344,11 +345,12 @@ test_softmax (void)
 
 /* The reference attention: every row's scores in double, rounded to float,
  * softmax with the reference kernel, weighted values; lse64 the float64
- * normaliser of the same q and k. */
+ * normaliser of the same q and k. row_scale (n_heads, T) or NULL: row t of
+ * head h scales by the float scale * row_scale[h T + t], as the kernel. */
 static void
 attention_ref (float *out, double *lse64, const float *q, int ldq, const float *keys,
                const float *values, int start, int T, int n_heads, int n_kv_heads, int hd,
-               int window, float scale)
+               int window, float scale, const float *row_scale)
 {
   int kv_dim = n_kv_heads * hd, group = n_heads / n_kv_heads;
   g_autofree float *att = g_new (float, start + T);
@@ -358,6 +360,7 @@ attention_ref (float *out, double *lse64, const float *q, int ldq, const float *
       {
         int pos = start + t, first = window > 0 ? MAX (0, pos - window + 1) : 0;
         const float *qh = q + (size_t) t * ldq + h * hd;
+        float rs = row_scale != NULL ? scale * row_scale[(size_t) h * T + t] : scale;
         double mx = -INFINITY, sum = 0.0;
         for (int j = first; j <= pos; j++)
           {
@@ -365,7 +368,7 @@ attention_ref (float *out, double *lse64, const float *q, int ldq, const float *
             double dot = 0.0;
             for (int d = 0; d < hd; d++)
               dot += (double) qh[d] * k[d];
-            x64[j] = dot * scale;
+            x64[j] = dot * rs;
             att[j - first] = (float) x64[j];
             mx = MAX (mx, x64[j]);
           }
@@ -394,8 +397,9 @@ test_attention (void)
     { 2, 2, 64, 5000, 4, 3000 },
   };
   for (gsize ci = 0; ci < G_N_ELEMENTS (cases); ci++)
-    for (int refine = 0; refine <= 1; refine++)
+    for (int variant = 0; variant < 4; variant++)
       {
+        int refine = variant & 1, scaled = variant >> 1;
         int nh = cases[ci][0], nkv = cases[ci][1], hd = cases[ci][2];
         int start = cases[ci][3], T = cases[ci][4], window = cases[ci][5];
         int q_dim = nh * hd, kv_dim = nkv * hd, ldq = q_dim + 3, n_keys = start + T;
@@ -412,29 +416,43 @@ test_attention (void)
         float *dv = device_floats (v, (size_t) (n_keys + 50) * kv_dim);
         float *dout = device_floats (NULL, (size_t) T * q_dim);
         float *dlse = device_floats (NULL, (size_t) nh * T);
+        /* scaled: a logit scale per row (a hook's temperature), 0.3 to 3 */
+        g_autofree float *rs = NULL;
+        float *drs = NULL;
+        if (scaled)
+          {
+            rs = g_new (float, (size_t) nh * T);
+            for (int i = 0; i < nh * T; i++)
+              rs[i] = (float) g_test_rand_double_range (0.3, 3.0);
+            drs = device_floats (rs, (size_t) nh * T);
+          }
         /* few rows without refine take the split (decode) kernel */
         void *work = NULL;
         size_t work_bytes = lsc_cuda_attention_workspace (T, nh, hd);
         if (work_bytes > 0)
           g_assert_cmpint (lsc_cuda_alloc (context (), &work, work_bytes), ==, LSC_STATUS_OK);
         g_assert_cmpint (lsc_cuda_attention (context (), dout, q_dim, dlse, dq, ldq, dk, dv, start,
-                                             T, nh, nkv, hd, window, scale, refine, work), ==,
-                         LSC_STATUS_OK);
+                                             T, nh, nkv, hd, window, scale, drs, refine, work),
+                         ==, LSC_STATUS_OK);
         g_autofree float *out = take_floats (dout, (size_t) T * q_dim);
         g_autofree float *lse = take_floats (dlse, (size_t) nh * T);
         assert_finite (out, (size_t) T * q_dim, "attention");
         g_autofree float *ref = g_new (float, (size_t) T * q_dim);
         g_autofree double *lse64 = g_new (double, (size_t) nh * T);
-        attention_ref (ref, lse64, q, ldq, k, v, start, T, nh, nkv, hd, window, scale);
+        attention_ref (ref, lse64, q, ldq, k, v, start, T, nh, nkv, hd, window, scale, rs);
         assert_close (out, ref, (size_t) T * q_dim, 1e-4, 1e-5, "attention");
         for (int i = 0; i < nh * T; i++)
           {
-            /* refined: the float64 normaliser to float rounding; else float sums */
-            double tol = refine ? 1e-6 + 1.2e-7 * fabs (lse64[i]) : 2e-5;
+            /* refined: the float64 normaliser to float rounding; else float
+             * sums, whose error grows with the logits (and their scale) */
+            double tol = refine ? 1e-6 + 1.2e-7 * fabs (lse64[i])
+                                : 2e-5 * (scaled ? MAX (1.0, rs[i]) : 1.0);
             if (fabs (lse[i] - lse64[i]) > tol)
-              g_error ("attention case %zu refine %d: lse[%d] = %.9g, float64 %.9g", ci, refine, i,
-                       lse[i], lse64[i]);
+              g_error ("attention case %zu refine %d scaled %d: lse[%d] = %.9g, float64 %.9g", ci,
+                       refine, scaled, i, lse[i], lse64[i]);
           }
+        if (drs != NULL)
+          g_free (take_floats (drs, (size_t) nh * T));   /* the kernel only reads it */
         lsc_cuda_free (context (), dq);
         lsc_cuda_free (context (), dk);
         lsc_cuda_free (context (), dv);
@@ -457,16 +475,27 @@ max_rel_diff (const float *got, const float *want, size_t n)
   return diff / MAX (mag, 1e-30);
 }
 
+/* A scale hook that varies with layer, head and row (0.4 to 2.4), as a
+ * plugin's temperature does. */
+static float
+varied_scale (G_GNUC_UNUSED gpointer data, int layer, int head, int pos)
+{
+  return 0.4f + 0.2f * (float) ((layer * 5 + head * 3 + pos) % 11);
+}
+
 /* Logits of a prompt (all positions) and of 6 decode steps after it, on
- * `backend`; returns (n + 6, vocab). */
+ * `backend`, with `hooks` (or none); returns (n + 6, vocab). */
 static float *
-run_logits (LscModel *model, LscBackend backend, const gint32 *tokens, int n, int n_ctx)
+run_logits (LscModel *model, LscBackend backend, const gint32 *tokens, int n, int n_ctx,
+            const LscAttentionHooks *hooks)
 {
   g_autoptr(GError) error = NULL;
   LscSessionParams p;
   lsc_session_params_init (&p);
   p.backend = backend;
   p.n_ctx = n_ctx;
+  if (hooks != NULL)
+    p.hooks = *hooks;
   g_autoptr(LscSession) s = lsc_session_new (model, &p, &error);
   g_assert_no_error (error);
   g_assert_cmpint (lsc_session_get_backend (s), ==, backend);
@@ -489,7 +518,7 @@ run_logits (LscModel *model, LscBackend backend, const gint32 *tokens, int n, in
 }
 
 static void
-check_model_parity (const char *path, const char *name)
+check_parity (const char *path, const char *name, const LscAttentionHooks *hooks)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(LscModel) model = lsc_model_load (path, &error);
@@ -506,16 +535,23 @@ check_model_parity (const char *path, const char *name)
       g_autoptr(LscModel) cast = lsc_model_new_cast (model, dtypes[di], &error);
       g_assert_no_error (error);
       int vocab = c->vocab_size;
-      g_autofree float *cpu = run_logits (cast, LSC_BACKEND_CPU, tokens, n, 512);
-      g_autofree float *gpu = run_logits (cast, LSC_BACKEND_CUDA, tokens, n, 512);
+      g_autofree float *cpu = run_logits (cast, LSC_BACKEND_CPU, tokens, n, 512, hooks);
+      g_autofree float *gpu = run_logits (cast, LSC_BACKEND_CUDA, tokens, n, 512, hooks);
       double rel = max_rel_diff (gpu, cpu, (size_t) (n + 6) * vocab);
       double tol = dtypes[di] == LSC_DTYPE_F32 ? 1e-4 : 1e-2;
-      g_test_message ("%s as %s: CUDA vs CPU max relative difference %.3g (tolerance %g)", name,
-                      lsc_dtype_name (dtypes[di]), rel, tol);
+      const char *with = hooks != NULL ? " with a scale hook" : "";
+      g_test_message ("%s as %s%s: CUDA vs CPU max relative difference %.3g (tolerance %g)", name,
+                      lsc_dtype_name (dtypes[di]), with, rel, tol);
       if (g_test_verbose ())
-        g_printerr ("  %-32s %-5s %.3g\n", name, lsc_dtype_name (dtypes[di]), rel);
+        g_printerr ("  %-32s %-5s%s %.3g\n", name, lsc_dtype_name (dtypes[di]), with, rel);
       g_assert_cmpfloat (rel, <=, tol);
     }
+}
+
+static void
+check_model_parity (const char *path, const char *name)
+{
+  check_parity (path, name, NULL);
 }
 
 static void
@@ -528,6 +564,19 @@ test_model_shared (gconstpointer data)
     check_model_parity (path, data);
 }
 
+/* A scale hook (a plugin's temperature) runs on the GPU: the same logits as
+ * the CPU with the same hook, the block kernel, decode's split kernel alike. */
+static void
+test_model_scaled (gconstpointer data)
+{
+  if (!have_device ())
+    return;
+  g_autofree char *path = lsc_test_shared_path (data);
+  LscAttentionHooks hooks = { .scale = varied_scale };
+  if (path != NULL)
+    check_parity (path, data, &hooks);
+}
+
 static void
 test_model_fixture (gconstpointer data)
 {
@@ -537,11 +586,13 @@ test_model_fixture (gconstpointer data)
   check_model_parity (dir, data);
 }
 
-/* Capture on the GPU stores what the CPU stores: queries, normalisers, and so
- * the same exact tiles; some heads of two layers (a copy per head) and every
- * head of one layer (one copy of whole rows). */
+/* Capture on the GPU stores what the CPU stores: queries, normalisers (and
+ * with a scale hook each row's logit scale), and so the same exact tiles;
+ * some heads of two layers (a copy per head) and every head of one layer
+ * (one copy of whole rows). */
 static void
-check_capture (LscModel *model, const int *layers, int n_layers, const int *heads, int n_heads)
+check_capture (LscModel *model, const int *layers, int n_layers, const int *heads, int n_heads,
+               const LscAttentionHooks *hooks)
 {
   g_autoptr(GError) error = NULL;
   const LscModelConfig *c = lsc_model_get_config (model);
@@ -563,8 +614,11 @@ check_capture (LscModel *model, const int *layers, int n_layers, const int *head
       p.capture.heads = heads;
       p.capture.n_heads = n_heads;
       p.capture.row_start = 20;
+      if (hooks != NULL)
+        p.hooks = *hooks;
       s[b] = lsc_session_new (model, &p, &error);
       g_assert_no_error (error);
+      g_assert_cmpint (lsc_session_get_backend (s[b]), ==, p.backend);
       /* a prefill in two pieces and a decode step */
       g_assert_true (lsc_session_eval (s[b], tokens, 150, NULL, FALSE, NULL, NULL, &error));
       g_assert_true (lsc_session_eval (s[b], tokens + 150, n - 151, NULL, FALSE, NULL, NULL, &error));
@@ -587,6 +641,9 @@ check_capture (LscModel *model, const int *layers, int n_layers, const int *head
             g_assert_true (lsc_attention_get_row (a[0], l, h, pos, &sc0, &lse0, &error));
             g_assert_true (lsc_attention_get_row (a[1], l, h, pos, &sc1, &lse1, &error));
             g_assert_cmpfloat (sc0, ==, sc1);
+            float base = 1.0f / sqrtf ((float) hd);
+            g_assert_cmpfloat (sc1, ==, hooks != NULL ? base * hooks->scale (hooks->data, l, h, pos)
+                                                      : base);
             g_assert_cmpfloat_with_epsilon (lse1, lse0, 1e-4);
           }
         g_assert_true (lsc_attention_tile (a[0], l, h, 20, n, 0, n, 0.0f, tile0, &error));
@@ -610,8 +667,12 @@ test_capture (void)
   g_autoptr(LscModel) model = lsc_model_load (path, &error);
   g_assert_no_error (error);
   const int some_layers[] = { 0, 3 }, some_heads[] = { 1, 2, 7 }, one_layer[] = { 4 };
-  check_capture (model, some_layers, 2, some_heads, 3);
-  check_capture (model, one_layer, 1, NULL, 0);
+  check_capture (model, some_layers, 2, some_heads, 3, NULL);
+  check_capture (model, one_layer, 1, NULL, 0, NULL);
+  /* a scale hook: the GPU stores each row's scale as the CPU does */
+  LscAttentionHooks hooks = { .scale = varied_scale };
+  check_capture (model, some_layers, 2, some_heads, 3, &hooks);
+  check_capture (model, one_layer, 1, NULL, 0, &hooks);
 }
 
 /* ---- Mamba ---- */
@@ -1012,6 +1073,14 @@ half_scale (G_GNUC_UNUSED gpointer data, G_GNUC_UNUSED int layer, G_GNUC_UNUSED 
 }
 
 static void
+hide_first (G_GNUC_UNUSED gpointer data, G_GNUC_UNUSED int layer, G_GNUC_UNUSED int head, int pos,
+            guint8 *hidden)
+{
+  if (pos > 0)
+    hidden[0] = 1;
+}
+
+static void
 test_backend_selection (void)
 {
   g_autoptr(GError) error = NULL;
@@ -1069,11 +1138,23 @@ test_backend_selection (void)
   g_assert_nonnull (strstr (lsc_session_get_backend_note (s3),
                             device ? "Q8_0 weights" : "CUDA"));
 
+  /* a scale hook (a plugin's temperature) runs on the GPU */
   p.hooks.scale = half_scale;
   g_autoptr(LscSession) s4 = lsc_session_new (model, &p, &error);
   g_assert_no_error (error);
-  g_assert_cmpint (lsc_session_get_backend (s4), ==, LSC_BACKEND_CPU);
-  g_assert_nonnull (strstr (lsc_session_get_backend_note (s4), device ? "hooks" : "CUDA"));
+  g_assert_cmpint (lsc_session_get_backend (s4), ==, device ? LSC_BACKEND_CUDA : LSC_BACKEND_CPU);
+  if (device)
+    g_assert_null (lsc_session_get_backend_note (s4));
+  else
+    g_assert_nonnull (strstr (lsc_session_get_backend_note (s4), "CUDA"));
+
+  /* a mask hook does not: the CPU, saying so */
+  p.hooks.mask_row = hide_first;
+  g_autoptr(LscSession) s5 = lsc_session_new (model, &p, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (lsc_session_get_backend (s5), ==, LSC_BACKEND_CPU);
+  g_assert_nonnull (strstr (lsc_session_get_backend_note (s5),
+                            device ? "attention mask hooks" : "CUDA"));
 }
 
 int
@@ -1108,6 +1189,14 @@ main (int argc, char **argv)
     {
       g_autofree char *name = g_strdup_printf ("/cuda/models/fixture/%s", fixtures[i]);
       g_test_add_data_func (name, fixtures[i], test_model_fixture);
+    }
+  static const char *const scaled[] = { "models/stories260K/stories260K.bin",
+                                        "models/random/tiny-llama" };
+  for (gsize i = 0; i < G_N_ELEMENTS (scaled); i++)
+    {
+      g_autofree char *name = g_strdup_printf ("/cuda/models/scale-hook/%s",
+                                               scaled[i] + strlen ("models/"));
+      g_test_add_data_func (name, scaled[i], test_model_scaled);
     }
   g_test_add_func ("/cuda/capture", test_capture);
   g_test_add_func ("/cuda/kernels/ssm-conv", test_ssm_conv);

@@ -570,6 +570,22 @@ test_cuda_memory (void)
   g_assert_true (lsc_session_get_device_memory (s, &peak));
   g_assert_cmpuint (e.device_bytes, ==, peak);
 
+  /* a scale hook runs on the GPU: its multipliers of a block on both sides */
+  LscEstimateParams hp = p;
+  hp.session.hooks.scale = unit_scale;
+  check_memory (model, &hp);
+  LscEstimate he;
+  g_assert_true (lsc_estimate_run (model, &hp, &he, &error));
+  g_assert_cmpint (he.backend, ==, LSC_BACKEND_CUDA);
+  g_assert_cmpuint (he.device_bytes, >, e.device_bytes);
+  LscSessionParams hsp = hp.session;
+  hsp.n_ctx = he.n_ctx;
+  g_autoptr(LscSession) hs = lsc_session_new (model, &hsp, &error);
+  g_assert_no_error (error);
+  g_assert_true (lsc_session_eval (hs, prompt, hp.n_prompt, NULL, FALSE, NULL, NULL, &error));
+  g_assert_true (lsc_session_get_device_memory (hs, &peak));
+  g_assert_cmpuint (he.device_bytes, ==, peak);
+
   /* Mamba on the GPU, Δ recorded and filtered (pinned host copies of Δ) */
   g_autofree char *mamba_path = lsc_test_shared_path ("models/random/tiny-mamba");
   if (mamba_path == NULL)

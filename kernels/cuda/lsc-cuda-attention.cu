@@ -18,6 +18,14 @@
 // lse = m + ln l + ln(1 + c / l) is the double-precision normaliser that
 // exact tile recomputation (engine/lsc-attention.c) needs, as
 // _lsc_attention_refine_lse () computes it on the CPU.
+//
+// A per-row logit scale (attention hooks: a temperature per layer, head and
+// query row) enters as row_scale (n_heads, T): row t of head h uses the
+// float product scale * row_scale[h T + t] where `scale` stands otherwise,
+// both in its logits (dot * that product, as the CPU's decode path
+// lsc_fast_attend_one () computes them) and in the refinement, so lse is the
+// normaliser of that product times the float64 dot, the scale the capture
+// store keeps for the row.
 #include "lsc-cuda-common.cuh"
 
 #include <algorithm>
@@ -64,7 +72,7 @@ template <int HDP>
 static __global__ void __launch_bounds__ (THREADS)
 attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, const float *keys,
                   const float *values, int start, int T, int group, int hd, int kv_dim,
-                  int window, float scale, int refine)
+                  int window, float scale, const float *row_scale, int refine)
 {
   using S = AttnSmem<HDP>;
   constexpr int QS = S::QS, KS = S::KS;
@@ -147,12 +155,14 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
 
       for (int i = 0; i < 4; i++)
         {
+          const float rsi = row_scale != NULL && pos[i] >= 0
+                              ? scale * row_scale[(size_t) h * T + q0 + ty * 4 + i] : scale;
           float mx = -INFINITY;
           for (int j = 0; j < 4; j++)
             {
               int key = k0 + tx * 4 + j;
               bool visible = key <= pos[i] && key >= lo[i];
-              s[i][j] = visible ? s[i][j] * scale : -INFINITY;
+              s[i][j] = visible ? s[i][j] * rsi : -INFINITY;
               mx = fmaxf (mx, s[i][j]);
             }
           float m_new = fmaxf (m[i], row_max16 (mx));
@@ -176,7 +186,7 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
                     double dot = 0.0;
                     for (int d = 0; d < hd; d++)
                       dot += (double) Qs[(ty * 4 + i) * QS + d] * (double) Kt[d * KS + tx * 4 + j];
-                    cpart += p[j] * expm1 ((double) scale * dot - (double) s[i][j]);
+                    cpart += p[j] * expm1 ((double) rsi * dot - (double) s[i][j]);
                   }
               c[i] = c[i] * corr + cpart;
             }
@@ -246,13 +256,16 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
 // part (T, n_heads, n_splits, 2 + hd): chunk max, chunk sum, weighted values
 static __global__ void __launch_bounds__ (SPLIT_THREADS)
 decode_partial_kernel (float *part, const float *q, int ldq, const float *keys, const float *values,
-                       int start, int group, int hd, int kv_dim, int window, float scale, int chunk)
+                       int start, int group, int hd, int kv_dim, int window, float scale,
+                       const float *row_scale, int chunk)
 {
   extern __shared__ float S[];           // (chunk) scores, then weights
   __shared__ float qs[128];
   const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z, kvh = h / group;
   const int pos = start + t, first = window > 0 ? max (0, pos - window + 1) : 0;
   const int k_lo = first + split * chunk, k_hi = min (pos + 1, k_lo + chunk);
+  // the row's logit scale; row_scale is (n_heads, T), T = gridDim.z
+  const float rscale = row_scale != NULL ? scale * row_scale[(size_t) h * gridDim.z + t] : scale;
   float *out = part + (((size_t) t * gridDim.y + h) * gridDim.x + split) * (2 + hd);
 
   for (int d = threadIdx.x; d < hd; d += SPLIT_THREADS)
@@ -271,8 +284,8 @@ decode_partial_kernel (float *part, const float *q, int ldq, const float *keys, 
       float dot = 0.0f;
       for (int d = 0; d < hd; d++)
         dot += qs[d] * kr[d];
-      S[k - k_lo] = dot * scale;
-      mx = fmaxf (mx, dot * scale);
+      S[k - k_lo] = dot * rscale;
+      mx = fmaxf (mx, dot * rscale);
     }
   mx = lsc_block_reduce<SPLIT_THREADS> (mx, LscMaxOp ());
   double sum = 0.0;
@@ -336,7 +349,7 @@ template <int HDP>
 static LscStatus
 launch (LscCudaContext *ctx, float *out, int ldo, float *lse, const float *q, int ldq,
         const float *keys, const float *values, int start, int T, int n_heads, int n_kv_heads,
-        int hd, int window, float scale, int refine)
+        int hd, int window, float scale, const float *row_scale, int refine)
 {
   size_t smem = AttnSmem<HDP>::floats * sizeof (float);
   LSC_CUDA_CHECK (cudaFuncSetAttribute (attention_kernel<HDP>,
@@ -344,14 +357,15 @@ launch (LscCudaContext *ctx, float *out, int ldo, float *lse, const float *q, in
   dim3 grid ((T + BR - 1) / BR, n_heads);
   attention_kernel<HDP><<<grid, THREADS, smem, ctx->stream>>> (
       out, ldo, lse, q, ldq, keys, values, start, T, n_heads / n_kv_heads, hd, n_kv_heads * hd,
-      window, scale, refine);
+      window, scale, row_scale, refine);
   return LSC_CUDA_LAUNCHED ();
 }
 
 extern "C" LscStatus
 lsc_cuda_attention (LscCudaContext *ctx, float *out, int ldo, float *lse, const float *q, int ldq,
                     const float *keys, const float *values, int start, int T, int n_heads,
-                    int n_kv_heads, int head_dim, int window, float scale, int refine, void *work)
+                    int n_kv_heads, int head_dim, int window, float scale, const float *row_scale,
+                    int refine, void *work)
 {
   if (T <= 0)
     return LSC_STATUS_OK;
@@ -369,7 +383,7 @@ lsc_cuda_attention (LscCudaContext *ctx, float *out, int ldo, float *lse, const 
       dim3 grid (n_splits, n_heads, T);
       decode_partial_kernel<<<grid, SPLIT_THREADS, chunk * sizeof (float), ctx->stream>>> (
           (float *) work, q, ldq, keys, values, start, n_heads / n_kv_heads, head_dim,
-          n_kv_heads * head_dim, window, scale, chunk);
+          n_kv_heads * head_dim, window, scale, row_scale, chunk);
       LscStatus status = LSC_CUDA_LAUNCHED ();
       if (status != LSC_STATUS_OK)
         return status;
@@ -379,10 +393,10 @@ lsc_cuda_attention (LscCudaContext *ctx, float *out, int ldo, float *lse, const 
     }
   if (head_dim <= 32)
     return launch<32> (ctx, out, ldo, lse, q, ldq, keys, values, start, T, n_heads, n_kv_heads,
-                       head_dim, window, scale, refine);
+                       head_dim, window, scale, row_scale, refine);
   if (head_dim <= 64)
     return launch<64> (ctx, out, ldo, lse, q, ldq, keys, values, start, T, n_heads, n_kv_heads,
-                       head_dim, window, scale, refine);
+                       head_dim, window, scale, row_scale, refine);
   return launch<128> (ctx, out, ldo, lse, q, ldq, keys, values, start, T, n_heads, n_kv_heads,
-                      head_dim, window, scale, refine);
+                      head_dim, window, scale, row_scale, refine);
 }
