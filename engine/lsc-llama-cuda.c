@@ -34,6 +34,11 @@
 #include "lsc-llama-private.h"
 #include "lsc-rope.h"
 
+/* Set once tests/test-cuda.c's scale-hook cases have passed on a GPU; until
+ * then `auto` runs a session with a logit-scale hook on the CPU (as
+ * lsc-mamba-cuda.c does for Mamba). */
+#define SCALE_HOOK_CHECKED FALSE
+
 /* The weight dtypes the GPU path computes with. */
 static gboolean
 cuda_dtype (LscDType dtype)
@@ -73,6 +78,9 @@ _lsc_cuda_unsupported_reason (const LscModel *model, const LscSessionParams *par
     return _lsc_ssm_cuda_unsupported_reason (model, params);
   if (params->hooks.mask_row != NULL)
     return g_strdup ("attention mask hooks run on the CPU");
+  if (params->hooks.scale != NULL && params->backend == LSC_BACKEND_AUTO && !SCALE_HOOK_CHECKED)
+    return g_strdup ("the CUDA attention kernel's logit scales (plugins) have not been checked on "
+                     "a device yet (the cuda backend, asked for by name, runs them)");
   if (params->kv_policy.kind != LSC_KV_FULL)
     return g_strdup_printf ("the %s KV policy runs on the CPU",
                             lsc_kv_policy_name (params->kv_policy.kind));
