@@ -270,7 +270,8 @@ alloc_blocks (LscSession *s, LscCudaState *g, int cap, GError **error)
          && alloc_floats (g, &g->gu, (size_t) cap * 2 * c->hidden_dim, error)
          && alloc_floats (g, &g->hb, (size_t) cap * c->hidden_dim, error)
          && alloc_floats (g, &g->lse, (size_t) c->n_heads * cap, error)
-         && alloc_floats (g, &g->logits, (size_t) MIN (cap, LSC_CUDA_LOGIT_ROWS) * s->output.rows, error);
+         && alloc_floats (g, &g->logits,
+                          (size_t) MIN (cap, LSC_CUDA_LOGIT_ROWS) * s->output.rows, error);
 }
 
 static void

@@ -507,7 +507,8 @@ mixer2 (LscSession *s, int l, int start, int T)
   conv_block (s, l, T, E);
 
   for (int i = 0; i < T * H; i++)
-    m->dt[i] = softplus (m->proj[(gsize) (i / H) * m->sh.n_in + dt_col + i % H] + L->dt_bias[i % H]);
+    m->dt[i] = softplus (m->proj[(gsize) (i / H) * m->sh.n_in + dt_col + i % H]
+                         + L->dt_bias[i % H]);
   if (_lsc_ssm_dt_hooked (s))
     _lsc_ssm_dt_hook (s, l, start, T, m->dt, m->kept);
 
