@@ -81,23 +81,6 @@ static const struct {
   { "local", G_STRUCT_OFFSET (LscKvPolicy, n_local), 1 << LSC_KV_LM_INFINITE },
 };
 
-/* The shortest decimal that reads back as the same double (a ratio of 0.4
- * is written 0.4, not 0.40000000000000002). */
-static json_object *
-double_to_json (double v)
-{
-  char buf[G_ASCII_DTOSTR_BUF_SIZE];
-  for (int digits = 1; digits <= 17; digits++)
-    {
-      char format[8];
-      g_snprintf (format, sizeof format, "%%.%dg", digits);
-      g_ascii_formatd (buf, sizeof buf, format, v);
-      if (g_ascii_strtod (buf, NULL) == v)
-        break;
-    }
-  return json_object_new_double_s (g_ascii_strtod (buf, NULL), buf);
-}
-
 json_object *
 lsc_batch_kv_policy_to_json (const LscKvPolicy *p, const char *name_key)
 {
@@ -111,7 +94,7 @@ lsc_batch_kv_policy_to_json (const LscKvPolicy *p, const char *name_key)
     json_object_object_add (o, "pooling",
                             json_object_new_string (p->pooling == LSC_KV_POOL_MAX ? "max" : "avg"));
   if (p->kind == LSC_KV_THINK)
-    json_object_object_add (o, "ratio", double_to_json (p->ratio));
+    json_object_object_add (o, "ratio", lsc_json_double_short (p->ratio));
   return o;
 }
 

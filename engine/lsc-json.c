@@ -209,6 +209,38 @@ lsc_json_double (double v)
   return isfinite (v) ? json_object_new_double (v) : NULL;
 }
 
+/* digits: 17 for a double, 9 for a float (enough to read either back) */
+static json_object *
+shortest (double v, gboolean single)
+{
+  char text[G_ASCII_DTOSTR_BUF_SIZE];
+  if (v == floor (v) && fabs (v) < 1e15)
+    g_ascii_formatd (text, sizeof text, "%.0f", v);
+  else
+    for (int digits = 1; digits <= (single ? 9 : 17); digits++)
+      {
+        char format[8];
+        g_snprintf (format, sizeof format, "%%.%dg", digits);
+        g_ascii_formatd (text, sizeof text, format, v);
+        double back = g_ascii_strtod (text, NULL);
+        if (single ? (float) back == (float) v : back == v)
+          break;
+      }
+  return json_object_new_double_s (g_ascii_strtod (text, NULL), text);
+}
+
+json_object *
+lsc_json_double_short (double v)
+{
+  return shortest (v, FALSE);
+}
+
+json_object *
+lsc_json_float_short (float v)
+{
+  return shortest (v, TRUE);
+}
+
 gboolean
 lsc_json_write_file (json_object *obj, const char *path, GError **error)
 {

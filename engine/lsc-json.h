@@ -36,6 +36,11 @@ gboolean lsc_json_check_keys (json_object *obj, const char *const *known, const 
 
 /* A finite double, or null for NaN and infinities. */
 json_object *lsc_json_double (double v);
+/* A finite number written as the shortest decimal that reads back as the
+ * same double (0.1, not 0.10000000000000001; 10, not 1e+01), or, for
+ * _float, as the same float (0.7f as 0.7, not 0.699999988079071). */
+json_object *lsc_json_double_short (double v);
+json_object *lsc_json_float_short (float v);
 /* An array of lsc_json_double ()s. */
 json_object *lsc_json_doubles (const double *v, gsize n);
 

@@ -267,25 +267,8 @@ lsc_plugin_value_to_json (const LscPluginParam *param, double value)
       return json_object_new_string (param->choices[(int) value]);
     case LSC_PLUGIN_PARAM_NUMBER:
     default:
-      {
-        /* the shortest text that reads back as the value: 0.1, not
-         * 0.10000000000000001 (values are finite: they passed value_ok) */
-        char text[G_ASCII_DTOSTR_BUF_SIZE];
-        if (value == floor (value) && fabs (value) < 1e15)
-          {
-            g_ascii_formatd (text, sizeof text, "%.0f", value);   /* 10, not 1e+01 */
-            return json_object_new_double_s (value, text);
-          }
-        for (int digits = 1; digits <= 17; digits++)
-          {
-            char format[8];
-            g_snprintf (format, sizeof format, "%%.%dg", digits);
-            g_ascii_formatd (text, sizeof text, format, value);
-            if (g_ascii_strtod (text, NULL) == value)
-              break;
-          }
-        return json_object_new_double_s (value, text);
-      }
+      /* values are finite: they passed value_ok */
+      return lsc_json_double_short (value);
     }
 }
 

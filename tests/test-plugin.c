@@ -379,6 +379,33 @@ test_selective_identity (void)
     }
 }
 
+/* Numbers that jobs and results write (plugin values, a KV policy's ratio,
+ * a run's temperature) read back as written, in their shortest text. */
+static void
+test_json_shortest (void)
+{
+  static const struct {
+    double v;
+    gboolean single;
+    const char *text;
+  } cases[] = {
+    { 0.1, FALSE, "0.1" },       { 10, FALSE, "10" },          { -1, FALSE, "-1" },
+    { 1.0 / 3, FALSE, "0.3333333333333333" },                 { 2.5e-7, FALSE, "2.5e-07" },
+    { 0.7f, TRUE, "0.7" },       { 10, TRUE, "10" },           { 1e-7f, TRUE, "1e-07" },
+    { 1.0f / 3, TRUE, "0.33333334" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(json_object) o = cases[i].single ? lsc_json_float_short ((float) cases[i].v)
+                                                 : lsc_json_double_short (cases[i].v);
+      g_assert_cmpstr (json_object_to_json_string (o), ==, cases[i].text);
+      if (cases[i].single)
+        g_assert_cmpfloat ((float) json_object_get_double (o), ==, (float) cases[i].v);
+      else
+        g_assert_cmpfloat (json_object_get_double (o), ==, cases[i].v);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -386,6 +413,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/plugin/list", test_list);
   g_test_add_func ("/engine/plugin/load-errors", test_load_errors);
   g_test_add_func ("/engine/plugin/json", test_json);
+  g_test_add_func ("/engine/json/shortest", test_json_shortest);
   g_test_add_func ("/engine/plugin/hooks", test_hooks);
   g_test_add_func ("/engine/plugin/selective-attention/reference", test_selective_reference);
   g_test_add_func ("/engine/plugin/selective-attention/identity", test_selective_identity);

@@ -19,24 +19,6 @@
 /* The largest integer a job holds exactly (2^53 - 1, as lsc-batch.c checks). */
 #define MAX_JOB_INT 9007199254740991.0
 
-/* The shortest decimal that reads back as the same float: 0.7f is written
- * 0.7, not 0.699999988079071. */
-static json_object *
-float_to_json (float v)
-{
-  char buf[G_ASCII_DTOSTR_BUF_SIZE];
-  /* 9 significant digits always read back as the same float */
-  for (int digits = 1; digits <= 9; digits++)
-    {
-      char format[8];
-      g_snprintf (format, sizeof format, "%%.%dg", digits);
-      g_ascii_formatd (buf, sizeof buf, format, v);
-      if ((float) g_ascii_strtod (buf, NULL) == v)
-        break;
-    }
-  return json_object_new_double_s (g_ascii_strtod (buf, NULL), buf);
-}
-
 /* The job's "kv" section of a run under a KV policy:
  * {"policy": name, its parameters, "chunk", "compare"}. */
 static json_object *
@@ -86,7 +68,7 @@ run_to_job (LscRun *run, GError **error)
   json_object_object_add (job, "prompt", json_object_new_string (p->prompt));
   json_object_object_add (job, "bos", json_object_new_boolean (lsc_tokenizer_get_bos (tok) >= 0));
   json_object_object_add (job, "max_tokens", json_object_new_int (p->max_tokens));
-  json_object_object_add (job, "temperature", float_to_json (p->temperature));
+  json_object_object_add (job, "temperature", lsc_json_float_short (p->temperature));
   json_object_object_add (job, "seed", json_object_new_int64 ((gint64) p->seed));
   /* a Mamba model's run recorded Δ of every layer: the job's "ssm" section
    * with its defaults does the same */
