@@ -182,6 +182,7 @@ typedef struct {
   int H, P, G;            /* Mamba-2 heads, head dim, groups; Mamba-1: H = E, P = 1, G = 1 */
   int n_in;               /* rows of in_proj */
   int n_conv;             /* channels of the convolution: E (Mamba-1), E + 2GN (Mamba-2) */
+  int widest;             /* the widest input of a projection: max(dim, E, R) */
 } LscSsmShape;
 void _lsc_ssm_shape (const LscModelConfig *c, LscSsmShape *shape);
 

@@ -73,13 +73,6 @@ struct _LscSsmCuda {
   guint8 *kept;           /* host (cap, H) the filter's scratch, with host_dt */
 };
 
-/* The widest input of a GEMM (for the 16-bit halves of x). */
-static int
-widest_input (const LscModelConfig *c, const LscSsmShape *sh)
-{
-  return MAX (MAX (c->dim, sh->E), sh->R);
-}
-
 static gboolean
 hooked (const LscSessionParams *params)
 {
@@ -143,7 +136,7 @@ _lsc_ssm_cuda_upload (LscSession *s, LscCudaState *g, GError **error)
   TRY (lsc_cuda_alloc (g->ctx, (void **) &g->tokens, cap * sizeof (int32_t)),
        "allocating device buffers");
   TRY (lsc_cuda_alloc (g->ctx, &g->x_half,
-                       (size_t) cap * widest_input (c, sh) * 2 * sizeof (guint16)),
+                       (size_t) cap * sh->widest * 2 * sizeof (guint16)),
        "allocating device buffers");
   if (!_lsc_cuda_upload_floats (g, &g->x, NULL, (size_t) cap * c->dim, error)
       || !_lsc_cuda_upload_floats (g, &g->xb, NULL, (size_t) cap * c->dim, error)
@@ -199,7 +192,7 @@ _lsc_ssm_cuda_memory (const LscModel *model, const LscSessionParams *params,
   if (out == NULL)
     out = lsc_model_get_weight (model, LSC_TENSOR_TOKEN_EMBD, -1);
   guint64 vocab = out != NULL ? out->shape[0] : 0;
-  dev += cap * sizeof (int32_t) + cap * widest_input (c, &sh) * 2 * sizeof (guint16);
+  dev += cap * sizeof (int32_t) + cap * sh.widest * 2 * sizeof (guint16);
   floats += cap * c->dim * 2 + MIN (cap, LSC_CUDA_LOGIT_ROWS) * vocab + cap * sh.n_in
             + cap * sh.n_conv + (sh.m2 ? 0 : cap * (sh.R + 2 * sh.N)) + cap * sh.H + cap * sh.E
             + cap * c->dim;

@@ -84,6 +84,7 @@ _lsc_ssm_shape (const LscModelConfig *c, LscSsmShape *sh)
   sh->G = sh->m2 ? c->ssm_n_groups : 1;
   sh->n_conv = sh->m2 ? sh->E + 2 * sh->G * sh->N : sh->E;
   sh->n_in = sh->m2 ? 2 * sh->E + 2 * sh->G * sh->N + sh->H : 2 * sh->E;
+  sh->widest = MAX (MAX (c->dim, sh->E), sh->R);
 }
 
 float *
@@ -197,10 +198,9 @@ _lsc_ssm_init (LscSession *s, GError **error)
 static gsize
 buffer_floats (const LscModelConfig *c, const LscSsmShape *sh, int T, int n_threads)
 {
-  int widest = MAX (MAX (c->dim, sh->E), sh->R);
   return (gsize) T * (3 * (gsize) c->dim + sh->n_in + sh->n_conv + (sh->m2 ? 1 : sh->R + 2 * sh->N)
                       + sh->H + sh->E)
-         + (gsize) WIDEN_ROWS * widest * n_threads
+         + (gsize) WIDEN_ROWS * sh->widest * n_threads
          + ((gsize) T * sh->H + sizeof (float) - 1) / sizeof (float);   /* kept, in floats */
 }
 
@@ -322,8 +322,8 @@ ensure_buffers (LscSession *s, int T)
   m->dt = LSC_COUNTED_NEW (counted, float, (gsize) T * sh->H);
   m->y = LSC_COUNTED_NEW (counted, float, (gsize) T * sh->E);
   m->out = LSC_COUNTED_NEW (counted, float, (gsize) T * c->dim);
-  int widest = MAX (MAX (c->dim, sh->E), sh->R);
-  m->slab = LSC_COUNTED_NEW (counted, float, (gsize) WIDEN_ROWS * widest * s->params.n_threads);
+  m->slab = LSC_COUNTED_NEW (counted, float,
+                             (gsize) WIDEN_ROWS * sh->widest * s->params.n_threads);
   m->kept = LSC_COUNTED_NEW (counted, guint8, (gsize) T * sh->H);
 }
 
@@ -352,13 +352,12 @@ xwt (LscSession *s, float *y, int ldy, const float *x, int ldx, int T, const Lsc
    * f32 weights directly, else on tiles of rows widened into its own slab):
    * OpenBLAS's own threads and OpenMP's spinning workers would take turns
    * on the same cores (see lsc-llama-fast.c) */
-  int widest = MAX (MAX (s->c.dim, m->sh.E), m->sh.R);
   size_t row_bytes = lsc_dtype_row_bytes (w->dtype, n);
 #pragma omp parallel num_threads (s->params.n_threads)
   {
     int tid = omp_get_thread_num (), nth = omp_get_num_threads ();
     int lo = (int) ((gint64) w->rows * tid / nth), hi = (int) ((gint64) w->rows * (tid + 1) / nth);
-    float *slab = m->slab + (gsize) tid * WIDEN_ROWS * widest;
+    float *slab = m->slab + (gsize) tid * WIDEN_ROWS * m->sh.widest;
     if (w->dtype == LSC_DTYPE_F32 && hi > lo)
       cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, hi - lo, n, 1.0f, x, ldx,
                    (const float *) w->data + (size_t) lo * n, n, 0.0f, y + lo, ldy);
