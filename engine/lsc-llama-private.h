@@ -205,9 +205,10 @@ const LscSsmLayer *_lsc_ssm_get_layer (const LscSession *s, int layer);
 
 /* Whether this evaluation records or filters Δ: then every layer's Δ (T, H)
  * goes through _lsc_ssm_dt_hook (), which records it and zeroes what the
- * filter drops; kept (T, H) is its scratch. */
+ * filter drops (TRUE when it filtered, so dt may have changed); kept (T, H)
+ * is its scratch. */
 gboolean _lsc_ssm_dt_hooked (const LscSession *s);
-void _lsc_ssm_dt_hook (LscSession *s, int layer, int start, int T, float *dt, guint8 *kept);
+gboolean _lsc_ssm_dt_hook (LscSession *s, int layer, int start, int T, float *dt, guint8 *kept);
 
 /* Mamba on the GPU (lsc-mamba-cuda.c; no-ops that say so in a build without
  * CUDA). Why it cannot run `model` with `params` (NULL when it can; free it);

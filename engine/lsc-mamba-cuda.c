@@ -230,7 +230,8 @@ _lsc_ssm_cuda_state (LscSession *s, LscSsmStateOp op, GError **error)
   return TRUE;
 }
 
-/* Δ (T, H) of layer l through the host's hook: recorded, and filtered in place. */
+/* Δ (T, H) of layer l through the host's hook: recorded, and when filtered,
+ * copied back. */
 static gboolean
 hook_dt (LscSession *s, int l, int start, int T, GError **error)
 {
@@ -238,8 +239,8 @@ hook_dt (LscSession *s, int l, int start, int T, GError **error)
   LscSsmCuda *m = g->ssm;
   size_t bytes = (size_t) T * m->sh.H * sizeof (float);
   TRY (lsc_cuda_download (g->ctx, m->host_dt, m->dt, bytes), "copying Δ");
-  _lsc_ssm_dt_hook (s, l, start, T, m->host_dt, m->kept);
-  TRY (lsc_cuda_upload (g->ctx, m->dt, m->host_dt, bytes), "copying Δ back");
+  if (_lsc_ssm_dt_hook (s, l, start, T, m->host_dt, m->kept))
+    TRY (lsc_cuda_upload (g->ctx, m->dt, m->host_dt, bytes), "copying Δ back");
   return TRUE;
 }
 

@@ -431,7 +431,7 @@ _lsc_ssm_dt_hooked (const LscSession *s)
 
 /* Δ (T, H) of layer l for tokens [start, start + T), after softplus: recorded
  * and filtered here. */
-void
+gboolean
 _lsc_ssm_dt_hook (LscSession *s, int l, int start, int T, float *dt, guint8 *kept)
 {
   LscSsmState *m = s->ssm;
@@ -451,6 +451,7 @@ _lsc_ssm_dt_hook (LscSession *s, int l, int start, int T, float *dt, guint8 *kep
   for (gsize i = 0; m->filtering && i < (gsize) T * H; i++)
     if (!kept[i])
       dt[i] = 0.0f;   /* slow_factor 0: no decay, no write */
+  return m->filtering;
 }
 
 /* Mamba-1 mixer of one layer on h (T, dim) -> y (T, E), before out_proj. */
