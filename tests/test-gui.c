@@ -107,6 +107,12 @@ estimated (Fixture *f)
 }
 
 static gboolean
+cannot_run (Fixture *f)
+{
+  return g_str_has_prefix (lsc_window_get_estimate (f->win), "Cannot run: ");
+}
+
+static gboolean
 head_maps_ready (Fixture *f)
 {
   LscHeadMaps *maps = lsc_attention_view_get_head_maps (lsc_window_get_attention_view (f->win));
@@ -996,6 +1002,24 @@ test_ssm (Fixture *f, gconstpointer data)
   g_assert_true (wait_for (f, estimated, 5000));
   g_test_message ("%s", lsc_window_get_estimate (f->win));
   g_assert_nonnull (strstr (lsc_window_get_estimate (f->win), "to record Δ"));
+
+  /* the backend the run will take: CUDA by name is refused before Run
+   * without a GPU, and with one the GPU's time is not estimated */
+  lsc_window_set_backend (f->win, LSC_BACKEND_CUDA);
+  if (lsc_backend_cuda_unavailable () != NULL)
+    {
+      g_assert_true (wait_for (f, cannot_run, 5000));
+      g_assert_nonnull (strstr (lsc_window_get_estimate (f->win),
+                                "session.backend: the CUDA backend was asked for, but "));
+    }
+  else
+    {
+      g_assert_true (wait_for (f, estimated, 5000));
+      g_assert_nonnull (strstr (lsc_window_get_estimate (f->win), "time on the GPU not estimated"));
+    }
+  lsc_window_set_backend (f->win, LSC_BACKEND_AUTO);
+  g_assert_true (wait_for (f, estimated, 5000));
+  g_assert_null (strstr (lsc_window_get_estimate (f->win), "GPU"));
 
   g_action_group_activate_action (G_ACTION_GROUP (f->win), "run", NULL);
   g_assert_true (wait_for (f, not_busy, 60000));
