@@ -32,7 +32,6 @@
 extern void openblas_set_num_threads (int num_threads);
 
 #define DEFAULT_BUDGET ((guint64) 4 << 30)
-#define PYRAMID_MAX_CELLS (1 << 18)
 
 struct _LscAttentionStore {
   const LscSession *session;   /* keys, windows and hooks; NULL when read from a file */
@@ -412,6 +411,25 @@ row_hidden (const HeadView *v, int i, guint8 *buf)
   return buf;
 }
 
+/* The GPU recomputes the maps of a store whose session runs there, unless a
+ * mask hook (a host function) decides what each row sees. */
+static gboolean
+on_gpu (const LscAttentionStore *a)
+{
+  return a->session != NULL && mask_hooks (a) == NULL && _lsc_cuda_maps_on (a->session);
+}
+
+static LscMapHead
+map_head (const HeadView *v)
+{
+  const LscAttentionStore *a = v->a;
+  return (LscMapHead) {
+    .layer = v->layer, .kv_head = v->head / (a->n_heads / a->n_kv_heads), .head_dim = v->hd,
+    .q = v->q, .q_stride = v->q_stride, .lse = v->lse, .scale = v->scale,
+    .base_scale = v->base_scale, .window = v->window,
+  };
+}
+
 gboolean
 lsc_attention_get_query (const LscAttentionStore *a, int layer, int head, int pos, float *out,
                          GError **error)
@@ -460,6 +478,11 @@ lsc_attention_tile (const LscAttentionStore *a, int layer, int head, int q0, int
   HeadView v;
   if (!head_view (a, layer, head, q0, q1, k0, k1, &v, error))
     return FALSE;
+  if (on_gpu (a))
+    {
+      LscMapHead h = map_head (&v);
+      return _lsc_cuda_map_tile (a->session, &h, q0, q1, k0, k1, masked_value, out, error);
+    }
   int cols = k1 - k0;
   gboolean hooked = mask_hooks (a) != NULL;
 
@@ -775,12 +798,12 @@ ceil_div (int a, int b)
 }
 
 /* The block of a pyramid's finest stored level over n_rows x n_keys cells:
- * the smallest 2^k with at most PYRAMID_MAX_CELLS blocks. */
+ * the smallest 2^k with at most LSC_PYRAMID_MAX_CELLS blocks. */
 static int
 pyramid_block (int n_rows, int n_keys)
 {
   int block = 1;
-  while ((gint64) ceil_div (n_rows, block) * ceil_div (n_keys, block) > PYRAMID_MAX_CELLS)
+  while ((gint64) ceil_div (n_rows, block) * ceil_div (n_keys, block) > LSC_PYRAMID_MAX_CELLS)
     block *= 2;
   return block;
 }
@@ -832,6 +855,74 @@ pool_level (const float *max, const double *sum, const gint64 *count, int rows, 
       }
 }
 
+/* The streaming pass on the host over rows [r0, r0 + n_rows) of the head:
+ * the finest pyramid cells (cols_b per row of cells) and the sums over rows
+ * of entropy, sink mass, max p and distance. */
+static void
+pool_cpu (const HeadView *v, int r0, int n_rows, int sink_tokens, int block, int cols_b,
+          float *bmax, double *bsum, gint64 *bcount, double sums[4])
+{
+  int n_keys = r0 + n_rows;
+  /* Rows a block at a time: S = Q_blk K^T by one GEMM, then p per row. The
+   * threads take whole blocks, each with its own buffer and a single-threaded
+   * OpenBLAS (never a threaded OpenBLAS inside an OpenMP region); a block
+   * covers whole pyramid rows, so no two threads pool into the same cell. */
+  int step = MAX (block, 16);
+  int n_blocks = ceil_div (n_rows, step);
+  double entropy = 0, sink = 0, maxp = 0, dist = 0;
+  gboolean hooked = v->hooks != NULL;
+  int nt = store_threads (v->a);
+
+  openblas_set_num_threads (1);
+#pragma omp parallel num_threads (nt) reduction (+:entropy, sink, maxp, dist)
+  {
+    float *S = g_new (float, (gsize) step * n_keys);   /* (step, n_keys) */
+    guint8 *buf = hooked ? g_malloc (n_keys) : NULL;
+#pragma omp for schedule (dynamic, 1)
+    for (int b = 0; b < n_blocks; b++)
+      {
+        int i0 = r0 + b * step, i1 = MIN (i0 + step, r0 + n_rows);
+        int kmax = i1;   /* keys [0, i1) cover every row of the block */
+        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, kmax, v->hd, 1.0f,
+                     v->q + (gsize) i0 * v->q_stride, v->q_stride, v->keys, v->kv_dim, 0.0f, S,
+                     kmax);
+        for (int i = i0; i < i1; i++)
+          {
+            const float *row = S + (gsize) (i - i0) * kmax;
+            int first = row_first_key (v, i);
+            const guint8 *hidden = row_hidden (v, i, buf);
+            float s = row_scale (v, i), lse = v->lse[i];
+            float rmax = 0;
+            gsize cell_row = (gsize) ((i - r0) / block) * cols_b;
+            for (int j = first; j <= i; j++)
+              {
+                if (hidden != NULL && hidden[j])
+                  continue;
+                float p = expf (s * row[j] - lse);
+                rmax = fmaxf (rmax, p);
+                if (p > 0)
+                  entropy -= p * logf (p);
+                if (j < sink_tokens)
+                  sink += p;
+                dist += (double) p * (i - j);
+                gsize cell = cell_row + j / block;
+                bmax[cell] = isnan (bmax[cell]) ? p : fmaxf (bmax[cell], p);
+                bsum[cell] += p;
+                bcount[cell]++;
+              }
+            maxp += rmax;
+          }
+      }
+    g_free (S);
+    g_free (buf);
+  }
+  openblas_set_num_threads (nt);
+  sums[0] = entropy;
+  sums[1] = sink;
+  sums[2] = maxp;
+  sums[3] = dist;
+}
+
 gboolean
 lsc_attention_analyze (const LscAttentionStore *a, int layer, int head, int sink_tokens,
                        LscAttentionPyramid **pyramid_out, LscHeadStats *stats,
@@ -859,66 +950,24 @@ lsc_attention_analyze (const LscAttentionStore *a, int layer, int head, int sink
   for (gsize i = 0; i < (gsize) rows_b * cols_b; i++)
     bmax[i] = NAN;
 
-  /* Rows a block at a time: S = Q_blk K^T by one GEMM, then p per row. The
-   * threads take whole blocks, each with its own buffer and a single-threaded
-   * OpenBLAS (never a threaded OpenBLAS inside an OpenMP region); a block
-   * covers whole pyramid rows, so no two threads pool into the same cell. */
-  int step = MAX (block, 16);
-  int n_blocks = ceil_div (n_rows, step);
-  double entropy = 0, sink = 0, maxp = 0, dist = 0;
-  gboolean hooked = mask_hooks (a) != NULL;
-  int nt = store_threads (a);
-
-  openblas_set_num_threads (1);
-#pragma omp parallel num_threads (nt) reduction (+:entropy, sink, maxp, dist)
-  {
-    float *S = g_new (float, (gsize) step * n_keys);   /* (step, n_keys) */
-    guint8 *buf = hooked ? g_malloc (n_keys) : NULL;
-#pragma omp for schedule (dynamic, 1)
-    for (int b = 0; b < n_blocks; b++)
-      {
-        int i0 = r0 + b * step, i1 = MIN (i0 + step, r0 + n_rows);
-        int kmax = i1;   /* keys [0, i1) cover every row of the block */
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, kmax, v.hd, 1.0f,
-                     v.q + (gsize) i0 * v.q_stride, v.q_stride, v.keys, v.kv_dim, 0.0f, S, kmax);
-        for (int i = i0; i < i1; i++)
-          {
-            const float *row = S + (gsize) (i - i0) * kmax;
-            int first = row_first_key (&v, i);
-            const guint8 *hidden = row_hidden (&v, i, buf);
-            float s = row_scale (&v, i), lse = v.lse[i];
-            float rmax = 0;
-            gsize cell_row = (gsize) ((i - r0) / block) * cols_b;
-            for (int j = first; j <= i; j++)
-              {
-                if (hidden != NULL && hidden[j])
-                  continue;
-                float p = expf (s * row[j] - lse);
-                rmax = fmaxf (rmax, p);
-                if (p > 0)
-                  entropy -= p * logf (p);
-                if (j < sink_tokens)
-                  sink += p;
-                dist += (double) p * (i - j);
-                gsize cell = cell_row + j / block;
-                bmax[cell] = isnan (bmax[cell]) ? p : fmaxf (bmax[cell], p);
-                bsum[cell] += p;
-                bcount[cell]++;
-              }
-            maxp += rmax;
-          }
-      }
-    g_free (S);
-    g_free (buf);
-  }
-  openblas_set_num_threads (nt);
+  /* the sums over rows of entropy, sink mass, max p and distance */
+  double sums[4];
+  if (on_gpu (a))
+    {
+      LscMapHead h = map_head (&v);
+      if (!_lsc_cuda_map_pool (a->session, &h, r0, n_rows, sink_tokens, block, bmax, bsum, bcount,
+                               sums, error))
+        return FALSE;
+    }
+  else
+    pool_cpu (&v, r0, n_rows, sink_tokens, block, cols_b, bmax, bsum, bcount, sums);
 
   if (stats != NULL)
     {
-      stats->entropy = entropy / n_rows;
-      stats->sink_mass = sink / n_rows;
-      stats->max_prob = maxp / n_rows;
-      stats->mean_distance = dist / n_rows;
+      stats->entropy = sums[0] / n_rows;
+      stats->sink_mass = sums[1] / n_rows;
+      stats->max_prob = sums[2] / n_rows;
+      stats->mean_distance = sums[3] / n_rows;
     }
   if (pyramid_out == NULL)
     return TRUE;

@@ -22,8 +22,16 @@
  * blocks of 2^k, built in one streaming pass over row blocks), per-head
  * statistics, and the mass of any (query span, key span).
  *
+ * A session on the GPU (without a mask hook) computes tiles and the
+ * streaming pass there, from its device copy of the keys: tiles agree with
+ * the host's to float rounding (both sum each dot product in double), the
+ * pyramid and statistics to about 1e-6 (both score in float32, summed in
+ * another order). Calls may come from several threads; the device serves
+ * one at a time.
+ *
  * The store belongs to its session: it is valid while the session lives, and
- * rewinding the session drops the captured rows past the new position.
+ * rewinding the session drops the captured rows past the new position. Do
+ * not read it while the session evaluates.
  *
  * Example:
  *

@@ -14,6 +14,7 @@
 #include "lsc-llama-private.h"
 
 typedef struct _LscSsmCuda LscSsmCuda;   /* Mamba's layers, state and buffers (lsc-mamba-cuda.c) */
+typedef struct _LscCudaMaps LscCudaMaps; /* attention maps' buffers (lsc-attention-cuda.c) */
 
 typedef struct {
   float *attn_norm, *ffn_norm;   /* (dim) */
@@ -56,7 +57,8 @@ struct _LscCudaState {
                                     a scale hook */
   float *host_scale;             /* host: the same, filled per block */
   float *staging;                /* pinned host (cap, max(q_dim, kv_dim)): captured rows on
-                                    their way to the store; NULL without capture */
+                                    their way to the store and back; NULL without capture */
+  LscCudaMaps *maps;             /* tiles and pyramids on the device; NULL: on the host */
 };
 
 #define LSC_CUDA_LOGIT_ROWS 256   /* rows of logits computed (and downloaded) at once */
@@ -98,5 +100,11 @@ gboolean _lsc_ssm_cuda_upload (LscSession *s, LscCudaState *g, GError **error);
 void _lsc_ssm_cuda_memory (const LscModel *model, const LscSessionParams *params,
                            guint64 *device_bytes, guint64 *host_bytes);
 void _lsc_ssm_cuda_free (LscCudaState *g);
+
+/* The attention maps' buffers of a capturing session (none when its maps
+ * stay on the host), and the host side's release (the context frees the
+ * device's). */
+gboolean _lsc_cuda_maps_alloc (LscSession *s, LscCudaState *g, GError **error);
+void _lsc_cuda_maps_free (LscCudaState *g);
 
 #endif /* LSC_HAVE_CUDA */

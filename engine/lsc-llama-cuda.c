@@ -271,7 +271,8 @@ alloc_blocks (LscSession *s, LscCudaState *g, int cap, GError **error)
          && alloc_floats (g, &g->hb, (size_t) cap * c->hidden_dim, error)
          && alloc_floats (g, &g->lse, (size_t) c->n_heads * cap, error)
          && alloc_floats (g, &g->logits,
-                          (size_t) MIN (cap, LSC_CUDA_LOGIT_ROWS) * s->output.rows, error);
+                          (size_t) MIN (cap, LSC_CUDA_LOGIT_ROWS) * s->output.rows, error)
+         && _lsc_cuda_maps_alloc (s, g, error);
 }
 
 static void
@@ -280,6 +281,7 @@ cuda_state_free (LscCudaState *g)
   if (g == NULL)
     return;
   lsc_cuda_host_free (g->ctx, g->staging);
+  _lsc_cuda_maps_free (g);
   if (g->ssm != NULL)
     _lsc_ssm_cuda_free (g);
   /* the context frees every device allocation it still holds */
@@ -394,7 +396,7 @@ _lsc_cuda_memory (const LscModel *model, const LscSessionParams *params, guint64
                    + MIN (cap, LSC_CUDA_LOGIT_ROWS) * vocab;
   /* the scale hook's multipliers of a block, on both sides */
   guint64 scales = params->hooks.scale != NULL ? (guint64) c->n_layers * c->n_heads * cap : 0;
-  *device_bytes = dev + (floats + scales) * sizeof (float);
+  *device_bytes = dev + (floats + scales) * sizeof (float) + _lsc_cuda_maps_bytes (model, params);
   *host_bytes = (cap * c->head_dim + scales) * sizeof (float)
                 + (params->capture.enabled ? cap * MAX (q_dim, kv_dim) * sizeof (float) : 0);
   return TRUE;

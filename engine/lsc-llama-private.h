@@ -316,4 +316,35 @@ gboolean _lsc_attention_slot (LscAttentionStore *store, int layer, int head, flo
 void _lsc_attention_put (LscAttentionStore *store, int layer, int head, int pos, const float *q,
                          float lse, float scale);
 
+/* ---- attention maps on the GPU (lsc-attention-cuda.c) ---- */
+
+#define LSC_PYRAMID_MAX_CELLS (1 << 18)   /* blocks of a pyramid's finest stored level */
+
+/* One head's captured rows in the host store, indexed by position: row i's
+ * query at q + i q_stride, its normaliser lse[i] and logit scale scale[i]
+ * (scale NULL: base_scale); its keys are the session's (layer, kv_head). */
+typedef struct {
+  int layer, kv_head, head_dim;
+  const float *q;
+  gsize q_stride;
+  const float *lse, *scale;
+  float base_scale;
+  int window;
+} LscMapHead;
+
+/* TRUE when the GPU recomputes the tiles and pyramids of s's store. */
+gboolean _lsc_cuda_maps_on (const LscSession *s);
+/* lsc_attention_tile () on the GPU (the range checked by the caller). */
+gboolean _lsc_cuda_map_tile (const LscSession *s, const LscMapHead *h, int q0, int q1, int k0,
+                             int k1, float masked_value, float *out, GError **error);
+/* lsc_attention_analyze ()'s pass on the GPU over rows [r0, r0 + n_rows) and
+ * keys [0, r0 + n_rows): the finest pyramid cells (ceil(n_rows / block),
+ * ceil(n_keys / block)), at most LSC_PYRAMID_MAX_CELLS, of max, sum and count,
+ * and the sums over rows of entropy, sink mass, max p and distance. */
+gboolean _lsc_cuda_map_pool (const LscSession *s, const LscMapHead *h, int r0, int n_rows,
+                             int sink_tokens, int block, float *cell_max, double *cell_sum,
+                             gint64 *cell_count, double sums[4], GError **error);
+/* The device bytes of a session's map buffers (0 when it has none). */
+guint64 _lsc_cuda_maps_bytes (const LscModel *model, const LscSessionParams *params);
+
 G_END_DECLS

@@ -134,6 +134,50 @@ LscStatus lsc_cuda_attention (LscCudaContext *ctx, float *out, int ldo, float *l
  * to always use the tiled kernel. */
 size_t lsc_cuda_attention_workspace (int T, int n_heads, int head_dim);
 
+/* ---- attention maps from a capture (the CPU twin is engine/lsc-attention.c) ---- */
+
+/* One head's captured rows and its keys, all device. Rows are positions
+ * row0 .. row0 + n_rows - 1: row i's post-RoPE query at q + (i - row0)
+ * head_dim, its normaliser lse[i - row0] and its logit scale
+ * scale[i - row0] (base_scale for every row when scale is NULL); key j at
+ * keys + j ldk. Row i sees keys first(i) .. i, first(i) = max(0, i - window
+ * + 1) with a window (> 0), else 0, and
+ *
+ *   p[i][j] = exp(scale_i q_i . k_j - lse_i). */
+typedef struct {
+  int head_dim, row0, n_rows;
+  const float *q, *lse, *scale;
+  float base_scale;
+  const float *keys; int ldk;
+  int window;
+} LscCudaMap;
+
+/* out (q1 - q0, k1 - k0) <- p over rows [q0, q1) (of the map's) and keys
+ * [k0, k1) (all present in keys), each dot product in double from the float
+ * q and k as lsc_attention_tile () computes it, so a cell is exact to float
+ * rounding; cells the row cannot see get masked_value. */
+LscStatus lsc_cuda_attention_tile (LscCudaContext *ctx, const LscCudaMap *m, int q0, int q1, int k0,
+                                   int k1, float masked_value, float *out);
+
+/* The streaming pass of lsc_attention_analyze () over every row of the map
+ * and keys [0, row0 + n_rows): a block of rows at a time, its scores from
+ * one float32 cuBLAS GEMM (as the CPU's sgemm) into `scores` (score_cap
+ * floats of device scratch, at least row0 + n_rows), then
+ *
+ *   cells (ceil(n_rows / block), ceil((row0 + n_rows) / block)): cell (r, c)
+ *     pools rows row0 + r block .. + block - 1 and keys c block .. + block - 1:
+ *     the max (NAN when it has no visible key), sum and count of its
+ *     visible p; overwritten;
+ *   row_stats (n_rows, 4): each row's entropy -sum p ln p (nats), mass on
+ *     keys [0, sink_tokens), largest p and sum p (i - j).
+ *
+ * Each cell and row is reduced by one thread block, so the results do not
+ * depend on scheduling. */
+LscStatus lsc_cuda_attention_pool (LscCudaContext *ctx, const LscCudaMap *m, int sink_tokens,
+                                   int block, float *cell_max, double *cell_sum,
+                                   long long *cell_count, double *row_stats, float *scores,
+                                   size_t score_cap);
+
 /* ---- Mamba (methods.md 7.1, 7.2; the CPU twin is engine/lsc-mamba.c) ---- */
 
 /* u (T, C) <- silu(b + sum_k w[c][k] in[t - K + 1 + k][c]): the causal

@@ -675,6 +675,376 @@ test_capture (void)
   check_capture (model, one_layer, 1, NULL, 0, &hooks);
 }
 
+/* ---- attention maps: tiles and the streaming pass on the GPU ---- */
+
+/* One head's captured rows, random: queries (n_rows, hd), keys (n_keys, ldk
+ * apart, past head_dim garbage), per-row logit scales (0.3 to 3 times the
+ * base) or none, and normalisers in float64 so that each row's p sums to 1. */
+typedef struct {
+  int hd, row0, n_rows, n_keys, ldk, window;
+  float base;
+  float *q, *keys, *lse, *scale;
+} MapCase;
+
+static int
+map_first (const MapCase *mc, int i)
+{
+  return mc->window > 0 ? MAX (0, i - mc->window + 1) : 0;
+}
+
+/* The logit of (i, j) in float64 from the float query and key. */
+static double
+map_logit (const MapCase *mc, int i, int j)
+{
+  const float *q = mc->q + (size_t) (i - mc->row0) * mc->hd, *k = mc->keys + (size_t) j * mc->ldk;
+  double dot = 0.0;
+  for (int d = 0; d < mc->hd; d++)
+    dot += (double) q[d] * k[d];
+  return (mc->scale != NULL ? (double) mc->scale[i - mc->row0] : (double) mc->base) * dot;
+}
+
+static void
+map_case_init (MapCase *mc, int hd, int row0, int n_rows, int window, gboolean scaled)
+{
+  *mc = (MapCase) { hd, row0, n_rows, row0 + n_rows, 2 * hd + 3, window,
+                    1.0f / sqrtf ((float) hd), NULL, NULL, NULL, NULL };
+  mc->q = random_floats ((size_t) n_rows * hd, 1.5f);
+  mc->keys = random_floats ((size_t) mc->n_keys * mc->ldk, 1.5f);
+  if (scaled)
+    {
+      mc->scale = g_new (float, n_rows);
+      for (int r = 0; r < n_rows; r++)
+        mc->scale[r] = mc->base * (float) g_test_rand_double_range (0.3, 3.0);
+    }
+  mc->lse = g_new (float, n_rows);
+  for (int i = row0; i < mc->n_keys; i++)
+    {
+      double mx = -INFINITY, sum = 0.0;
+      for (int j = map_first (mc, i); j <= i; j++)
+        mx = MAX (mx, map_logit (mc, i, j));
+      for (int j = map_first (mc, i); j <= i; j++)
+        sum += exp (map_logit (mc, i, j) - mx);
+      mc->lse[i - row0] = (float) (mx + log (sum));
+    }
+}
+
+static void
+map_case_clear (MapCase *mc)
+{
+  g_free (mc->q);
+  g_free (mc->keys);
+  g_free (mc->lse);
+  g_free (mc->scale);
+}
+
+/* The case's device copy (freed by map_device_free ()). */
+static LscCudaMap
+map_device (const MapCase *mc)
+{
+  return (LscCudaMap) {
+    .head_dim = mc->hd, .row0 = mc->row0, .n_rows = mc->n_rows,
+    .q = device_floats (mc->q, (size_t) mc->n_rows * mc->hd),
+    .lse = device_floats (mc->lse, mc->n_rows),
+    .scale = mc->scale != NULL ? device_floats (mc->scale, mc->n_rows) : NULL,
+    .base_scale = mc->base,
+    .keys = device_floats (mc->keys, (size_t) mc->n_keys * mc->ldk), .ldk = mc->ldk,
+    .window = mc->window,
+  };
+}
+
+/* Checks that the kernels left the inputs' sentinels alone, and frees them. */
+static void
+map_device_free (const MapCase *mc, LscCudaMap *m)
+{
+  g_free (take_floats ((float *) m->q, (size_t) mc->n_rows * mc->hd));
+  g_free (take_floats ((float *) m->lse, mc->n_rows));
+  if (m->scale != NULL)
+    g_free (take_floats ((float *) m->scale, mc->n_rows));
+  g_free (take_floats ((float *) m->keys, (size_t) mc->n_keys * mc->ldk));
+}
+
+/* head_dim, row0, n_rows, window, scaled */
+static const int map_cases[][5] = {
+  { 1, 0, 33, 0, 0 },   { 3, 5, 40, 0, 1 },     { 8, 0, 100, 0, 0 },   { 64, 100, 150, 0, 1 },
+  { 80, 7, 90, 17, 0 }, { 128, 300, 70, 0, 1 }, { 128, 0, 260, 64, 1 }, { 100, 1000, 17, 0, 0 },
+};
+
+static void
+test_map_tile (void)
+{
+  if (!have_device ())
+    return;
+  for (gsize ci = 0; ci < G_N_ELEMENTS (map_cases); ci++)
+    {
+      const int *k = map_cases[ci];
+      MapCase mc;
+      map_case_init (&mc, k[0], k[1], k[2], k[3], k[4]);
+      LscCudaMap m = map_device (&mc);
+      int r0 = mc.row0, r1 = mc.n_keys;
+      /* the whole map, a part, the last row, keys right of the diagonal, all masked */
+      const int tiles[][4] = {
+        { r0, r1, 0, r1 },           { r0 + 3, MIN (r0 + 29, r1), 2, MIN (r1, 50) },
+        { r1 - 1, r1, 0, r1 },       { r0, r0 + 5, r0, r1 },
+        { r0, r0 + 1, r0 + 1, r1 },
+      };
+      for (gsize ti = 0; ti < G_N_ELEMENTS (tiles); ti++)
+        {
+          int q0 = tiles[ti][0], q1 = tiles[ti][1], k0 = tiles[ti][2], k1 = tiles[ti][3];
+          size_t n = (size_t) (q1 - q0) * (k1 - k0);
+          float *dout = device_floats (NULL, n);
+          g_assert_cmpint (lsc_cuda_attention_tile (context (), &m, q0, q1, k0, k1, NAN, dout), ==,
+                           LSC_STATUS_OK);
+          g_autofree float *out = take_floats (dout, n);
+          for (int i = q0; i < q1; i++)
+            for (int j = k0; j < k1; j++)
+              {
+                float got = out[(size_t) (i - q0) * (k1 - k0) + (j - k0)];
+                if (j < map_first (&mc, i) || j > i)
+                  {
+                    if (!isnan (got))
+                      g_error ("tile case %zu: (%d, %d) is masked, got %g", ci, i, j, got);
+                    continue;
+                  }
+                /* the float64 logit: p to float rounding (exp's last bit aside) */
+                double want = (float) exp (map_logit (&mc, i, j) - (double) mc.lse[i - r0]);
+                if (!(fabs (got - want) <= 2.5e-7 * want + 1e-30))
+                  g_error ("tile case %zu: p(%d, %d) = %.9g, float64 %.9g", ci, i, j, got, want);
+              }
+        }
+      /* a row outside the map's is refused */
+      g_assert_cmpint (lsc_cuda_attention_tile (context (), &m, r0 - 1, r0 + 1, 0, 1, 0.0f, NULL),
+                       ==, LSC_STATUS_INVALID_ARGUMENT);
+      map_device_free (&mc, &m);
+      map_case_clear (&mc);
+    }
+}
+
+/* The pass's cells and row statistics in float64: cells (rows_b, cols_b) of
+ * max (NAN when empty), sum and count; rows (n_rows, 4). */
+static void
+map_pool_ref (const MapCase *mc, int sink, int block, double *cmax, double *csum, gint64 *ccount,
+              double *rows)
+{
+  int cols_b = (mc->n_keys + block - 1) / block;
+  size_t n_cells = (size_t) ((mc->n_rows + block - 1) / block) * cols_b;
+  for (size_t c = 0; c < n_cells; c++)
+    {
+      cmax[c] = NAN;
+      csum[c] = 0.0;
+      ccount[c] = 0;
+    }
+  for (int i = mc->row0; i < mc->n_keys; i++)
+    {
+      double *st = rows + (size_t) (i - mc->row0) * 4;
+      memset (st, 0, 4 * sizeof (double));
+      for (int j = map_first (mc, i); j <= i; j++)
+        {
+          double p = exp (map_logit (mc, i, j) - (double) mc->lse[i - mc->row0]);
+          st[0] -= p > 0 ? p * log (p) : 0.0;
+          st[1] += j < sink ? p : 0.0;
+          st[2] = MAX (st[2], p);
+          st[3] += p * (i - j);
+          size_t c = (size_t) ((i - mc->row0) / block) * cols_b + j / block;
+          cmax[c] = isnan (cmax[c]) ? p : MAX (cmax[c], p);
+          csum[c] += p;
+          ccount[c]++;
+        }
+    }
+}
+
+static void
+test_map_pool (void)
+{
+  if (!have_device ())
+    return;
+  const int blocks[] = { 1, 4, 16 };
+  for (gsize ci = 0; ci < G_N_ELEMENTS (map_cases); ci++)
+    for (gsize bi = 0; bi < G_N_ELEMENTS (blocks); bi++)
+      for (int cap_kind = 0; cap_kind < 3; cap_kind++)
+        {
+          const int *k = map_cases[ci];
+          MapCase mc;
+          map_case_init (&mc, k[0], k[1], k[2], k[3], k[4]);
+          LscCudaMap m = map_device (&mc);
+          int block = blocks[bi], sink = ci % 2 ? 4 : 0;
+          int rows_b = (mc.n_rows + block - 1) / block, cols_b = (mc.n_keys + block - 1) / block;
+          size_t n_cells = (size_t) rows_b * cols_b, n_rows = mc.n_rows;
+          /* scores of one row per block, of a few, of all at once */
+          size_t cap = cap_kind == 0 ? (size_t) mc.n_keys
+                       : cap_kind == 1 ? (size_t) mc.n_keys * 5 + 7 : (size_t) 1 << 22;
+          /* outputs start as NaN (doubles and counts of NaN bits): all must be written */
+          g_autofree float *nans = g_new (float, MAX (2 * n_cells, 8 * n_rows));
+          for (size_t i = 0; i < MAX (2 * n_cells, 8 * n_rows); i++)
+            nans[i] = NAN;
+          float *dmax = device_floats (nans, n_cells);
+          float *dsum = device_floats (nans, 2 * n_cells);
+          float *dcount = device_floats (nans, 2 * n_cells);
+          float *drows = device_floats (nans, 8 * n_rows);
+          float *dscores = device_floats (NULL, cap);
+          g_assert_cmpint (lsc_cuda_attention_pool (context (), &m, sink, block, dmax,
+                                                    (double *) dsum, (long long *) dcount,
+                                                    (double *) drows, dscores, cap),
+                           ==, LSC_STATUS_OK);
+          g_autofree float *cmax = take_floats (dmax, n_cells);
+          g_autofree double *csum = (double *) take_floats (dsum, 2 * n_cells);
+          g_autofree gint64 *ccount = (gint64 *) take_floats (dcount, 2 * n_cells);
+          g_autofree double *rows = (double *) take_floats (drows, 8 * n_rows);
+          g_free (take_floats (dscores, cap));
+
+          g_autofree double *rmax = g_new (double, n_cells);
+          g_autofree double *rsum = g_new (double, n_cells);
+          g_autofree gint64 *rcount = g_new (gint64, n_cells);
+          g_autofree double *rrows = g_new (double, 4 * n_rows);
+          map_pool_ref (&mc, sink, block, rmax, rsum, rcount, rrows);
+          /* float32 scores (as the CPU's sgemm): a logit carries up to about
+           * head_dim 2^-24 sum |q_d k_d| of rounding, 1.5e-4 for the scaled
+           * head_dim 128 cases, and p that relative error */
+          for (size_t c = 0; c < n_cells; c++)
+            {
+              if (ccount[c] != rcount[c] || isnan (cmax[c]) != isnan (rmax[c])
+                  || (!isnan (rmax[c]) && (fabs (cmax[c] - rmax[c]) > 3e-4 * rmax[c] + 1e-12
+                                           || fabs (csum[c] - rsum[c]) > 3e-4 * rsum[c] + 1e-12)))
+                g_error ("pool case %zu block %d cap %zu: cell %zu: max %.9g sum %.9g count %"
+                         G_GINT64_FORMAT ", float64 %.9g %.9g %" G_GINT64_FORMAT, ci, block, cap,
+                         c, cmax[c], csum[c], ccount[c], rmax[c], rsum[c], rcount[c]);
+            }
+          for (size_t i = 0; i < 4 * n_rows; i++)
+            if (!(fabs (rows[i] - rrows[i]) <= 3e-4 * fabs (rrows[i]) + 1e-6))
+              g_error ("pool case %zu block %d cap %zu: row %zu statistic %zu = %.9g, "
+                       "float64 %.9g", ci, block, cap, i / 4, i % 4, rows[i], rrows[i]);
+          map_device_free (&mc, &m);
+          map_case_clear (&mc);
+        }
+}
+
+/* A session on the GPU recomputes its maps there: the same pyramids,
+ * statistics, tiles and masses as the CPU computes from the same store
+ * (saved and reopened: a store without a session stays on the host). */
+static void
+assert_same_pyramid (const LscAttentionPyramid *x, const LscAttentionPyramid *y, const char *what)
+{
+  g_assert_cmpint (x->n_levels, ==, y->n_levels);
+  g_assert_cmpint (x->n_rows, ==, y->n_rows);
+  g_assert_cmpint (x->n_keys, ==, y->n_keys);
+  for (int k = 0; k < x->n_levels; k++)
+    {
+      const LscPyramidLevel *a = &x->levels[k], *b = &y->levels[k];
+      g_assert_cmpint (a->block, ==, b->block);
+      g_assert_cmpint (a->rows, ==, b->rows);
+      g_assert_cmpint (a->cols, ==, b->cols);
+      for (size_t c = 0; c < (size_t) a->rows * a->cols; c++)
+        if (isnan (a->max[c]) != isnan (b->max[c]) || isnan (a->mean[c]) != isnan (b->mean[c])
+            || fabs (a->max[c] - b->max[c]) > 1e-4 * fabs (b->max[c]) + 1e-12
+            || fabs (a->mean[c] - b->mean[c]) > 1e-4 * fabs (b->mean[c]) + 1e-12)
+          g_error ("%s: level %d cell %zu: max %.9g mean %.9g, on the CPU %.9g %.9g", what, k, c,
+                   a->max[c], a->mean[c], b->max[c], b->mean[c]);
+    }
+}
+
+static void
+assert_stat (double got, double want, const char *what, const char *stat)
+{
+  if (!(fabs (got - want) <= 1e-4 * fabs (want) + 1e-7))
+    g_error ("%s: %s %.9g, on the CPU %.9g", what, stat, got, want);
+}
+
+static void
+check_maps (const char *path, const char *name, const LscAttentionHooks *hooks)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LscModel) model = lsc_model_load (path, &error);
+  g_assert_no_error (error);
+  const LscModelConfig *c = lsc_model_get_config (model);
+  const int n = 300, row0 = 20;
+  g_autofree gint32 *tokens = g_new (gint32, n);
+  for (int i = 0; i < n; i++)
+    tokens[i] = g_test_rand_int_range (0, c->vocab_size);
+
+  LscSessionParams p;
+  lsc_session_params_init (&p);
+  p.backend = LSC_BACKEND_CUDA;
+  p.n_ctx = 512;
+  p.capture.enabled = TRUE;
+  p.capture.row_start = row0;
+  if (hooks != NULL)
+    p.hooks = *hooks;
+  g_autoptr(LscSession) s = lsc_session_new (model, &p, &error);
+  g_assert_no_error (error);
+  g_assert_true (lsc_session_eval (s, tokens, 150, NULL, FALSE, NULL, NULL, &error));
+  g_assert_true (lsc_session_eval (s, tokens + 150, n - 150, NULL, FALSE, NULL, NULL, &error));
+  const LscAttentionStore *gpu = lsc_session_get_attention (s);
+  g_autoptr(LscTensorWriter) w = lsc_tensor_writer_new ();
+  g_assert_true (lsc_attention_save (gpu, w, &error));
+  g_autofree char *file = g_build_filename (lsc_test_tmpdir (), "maps.safetensors", NULL);
+  g_assert_true (lsc_tensor_writer_write (w, file, &error));
+  g_autoptr(LscAttentionStore) cpu = lsc_attention_load (file, &error);
+  g_assert_no_error (error);
+
+  size_t cells = (size_t) (n - row0) * n;
+  g_autofree float *t0 = g_new (float, cells);
+  g_autofree float *t1 = g_new (float, cells);
+  for (int l = 0; l < c->n_layers; l++)
+    for (int h = 0; h < c->n_heads; h++)
+      {
+        g_autofree char *what = g_strdup_printf ("%s layer %d head %d", name, l, h);
+        g_autoptr(LscAttentionPyramid) pg = NULL;
+        g_autoptr(LscAttentionPyramid) pc = NULL;
+        LscHeadStats sg, sc;
+        g_assert_true (lsc_attention_analyze (gpu, l, h, 4, &pg, &sg, &error));
+        g_assert_true (lsc_attention_analyze (cpu, l, h, 4, &pc, &sc, &error));
+        g_assert_no_error (error);
+        assert_same_pyramid (pg, pc, what);
+        assert_stat (sg.entropy, sc.entropy, what, "entropy");
+        assert_stat (sg.sink_mass, sc.sink_mass, what, "sink mass");
+        assert_stat (sg.max_prob, sc.max_prob, what, "max p");
+        assert_stat (sg.mean_distance, sc.mean_distance, what, "mean distance");
+
+        g_assert_true (lsc_attention_tile (gpu, l, h, row0, n, 0, n, NAN, t0, &error));
+        g_assert_true (lsc_attention_tile (cpu, l, h, row0, n, 0, n, NAN, t1, &error));
+        g_assert_no_error (error);
+        for (size_t i = 0; i < cells; i++)
+          if (isnan (t0[i]) != isnan (t1[i]) || fabs (t0[i] - t1[i]) > 2.5e-7 * fabs (t1[i]))
+            g_error ("%s: tile cell (%zu, %zu) = %.9g, on the CPU %.9g", what, row0 + i / n, i % n,
+                     t0[i], t1[i]);
+        double mg, mc;
+        g_assert_true (lsc_attention_mass (gpu, l, h, 100, 250, 10, 120, &mg, &error));
+        g_assert_true (lsc_attention_mass (cpu, l, h, 100, 250, 10, 120, &mc, &error));
+        assert_stat (mg, mc, what, "mass");
+      }
+}
+
+static void
+test_maps_shared (gconstpointer data)
+{
+  if (!have_device ())
+    return;
+  g_autofree char *path = lsc_test_shared_path (data);
+  if (path != NULL)
+    check_maps (path, data, NULL);
+}
+
+static void
+test_maps_fixture (void)
+{
+  if (!have_device ())
+    return;
+  /* a sliding window of 8 tokens */
+  g_autofree char *dir = g_test_build_filename (G_TEST_DIST, "fixtures", "hf",
+                                                "mistral-sliding-window", NULL);
+  check_maps (dir, "mistral-sliding-window", NULL);
+}
+
+static void
+test_maps_scaled (void)
+{
+  if (!have_device ())
+    return;
+  g_autofree char *path = lsc_test_shared_path ("models/stories260K/stories260K.bin");
+  LscAttentionHooks hooks = { .scale = varied_scale };
+  if (path != NULL)
+    check_maps (path, "stories260K with a scale hook", &hooks);
+}
+
 /* ---- Mamba ---- */
 
 /* The convolution of lsc-mamba.c's conv_block (), in double: u (T, C) and
@@ -1208,6 +1578,17 @@ main (int argc, char **argv)
       g_test_add_data_func (name, scaled[i], test_model_scaled);
     }
   g_test_add_func ("/cuda/capture", test_capture);
+  g_test_add_func ("/cuda/kernels/attention-tile", test_map_tile);
+  g_test_add_func ("/cuda/kernels/attention-pool", test_map_pool);
+  static const char *const mapped[] = { "models/stories260K/stories260K.bin",
+                                        "models/random/tiny-llama", "models/random/tiny-qwen2" };
+  for (gsize i = 0; i < G_N_ELEMENTS (mapped); i++)
+    {
+      g_autofree char *name = g_strdup_printf ("/cuda/maps/%s", mapped[i] + strlen ("models/"));
+      g_test_add_data_func (name, mapped[i], test_maps_shared);
+    }
+  g_test_add_func ("/cuda/maps/fixture/mistral-sliding-window", test_maps_fixture);
+  g_test_add_func ("/cuda/maps/scale-hook/stories260K", test_maps_scaled);
   g_test_add_func ("/cuda/kernels/ssm-conv", test_ssm_conv);
   g_test_add_func ("/cuda/kernels/ssm-dt", test_ssm_dt);
   g_test_add_func ("/cuda/kernels/ssm-scan", test_ssm_scan);

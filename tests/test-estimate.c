@@ -566,9 +566,32 @@ test_cuda_memory (void)
   g_assert_no_error (error);
   g_autofree gint32 *prompt = g_new0 (gint32, p.n_prompt);
   g_assert_true (lsc_session_eval (s, prompt, p.n_prompt, NULL, FALSE, NULL, NULL, &error));
+  /* pyramids, statistics and tiles on the device use the session's buffers */
+  const LscAttentionStore *a = lsc_session_get_attention (s);
+  int n_layers, n_heads, n_kv_heads, head_dim;
+  lsc_attention_get_shape (a, &n_layers, &n_heads, &n_kv_heads, &head_dim);
+  g_autofree float *tile = g_new (float, (gsize) p.n_prompt * p.n_prompt);
+  for (int l = 0; l < n_layers; l++)
+    for (int h = 0; h < n_heads; h++)
+      {
+        g_autoptr(LscAttentionPyramid) pyr = NULL;
+        LscHeadStats st;
+        g_assert_true (lsc_attention_analyze (a, l, h, 1, &pyr, &st, &error));
+        g_assert_true (lsc_attention_tile (a, l, h, 0, p.n_prompt, 0, p.n_prompt, 0.0f, tile,
+                                           &error));
+      }
   guint64 peak = 0;
   g_assert_true (lsc_session_get_device_memory (s, &peak));
   g_assert_cmpuint (e.device_bytes, ==, peak);
+
+  /* `auto` keeps the maps on the host until their kernels are checked on a
+   * device (MAPS_CUDA_CHECKED in engine/lsc-attention-cuda.c) */
+  LscEstimateParams ap = p;
+  ap.session.backend = LSC_BACKEND_AUTO;
+  LscEstimate ae;
+  g_assert_true (lsc_estimate_run (model, &ap, &ae, &error));
+  g_assert_cmpint (ae.backend, ==, LSC_BACKEND_CUDA);
+  g_assert_cmpuint (ae.device_bytes, <, e.device_bytes);
 
   /* a scale hook runs on the GPU: its multipliers of a block on both sides */
   LscEstimateParams hp = p;
