@@ -14,7 +14,9 @@
  *   - prefill tokens/s at each length (a fresh session, one eval);
  *   - with --capture, the same prefill capturing every layer, head and row
  *     (queries and normalisers copied to the host store), its time against
- *     the plain one, and the peak device memory;
+ *     the plain one, and the peak device memory; then the time of one head's
+ *     pyramid and statistics (lsc_attention_analyze () on the device, the
+ *     mean of three heads) and what every head would take;
  *   - decode tokens/s after the first length's prompt.
  * A Mamba shape (mamba-1.4b, mamba2-1.3b) gives prefill, decode and peak
  * memory only: the floor and capture are the transformer's.
@@ -142,6 +144,7 @@ typedef struct {
   double seconds;
   double peak_gib;       /* device memory the session held at most */
   double decode_tok_s;
+  double analyze_s;      /* one head's pyramid and statistics, mean of three */
 } Run;
 
 static Run
@@ -171,6 +174,23 @@ run (LscModel *model, const gint32 *tokens, int n, gboolean capture, int decode)
         if (!lsc_session_eval (s, tokens + i, 1, logits, FALSE, NULL, NULL, &error))
           die ("decode", error);
       r.decode_tok_s = decode / (now_s () - t);
+    }
+  if (capture)
+    {
+      const LscAttentionStore *a = lsc_session_get_attention (s);
+      int n_layers, n_heads, n_kv_heads, head_dim;
+      lsc_attention_get_shape (a, &n_layers, &n_heads, &n_kv_heads, &head_dim);
+      const int heads[3][2] = { { 0, 0 }, { n_layers / 2, n_heads / 2 },
+                                { n_layers - 1, n_heads - 1 } };
+      t = now_s ();
+      for (int i = 0; i < 3; i++)
+        {
+          g_autoptr(LscAttentionPyramid) pyr = NULL;
+          LscHeadStats st;
+          if (!lsc_attention_analyze (a, heads[i][0], heads[i][1], 4, &pyr, &st, &error))
+            die ("analyze", error);
+        }
+      r.analyze_s = (now_s () - t) / 3;
     }
   guint64 peak = 0;
   lsc_session_get_device_memory (s, &peak);
@@ -228,8 +248,9 @@ main (int argc, char **argv)
   for (int i = 0; i < longest + opt_decode; i++)
     tokens[i] = 1 + (int) ((i * 2654435761u) % (guint) (config.vocab_size - 1));
 
-  g_print ("\n| tokens | prefill s | tok/s | floor tok/s | capture s | capture / plain | peak GiB plain | peak GiB capture | decode tok/s |\n");
-  g_print ("|---|---|---|---|---|---|---|---|---|\n");
+  g_print ("\n| tokens | prefill s | tok/s | floor tok/s | capture s | capture / plain "
+           "| peak GiB plain | peak GiB capture | pyramid s/head | all heads s | decode tok/s |\n");
+  g_print ("|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (guint i = 0; i < lengths->len; i++)
     {
       int n = g_array_index (lengths, int, i);
@@ -247,10 +268,11 @@ main (int argc, char **argv)
       g_print ("| %d | %.2f | %.0f | ", n, plain.seconds, n / plain.seconds);
       g_print (ssm ? "- | " : "%.0f | ", n / floor_s);
       if (cap)
-        g_print ("%.2f | %.2f | %.1f | %.1f | ", with.seconds, with.seconds / plain.seconds,
-                 plain.peak_gib, with.peak_gib);
+        g_print ("%.2f | %.2f | %.1f | %.1f | %.3f | %.1f | ", with.seconds,
+                 with.seconds / plain.seconds, plain.peak_gib, with.peak_gib, with.analyze_s,
+                 with.analyze_s * config.n_layers * config.n_heads);
       else
-        g_print ("- | - | %.1f | - | ", plain.peak_gib);
+        g_print ("- | - | %.1f | - | - | - | ", plain.peak_gib);
       if (decode > 0)
         g_print ("%.1f |\n", plain.decode_tok_s);
       else
