@@ -38,7 +38,17 @@ run () {   # name, program, args...
   printf '%-14s exit %3d   %3d ok (%d skipped)   %d failed\n' "$name" "$rc" "$ok" "$skip" "$bad"
   [ $rc -eq 0 ] || tail -5 "$logs/$name.log" | sed 's/^/    /'
 }
-run test-cuda "$bundle/bin/test-cuda" --verbose
+# test-cuda one test at a time: a g_error () in one kernel's test must not
+# hide the rest of a precious device session
+cuda_each () {
+  failed=0
+  for t in $("$bundle/bin/test-cuda" -l | grep '^/'); do
+    "$bundle/bin/test-cuda" --verbose -p "$t" || { echo "not ok - $t exited with $?"; failed=1; }
+  done
+  return $failed
+}
+run test-cuda cuda_each
+grep -h '^not ok' "$logs"/test-cuda.log | sed 's/^/  /'
 run test-estimate "$bundle/bin/test-estimate" -p /engine/estimate/cuda-memory
 # the measured differences, as the tests print them
 grep -h 'CUDA vs CPU' "$logs"/test-cuda.log | sed 's/^# */  /'
