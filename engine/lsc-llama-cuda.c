@@ -19,7 +19,9 @@
  *     refined to double-precision logits, and the layer's queries, normalisers
  *     and keys (and with a scale hook each row's logit scale) are copied into
  *     the host capture store after each layer, so tiles, pyramids and
- *     statistics (lsc-attention.c) work unchanged.
+ *     statistics (lsc-attention.c) read it as they read the CPU's; with
+ *     its maps' buffers (lsc-attention-cuda.c) the session computes them
+ *     on the device from its own keys.
  *
  * What the GPU path does not run (q8_0 weights, attention mask hooks, KV
  * policies, head_dim > 128, the reference path) stays on the CPU:
