@@ -443,12 +443,16 @@ lsc_estimate_run (LscModel *model, const LscEstimateParams *params, LscEstimate 
   if (cuda && p->decode_gbps <= 0)
     return invalid (error, "decode_gbps", "the GPU's bandwidth must be given (it is not "
                     "measured)");
-  if ((!cuda && (p->prefill_gflops <= 0 || p->decode_gbps <= 0)) || e.capture_flops > 0)
+  /* the pass runs where the session computes its maps (it has buffers for
+   * them on the device, or none) */
+  gboolean maps_gpu = cuda && _lsc_cuda_maps_bytes (model, &sp) > 0;
+  if ((!cuda && (p->prefill_gflops <= 0 || p->decode_gbps <= 0))
+      || (e.capture_flops > 0 && !maps_gpu))
     lsc_estimate_measure_cpu_rates (sp.n_threads, &cpu_gflops, &cpu_gbps);
   e.prefill_gflops = p->prefill_gflops > 0 ? p->prefill_gflops : cpu_gflops;
   e.attention_gflops = p->attention_gflops > 0 ? p->attention_gflops : e.prefill_gflops;
   e.decode_gbps = p->decode_gbps > 0 ? p->decode_gbps : cpu_gbps;
-  e.capture_gflops = cpu_gflops;
+  e.capture_gflops = maps_gpu ? e.attention_gflops : cpu_gflops;
 
   /* time */
   int block = sp.reference ? 1 : cuda ? LSC_CUDA_BLOCK_TOKENS : LSC_FAST_BLOCK_TOKENS;

@@ -37,7 +37,9 @@
  * than reading the weights once per block of the forward path (512 tokens on
  * the CPU, 4096 on the GPU, 1 on the reference path) at decode_gbps; decode is
  * bandwidth-bound, decode bytes / decode_gbps, but no faster than its FLOPs at
- * prefill_gflops; the capture pass runs on the CPU at the CPU's GEMM rate.
+ * prefill_gflops; the capture pass runs at the CPU's GEMM rate, or at
+ * attention_gflops when the session computes its maps on the GPU (float32
+ * scores there too).
  * These are floors: on 2 cores the fast path took 1.3x the estimate for the
  * llama-1b shape (2 layers, 4096-token prefill and 16 decode steps; the
  * prefill at 75 % of the measured sgemm rate).
@@ -120,7 +122,7 @@ typedef struct {
   double capture_flops;       /* the streaming pass over the captured heads */
   /* rates used */
   double prefill_gflops, attention_gflops, decode_gbps;
-  double capture_gflops;      /* the CPU's GEMM rate */
+  double capture_gflops;      /* the CPU's GEMM rate, or attention_gflops with maps on the GPU */
   /* time, seconds */
   double prefill_s, decode_s, capture_s, total_s;
 } LscEstimate;

@@ -560,6 +560,9 @@ test_cuda_memory (void)
   LscEstimate e;
   g_assert_true (lsc_estimate_run (model, &p, &e, &error));
   g_assert_cmpint (e.backend, ==, LSC_BACKEND_CUDA);
+  /* the pass runs on the device, at the attention rate given */
+  g_assert_cmpfloat (e.capture_gflops, ==, 1000);
+  g_assert_cmpfloat (e.capture_s, ==, e.capture_flops / 1e12);
   LscSessionParams sp = p.session;
   sp.n_ctx = e.n_ctx;
   g_autoptr(LscSession) s = lsc_session_new (model, &sp, &error);
@@ -592,6 +595,7 @@ test_cuda_memory (void)
   g_assert_true (lsc_estimate_run (model, &ap, &ae, &error));
   g_assert_cmpint (ae.backend, ==, LSC_BACKEND_CUDA);
   g_assert_cmpuint (ae.device_bytes, <, e.device_bytes);
+  g_assert_cmpfloat (ae.capture_gflops, !=, 1000);   /* the CPU's measured rate */
 
   /* a scale hook runs on the GPU: its multipliers of a block on both sides */
   LscEstimateParams hp = p;
