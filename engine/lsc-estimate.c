@@ -318,28 +318,17 @@ lsc_estimate_run (LscModel *model, const LscEstimateParams *params, LscEstimate 
                    "%d - 1), more than n_ctx %d", n_pos, p->n_prompt, p->max_tokens, sp.n_ctx);
       return FALSE;
     }
-  if (ssm)
+  /* what lsc_session_new () refuses, with its words: an SSM's capture, hooks
+   * and Δ recording, and any model's KV policy */
+  if (kv || (ssm && (sp.capture.enabled || sp.hooks.scale != NULL || sp.hooks.mask_row != NULL
+                     || sp.ssm_capture.enabled || sp.ssm_filter.enabled)))
     {
-      /* what lsc_session_new () refuses for an SSM, with its words */
-      g_autoptr(LscSession) probe = NULL;
       LscSessionParams check = sp;
       check.n_ctx = 1;
       check.backend = LSC_BACKEND_CPU;   /* resolve_backend () checks the GPU */
-      if ((sp.capture.enabled || sp.hooks.scale != NULL || sp.hooks.mask_row != NULL
-           || sp.ssm_capture.enabled || sp.ssm_filter.enabled || kv)
-          && (probe = lsc_session_new (model, &check, error)) == NULL)
-        return FALSE;
-    }
-  if (kv && !ssm)
-    {
-      /* what lsc_session_new () refuses under a KV policy, with its words */
-      LscSessionParams check = sp;
-      check.n_ctx = 1;
-      check.backend = LSC_BACKEND_CPU;
-      LscSession *probe = lsc_session_new (model, &check, error);
+      g_autoptr(LscSession) probe = lsc_session_new (model, &check, error);
       if (probe == NULL)
         return FALSE;
-      lsc_session_free (probe);
     }
   if (!resolve_backend (model, &sp, &e.backend, error))
     return FALSE;
