@@ -83,7 +83,7 @@ struct LscSumOp {
 };
 
 // op over v of the block's THREADS threads (a multiple of 32); every thread
-// gets the result. Each (F, THREADS, Op) has its own scratch, and the first
+// gets the result (a single warp's without a barrier). Each (F, THREADS, Op) has its own scratch, and the first
 // __syncthreads keeps a call from overwriting what an earlier one still reads.
 template <int THREADS, typename F, typename Op>
 static __device__ F
@@ -92,6 +92,8 @@ lsc_block_reduce (F v, Op op)
   __shared__ F partial[THREADS / 32];
   for (int o = 16; o > 0; o /= 2)
     v = op (v, __shfl_xor_sync (0xffffffffu, v, o));
+  if constexpr (THREADS == 32)
+    return v;   // one warp: no shared scratch, no barrier
   __syncthreads ();
   if (threadIdx.x % 32 == 0)
     partial[threadIdx.x / 32] = v;

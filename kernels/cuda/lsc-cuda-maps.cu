@@ -23,7 +23,7 @@
 
 #define TILE 16               // cells per side of a tile block
 #define ROW_THREADS 256       // threads per row of the statistics
-#define CELL_THREADS 128      // threads per pyramid cell
+#define CELL_THREADS 128      // threads per pyramid cell of more than 32 entries (else 32)
 #define MAX_GRID_Y 65535
 
 static __device__ inline int
@@ -139,8 +139,10 @@ pool_rows_kernel (LscCudaMap m, Chunk c, int sink_tokens, double *row_stats)
     }
 }
 
-// One block per pyramid cell (rb0 + y, cb0 + x) that the chunk's rows reach:
-// the chunk's part of the cell merged into what earlier chunks left.
+// One block (of THREADS) per pyramid cell (rb0 + y, cb0 + x) that the
+// chunk's rows reach: the chunk's part of the cell merged into what earlier
+// chunks left.
+template <int THREADS>
 static __global__ void
 pool_cells_kernel (LscCudaMap m, Chunk c, int block, int rb0, int cb0, int cols_b, float *cell_max,
                    double *cell_sum, long long *cell_count)
@@ -156,7 +158,7 @@ pool_cells_kernel (LscCudaMap m, Chunk c, int block, int rb0, int cb0, int cols_
   int w = cz - ca, n = (rz - ra) * w, count = 0;
   double sum = 0.0;
   float maxp = 0.0f;
-  for (int e = threadIdx.x; e < n; e += CELL_THREADS)
+  for (int e = threadIdx.x; e < n; e += THREADS)
     {
       int i = ra + e / w, j = ca + e % w;
       if (j < first_key (m, i) || j > i)
@@ -166,9 +168,9 @@ pool_cells_kernel (LscCudaMap m, Chunk c, int block, int rb0, int cb0, int cols_
       maxp = fmaxf (maxp, p);
       count++;
     }
-  sum = lsc_block_reduce<CELL_THREADS> (sum, LscSumOp ());
-  maxp = lsc_block_reduce<CELL_THREADS> (maxp, LscMaxOp ());
-  count = lsc_block_reduce<CELL_THREADS> (count, LscSumOp ());
+  sum = lsc_block_reduce<THREADS> (sum, LscSumOp ());
+  maxp = lsc_block_reduce<THREADS> (maxp, LscMaxOp ());
+  count = lsc_block_reduce<THREADS> (count, LscSumOp ());
   if (threadIdx.x == 0 && count > 0)
     {
       size_t at = (size_t) rb * cols_b + cb;
@@ -241,8 +243,13 @@ lsc_cuda_attention_pool (LscCudaContext *ctx, const LscCudaMap *m, int sink_toke
       int rb0 = (c.i0 - m->row0) / block, rb1 = (c.i1 - 1 - m->row0) / block;
       int cb0 = c.k_lo / block, cb1 = (c.i1 - 1) / block;
       dim3 grid (cb1 - cb0 + 1, rb1 - rb0 + 1);
-      pool_cells_kernel<<<grid, CELL_THREADS, 0, ctx->stream>>> (*m, c, block, rb0, cb0, cols_b,
-                                                                 cell_max, cell_sum, cell_count);
+      // a small cell (short maps) keeps one warp, not four mostly idle ones
+      if (block * block <= 32)
+        pool_cells_kernel<32><<<grid, 32, 0, ctx->stream>>> (*m, c, block, rb0, cb0, cols_b,
+                                                             cell_max, cell_sum, cell_count);
+      else
+        pool_cells_kernel<CELL_THREADS><<<grid, CELL_THREADS, 0, ctx->stream>>> (
+            *m, c, block, rb0, cb0, cols_b, cell_max, cell_sum, cell_count);
       status = LSC_CUDA_LAUNCHED ();
       i0 = c.i1;
     }
