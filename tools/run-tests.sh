@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Runs the whole test suite twice: a normal build (build-test/) and a build
-# with AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/).
+# Runs the whole test suite twice: a normal build (build-test/, the CUDA
+# kernels compiled by nvcc when it is installed; their suite skips without a
+# GPU) and a build with AddressSanitizer + UndefinedBehaviorSanitizer
+# (build-asan/) in which the CUDA kernels run on the CPU emulator
+# (kernels/cuda/emu/), so that the cuda suite runs everywhere.
 # Benchmarks never run here (meson test --benchmark runs them).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +15,8 @@ run_suite () {
   local dir=$1; shift
   if [ ! -d "$dir" ]; then
     meson setup "$dir" "$@" || return 1
+  else
+    meson configure "$dir" "$@" >/dev/null || return 1   # an older checkout's options
   fi
   ninja -C "$dir" || return 1
   local log="$dir/meson-logs/run-tests.txt"
@@ -29,7 +34,8 @@ run_suite () {
 }
 
 run_suite build-test --buildtype=debugoptimized || status=1
-run_suite build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false || status=1
+run_suite build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false \
+  -Demulate_cuda=true || status=1
 
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ] || status=1
