@@ -665,23 +665,27 @@ cudaMemGetInfo (size_t *free_bytes, size_t *total_bytes)
   return cudaSuccess;
 }
 
+// Copies are synchronous: the emulator has one stream, and it never waits.
+static void
+copy (void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, const char *call)
+{
+  if (bytes == 0)
+    return;
+  check_copy (dst, src, bytes, kind, call);
+  memmove (dst, src, bytes);
+}
+
 cudaError_t
 cudaMemcpy (void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
 {
-  if (bytes == 0)
-    return cudaSuccess;
-  check_copy (dst, src, bytes, kind, "cudaMemcpy");
-  memmove (dst, src, bytes);
+  copy (dst, src, bytes, kind, "cudaMemcpy");
   return cudaSuccess;
 }
 
 cudaError_t
 cudaMemcpyAsync (void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t)
 {
-  if (bytes == 0)
-    return cudaSuccess;
-  check_copy (dst, src, bytes, kind, "cudaMemcpyAsync");
-  memmove (dst, src, bytes);
+  copy (dst, src, bytes, kind, "cudaMemcpyAsync");
   return cudaSuccess;
 }
 
@@ -691,15 +695,9 @@ cudaMemcpy2DAsync (void *dst, size_t dpitch, const void *src, size_t spitch, siz
 {
   if (width > dpitch || width > spitch)
     return cudaErrorInvalidValue;
-  if (width == 0 || height == 0)
-    return cudaSuccess;
   for (size_t r = 0; r < height; r++)
-    {
-      char *d = (char *) dst + r * dpitch;
-      const char *s = (const char *) src + r * spitch;
-      check_copy (d, s, width, kind, "cudaMemcpy2DAsync");
-      memmove (d, s, width);
-    }
+    copy ((char *) dst + r * dpitch, (const char *) src + r * spitch, width, kind,
+          "cudaMemcpy2DAsync");
   return cudaSuccess;
 }
 
