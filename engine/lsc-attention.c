@@ -212,9 +212,15 @@ _lsc_attention_store_free (LscAttentionStore *a)
 }
 
 gboolean
+_lsc_attention_has_layer (const LscAttentionStore *a, int layer)
+{
+  return a != NULL && a->layer_slot[layer] >= 0;
+}
+
+gboolean
 _lsc_attention_wants (const LscAttentionStore *a, int layer, int pos)
 {
-  return a != NULL && a->layer_slot[layer] >= 0 && pos >= a->row_start
+  return _lsc_attention_has_layer (a, layer) && pos >= a->row_start
          && pos < a->row_start + a->row_cap;
 }
 

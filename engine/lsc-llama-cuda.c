@@ -430,8 +430,7 @@ download_rows (LscSession *s, float *dst, gsize dst_stride, const float *src, gs
 /* Copies what the capture plan wants of layer l's block (rows start ..
  * start + T - 1) into the host store: queries and normalisers of the
  * captured heads (and their rows' logit scales with a scale hook: scale
- * times the hook's multiplier in float, as the CPU paths store them), and
- * the block's keys into the host KV cache that tiles read. */
+ * times the hook's multiplier in float, as the CPU paths store them). */
 static gboolean
 capture_layer (LscSession *s, int l, int start, int T, float scale, GError **error)
 {
@@ -468,8 +467,20 @@ capture_layer (LscSession *s, int l, int start, int T, float scale, GError **err
             row_scale[r - row_start] = scale * mult[r - start];
         }
     }
+  return TRUE;
+}
+
+/* Layer l's keys of the block into the host KV cache, which host tiles and
+ * a saved store read: for every block of a stored layer, since captured
+ * rows read the keys of rows that were not captured (a prompt's, when only
+ * the generated rows are). */
+static gboolean
+copy_keys (LscSession *s, int l, int start, int T, GError **error)
+{
+  int kv_dim = s->c.n_kv_heads * s->c.head_dim;
   size_t at = ((size_t) l * s->params.n_ctx + start) * kv_dim;
-  return download_rows (s, s->key_cache + at, kv_dim, g->key_cache + at, kv_dim, kv_dim, T, error);
+  return download_rows (s, s->key_cache + at, kv_dim, s->cuda->key_cache + at, kv_dim, kv_dim, T,
+                        error);
 }
 
 static gboolean
@@ -597,6 +608,8 @@ forward_block (LscSession *s, const gint32 *tokens, int start, int T, float *log
                                start, T, c->n_heads, c->n_kv_heads, hd, s->layers[l].window, scale,
                                row_scale, captured, g->attn_work), "attending");
       if (captured && !capture_layer (s, l, start, T, scale, error))
+        return FALSE;
+      if (_lsc_attention_has_layer (s->attention, l) && !copy_keys (s, l, start, T, error))
         return FALSE;
 
       TRY (lsc_cuda_gemm_xwt (ctx, g->xb2, dim, g->xb, q_dim, T, G->wo.data, G->wo.dtype, dim,

@@ -294,6 +294,9 @@ LscAttentionStore *_lsc_attention_store_new (const LscSession *s, const LscCaptu
 void _lsc_attention_store_free (LscAttentionStore *store);
 /* TRUE when row `pos` of `layer` is captured (store may be NULL). */
 gboolean _lsc_attention_wants (const LscAttentionStore *store, int layer, int pos);
+/* TRUE when the store holds heads of `layer`: their tiles read its keys at
+ * every position, captured rows or not (store may be NULL). */
+gboolean _lsc_attention_has_layer (const LscAttentionStore *store, int layer);
 /* The float32 paths compute a row's scores with float dot products; a tile
  * recomputed in double would disagree with their normaliser by the float
  * rounding of the large logits. This corrects lse to the double-precision
