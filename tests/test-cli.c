@@ -669,9 +669,11 @@ test_batch_plugins (void)
   double ppl[3];
   for (int i = 0; i < 3; i++)
     {
+      /* on the CPU: with a GPU, `auto` runs the plugin's scale hook on the CPU
+       * until it is checked on a device, and the plain job on the GPU */
       g_autofree char *job = g_strdup_printf ("{\"model\": \"%s\", \"prompt\": \"Once upon a time "
                                               "there was a little dog. The dog\", \"max_tokens\": 0, "
-                                              "\"score\": true%s%s}", model,
+                                              "\"backend\": \"cpu\", \"score\": true%s%s}", model,
                                               plugins[i] ? ", \"plugins\": " : "",
                                               plugins[i] ? plugins[i] : "");
       g_autofree char *job_path = lsc_test_write_file ("plugins.json", job, strlen (job));
