@@ -67,9 +67,13 @@ comp (const float4 &v, int i)
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
 }
 
-// HDP: head_dim rounded up to 32, 64 or 128 (padding columns are zero)
+// HDP: head_dim rounded up to 32, 64 or 128 (padding columns are zero).
+// Two blocks share an SM up to HDP 64 (69 KB of shared memory each, 128
+// registers a thread); at 128 one block takes 119 KB, so its threads may
+// use all the registers they want and keep every accumulator out of
+// local memory.
 template <int HDP>
-static __global__ void __launch_bounds__ (THREADS)
+static __global__ void __launch_bounds__ (THREADS, HDP > 64 ? 1 : 2)
 attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, const float *keys,
                   const float *values, int start, int T, int group, int hd, int kv_dim,
                   int window, float scale, const float *row_scale, int refine)
@@ -91,6 +95,8 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
   const int last_pos = start + q0 + rows_here - 1;
   const float *kbase = keys + (size_t) kvh * hd;
   const float *vbase = values + (size_t) kvh * hd;
+  // whole float4s of keys: every row and head starts on 16 bytes
+  const bool vec4 = hd % 4 == 0 && kv_dim % 4 == 0 && (size_t) keys % 16 == 0;
 
   for (int i = tid; i < BR * HDP; i += THREADS)
     {
@@ -103,6 +109,7 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
   float m[4], o[4][NJ * 4];
   double l[4];     // the row's sum of exp(s - m), the same in its 16 threads
   double c[4];     // this thread's part of the capture correction
+  #pragma unroll
   for (int i = 0; i < 4; i++)
     {
       int r = ty * 4 + i;
@@ -110,6 +117,7 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
       lo[i] = window > 0 ? pos[i] - window + 1 : 0;
       m[i] = -INFINITY;
       l[i] = c[i] = 0.0;
+      #pragma unroll
       for (int j = 0; j < NJ * 4; j++)
         o[i][j] = 0.0f;
     }
@@ -118,12 +126,29 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
   for (int k0 = first_key / BC * BC; k0 <= last_pos; k0 += BC)
     {
       __syncthreads ();   // the previous tile is no longer read
-      for (int i = tid; i < BC * HDP; i += THREADS)
-        {
-          int key = i % BC, d = i / BC;
-          Kt[d * KS + key] = k0 + key <= last_pos && d < hd
-                               ? kbase[(size_t) (k0 + key) * kv_dim + d] : 0.0f;
-        }
+      // Neighbouring threads take neighbouring keys, so the transposed
+      // stores hit distinct banks; each load reads a different key row.
+      // With 4 dimensions per load a warp touches a quarter of the cache
+      // lines it would one float at a time.
+      if (vec4)
+        for (int i = tid; i < BC * HDP / 4; i += THREADS)
+          {
+            int key = i % BC, d = i / BC * 4;
+            float4 kv = { 0.0f, 0.0f, 0.0f, 0.0f };
+            if (k0 + key <= last_pos && d < hd)
+              kv = *(const float4 *) &kbase[(size_t) (k0 + key) * kv_dim + d];
+            Kt[(d + 0) * KS + key] = kv.x;
+            Kt[(d + 1) * KS + key] = kv.y;
+            Kt[(d + 2) * KS + key] = kv.z;
+            Kt[(d + 3) * KS + key] = kv.w;
+          }
+      else
+        for (int i = tid; i < BC * HDP; i += THREADS)
+          {
+            int key = i % BC, d = i / BC;
+            Kt[d * KS + key] = k0 + key <= last_pos && d < hd
+                                 ? kbase[(size_t) (k0 + key) * kv_dim + d] : 0.0f;
+          }
       for (int i = tid; i < BC * HDP; i += THREADS)
         {
           int key = i / HDP, d = i % HDP;
@@ -137,11 +162,14 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
       for (int d = 0; d < HDP; d += 4)
         {
           float4 qv[4];
+          #pragma unroll
           for (int i = 0; i < 4; i++)
             qv[i] = *(const float4 *) &Qs[(ty * 4 + i) * QS + d];
+          #pragma unroll
           for (int dd = 0; dd < 4; dd++)
             {
               float4 kv = *(const float4 *) &Kt[(d + dd) * KS + tx * 4];
+              #pragma unroll
               for (int i = 0; i < 4; i++)
                 {
                   float a = comp (qv[i], dd);
@@ -153,11 +181,14 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
             }
         }
 
+      #pragma unroll
+
       for (int i = 0; i < 4; i++)
         {
           const float rsi = row_scale != NULL && pos[i] >= 0
                               ? scale * row_scale[(size_t) h * T + q0 + ty * 4 + i] : scale;
           float mx = -INFINITY;
+          #pragma unroll
           for (int j = 0; j < 4; j++)
             {
               int key = k0 + tx * 4 + j;
@@ -168,6 +199,7 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
           float m_new = fmaxf (m[i], row_max16 (mx));
           float corr = m_new == -INFINITY ? 1.0f : expf (m[i] - m_new);
           float p[4], psum = 0.0f;
+          #pragma unroll
           for (int j = 0; j < 4; j++)
             {
               p[j] = s[i][j] == -INFINITY ? 0.0f : expf (s[i][j] - m_new);
@@ -180,6 +212,7 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
               // l only grows, so p / l[i] bounds the key's final probability
               // from above: every key with p >= 1e-3 in the end is included
               double cpart = 0.0;
+              #pragma unroll
               for (int j = 0; j < 4; j++)
                 if (p[j] > 0.0f && p[j] >= REFINE_MIN_P * l[i])
                   {
@@ -190,6 +223,7 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
                   }
               c[i] = c[i] * corr + cpart;
             }
+          #pragma unroll
           for (int j = 0; j < NJ * 4; j++)
             o[i][j] *= corr;
           m[i] = m_new;
@@ -200,15 +234,19 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
       for (int k = 0; k < BC; k += 4)
         {
           float4 pv[4];
+          #pragma unroll
           for (int i = 0; i < 4; i++)
             pv[i] = *(const float4 *) &Ps[(ty * 4 + i) * KS + k];
+          #pragma unroll
           for (int kk = 0; kk < 4; kk++)
+            #pragma unroll
             for (int jj = 0; jj < NJ; jj++)
               {
                 int col = jj * 64 + tx * 4;
                 if (col >= HDP)
                   continue;
                 float4 v = *(const float4 *) &Vs[(k + kk) * HDP + col];
+                #pragma unroll
                 for (int i = 0; i < 4; i++)
                   {
                     float p = comp (pv[i], kk);
@@ -221,6 +259,8 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
         }
     }
 
+  #pragma unroll
+
   for (int i = 0; i < 4; i++)
     {
       double lt = l[i], ct = row_sum16 (c[i]);   // l is the row's total, c a partial
@@ -228,7 +268,9 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
         continue;
       int r = q0 + ty * 4 + i;
       float inv = (float) (1.0 / lt);
+      #pragma unroll
       for (int jj = 0; jj < NJ; jj++)
+        #pragma unroll
         for (int e = 0; e < 4; e++)
           {
             int col = jj * 64 + tx * 4 + e;
@@ -277,13 +319,25 @@ decode_partial_kernel (float *part, const float *q, int ldq, const float *keys, 
         out[d] = d == 0 ? -INFINITY : 0.0f;
       return;
     }
+  // one key per thread, read 4 dimensions at a time where rows allow
+  const bool vec4 = hd % 4 == 0 && kv_dim % 4 == 0 && (size_t) keys % 16 == 0;
   float mx = -INFINITY;
   for (int k = k_lo + threadIdx.x; k < k_hi; k += SPLIT_THREADS)
     {
       const float *kr = keys + (size_t) k * kv_dim + (size_t) kvh * hd;
       float dot = 0.0f;
-      for (int d = 0; d < hd; d++)
-        dot += qs[d] * kr[d];
+      if (vec4)
+        for (int d = 0; d < hd; d += 4)
+          {
+            float4 kv = *(const float4 *) &kr[d];
+            dot += qs[d] * kv.x;
+            dot += qs[d + 1] * kv.y;
+            dot += qs[d + 2] * kv.z;
+            dot += qs[d + 3] * kv.w;
+          }
+      else
+        for (int d = 0; d < hd; d++)
+          dot += qs[d] * kr[d];
       S[k - k_lo] = dot * rscale;
       mx = fmaxf (mx, dot * rscale);
     }
