@@ -477,6 +477,47 @@ lsc_attention_get_key (const LscAttentionStore *a, int layer, int kv_head, int p
   return TRUE;
 }
 
+/* p of row i over keys [lo, hi) (all visible but the hidden ones, which
+ * stay as they are) into out. Each dot product is summed in double in the
+ * order of the dimensions, as the GPU's tile kernel sums it: products of
+ * floats are exact in double, so tiles are exact to the float rounding of
+ * p. Four keys at a time keep four independent sums in flight. */
+static void
+tile_row (const HeadView *v, int i, int lo, int hi, const guint8 *hidden, float *out)
+{
+  const float *q = v->q + (gsize) i * v->q_stride;
+  const gsize ld = v->kv_dim;
+  double s = row_scale (v, i), lse = v->lse[i];
+  int j = lo;
+  for (; j + 4 <= hi; j += 4)
+    {
+      const float *k = v->keys + (gsize) j * ld;
+      double d0 = 0.0, d1 = 0.0, d2 = 0.0, d3 = 0.0;
+      for (int d = 0; d < v->hd; d++)
+        {
+          double qd = q[d];
+          d0 += qd * k[d];
+          d1 += qd * k[ld + d];
+          d2 += qd * k[2 * ld + d];
+          d3 += qd * k[3 * ld + d];
+        }
+      const double dot[4] = { d0, d1, d2, d3 };
+      for (int e = 0; e < 4; e++)
+        if (hidden == NULL || !hidden[j + e])
+          out[j + e - lo] = (float) exp (s * dot[e] - lse);
+    }
+  for (; j < hi; j++)
+    {
+      if (hidden != NULL && hidden[j])
+        continue;
+      const float *k = v->keys + (gsize) j * ld;
+      double dot = 0.0;
+      for (int d = 0; d < v->hd; d++)
+        dot += (double) q[d] * k[d];
+      out[j - lo] = (float) exp (s * dot - lse);
+    }
+}
+
 gboolean
 lsc_attention_tile (const LscAttentionStore *a, int layer, int head, int q0, int q1, int k0,
                     int k1, float masked_value, float *out, GError **error)
@@ -498,25 +539,14 @@ lsc_attention_tile (const LscAttentionStore *a, int layer, int head, int q0, int
 #pragma omp for schedule (dynamic, 8)
     for (int i = q0; i < q1; i++)
       {
-        const float *q = v.q + (gsize) i * v.q_stride;
         float *row = out + (gsize) (i - q0) * cols;
-        int first = row_first_key (&v, i);
+        int lo = MAX (k0, row_first_key (&v, i)), hi = MIN (k1, i + 1);   /* visible: [lo, hi) */
         const guint8 *hidden = row_hidden (&v, i, buf);
-        double s = row_scale (&v, i), lse = v.lse[i];
         for (int j = k0; j < k1; j++)
-          {
-            if (j < first || j > i || (hidden != NULL && hidden[j]))
-              {
-                row[j - k0] = masked_value;
-                continue;
-              }
-            /* the dot product in double: tiles are exact to float rounding of p */
-            const float *k = v.keys + (gsize) j * v.kv_dim;
-            double dot = 0.0;
-            for (int d = 0; d < v.hd; d++)
-              dot += (double) q[d] * k[d];
-            row[j - k0] = (float) exp (s * dot - lse);
-          }
+          if (j < lo || j >= hi || (hidden != NULL && hidden[j]))
+            row[j - k0] = masked_value;
+        if (lo < hi)
+          tile_row (&v, i, lo, hi, hidden, row + (lo - k0));
       }
     g_free (buf);
   }
