@@ -172,19 +172,33 @@ stop_at_newline (int token, int index, gpointer data)
   return strchr (text, '\n') == NULL;
 }
 
-/* argmax and probability of one captured row over keys 0..row */
+/* Argmax and probability of every generated step's row, for one head:
+ * rows [row0, row0 + steps) over keys 0..row, TRACE_ROWS rows a tile, so
+ * that each pass over the keys serves them all (and the CPU's threads share
+ * the rows); 8 MiB of tile at 128k tokens. */
+#define TRACE_ROWS 16
+
 static gboolean
-row_argmax (const LscAttentionStore *a, int layer, int head, int row, float *buf, int *arg,
-            float *prob, GError **error)
+trace_head (const LscAttentionStore *a, int layer, int head, int row0, int steps,
+            LscRetrievalTrace *trace, float *buf, GError **error)
 {
-  if (!lsc_attention_tile (a, layer, head, row, row + 1, 0, row + 1, 0.0f, buf, error))
-    return FALSE;
-  int best = 0;
-  for (int k = 1; k <= row; k++)
-    if (buf[k] > buf[best])
-      best = k;
-  *arg = best;
-  *prob = buf[best];
+  for (int t0 = 0; t0 < steps; t0 += TRACE_ROWS)
+    {
+      int t1 = MIN (t0 + TRACE_ROWS, steps), cols = row0 + t1;
+      if (!lsc_attention_tile (a, layer, head, row0 + t0, row0 + t1, 0, cols, 0.0f, buf, error))
+        return FALSE;
+      for (int t = t0; t < t1; t++)
+        {
+          const float *p = buf + (gsize) (t - t0) * cols;
+          int best = 0;
+          for (int k = 1; k <= row0 + t; k++)
+            if (p[k] > p[best])
+              best = k;
+          gsize at = ((gsize) t * trace->n_layers + layer) * trace->n_heads + head;
+          trace->argmax[at] = best;
+          trace->max_prob[at] = p[best];
+        }
+    }
   return TRUE;
 }
 
@@ -268,25 +282,20 @@ lsc_retrieval_run (LscModel *model, const LscTokenizer *tok, const LscNeedleProm
     {
       const LscAttentionStore *a = lsc_session_get_attention (session);
       int steps = (int) s->tokens->len;
-      g_autofree float *buf = g_new (float, n + steps + 1);
+      g_autofree float *buf = g_new (float, (gsize) TRACE_ROWS * (n - 1 + steps));
       s->trace = lsc_retrieval_trace_new (L, H, steps);
       memcpy (s->trace->tokens, s->tokens->data, sizeof (gint32) * steps);
-      for (int t = 0; t < steps; t++)
-        {
-          if (cancel != NULL && cancel (cancel_data))
-            {
-              g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_CANCELLED, "cancelled");
-              return NULL;
-            }
-          for (int l = 0; l < L; l++)
-            for (int h = 0; h < H; h++)
+      for (int l = 0; l < L; l++)
+        for (int h = 0; h < H; h++)
+          {
+            if (cancel != NULL && cancel (cancel_data))
               {
-                gsize at = ((gsize) t * L + l) * H + h;
-                if (!row_argmax (a, l, h, n - 1 + t, buf, &s->trace->argmax[at],
-                                 &s->trace->max_prob[at], error))
-                  return NULL;
+                g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_CANCELLED, "cancelled");
+                return NULL;
               }
-        }
+            if (!trace_head (a, l, h, n - 1, steps, s->trace, buf, error))
+              return NULL;
+          }
       s->scores = g_new0 (double, (gsize) L * H);
       lsc_retrieval_score_trace (s->trace, ids, n, s->answer_start, s->answer_end, s->scores);
       for (gsize i = 0; i < (gsize) steps * L * H; i++)

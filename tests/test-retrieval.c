@@ -425,6 +425,77 @@ test_stories (void)
   g_assert_cmpint (lsc_retrieval_summary_count_above (sum, 0.1), ==, 3);
 }
 
+/* The trace against one-row tiles of a second session that evaluates the
+ * same tokens in the same steps (the prompt but its last token, then one
+ * token at a time, as lsc_generate does): the trace reads rows in tiles of
+ * several, and a generation longer than one tile checks how they are cut. */
+static void
+test_trace (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = lsc_test_shared_path ("models/stories260K/stories260K.bin");
+  if (path == NULL)
+    return;
+  g_autoptr(LscModel) model = lsc_model_load (path, &error);
+  g_assert_no_error (error);
+  g_autoptr(LscTokenizer) tok = lsc_tokenizer_load (path, &error);
+  g_assert_no_error (error);
+  const LscModelConfig *c = lsc_model_get_config (model);
+  int L = c->n_layers, H = c->n_heads;
+  LscNeedleParams np;
+  lsc_needle_params_init (&np);
+  np.buffer_tokens = 40;
+  np.cue_tokens = 3;
+  g_autoptr(LscNeedleBuilder) b = lsc_needle_builder_new (tok, story, &np, &error);
+  g_assert_no_error (error);
+  static const LscNeedle needle = { "Tim has a blue box.", "What does Tim have?", "a blue box" };
+  g_autoptr(LscNeedlePrompt) p = lsc_needle_build (b, &needle, 160, 50, &error);
+  g_assert_no_error (error);
+  LscRetrievalParams rp;
+  lsc_retrieval_params_init (&rp);
+  rp.max_tokens = 40;
+  rp.n_threads = 2;
+  rp.eos_id = lsc_tokenizer_get_eos (tok);
+  rp.bos_id = lsc_tokenizer_get_bos (tok);
+  g_autoptr(LscRetrievalSample) s = lsc_retrieval_run (model, tok, p, needle.answer, &rp, NULL,
+                                                        NULL, &error);
+  g_assert_no_error (error);
+  int n = (int) p->tokens->len, steps = s->trace->n_steps;
+  g_assert_cmpint (steps, >, 20);
+  g_test_message ("%d steps, %d tokens of prompt", steps, n);
+
+  LscSessionParams sp;
+  lsc_session_params_init (&sp);
+  sp.n_ctx = n + rp.max_tokens + 1;
+  sp.n_threads = 1;
+  sp.capture.enabled = TRUE;
+  sp.capture.row_start = n - 1;
+  g_autoptr(LscSession) session = lsc_session_new (model, &sp, &error);
+  g_assert_no_error (error);
+  const gint32 *ids = (const gint32 *) p->tokens->data;
+  g_assert_true (lsc_session_eval (session, ids, n - 1, NULL, FALSE, NULL, NULL, &error));
+  for (int t = 0; t < steps; t++)
+    {
+      gint32 token = t == 0 ? ids[n - 1] : g_array_index (s->tokens, gint32, t - 1);
+      g_assert_true (lsc_session_eval (session, &token, 1, NULL, FALSE, NULL, NULL, &error));
+    }
+  const LscAttentionStore *a = lsc_session_get_attention (session);
+  g_autofree float *row = g_new (float, n + steps);
+  for (int t = 0; t < steps; t++)
+    for (int l = 0; l < L; l++)
+      for (int h = 0; h < H; h++)
+        {
+          int pos = n - 1 + t, best = 0;
+          g_assert_true (lsc_attention_tile (a, l, h, pos, pos + 1, 0, pos + 1, 0.0f, row, &error));
+          for (int k = 1; k <= pos; k++)
+            if (row[k] > row[best])
+              best = k;
+          gsize at = ((gsize) t * L + l) * H + h;
+          g_assert_cmpint (s->trace->argmax[at], ==, best);
+          g_assert_cmpfloat (s->trace->max_prob[at], ==, row[best]);
+        }
+}
+
 /* ---- the induction demo ---- */
 
 /* Lower-case sentences only: no bigram of the needle occurs in them. */
@@ -634,6 +705,7 @@ main (int argc, char **argv)
   g_test_add_func ("/retrieval/score-trace", test_score_trace);
   g_test_add_func ("/retrieval/summary-json", test_summary_json);
   g_test_add_func ("/retrieval/stories260K", test_stories);
+  g_test_add_func ("/retrieval/trace", test_trace);
   g_test_add_func ("/retrieval/demo-induction", test_demo);
   g_test_add_func ("/retrieval/demo-batch", test_demo_batch);
   return g_test_run ();
