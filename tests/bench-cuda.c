@@ -17,7 +17,11 @@
  *     the plain one, and the peak device memory; then the time of one head's
  *     pyramid and statistics (lsc_attention_analyze () on the device, the
  *     mean of three heads) and what every head would take;
- *   - decode tokens/s after the first length's prompt.
+ *   - decode tokens/s after the first length's prompt;
+ *   - with --capture, the longest prompt whose full capture this machine
+ *     holds: device memory by the session's estimate (test-estimate checks
+ *     that it equals the peak byte for byte) within what the GPU has free,
+ *     and host memory within its RAM.
  * A Mamba shape (mamba-1.4b, mamba2-1.3b) gives prefill, decode and peak
  * memory only: the floor and capture are the transformer's.
  * A benchmark, never a test: it needs a GPU and minutes.
@@ -27,8 +31,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lsc-cuda.h"
+#include "lsc-estimate.h"
 #include "lsc-session.h"
 
 static double
@@ -198,6 +204,51 @@ run (LscModel *model, const gint32 *tokens, int n, gboolean capture, int decode)
   return r;
 }
 
+/* Device bytes of a CUDA session that captures every layer, head and row
+ * of an n-token prompt (n_ctx n), and the host bytes of its store. */
+static void
+capture_bytes (LscModel *model, int n, guint64 *device, guint64 *host)
+{
+  LscEstimateParams p;
+  lsc_estimate_params_init (&p);
+  p.n_prompt = n;
+  p.session.n_ctx = n;
+  p.session.backend = LSC_BACKEND_CUDA;
+  p.session.capture.enabled = TRUE;
+  p.session.capture.memory_budget = G_MAXUINT64;
+  p.prefill_gflops = p.decode_gbps = 1;   /* only memory is read */
+  LscEstimate e;
+  g_autoptr(GError) error = NULL;
+  if (!lsc_estimate_run (model, &p, &e, &error))
+    die ("estimating a full capture", error);
+  *device = e.device_bytes;
+  *host = e.total_bytes;
+}
+
+/* The longest full capture whose device memory fits device_free and whose
+ * host memory (the store, the host's copy of the keys, the weights) fits
+ * host_ram, to 1024 tokens (0 when not even that does). */
+static int
+longest_capture (LscModel *model, guint64 device_free, guint64 host_ram, guint64 *device,
+                 guint64 *host)
+{
+  int lo = 0, hi = 1 << 24;   /* 16M tokens: no GPU holds their keys */
+  while (hi - lo > 1024)
+    {
+      int mid = lo + (hi - lo) / 2048 * 1024;
+      guint64 d, h;
+      capture_bytes (model, mid, &d, &h);
+      if (d <= device_free && h <= host_ram)
+        lo = mid;
+      else
+        hi = mid;
+    }
+  *device = *host = 0;
+  if (lo > 0)
+    capture_bytes (model, lo, device, host);
+  return lo;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -277,6 +328,25 @@ main (int argc, char **argv)
         g_print ("%.1f |\n", plain.decode_tok_s);
       else
         g_print ("- |\n");
+    }
+
+  if (!ssm && captures->len > 0)
+    {
+      LscCudaContext *ctx;
+      size_t free_b = 0, total_b = 0;
+      if (lsc_cuda_context_new (&ctx, 0, NULL) != LSC_STATUS_OK
+          || lsc_cuda_mem_info (ctx, &free_b, &total_b, NULL) != LSC_STATUS_OK)
+        die ("CUDA", NULL);
+      lsc_cuda_context_free (ctx);
+      guint64 device, host, ram = (guint64) sysconf (_SC_PHYS_PAGES) * sysconf (_SC_PAGESIZE);
+      int n = longest_capture (model, free_b, G_MAXUINT64, &device, &host);
+      g_print ("\nlongest full capture the GPU holds: %d tokens, %.1f of its %.1f GiB free (%.1f "
+               "GiB in all)\n", n, device / 1073741824.0, free_b / 1073741824.0,
+               total_b / 1073741824.0);
+      n = longest_capture (model, free_b, ram, &device, &host);
+      g_print ("... and this machine: %d tokens, %.1f GiB of device memory and %.1f of its %.1f "
+               "GiB (the host store, the host's keys, the weights)\n", n, device / 1073741824.0,
+               host / 1073741824.0, ram / 1073741824.0);
     }
   return 0;
 }
