@@ -3,7 +3,9 @@
 # kernels compiled by nvcc when it is installed; their suite skips without a
 # GPU) and a build with AddressSanitizer + UndefinedBehaviorSanitizer
 # (build-asan/) in which the CUDA kernels run on the CPU emulator
-# (kernels/cuda/emu/), so that the cuda suite runs everywhere.
+# (kernels/cuda/emu/), so that the cuda suite runs everywhere. A third
+# build without the GUI (build-nogui/, as on a headless server without GTK)
+# runs the suites that differ there: the command line's and the GTK-free ui ones.
 # Benchmarks never run here (meson test --benchmark runs them).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +13,7 @@ cd "$(dirname "$0")/.."
 tools/setup.sh --deps-only || exit 1
 
 passed=0 failed=0 skipped=0 status=0
+# run_suite DIR [MESON SETUP OPTIONS...]; $TEST_ARGS: meson test's own (suites)
 run_suite () {
   local dir=$1; shift
   if [ ! -d "$dir" ]; then
@@ -20,7 +23,9 @@ run_suite () {
   fi
   ninja -C "$dir" || return 1
   local log="$dir/meson-logs/run-tests.txt"
-  meson test -C "$dir" --print-errorlogs --num-processes 2 --timeout-multiplier 3 2>&1 | tee "$log"
+  # shellcheck disable=SC2086
+  meson test -C "$dir" --print-errorlogs --num-processes 2 --timeout-multiplier 3 ${TEST_ARGS:-} \
+    2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   local ok fail skip timeout
   ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$log" | tail -1)
@@ -36,6 +41,8 @@ run_suite () {
 run_suite build-test --buildtype=debugoptimized || status=1
 run_suite build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false \
   -Demulate_cuda=true || status=1
+TEST_ARGS="--suite cli --suite ui" run_suite build-nogui --buildtype=debugoptimized \
+  -Dgui=disabled -Dcuda=disabled || status=1
 
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ] || status=1
