@@ -337,26 +337,40 @@ test_summary_json (void)
 
 /* ---- stories260K ---- */
 
-static void
-test_stories (void)
+/* stories260K, its tokenizer and a needle builder on `story`; FALSE (the
+ * test skips) without the shared checkpoint. */
+static gboolean
+load_stories (LscModel **model, LscTokenizer **tok, LscNeedleBuilder **b)
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *path = lsc_test_shared_path ("models/stories260K/stories260K.bin");
   if (path == NULL)
-    return;
-  g_autoptr(LscModel) model = lsc_model_load (path, &error);
+    return FALSE;
+  *model = lsc_model_load (path, &error);
   g_assert_no_error (error);
-  g_autoptr(LscTokenizer) tok = lsc_tokenizer_load (path, &error);
+  *tok = lsc_tokenizer_load (path, &error);
   g_assert_no_error (error);
-  const LscModelConfig *c = lsc_model_get_config (model);
-  int L = c->n_layers, H = c->n_heads;
-
   LscNeedleParams np;
   lsc_needle_params_init (&np);
   np.buffer_tokens = 40;
   np.cue_tokens = 3;
-  g_autoptr(LscNeedleBuilder) b = lsc_needle_builder_new (tok, story, &np, &error);
+  *b = lsc_needle_builder_new (*tok, story, &np, &error);
   g_assert_no_error (error);
+  return TRUE;
+}
+
+static void
+test_stories (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LscModel) model = NULL;
+  g_autoptr(LscTokenizer) tok = NULL;
+  g_autoptr(LscNeedleBuilder) b = NULL;
+  if (!load_stories (&model, &tok, &b))
+    return;
+  const LscModelConfig *c = lsc_model_get_config (model);
+  int L = c->n_layers, H = c->n_heads;
+
   static const LscNeedle needles[] = {
     { "Tim has a blue box.", "What does Tim have?", "a blue box" },
     { "The cat sat on the red hat.", "Where did the cat sit?", "on the red hat" },
@@ -433,21 +447,13 @@ static void
 test_trace (void)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *path = lsc_test_shared_path ("models/stories260K/stories260K.bin");
-  if (path == NULL)
+  g_autoptr(LscModel) model = NULL;
+  g_autoptr(LscTokenizer) tok = NULL;
+  g_autoptr(LscNeedleBuilder) b = NULL;
+  if (!load_stories (&model, &tok, &b))
     return;
-  g_autoptr(LscModel) model = lsc_model_load (path, &error);
-  g_assert_no_error (error);
-  g_autoptr(LscTokenizer) tok = lsc_tokenizer_load (path, &error);
-  g_assert_no_error (error);
   const LscModelConfig *c = lsc_model_get_config (model);
   int L = c->n_layers, H = c->n_heads;
-  LscNeedleParams np;
-  lsc_needle_params_init (&np);
-  np.buffer_tokens = 40;
-  np.cue_tokens = 3;
-  g_autoptr(LscNeedleBuilder) b = lsc_needle_builder_new (tok, story, &np, &error);
-  g_assert_no_error (error);
   static const LscNeedle needle = { "Tim has a blue box.", "What does Tim have?", "a blue box" };
   g_autoptr(LscNeedlePrompt) p = lsc_needle_build (b, &needle, 160, 50, &error);
   g_assert_no_error (error);
