@@ -360,7 +360,6 @@ _lsc_model_load_gguf (LscModel *model, const char *file, GError **error)
   g_autoptr(LscMappedFile) mapped = NULL;
   g_autoptr(LscGguf) gguf = NULL;
   g_autofree char *name = g_path_get_basename (file);
-  const LscMappedFile *kept;
   guint file_index;
 
   mapped = lsc_mapped_file_open (file, error);
@@ -371,10 +370,9 @@ _lsc_model_load_gguf (LscModel *model, const char *file, GError **error)
     return FALSE;
 
   /* The model owns the map; the LscGguf borrows it and lives as long. */
-  kept = mapped;
+  g_assert (lsc_gguf_get_data (gguf, NULL) == mapped->data);
   g_ptr_array_add (model->files, g_steal_pointer (&mapped));
   file_index = model->files->len - 1;
-  g_assert (lsc_gguf_get_data (gguf, NULL) == kept->data);
   model->format_data = g_steal_pointer (&gguf);
   model->format_data_free = (GDestroyNotify) lsc_gguf_free;
 

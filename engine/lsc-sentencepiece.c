@@ -142,6 +142,8 @@ lsc_pb_read_varint (LscPbReader *r, const char *field, guint64 *out, GError **er
 {
   guint64 value = 0;
 
+  *out = 0;   /* on failure too */
+
   for (guint shift = 0; shift < 64; shift += 7)
     {
       guint8 byte;

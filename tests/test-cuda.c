@@ -1573,7 +1573,7 @@ add_func (const char *path, GTestFunc fn)
     g_test_add_func (path, fn);
 }
 
-static void
+static G_GNUC_UNUSED void   /* unused without CUDA */
 add_data_func (const char *path, gconstpointer data, GTestDataFunc fn)
 {
   if (wanted (path))

@@ -182,7 +182,6 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
         }
 
       #pragma unroll
-
       for (int i = 0; i < 4; i++)
         {
           const float rsi = row_scale != NULL && pos[i] >= 0
@@ -260,7 +259,6 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
     }
 
   #pragma unroll
-
   for (int i = 0; i < 4; i++)
     {
       double lt = l[i], ct = row_sum16 (c[i]);   // l is the row's total, c a partial
