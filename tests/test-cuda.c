@@ -694,15 +694,23 @@ map_first (const MapCase *mc, int i)
   return mc->window > 0 ? MAX (0, i - mc->window + 1) : 0;
 }
 
-/* The logit of (i, j) in float64 from the float query and key. */
+/* The logit of (i, j) in float64 from the float query and key; with
+ * `error`, also a bound on the rounding of the float32 logit as sgemm
+ * computes it: head_dim 2^-24 sum |q_d k_d|, times the row's scale. */
 static double
-map_logit (const MapCase *mc, int i, int j)
+map_logit (const MapCase *mc, int i, int j, double *error)
 {
   const float *q = mc->q + (size_t) (i - mc->row0) * mc->hd, *k = mc->keys + (size_t) j * mc->ldk;
-  double dot = 0.0;
+  double dot = 0.0, magnitude = 0.0;
   for (int d = 0; d < mc->hd; d++)
-    dot += (double) q[d] * k[d];
-  return (mc->scale != NULL ? (double) mc->scale[i - mc->row0] : (double) mc->base) * dot;
+    {
+      dot += (double) q[d] * k[d];
+      magnitude += fabs ((double) q[d] * k[d]);
+    }
+  double scale = mc->scale != NULL ? (double) mc->scale[i - mc->row0] : (double) mc->base;
+  if (error != NULL)
+    *error = scale * mc->hd * 0x1p-24 * magnitude;
+  return scale * dot;
 }
 
 static void
@@ -723,9 +731,9 @@ map_case_init (MapCase *mc, int hd, int row0, int n_rows, int window, gboolean s
     {
       double mx = -INFINITY, sum = 0.0;
       for (int j = map_first (mc, i); j <= i; j++)
-        mx = MAX (mx, map_logit (mc, i, j));
+        mx = MAX (mx, map_logit (mc, i, j, NULL));
       for (int j = map_first (mc, i); j <= i; j++)
-        sum += exp (map_logit (mc, i, j) - mx);
+        sum += exp (map_logit (mc, i, j, NULL) - mx);
       mc->lse[i - row0] = (float) (mx + log (sum));
     }
 }
@@ -808,7 +816,7 @@ test_map_tile (void)
                     continue;
                   }
                 /* the float64 logit: p to float rounding (exp's last bit aside) */
-                double want = (float) exp (map_logit (&mc, i, j) - (double) mc.lse[i - r0]);
+                double want = (float) exp (map_logit (&mc, i, j, NULL) - (double) mc.lse[i - r0]);
                 if (!(fabs (got - want) <= 2.5e-7 * want + 1e-30))
                   g_error ("tile case %zu: p(%d, %d) = %.9g, float64 %.9g", ci, i, j, got, want);
               }
@@ -819,19 +827,6 @@ test_map_tile (void)
       map_device_free (&mc, &m);
       map_case_clear (&mc);
     }
-}
-
-/* A bound on the rounding of (i, j)'s float32 logit, as sgemm computes it:
- * head_dim 2^-24 sum |q_d k_d|, times the row's scale. */
-static double
-map_logit_error (const MapCase *mc, int i, int j)
-{
-  const float *q = mc->q + (size_t) (i - mc->row0) * mc->hd, *k = mc->keys + (size_t) j * mc->ldk;
-  double sum = 0.0;
-  for (int d = 0; d < mc->hd; d++)
-    sum += fabs ((double) q[d] * k[d]);
-  double scale = mc->scale != NULL ? mc->scale[i - mc->row0] : mc->base;
-  return scale * mc->hd * 0x1p-24 * sum;
 }
 
 /* The pass's cells and row statistics in float64: cells (rows_b, cols_b) of
@@ -856,8 +851,8 @@ map_pool_ref (const MapCase *mc, int sink, int block, double *cmax, double *csum
       logit_error[i - mc->row0] = 0.0;
       for (int j = map_first (mc, i); j <= i; j++)
         {
-          logit_error[i - mc->row0] = MAX (logit_error[i - mc->row0], map_logit_error (mc, i, j));
-          double p = exp (map_logit (mc, i, j) - (double) mc->lse[i - mc->row0]);
+          double err, p = exp (map_logit (mc, i, j, &err) - (double) mc->lse[i - mc->row0]);
+          logit_error[i - mc->row0] = MAX (logit_error[i - mc->row0], err);
           st[0] -= p > 0 ? p * log (p) : 0.0;
           st[1] += j < sink ? p : 0.0;
           st[2] = MAX (st[2], p);
