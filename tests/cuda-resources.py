@@ -10,8 +10,10 @@ the fused attention kernel lost 240 to 304 bytes per thread that way, read
 and written in its inner loops. Nothing but ptxas reports it, and no test of
 results can see it, so this check needs no GPU.
 
-usage: cuda-resources.py NVCC INCLUDE_DIR [--gencode=PAIR]... SOURCE...
-  PAIR: one of the build's -gencode pairs (arch=compute_90,code=sm_90)
+usage: cuda-resources.py NVCC [NVCC ARGUMENTS...] -- SOURCE...
+  the arguments the build compiles the kernels with, -gencode pairs included
+  (only pairs with real code, code=sm_XX, are compiled: PTX is compiled by
+  the driver at run time)
 """
 import os
 import re
@@ -34,12 +36,9 @@ def demangled_names(mangled):
     return [re.sub(r"^void |\(.*$", "", n) for n in run.stdout.splitlines()]
 
 
-def report(nvcc, include, gencodes, source):
+def report(nvcc, nvcc_args, source):
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [nvcc, "-std=c++17", "-O3", "-I" + include, "-Xptxas", "-v"]
-        for g in gencodes:
-            cmd += ["-gencode", g]
-        cmd += ["-c", source, "-o", os.path.join(tmp, "k.o")]
+        cmd = [nvcc] + nvcc_args + ["-Xptxas", "-v", "-c", source, "-o", os.path.join(tmp, "k.o")]
         run = subprocess.run(cmd, capture_output=True, text=True)
     if run.returncode != 0:
         sys.exit(f"{source}: nvcc failed:\n{run.stderr}")
@@ -61,19 +60,26 @@ def report(nvcc, include, gencodes, source):
 
 def main():
     args = sys.argv[1:]
-    pairs = [a[len("--gencode="):] for a in args if a.startswith("--gencode=")]
-    sources = [a for a in args[2:] if not a.startswith("--gencode=")]
-    if len(args) < 3 or not sources:
+    if "--" not in args or args.index("--") == 0 or args[-1] == "--":
         sys.exit(__doc__)
-    nvcc, include = args[:2]
-    # PTX-only targets (code=compute_XX) are compiled by the driver at run time
-    gencodes = [g for g in pairs if "code=sm_" in g]
-    if not gencodes:
+    nvcc, nvcc_args = args[0], args[1:args.index("--")]
+    sources = args[args.index("--") + 1:]
+    # keep the -gencode pairs with real code
+    kept, i = [], 0
+    while i < len(nvcc_args):
+        if nvcc_args[i] == "-gencode":
+            if "code=sm_" in nvcc_args[i + 1]:
+                kept += nvcc_args[i:i + 2]
+            i += 2
+        else:
+            kept.append(nvcc_args[i])
+            i += 1
+    if "-gencode" not in kept:
         print("no real architecture among the gencode pairs: nothing to check")
         return 77
     rows = []
     for source in sources:
-        rows += report(nvcc, include, gencodes, source)
+        rows += report(nvcc, kept, source)
     if not rows:
         sys.exit("ptxas reported no kernels: has its -v output changed?")
     bad = [r for r in rows if r[4] > LOCAL_BUDGET]
