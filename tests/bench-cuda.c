@@ -233,19 +233,21 @@ longest_capture (LscModel *model, guint64 device_free, guint64 host_ram, guint64
                  guint64 *host)
 {
   int lo = 0, hi = 1 << 24;   /* 16M tokens: no GPU holds their keys */
+  *device = *host = 0;
   while (hi - lo > 1024)
     {
       int mid = lo + (hi - lo) / 2048 * 1024;
       guint64 d, h;
       capture_bytes (model, mid, &d, &h);
       if (d <= device_free && h <= host_ram)
-        lo = mid;
+        {
+          lo = mid;
+          *device = d;
+          *host = h;
+        }
       else
         hi = mid;
     }
-  *device = *host = 0;
-  if (lo > 0)
-    capture_bytes (model, lo, device, host);
   return lo;
 }
 

@@ -83,8 +83,9 @@ struct LscSumOp {
 };
 
 // op over v of the block's THREADS threads (a multiple of 32); every thread
-// gets the result (a single warp's without a barrier). Each (F, THREADS, Op) has its own scratch, and the first
-// __syncthreads keeps a call from overwriting what an earlier one still reads.
+// gets the result (a single warp's without a barrier). Each (F, THREADS, Op)
+// has its own scratch, and the first __syncthreads keeps a call from
+// overwriting what an earlier one still reads.
 template <int THREADS, typename F, typename Op>
 static __device__ F
 lsc_block_reduce (F v, Op op)
