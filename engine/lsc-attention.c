@@ -70,15 +70,17 @@ point_layers (LscAttentionStore *a)
     }
 }
 
+/* slot[i]: where layer (head) i is in the store, or -1. Slots follow the
+ * index order whatever the plan's order, so that a store holding every
+ * head keeps a row's queries as the model's q vector (the GPU copies whole
+ * rows then). */
 static gboolean
 fill_slots (int *slot, int n, const int *list, int n_list, const char *what, GError **error)
 {
-  int count = 0;
+  gboolean all = list == NULL || n_list == 0;
   for (int i = 0; i < n; i++)
-    slot[i] = list == NULL || n_list == 0 ? count++ : -1;
-  if (list == NULL || n_list == 0)
-    return TRUE;
-  for (int i = 0; i < n_list; i++)
+    slot[i] = all ? 0 : -1;
+  for (int i = 0; !all && i < n_list; i++)
     {
       if (list[i] < 0 || list[i] >= n)
         {
@@ -87,9 +89,11 @@ fill_slots (int *slot, int n, const int *list, int n_list, const char *what, GEr
                        list[i], n, what);
           return FALSE;
         }
-      if (slot[list[i]] < 0)
-        slot[list[i]] = count++;
+      slot[list[i]] = 0;
     }
+  for (int i = 0, count = 0; i < n; i++)
+    if (slot[i] >= 0)
+      slot[i] = count++;
   return TRUE;
 }
 

@@ -591,7 +591,7 @@ test_model_fixture (gconstpointer data)
 /* Capture on the GPU stores what the CPU stores: queries, normalisers (and
  * with a scale hook each row's logit scale), and so the same exact tiles;
  * some heads of two layers (a copy per head) and every head of one layer
- * (one copy of whole rows). */
+ * (one copy of whole rows, whatever the order of the plan's list). */
 static void
 check_capture (LscModel *model, const int *layers, int n_layers, const int *heads, int n_heads,
                const LscAttentionHooks *hooks)
@@ -671,6 +671,9 @@ test_capture (void)
   const int some_layers[] = { 0, 3 }, some_heads[] = { 1, 2, 7 }, one_layer[] = { 4 };
   check_capture (model, some_layers, 2, some_heads, 3, NULL);
   check_capture (model, one_layer, 1, NULL, 0, NULL);
+  /* every head, listed out of order: still whole rows in the model's order */
+  const int all_shuffled[] = { 5, 0, 7, 2, 1, 6, 3, 4 };
+  check_capture (model, one_layer, 1, all_shuffled, 8, NULL);
   /* a scale hook: the GPU stores each row's scale as the CPU does */
   LscAttentionHooks hooks = { .scale = varied_scale };
   check_capture (model, some_layers, 2, some_heads, 3, &hooks);
