@@ -458,8 +458,13 @@ capture_layer (LscSession *s, int l, int start, int T, float scale, GError **err
                              g->qkv + (size_t) (r0 - start) * qkv_dim + (size_t) h * hd, qkv_dim,
                              all_heads ? q_dim : hd, r1 - r0, error))
         return FALSE;
-      TRY (lsc_cuda_download (g->ctx, lse + (r0 - row_start), g->lse + (size_t) h * T + (r0 - start),
-                              (r1 - r0) * sizeof (float)), "copying captured normalisers");
+      /* every head's normalisers are row_cap apart in the store: one copy
+       * (a decode step would otherwise wait on a copy per head) */
+      if ((!all_heads || h == 0)
+          && !download_rows (s, lse + (r0 - row_start), row_cap,
+                             g->lse + (size_t) h * T + (r0 - start), T, r1 - r0,
+                             all_heads ? c->n_heads : 1, error))
+        return FALSE;
       if (row_scale != NULL)
         {
           const float *mult = g->host_scale + ((size_t) l * c->n_heads + h) * T;
