@@ -129,7 +129,7 @@ LscStatus lsc_cuda_attention (LscCudaContext *ctx, float *out, int ldo, float *l
                               int n_heads, int n_kv_heads, int head_dim, int window, float scale,
                               const float *row_scale, int refine, void *work);
 /* Bytes of `work` that lets lsc_cuda_attention () run T rows split across
- * the keys (decode: T <= 4, without refine): one block per (chunk of keys,
+ * the keys (decode: T <= 4, refined or not): one block per (chunk of keys,
  * head, row), then a merge. 0 when T is too large to split; work may be NULL
  * to always use the tiled kernel. */
 size_t lsc_cuda_attention_workspace (int T, int n_heads, int head_dim);

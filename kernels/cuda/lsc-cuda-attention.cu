@@ -286,34 +286,42 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
 // blocks on 132 SMs, each walking the whole cache. Instead (split-K, "flash
 // decoding") each row's visible keys are cut into n_splits chunks, one block
 // per (chunk, head, row) computes its chunk's max, sum and weighted values,
-// and a second kernel merges the chunks.
+// and a second kernel merges the chunks. With refine (a captured decode
+// step, as in retrieval-head runs) a chunk also sums the capture correction
+// over its keys with p >= 1e-3 of the chunk's sum: a superset of the keys
+// whose final p >= 1e-3, the row's sum being at least the chunk's.
 #define SPLIT_THREADS 128
 #define MAX_SPLITS 128
 #define MIN_CHUNK 256
 #define MAX_CHUNK 4096
 #define SPLIT_MAX_T 4
 
-// part (T, n_heads, n_splits, 2 + hd): chunk max, chunk sum, weighted values
+// part (T, n_heads, n_splits, PART_HEAD + hd): the chunk's max, sum and
+// capture correction, and its weighted values. The sum of at most MAX_CHUNK
+// weights, summed in double and rounded once, is good to float precision.
+#define PART_HEAD 3
+
 static __global__ void __launch_bounds__ (SPLIT_THREADS)
 decode_partial_kernel (float *part, const float *q, int ldq, const float *keys, const float *values,
                        int start, int group, int hd, int kv_dim, int window, float scale,
-                       const float *row_scale, int chunk)
+                       const float *row_scale, int chunk, int refine)
 {
   extern __shared__ float S[];           // (chunk) scores, then weights
+  float *X = S + chunk;                  // with refine, (chunk) the scores kept
   __shared__ float qs[128];
   const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z, kvh = h / group;
   const int pos = start + t, first = window > 0 ? max (0, pos - window + 1) : 0;
   const int k_lo = first + split * chunk, k_hi = min (pos + 1, k_lo + chunk);
   // the row's logit scale; row_scale is (n_heads, T), T = gridDim.z
   const float rscale = row_scale != NULL ? scale * row_scale[(size_t) h * gridDim.z + t] : scale;
-  float *out = part + (((size_t) t * gridDim.y + h) * gridDim.x + split) * (2 + hd);
+  float *out = part + (((size_t) t * gridDim.y + h) * gridDim.x + split) * (PART_HEAD + hd);
 
   for (int d = threadIdx.x; d < hd; d += SPLIT_THREADS)
     qs[d] = q[(size_t) t * ldq + (size_t) h * hd + d];
   __syncthreads ();
   if (k_lo >= k_hi)   // an empty chunk (a shorter row): weight zero
     {
-      for (int d = threadIdx.x; d < hd + 2; d += SPLIT_THREADS)
+      for (int d = threadIdx.x; d < PART_HEAD + hd; d += SPLIT_THREADS)
         out[d] = d == 0 ? -INFINITY : 0.0f;
       return;
     }
@@ -344,22 +352,44 @@ decode_partial_kernel (float *part, const float *q, int ldq, const float *keys, 
   for (int k = k_lo + threadIdx.x; k < k_hi; k += SPLIT_THREADS)
     {
       float p = expf (S[k - k_lo] - mx);
+      if (refine)
+        X[k - k_lo] = S[k - k_lo];
       S[k - k_lo] = p;
       sum += p;
     }
   sum = lsc_block_reduce<SPLIT_THREADS> (sum, LscSumOp ());   // also orders the writes to S before the reads
+  double c = 0.0;
+  if (refine)
+    {
+      // each thread its own keys again: the logit in double from the same
+      // float q and k, as the tiled kernel refines
+      for (int k = k_lo + threadIdx.x; k < k_hi; k += SPLIT_THREADS)
+        {
+          float p = S[k - k_lo];
+          if (p > 0.0f && p >= REFINE_MIN_P * sum)
+            {
+              const float *kr = keys + (size_t) k * kv_dim + (size_t) kvh * hd;
+              double dot = 0.0;
+              for (int d = 0; d < hd; d++)
+                dot += (double) qs[d] * (double) kr[d];
+              c += p * expm1 ((double) rscale * dot - (double) X[k - k_lo]);
+            }
+        }
+      c = lsc_block_reduce<SPLIT_THREADS> (c, LscSumOp ());
+    }
   for (int d = threadIdx.x; d < hd; d += SPLIT_THREADS)
     {
       const float *vc = values + (size_t) kvh * hd + d;
       float acc = 0.0f;
       for (int k = k_lo; k < k_hi; k++)
         acc += S[k - k_lo] * vc[(size_t) k * kv_dim];
-      out[2 + d] = acc;
+      out[PART_HEAD + d] = acc;
     }
   if (threadIdx.x == 0)
     {
       out[0] = mx;
       out[1] = (float) sum;
+      out[2] = (float) c;
     }
 }
 
@@ -368,33 +398,35 @@ static __global__ void
 decode_merge_kernel (float *o, int ldo, float *lse, const float *part, int n_splits, int T, int hd)
 {
   const int h = blockIdx.x, t = blockIdx.y, n_heads = gridDim.x;
-  const float *p = part + ((size_t) t * n_heads + h) * n_splits * (2 + hd);
+  const float *p = part + ((size_t) t * n_heads + h) * n_splits * (PART_HEAD + hd);
   float M = -INFINITY;
   for (int i = 0; i < n_splits; i++)
-    M = fmaxf (M, p[(size_t) i * (2 + hd)]);
-  double L = 0.0;
+    M = fmaxf (M, p[(size_t) i * (PART_HEAD + hd)]);
+  double L = 0.0, C = 0.0;
   float acc = 0.0f;
   int d = threadIdx.x;
   for (int i = 0; i < n_splits; i++)
     {
-      const float *pi = p + (size_t) i * (2 + hd);
+      const float *pi = p + (size_t) i * (PART_HEAD + hd);
       if (pi[0] == -INFINITY)
         continue;
       float w = expf (pi[0] - M);
       L += (double) w * pi[1];
+      C += (double) w * pi[2];
       if (d < hd)
-        acc += w * pi[2 + d];
+        acc += w * pi[PART_HEAD + d];
     }
   if (d < hd)
     o[(size_t) t * ldo + (size_t) h * hd + d] = (float) (acc / L);
   if (lse != NULL && d == 0)
-    lse[(size_t) h * T + t] = (float) (M + log (L));
+    lse[(size_t) h * T + t] = (float) (M + log (L) + log1p (C / L));
 }
 
 extern "C" size_t
 lsc_cuda_attention_workspace (int T, int n_heads, int head_dim)
 {
-  return T > SPLIT_MAX_T ? 0 : (size_t) T * n_heads * MAX_SPLITS * (2 + head_dim) * sizeof (float);
+  return T > SPLIT_MAX_T ? 0
+                         : (size_t) T * n_heads * MAX_SPLITS * (PART_HEAD + head_dim) * sizeof (float);
 }
 
 template <int HDP>
@@ -430,12 +462,13 @@ lsc_cuda_attention (LscCudaContext *ctx, float *out, int ldo, float *lse, const 
   int pos = start + T - 1, n_vis = window > 0 ? std::min (window, pos + 1) : pos + 1;
   int n_splits = std::min (MAX_SPLITS, (n_vis + MIN_CHUNK - 1) / MIN_CHUNK);
   int chunk = (n_vis + n_splits - 1) / n_splits;
-  if (work != NULL && !refine && T <= SPLIT_MAX_T && chunk <= MAX_CHUNK)
+  if (work != NULL && T <= SPLIT_MAX_T && chunk <= MAX_CHUNK)
     {
       dim3 grid (n_splits, n_heads, T);
-      decode_partial_kernel<<<grid, SPLIT_THREADS, chunk * sizeof (float), ctx->stream>>> (
+      size_t smem = (refine ? 2 : 1) * chunk * sizeof (float);
+      decode_partial_kernel<<<grid, SPLIT_THREADS, smem, ctx->stream>>> (
           (float *) work, q, ldq, keys, values, start, n_heads / n_kv_heads, head_dim,
-          n_kv_heads * head_dim, window, scale, row_scale, chunk);
+          n_kv_heads * head_dim, window, scale, row_scale, chunk, refine);
       LscStatus status = LSC_CUDA_LAUNCHED ();
       if (status != LSC_STATUS_OK)
         return status;
