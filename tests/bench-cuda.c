@@ -17,7 +17,9 @@
  *     the plain one, and the peak device memory; then the time of one head's
  *     pyramid and statistics (lsc_attention_analyze () on the device, the
  *     mean of three heads) and what every head would take;
- *   - decode tokens/s after the first length's prompt;
+ *   - decode tokens/s after the first length's prompt and after each
+ *     captured one, and with --capture the same steps captured (every row
+ *     of every head stored as it is generated, as retrieval-head runs do);
  *   - with --capture, the longest prompt whose full capture this machine
  *     holds: device memory by the session's estimate (test-estimate checks
  *     that it equals the peak byte for byte) within what the GPU has free,
@@ -55,7 +57,7 @@ static const GOptionEntry entries[] = {
   { "dtype", 0, 0, G_OPTION_ARG_STRING, &opt_dtype, "Weights: bf16, f16 or f32", "TYPE" },
   { "lengths", 0, 0, G_OPTION_ARG_STRING, &opt_lengths, "Prefill lengths", "N,N,..." },
   { "capture", 0, 0, G_OPTION_ARG_STRING, &opt_capture, "Lengths to time with full capture", "N,.." },
-  { "decode", 0, 0, G_OPTION_ARG_INT, &opt_decode, "Decode steps after the first prefill", "N" },
+  { "decode", 0, 0, G_OPTION_ARG_INT, &opt_decode, "Decode steps after the first prefill and each captured one", "N" },
   { NULL }
 };
 
@@ -302,22 +304,23 @@ main (int argc, char **argv)
     tokens[i] = 1 + (int) ((i * 2654435761u) % (guint) (config.vocab_size - 1));
 
   g_print ("\n| tokens | prefill s | tok/s | floor tok/s | capture s | capture / plain "
-           "| peak GiB plain | peak GiB capture | pyramid s/head | all heads s | decode tok/s |\n");
-  g_print ("|---|---|---|---|---|---|---|---|---|---|---|\n");
+           "| peak GiB plain | peak GiB capture | pyramid s/head | all heads s | decode tok/s "
+           "| decode tok/s capture |\n");
+  g_print ("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (guint i = 0; i < lengths->len; i++)
     {
       int n = g_array_index (lengths, int, i);
-      int decode = i == 0 ? opt_decode : 0;
+      gboolean cap = FALSE;
+      for (guint j = 0; !ssm && j < captures->len; j++)
+        cap = cap || g_array_index (captures, int, j) == n;
+      int decode = i == 0 || cap ? opt_decode : 0;
       /* projections at the GEMM rate, attention (mean n/2 keys per row) at the kernel's */
       double attn_flops = 4.0 * n / 2 * q_dim * config.n_layers;
       double floor_s = ssm ? 0 : n * (flops_token / gemm + attn_flops / attn);
       Run plain = run (model, tokens, n, FALSE, decode);
-      gboolean cap = FALSE;
-      for (guint j = 0; !ssm && j < captures->len; j++)
-        cap = cap || g_array_index (captures, int, j) == n;
       Run with = { 0 };
       if (cap)
-        with = run (model, tokens, n, TRUE, 0);
+        with = run (model, tokens, n, TRUE, decode);
       g_print ("| %d | %.2f | %.0f | ", n, plain.seconds, n / plain.seconds);
       g_print (ssm ? "- | " : "%.0f | ", n / floor_s);
       if (cap)
@@ -327,7 +330,11 @@ main (int argc, char **argv)
       else
         g_print ("- | - | %.1f | - | - | - | ", plain.peak_gib);
       if (decode > 0)
-        g_print ("%.1f |\n", plain.decode_tok_s);
+        g_print ("%.1f | ", plain.decode_tok_s);
+      else
+        g_print ("- | ");
+      if (cap && decode > 0)
+        g_print ("%.1f |\n", with.decode_tok_s);
       else
         g_print ("- |\n");
     }
