@@ -469,12 +469,12 @@ lsc_attention_get_key (const LscAttentionStore *a, int layer, int kv_head, int p
 {
   int hd = a->head_dim, kv_dim = a->n_kv_heads * hd, n_keys = store_n_keys (a);
   if (layer < 0 || layer >= a->n_layers || kv_head < 0 || kv_head >= a->n_kv_heads
-      || pos < 0 || pos >= n_keys || (a->session == NULL && a->keys[layer] == NULL))
+      || pos < 0 || pos >= n_keys || a->layer_slot[layer] < 0)
     {
+      /* a session on the GPU keeps host keys of its captured layers only */
       g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
                    "no key for layer %d KV head %d at position %d (the store holds %d keys of "
-                   "%s layers)", layer, kv_head, pos, n_keys,
-                   a->session != NULL ? "all" : "its captured");
+                   "its captured layers)", layer, kv_head, pos, n_keys);
       return FALSE;
     }
   memcpy (out, layer_keys (a, layer) + (gsize) pos * kv_dim + kv_head * hd, hd * sizeof (float));

@@ -128,7 +128,8 @@ guint64 lsc_attention_get_bytes (const LscAttentionStore *store);
 /* out (head_dim) <- the stored post-RoPE query of (layer, head, pos). */
 gboolean lsc_attention_get_query (const LscAttentionStore *store, int layer, int head, int pos,
                                   float *out, GError **error);
-/* out (head_dim) <- the post-RoPE key of (layer, KV head, pos) from the KV cache. */
+/* out (head_dim) <- the post-RoPE key of (layer, KV head, pos) from the KV
+ * cache, for a layer the store holds. */
 gboolean lsc_attention_get_key (const LscAttentionStore *store, int layer, int kv_head, int pos,
                                 float *out, GError **error);
 /* The logit scale and normaliser of a captured row. */

@@ -407,6 +407,15 @@ test_partial_plan_and_budget (void)
   lsc_test_assert_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED, "rows [40, 41)",
                          "captured rows [50, 120)", NULL);
   g_clear_error (&error);
+  /* keys of the captured layers only, whatever the backend (a GPU session
+   * keeps no host copy of the others) */
+  float key[8];
+  g_assert_true (lsc_attention_get_key (r.store, 1, 3, 149, key, &error));
+  g_assert_false (lsc_attention_get_key (r.store, 0, 3, 149, key, &error));
+  lsc_test_assert_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
+                         "no key for layer 0 KV head 3 at position 149",
+                         "150 keys of its captured layers", NULL);
+  g_clear_error (&error);
 
   /* rewinding drops the rows past the new position */
   lsc_session_rewind (r.session, 100);
