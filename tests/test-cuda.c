@@ -654,6 +654,14 @@ check_capture (LscModel *model, const int *layers, int n_layers, const int *head
                                                       : base);
             g_assert_cmpfloat_with_epsilon (lse1, lse0, 1e-4);
           }
+        if (hi == 0)
+          {
+            /* the host copy of the layer's keys, which host tiles read */
+            float k0[64], k1[64];
+            g_assert_true (lsc_attention_get_key (a[0], l, 0, n - 1, k0, &error));
+            g_assert_true (lsc_attention_get_key (a[1], l, 0, n - 1, k1, &error));
+            assert_close (k1, k0, hd, 1e-4, 1e-5, "captured layer's key");
+          }
         g_assert_true (lsc_attention_tile (a[0], l, h, 20, n, 0, n, 0.0f, tile0, &error));
         g_assert_true (lsc_attention_tile (a[1], l, h, 20, n, 0, n, 0.0f, tile1, &error));
         g_assert_no_error (error);
@@ -788,6 +796,27 @@ static const int map_cases[][5] = {
   { 80, 7, 90, 17, 0 }, { 128, 300, 70, 0, 1 }, { 128, 0, 260, 64, 1 }, { 100, 1000, 17, 0, 0 },
 };
 
+/* out, the tile [q0, q1) x [k0, k1) of case ci, against the float64 p */
+static void
+check_map_tile (const MapCase *mc, gsize ci, int q0, int q1, int k0, int k1, const float *out)
+{
+  for (int i = q0; i < q1; i++)
+    for (int j = k0; j < k1; j++)
+      {
+        float got = out[(size_t) (i - q0) * (k1 - k0) + (j - k0)];
+        if (j < map_first (mc, i) || j > i)
+          {
+            if (!isnan (got))
+              g_error ("tile case %zu: (%d, %d) is masked, got %g", ci, i, j, got);
+            continue;
+          }
+        /* the float64 logit: p to float rounding (exp's last bit aside) */
+        double want = (float) exp (map_logit (mc, i, j, NULL) - (double) mc->lse[i - mc->row0]);
+        if (!(fabs (got - want) <= 2.5e-7 * want + 1e-30))
+          g_error ("tile case %zu: p(%d, %d) = %.9g, float64 %.9g", ci, i, j, got, want);
+      }
+}
+
 static void
 test_map_tile (void)
 {
@@ -814,21 +843,7 @@ test_map_tile (void)
           g_assert_cmpint (lsc_cuda_attention_tile (context (), &m, q0, q1, k0, k1, NAN, dout), ==,
                            LSC_STATUS_OK);
           g_autofree float *out = take_floats (dout, n);
-          for (int i = q0; i < q1; i++)
-            for (int j = k0; j < k1; j++)
-              {
-                float got = out[(size_t) (i - q0) * (k1 - k0) + (j - k0)];
-                if (j < map_first (&mc, i) || j > i)
-                  {
-                    if (!isnan (got))
-                      g_error ("tile case %zu: (%d, %d) is masked, got %g", ci, i, j, got);
-                    continue;
-                  }
-                /* the float64 logit: p to float rounding (exp's last bit aside) */
-                double want = (float) exp (map_logit (&mc, i, j, NULL) - (double) mc.lse[i - r0]);
-                if (!(fabs (got - want) <= 2.5e-7 * want + 1e-30))
-                  g_error ("tile case %zu: p(%d, %d) = %.9g, float64 %.9g", ci, i, j, got, want);
-              }
+          check_map_tile (&mc, ci, q0, q1, k0, k1, out);
         }
       /* a row outside the map's is refused */
       g_assert_cmpint (lsc_cuda_attention_tile (context (), &m, r0 - 1, r0 + 1, 0, 1, 0.0f, NULL),
@@ -836,6 +851,30 @@ test_map_tile (void)
       map_device_free (&mc, &m);
       map_case_clear (&mc);
     }
+}
+
+/* A tile taller than one launch's grid (65535 blocks of 16 rows): a million
+ * captured rows against a few keys, as a column of a 1M-token map. */
+static void
+test_map_tile_tall (void)
+{
+  if (!have_device ())
+    return;
+  const int n = 65535 * 16 + 40, hd = 2;
+  MapCase mc = { hd, 0, n, 3, hd, 0, 1.0f / sqrtf ((float) hd), NULL, NULL, NULL, NULL };
+  mc.q = random_floats ((size_t) n * hd, 1.5f);
+  mc.keys = random_floats ((size_t) mc.n_keys * mc.ldk, 1.5f);
+  mc.lse = g_new (float, n);
+  for (int i = 0; i < n; i++)
+    mc.lse[i] = (float) map_logit (&mc, i, 0, NULL) + 0.5f;   /* p(i, 0) = e^-0.5 */
+  LscCudaMap m = map_device (&mc);
+  float *dout = device_floats (NULL, (size_t) n * mc.n_keys);
+  g_assert_cmpint (lsc_cuda_attention_tile (context (), &m, 0, n, 0, mc.n_keys, NAN, dout), ==,
+                   LSC_STATUS_OK);
+  g_autofree float *out = take_floats (dout, (size_t) n * mc.n_keys);
+  check_map_tile (&mc, 0, 0, n, 0, mc.n_keys, out);
+  map_device_free (&mc, &m);
+  map_case_clear (&mc);
 }
 
 /* The pass's cells and row statistics in float64: cells (rows_b, cols_b) of
@@ -1651,6 +1690,7 @@ main (int argc, char **argv)
     }
   add_func ("/cuda/capture", test_capture);
   add_func ("/cuda/kernels/attention-tile", test_map_tile);
+  add_func ("/cuda/kernels/attention-tile-tall", test_map_tile_tall);
   add_func ("/cuda/kernels/attention-pool", test_map_pool);
   static const char *const mapped[] = { "models/stories260K/stories260K.bin",
                                         "models/random/tiny-llama", "models/random/tiny-qwen2" };

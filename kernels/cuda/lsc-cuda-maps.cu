@@ -83,12 +83,20 @@ lsc_cuda_attention_tile (LscCudaContext *ctx, const LscCudaMap *m, int q0, int q
   size_t smem = (size_t) 2 * TILE * (m->head_dim + 1) * sizeof (float);
   if (smem > 48 * 1024)
     return LSC_STATUS_UNSUPPORTED;
-  dim3 grid (lsc_cuda_blocks (k1 - k0, TILE), lsc_cuda_blocks (q1 - q0, TILE));
-  if (grid.y > MAX_GRID_Y)
-    return LSC_STATUS_INVALID_ARGUMENT;
-  tile_kernel<<<grid, dim3 (TILE, TILE), smem, ctx->stream>>> (*m, q0, q1, k0, k1, masked_value,
-                                                                out);
-  return LSC_CUDA_LAUNCHED ();
+  // a launch's grid holds MAX_GRID_Y blocks of TILE rows: taller tiles
+  // (a million-row column) take several
+  const int rows_per_launch = MAX_GRID_Y * TILE;
+  for (int r = q0, r1; r < q1; r = r1)
+    {
+      r1 = r + std::min (q1 - r, rows_per_launch);
+      dim3 grid (lsc_cuda_blocks (k1 - k0, TILE), lsc_cuda_blocks (r1 - r, TILE));
+      tile_kernel<<<grid, dim3 (TILE, TILE), smem, ctx->stream>>> (
+          *m, r, r1, k0, k1, masked_value, out + (size_t) (r - q0) * (k1 - k0));
+      LscStatus status = LSC_CUDA_LAUNCHED ();
+      if (status != LSC_STATUS_OK)
+        return status;
+    }
+  return LSC_STATUS_OK;
 }
 
 /* ---- the streaming pass ---- */
