@@ -335,6 +335,23 @@ _lsc_session_init_cuda (LscSession *s, GError **error)
       return TRUE;
     }
   s->cuda = g;
+  /* a session the GPU cannot hold stops here, saying by how much, before
+   * an upload runs out of memory part way (auto too: the CPU would run a
+   * model this size far slower than the user chose a GPU for) */
+  guint64 need = 0, host = 0;
+  size_t free_bytes = 0;
+  if (_lsc_cuda_memory (s->model, &s->params, &need, &host)
+      && lsc_cuda_mem_info (g->ctx, &free_bytes, NULL, NULL) == LSC_STATUS_OK && need > free_bytes)
+    {
+      g_autofree char *need_s = g_format_size_full (need, G_FORMAT_SIZE_IEC_UNITS);
+      g_autofree char *free_s = g_format_size_full (free_bytes, G_FORMAT_SIZE_IEC_UNITS);
+      g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_OUT_OF_MEMORY,
+                   "%s: the session needs %s of device memory for a context of %d tokens, and "
+                   "%s is free: shorten the context or run on the CPU", g->device, need_s,
+                   s->params.n_ctx, free_s);
+      _lsc_session_free_cuda (s);
+      return FALSE;
+    }
   int cap = MIN (s->params.n_ctx, BLOCK_TOKENS);
   if (s->ssm != NULL ? !_lsc_ssm_cuda_upload (s, g, error)
                      : !upload_model (s, g, error) || !alloc_blocks (s, g, cap, error))

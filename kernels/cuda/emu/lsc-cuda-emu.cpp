@@ -91,7 +91,7 @@ lsc_emu_switch:
 
 namespace {
 
-const size_t TOTAL_MEMORY = (size_t) 80 << 30;   // an H100's
+const size_t TOTAL_MEMORY = (size_t) 80 << 30;   // an H100's, unless the environment says
 const size_t SHARED_DEFAULT = 48 << 10;          // dynamic shared memory without opting in
 const size_t SHARED_OPTIN = 227 << 10;           // an H100's most per block
 const unsigned MAX_THREADS = 1024;
@@ -112,6 +112,23 @@ die (const char *fmt, ...)
 }
 
 /* ---- memory ---- */
+
+// The device's memory: LSC_CUDA_EMULATOR_MEMORY bytes when set (a test of
+// what a smaller GPU does), else an H100's. Read at each call, so that a
+// test may change it between sessions.
+size_t
+total_memory ()
+{
+  const char *v = getenv ("LSC_CUDA_EMULATOR_MEMORY");
+  return v != nullptr && *v != '\0' ? (size_t) strtoull (v, nullptr, 10) : TOTAL_MEMORY;
+}
+
+size_t
+free_memory (size_t held)
+{
+  size_t total = total_memory ();
+  return held < total ? total - held : 0;
+}
 
 struct Memory {
   std::mutex lock;
@@ -570,7 +587,7 @@ cudaGetDeviceProperties (cudaDeviceProp *prop, int device)
     return cudaErrorInvalidDevice;
   memset (prop, 0, sizeof *prop);
   snprintf (prop->name, sizeof prop->name, "Longscope CUDA emulator (CPU)");
-  prop->totalGlobalMem = TOTAL_MEMORY;
+  prop->totalGlobalMem = total_memory ();
   prop->sharedMemPerBlock = SHARED_DEFAULT;
   prop->sharedMemPerBlockOptin = SHARED_OPTIN;
   prop->maxThreadsPerBlock = MAX_THREADS;
@@ -609,7 +626,7 @@ cudaMalloc (void **ptr, size_t bytes)
   *ptr = nullptr;
   {
     std::lock_guard<std::mutex> g (m.lock);
-    if (bytes > TOTAL_MEMORY - m.held)
+    if (bytes > free_memory (m.held))
       return cudaErrorMemoryAllocation;
   }
   void *p = aligned_alloc (256, (bytes + 255) / 256 * 256);
@@ -660,8 +677,8 @@ cudaMemGetInfo (size_t *free_bytes, size_t *total_bytes)
 {
   Memory &m = memory ();
   std::lock_guard<std::mutex> g (m.lock);
-  *free_bytes = TOTAL_MEMORY - m.held;
-  *total_bytes = TOTAL_MEMORY;
+  *free_bytes = free_memory (m.held);
+  *total_bytes = total_memory ();
   return cudaSuccess;
 }
 
