@@ -895,6 +895,16 @@ pool_level (const float *max, const double *sum, const gint64 *count, int rows, 
       }
 }
 
+/* Bytes of scores a thread of the streaming pass holds at most (it takes
+ * 16 rows at a time in any case). */
+static gsize pool_scores_cap = 64 << 20;
+
+void
+_lsc_attention_set_pool_scores_cap (gsize bytes)
+{
+  pool_scores_cap = bytes;
+}
+
 /* The streaming pass on the host over rows [r0, r0 + n_rows) of the head:
  * the finest pyramid cells (cols_b per row of cells) and the sums over rows
  * of entropy, sink mass, max p and distance. */
@@ -903,12 +913,16 @@ pool_cpu (const HeadView *v, int r0, int n_rows, int sink_tokens, int block, int
           float *bmax, double *bsum, gint64 *bcount, double sums[4])
 {
   int n_keys = r0 + n_rows;
-  /* Rows a block at a time: S = Q_blk K^T by one GEMM, then p per row. The
-   * threads take whole blocks, each with its own buffer and a single-threaded
-   * OpenBLAS (never a threaded OpenBLAS inside an OpenMP region); a block
-   * covers whole pyramid rows, so no two threads pool into the same cell. */
+  /* The threads take whole blocks of rows, each with its own buffer and a
+   * single-threaded OpenBLAS (never a threaded OpenBLAS inside an OpenMP
+   * region); a block covers whole pyramid rows, so no two threads pool into
+   * the same cell. A block's rows go `sub` at a time: S = Q_sub K^T by one
+   * GEMM, then p per row. Pyramid rows are n / 512 tall, so at long
+   * contexts whole blocks would not fit (2048 rows of 1M keys: 8 GiB a
+   * thread). */
   int step = MAX (block, 16);
   int n_blocks = ceil_div (n_rows, step);
+  int sub = (int) CLAMP (pool_scores_cap / ((gsize) n_keys * sizeof (float)), 16, (gsize) step);
   double entropy = 0, sink = 0, maxp = 0, dist = 0;
   gboolean hooked = v->hooks != NULL;
   int nt = store_threads (v->a);
@@ -916,41 +930,45 @@ pool_cpu (const HeadView *v, int r0, int n_rows, int sink_tokens, int block, int
   openblas_set_num_threads (1);
 #pragma omp parallel num_threads (nt) reduction (+:entropy, sink, maxp, dist)
   {
-    float *S = g_new (float, (gsize) step * n_keys);   /* (step, n_keys) */
+    float *S = g_new (float, (gsize) sub * n_keys);   /* (sub, n_keys) */
     guint8 *buf = hooked ? g_malloc (n_keys) : NULL;
 #pragma omp for schedule (dynamic, 1)
     for (int b = 0; b < n_blocks; b++)
       {
-        int i0 = r0 + b * step, i1 = MIN (i0 + step, r0 + n_rows);
-        int kmax = i1;   /* keys [0, i1) cover every row of the block */
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, kmax, v->hd, 1.0f,
-                     v->q + (gsize) i0 * v->q_stride, v->q_stride, v->keys, v->kv_dim, 0.0f, S,
-                     kmax);
-        for (int i = i0; i < i1; i++)
+        int b0 = r0 + b * step, b1 = MIN (b0 + step, r0 + n_rows);
+        for (int i0 = b0; i0 < b1; i0 += sub)
           {
-            const float *row = S + (gsize) (i - i0) * kmax;
-            int first = row_first_key (v, i);
-            const guint8 *hidden = row_hidden (v, i, buf);
-            float s = row_scale (v, i), lse = v->lse[i];
-            float rmax = 0;
-            gsize cell_row = (gsize) ((i - r0) / block) * cols_b;
-            for (int j = first; j <= i; j++)
+            int i1 = MIN (i0 + sub, b1);
+            int kmax = i1;   /* keys [0, i1) cover every row of the GEMM */
+            cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, kmax, v->hd, 1.0f,
+                         v->q + (gsize) i0 * v->q_stride, v->q_stride, v->keys, v->kv_dim, 0.0f, S,
+                         kmax);
+            for (int i = i0; i < i1; i++)
               {
-                if (hidden != NULL && hidden[j])
-                  continue;
-                float p = expf (s * row[j] - lse);
-                rmax = fmaxf (rmax, p);
-                if (p > 0)
-                  entropy -= p * logf (p);
-                if (j < sink_tokens)
-                  sink += p;
-                dist += (double) p * (i - j);
-                gsize cell = cell_row + j / block;
-                bmax[cell] = isnan (bmax[cell]) ? p : fmaxf (bmax[cell], p);
-                bsum[cell] += p;
-                bcount[cell]++;
+                const float *row = S + (gsize) (i - i0) * kmax;
+                int first = row_first_key (v, i);
+                const guint8 *hidden = row_hidden (v, i, buf);
+                float s = row_scale (v, i), lse = v->lse[i];
+                float rmax = 0;
+                gsize cell_row = (gsize) ((i - r0) / block) * cols_b;
+                for (int j = first; j <= i; j++)
+                  {
+                    if (hidden != NULL && hidden[j])
+                      continue;
+                    float p = expf (s * row[j] - lse);
+                    rmax = fmaxf (rmax, p);
+                    if (p > 0)
+                      entropy -= p * logf (p);
+                    if (j < sink_tokens)
+                      sink += p;
+                    dist += (double) p * (i - j);
+                    gsize cell = cell_row + j / block;
+                    bmax[cell] = isnan (bmax[cell]) ? p : fmaxf (bmax[cell], p);
+                    bsum[cell] += p;
+                    bcount[cell]++;
+                  }
+                maxp += rmax;
               }
-            maxp += rmax;
           }
       }
     g_free (S);

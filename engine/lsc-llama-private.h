@@ -318,6 +318,8 @@ gboolean _lsc_attention_slot (LscAttentionStore *store, int layer, int head, flo
 /* Records query q (head_dim), the normaliser and the logit scale of (layer, head, pos). */
 void _lsc_attention_put (LscAttentionStore *store, int layer, int head, int pos, const float *q,
                          float lse, float scale);
+/* Tests: the scores the CPU's streaming pass holds per thread (64 MiB). */
+void _lsc_attention_set_pool_scores_cap (gsize bytes);
 
 /* ---- attention maps on the GPU (lsc-attention-cuda.c) ---- */
 

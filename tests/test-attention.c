@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "lsc-error.h"
+#include "lsc-llama-private.h"   /* _lsc_attention_set_pool_scores_cap () */
 #include "lsc-session.h"
 #include "lsc-tensor-reader.h"
 #include "lsc-test-util.h"
@@ -376,6 +377,50 @@ test_pyramid_and_stats (void)
     }
 }
 
+/* The streaming pass cuts a pyramid row of rows into GEMMs of fewer rows
+ * where their scores would pass its cap (at 1M tokens a pyramid row is 2048
+ * rows: 8 GiB of scores a thread): the same pyramid and statistics. 8200
+ * rows make the finest level pool 32 x 32; a cap of one byte takes 16 rows
+ * at a time. */
+static void
+test_pool_in_parts (void)
+{
+  g_autoptr(GError) error = NULL;
+  const int layers[] = { 1 }, heads[] = { 2 }, n = 8200;
+  LscSessionParams p = capture_all (FALSE);
+  p.n_ctx = n;
+  p.capture.layers = layers;
+  p.capture.n_layers = 1;
+  p.capture.heads = heads;
+  p.capture.n_heads = 1;
+  g_auto(Run) r = { 0 };
+  if (!run_model (&r, "models/random/tiny-llama", n, &p))
+    return;
+  LscAttentionPyramid *pyr[2];
+  LscHeadStats st[2];
+  for (int i = 0; i < 2; i++)
+    {
+      _lsc_attention_set_pool_scores_cap (i == 0 ? 64 << 20 : 1);
+      g_assert_true (lsc_attention_analyze (r.store, 1, 2, 4, &pyr[i], &st[i], &error));
+      g_assert_no_error (error);
+    }
+  _lsc_attention_set_pool_scores_cap (64 << 20);
+  g_assert_cmpint (pyr[0]->levels[0].block, ==, 32);
+  g_assert_cmpint (pyr[0]->n_levels, ==, pyr[1]->n_levels);
+  for (int k = 0; k < pyr[0]->n_levels; k++)
+    {
+      gsize m = (gsize) pyr[0]->levels[k].rows * pyr[0]->levels[k].cols * sizeof (float);
+      g_assert_cmpmem (pyr[0]->levels[k].max, m, pyr[1]->levels[k].max, m);
+      g_assert_cmpmem (pyr[0]->levels[k].mean, m, pyr[1]->levels[k].mean, m);
+    }
+  g_assert_cmpfloat (fabs (st[0].entropy - st[1].entropy), <=, 1e-9 * st[0].entropy);
+  g_assert_cmpfloat (fabs (st[0].mean_distance - st[1].mean_distance), <=,
+                     1e-9 * st[0].mean_distance);
+  g_assert_cmpfloat (fabs (st[0].max_prob - st[1].max_prob), <=, 1e-9 * st[0].max_prob);
+  lsc_attention_pyramid_free (pyr[0]);
+  lsc_attention_pyramid_free (pyr[1]);
+}
+
 static void
 test_partial_plan_and_budget (void)
 {
@@ -729,6 +774,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/attention/hooks", test_hooks);
   g_test_add_func ("/engine/attention/paths-agree", test_paths_agree);
   g_test_add_func ("/engine/attention/pyramid-and-stats", test_pyramid_and_stats);
+  g_test_add_func ("/engine/attention/pool-in-parts", test_pool_in_parts);
   g_test_add_func ("/engine/attention/partial-plan-and-budget", test_partial_plan_and_budget);
   g_test_add_func ("/engine/attention/save-and-load", test_save_and_load);
   g_test_add_func ("/engine/attention/save-refuses-mask-hooks", test_save_refuses_mask_hooks);
