@@ -1512,6 +1512,60 @@ test_ssm_shared (gconstpointer data)
   check_model_parity (path, data);
 }
 
+/* A session the GPU cannot hold stops before uploading anything, with what
+ * it needs and what is free: the emulator is told it has 4 MiB, a GPU is
+ * filled but for 4 MiB. */
+static void
+test_backend_memory (void)
+{
+  if (!have_device ())
+    return;
+  g_autoptr(GError) error = NULL;
+  LscModelConfig config;
+  g_assert_true (lsc_model_config_init_shape (&config, "stories260K-shape"));
+  g_autoptr(LscModel) model = lsc_model_new_synthetic (&config, LSC_DTYPE_F32, 7, &error);
+  g_assert_no_error (error);
+  LscSessionParams p;
+  lsc_session_params_init (&p);
+  p.n_ctx = 4096;
+  /* the session's estimate: 5 MiB of KV cache, 4096-token buffers */
+  LscEstimateParams ep;
+  lsc_estimate_params_init (&ep);
+  ep.session = p;
+  ep.session.backend = LSC_BACKEND_CUDA;
+  ep.prefill_gflops = ep.decode_gbps = 1;
+  LscEstimate est;
+  g_assert_true (lsc_estimate_run (model, &ep, &est, &error));
+  g_autofree char *need = g_format_size_full (est.device_bytes, G_FORMAT_SIZE_IEC_UNITS);
+  g_autofree char *want = g_strdup_printf ("the session needs %s of device memory for a context "
+                                           "of 4096 tokens, and ", need);
+  void *hog = NULL;
+#if LSC_CUDA_EMULATOR
+  g_setenv ("LSC_CUDA_EMULATOR_MEMORY", "4194304", TRUE);
+#else
+  size_t free_bytes = 0;
+  g_assert_cmpint (lsc_cuda_mem_info (context (), &free_bytes, NULL, NULL), ==, LSC_STATUS_OK);
+  g_assert_cmpint (lsc_cuda_alloc (context (), &hog, free_bytes - (4 << 20)), ==, LSC_STATUS_OK);
+#endif
+  for (int b = 0; b < 2; b++)
+    {
+      p.backend = b ? LSC_BACKEND_CUDA : LSC_BACKEND_AUTO;
+      g_autoptr(LscSession) s = lsc_session_new (model, &p, &error);
+      g_assert_null (s);
+      lsc_test_assert_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_OUT_OF_MEMORY, want,
+                             "free: shorten the context or run on the CPU", NULL);
+      g_clear_error (&error);
+    }
+#if LSC_CUDA_EMULATOR
+  g_unsetenv ("LSC_CUDA_EMULATOR_MEMORY");
+#endif
+  lsc_cuda_free (context (), hog);
+  /* with the memory back, the same session runs on the GPU */
+  g_autoptr(LscSession) s = lsc_session_new (model, &p, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (lsc_session_get_backend (s), ==, LSC_BACKEND_CUDA);
+}
+
 #endif /* LSC_HAVE_CUDA */
 
 /* ---- backend selection (runs everywhere) ---- */
@@ -1617,60 +1671,6 @@ test_backend_selection (void)
                             device ? "attention mask hooks" : "CUDA"));
 }
 
-/* A session the GPU cannot hold stops before uploading anything, with what
- * it needs and what is free: the emulator is told it has 4 MiB, a GPU is
- * filled but for 4 MiB. */
-static void
-test_backend_memory (void)
-{
-  if (!have_device ())
-    return;
-  g_autoptr(GError) error = NULL;
-  LscModelConfig config;
-  g_assert_true (lsc_model_config_init_shape (&config, "stories260K-shape"));
-  g_autoptr(LscModel) model = lsc_model_new_synthetic (&config, LSC_DTYPE_F32, 7, &error);
-  g_assert_no_error (error);
-  LscSessionParams p;
-  lsc_session_params_init (&p);
-  p.n_ctx = 4096;
-  /* the session's estimate: 5 MiB of KV cache, 4096-token buffers */
-  LscEstimateParams ep;
-  lsc_estimate_params_init (&ep);
-  ep.session = p;
-  ep.session.backend = LSC_BACKEND_CUDA;
-  ep.prefill_gflops = ep.decode_gbps = 1;
-  LscEstimate est;
-  g_assert_true (lsc_estimate_run (model, &ep, &est, &error));
-  g_autofree char *need = g_format_size_full (est.device_bytes, G_FORMAT_SIZE_IEC_UNITS);
-  g_autofree char *want = g_strdup_printf ("the session needs %s of device memory for a context "
-                                           "of 4096 tokens, and ", need);
-  void *hog = NULL;
-#if LSC_CUDA_EMULATOR
-  g_setenv ("LSC_CUDA_EMULATOR_MEMORY", "4194304", TRUE);
-#else
-  size_t free_bytes = 0;
-  g_assert_cmpint (lsc_cuda_mem_info (context (), &free_bytes, NULL, NULL), ==, LSC_STATUS_OK);
-  g_assert_cmpint (lsc_cuda_alloc (context (), &hog, free_bytes - (4 << 20)), ==, LSC_STATUS_OK);
-#endif
-  for (int b = 0; b < 2; b++)
-    {
-      p.backend = b ? LSC_BACKEND_CUDA : LSC_BACKEND_AUTO;
-      g_autoptr(LscSession) s = lsc_session_new (model, &p, &error);
-      g_assert_null (s);
-      lsc_test_assert_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_OUT_OF_MEMORY, want,
-                             "free: shorten the context or run on the CPU", NULL);
-      g_clear_error (&error);
-    }
-#if LSC_CUDA_EMULATOR
-  g_unsetenv ("LSC_CUDA_EMULATOR_MEMORY");
-#endif
-  lsc_cuda_free (context (), hog);
-  /* with the memory back, the same session runs on the GPU */
-  g_autoptr(LscSession) s = lsc_session_new (model, &p, &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (lsc_session_get_backend (s), ==, LSC_BACKEND_CUDA);
-}
-
 /* The tests to add: all, or those under the prefixes given as arguments
  * (the emulated build runs the suite in parts; GLib's -p skips tests under a
  * suite that holds both tests and suites). */
@@ -1707,7 +1707,6 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   only = (const char *const *) argv + 1;   /* what g_test_init () left: prefixes */
   add_func ("/cuda/backend/selection", test_backend_selection);
-  add_func ("/cuda/backend/memory", test_backend_memory);
 #if LSC_HAVE_CUDA
   add_func ("/cuda/kernels/gemm", test_gemm);
   add_func ("/cuda/kernels/embed", test_embed);
@@ -1769,6 +1768,7 @@ main (int argc, char **argv)
       g_autofree char *name = g_strdup_printf ("/cuda/ssm/%s", mambas[i] + strlen ("models/"));
       add_data_func (name, mambas[i], test_ssm_shared);
     }
+  add_func ("/cuda/backend/memory", test_backend_memory);
 #endif
   return g_test_run ();
 }
