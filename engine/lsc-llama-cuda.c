@@ -335,6 +335,28 @@ _lsc_session_init_cuda (LscSession *s, GError **error)
       return TRUE;
     }
   s->cuda = g;
+  /* a GPU whose blocks get too little shared memory for this head size's
+   * attention tiles (a T4 at head_dim 128) is like an operation the backend
+   * does not run */
+  size_t allowed = 0;
+  size_t tiles = s->ssm != NULL ? 0 : lsc_cuda_attention_shared_bytes (g->ctx, s->c.head_dim,
+                                                                       &allowed);
+  if (tiles > allowed)
+    {
+      g_autofree char *why = g_strdup_printf ("attention of head_dim %d needs %zu KiB of shared "
+                                              "memory per block, and %s allows %zu KiB",
+                                              s->c.head_dim, tiles >> 10, g->device,
+                                              allowed >> 10);
+      _lsc_session_free_cuda (s);
+      if (s->params.backend == LSC_BACKEND_CUDA)
+        {
+          g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
+                       "the CUDA backend was asked for, but %s", why);
+          return FALSE;
+        }
+      s->backend_note = g_steal_pointer (&why);
+      return TRUE;
+    }
   /* a session the GPU cannot hold stops here, saying by how much, before
    * an upload runs out of memory part way (auto too: the CPU would run a
    * model this size far slower than the user chose a GPU for) */

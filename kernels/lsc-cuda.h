@@ -128,6 +128,11 @@ LscStatus lsc_cuda_attention (LscCudaContext *ctx, float *out, int ldo, float *l
                               int ldq, const float *keys, const float *values, int start, int T,
                               int n_heads, int n_kv_heads, int head_dim, int window, float scale,
                               const float *row_scale, int refine, void *work);
+/* The shared memory per block the tiled attention kernel needs at least for
+ * head_dim, and (*allowed) what the device lets a block opt into: where it
+ * is more, lsc_cuda_attention () of more than a few rows is UNSUPPORTED
+ * (head_dim over 64 on a 64 KB GPU such as a T4). */
+size_t lsc_cuda_attention_shared_bytes (LscCudaContext *ctx, int head_dim, size_t *allowed);
 /* Bytes of `work` that lets lsc_cuda_attention () run T rows split across
  * the keys (decode: T <= 4, refined or not): one block per (chunk of keys,
  * head, row), then a merge. 0 when T is too large to split; work may be NULL

@@ -401,72 +401,102 @@ test_attention (void)
     { 2, 2, 64, 5000, 4, 3000, 3 }, { 3, 1, 3, 0, 70, 0, 3 },   { 2, 1, 36, 10, 100, 40, 3 },
     { 2, 1, 5, 600, 2, 0, 3 },    { 2, 1, 128, 0, 150, 0, 40 }, { 4, 2, 64, 3000, 2, 0, 40 },
   };
-  for (gsize ci = 0; ci < G_N_ELEMENTS (cases); ci++)
-    for (int variant = 0; variant < 4; variant++)
-      {
-        int refine = variant & 1, scaled = variant >> 1;
-        int nh = cases[ci][0], nkv = cases[ci][1], hd = cases[ci][2];
-        int start = cases[ci][3], T = cases[ci][4], window = cases[ci][5];
-        int q_dim = nh * hd, kv_dim = nkv * hd, ldq = q_dim + 3, n_keys = start + T;
-        float scale = 1.0f / sqrtf ((float) hd);
-        /* queries and keys of scale 3 (or more): peaked rows, large logits */
-        g_autofree float *q = random_floats ((size_t) T * ldq, (float) cases[ci][6]);
-        g_autofree float *k = random_floats ((size_t) (n_keys + 50) * kv_dim, 3.0f);
-        g_autofree float *v = random_floats ((size_t) (n_keys + 50) * kv_dim, 1.0f);
-        /* the cache past the block is not yet written: NaN there must not leak */
-        for (size_t i = (size_t) n_keys * kv_dim; i < (size_t) (n_keys + 50) * kv_dim; i++)
-          k[i] = v[i] = NAN;
-        float *dq = device_floats (q, (size_t) T * ldq);
-        float *dk = device_floats (k, (size_t) (n_keys + 50) * kv_dim);
-        float *dv = device_floats (v, (size_t) (n_keys + 50) * kv_dim);
-        float *dout = device_floats (NULL, (size_t) T * q_dim);
-        float *dlse = device_floats (NULL, (size_t) nh * T);
-        /* scaled: a logit scale per row (a hook's temperature), 0.3 to 3 */
-        g_autofree float *rs = NULL;
-        float *drs = NULL;
-        if (scaled)
-          {
-            rs = g_new (float, (size_t) nh * T);
-            for (int i = 0; i < nh * T; i++)
-              rs[i] = (float) g_test_rand_double_range (0.3, 3.0);
-            drs = device_floats (rs, (size_t) nh * T);
-          }
-        /* few rows take the split (decode) kernel, refined or not */
-        void *work = NULL;
-        size_t work_bytes = lsc_cuda_attention_workspace (T, nh, hd);
-        if (work_bytes > 0)
-          g_assert_cmpint (lsc_cuda_alloc (context (), &work, work_bytes), ==, LSC_STATUS_OK);
-        g_assert_cmpint (lsc_cuda_attention (context (), dout, q_dim, dlse, dq, ldq, dk, dv, start,
-                                             T, nh, nkv, hd, window, scale, drs, refine, work),
-                         ==, LSC_STATUS_OK);
-        g_autofree float *out = take_floats (dout, (size_t) T * q_dim);
-        g_autofree float *lse = take_floats (dlse, (size_t) nh * T);
-        assert_finite (out, (size_t) T * q_dim, "attention");
-        g_autofree float *ref = g_new (float, (size_t) T * q_dim);
-        g_autofree double *lse64 = g_new (double, (size_t) nh * T);
-        attention_ref (ref, lse64, q, ldq, k, v, start, T, nh, nkv, hd, window, scale, rs);
-        /* float logits round in proportion to their size, the output with them */
-        double big = cases[ci][6] / 3.0;
-        for (int i = 0; scaled && i < nh * T; i++)
-          big = MAX (big, cases[ci][6] / 3.0 * rs[i]);
-        assert_close (out, ref, (size_t) T * q_dim, 1e-4 * big, 1e-5 * big, "attention");
-        for (int i = 0; i < nh * T; i++)
-          {
-            /* refined: the float64 normaliser to float rounding; else float
-             * sums, whose error grows with the logits (and their scale) */
-            double tol = refine ? 1e-6 + 1.2e-7 * fabs (lse64[i])
-                                : 2e-5 * cases[ci][6] / 3 * (scaled ? MAX (1.0, rs[i]) : 1.0);
-            if (fabs (lse[i] - lse64[i]) > tol)
-              g_error ("attention case %zu refine %d scaled %d: lse[%d] = %.9g, float64 %.9g", ci,
-                       refine, scaled, i, lse[i], lse64[i]);
-          }
-        if (drs != NULL)
-          g_free (take_floats (drs, (size_t) nh * T));   /* the kernel only reads it */
-        lsc_cuda_free (context (), dq);
-        lsc_cuda_free (context (), dk);
-        lsc_cuda_free (context (), dv);
-        lsc_cuda_free (context (), work);
-      }
+  /* the device's shared memory per block: an H100's 227 KiB; on the
+   * emulator also an RTX 4090's 99 KiB (values share the keys' tile at head
+   * sizes over 64) and a T4's 64 KiB (over 32; over 64 it cannot) */
+#if LSC_CUDA_EMULATOR
+  const char *limits[] = { NULL, "101376", "65536" };
+#else
+  const char *limits[] = { NULL };
+#endif
+  for (gsize li = 0; li < G_N_ELEMENTS (limits); li++)
+    for (gsize ci = 0; ci < G_N_ELEMENTS (cases); ci++)
+      for (int variant = 0; variant < 4; variant++)
+        {
+          int refine = variant & 1, scaled = variant >> 1;
+          int nh = cases[ci][0], nkv = cases[ci][1], hd = cases[ci][2];
+          int start = cases[ci][3], T = cases[ci][4], window = cases[ci][5];
+          int q_dim = nh * hd, kv_dim = nkv * hd, ldq = q_dim + 3, n_keys = start + T;
+          float scale = 1.0f / sqrtf ((float) hd);
+          LscCudaContext *ctx = context ();
+          if (limits[li] != NULL)
+            {
+              g_setenv ("LSC_CUDA_EMULATOR_SHARED", limits[li], TRUE);
+              g_assert_cmpint (lsc_cuda_context_new (&ctx, 0, NULL), ==, LSC_STATUS_OK);
+              g_unsetenv ("LSC_CUDA_EMULATOR_SHARED");
+            }
+          size_t allowed;
+          if (lsc_cuda_attention_shared_bytes (ctx, hd, &allowed) > allowed && T > 4)
+            {
+              /* more than a decode step's rows take the tiled kernel */
+              g_assert_cmpint (lsc_cuda_attention (ctx, NULL, q_dim, NULL, NULL, ldq, NULL, NULL,
+                                                   start, T, nh, nkv, hd, window, scale, NULL,
+                                                   refine, NULL), ==, LSC_STATUS_UNSUPPORTED);
+              if (ctx != context ())
+                lsc_cuda_context_free (ctx);
+              continue;
+            }
+          /* queries and keys of scale 3 (or more): peaked rows, large logits */
+          g_autofree float *q = random_floats ((size_t) T * ldq, (float) cases[ci][6]);
+          g_autofree float *k = random_floats ((size_t) (n_keys + 50) * kv_dim, 3.0f);
+          g_autofree float *v = random_floats ((size_t) (n_keys + 50) * kv_dim, 1.0f);
+          /* the cache past the block is not yet written: NaN there must not leak */
+          for (size_t i = (size_t) n_keys * kv_dim; i < (size_t) (n_keys + 50) * kv_dim; i++)
+            k[i] = v[i] = NAN;
+          float *dq = device_floats (q, (size_t) T * ldq);
+          float *dk = device_floats (k, (size_t) (n_keys + 50) * kv_dim);
+          float *dv = device_floats (v, (size_t) (n_keys + 50) * kv_dim);
+          float *dout = device_floats (NULL, (size_t) T * q_dim);
+          float *dlse = device_floats (NULL, (size_t) nh * T);
+          /* scaled: a logit scale per row (a hook's temperature), 0.3 to 3 */
+          g_autofree float *rs = NULL;
+          float *drs = NULL;
+          if (scaled)
+            {
+              rs = g_new (float, (size_t) nh * T);
+              for (int i = 0; i < nh * T; i++)
+                rs[i] = (float) g_test_rand_double_range (0.3, 3.0);
+              drs = device_floats (rs, (size_t) nh * T);
+            }
+          /* few rows take the split (decode) kernel, refined or not */
+          void *work = NULL;
+          size_t work_bytes = lsc_cuda_attention_workspace (T, nh, hd);
+          if (work_bytes > 0)
+            g_assert_cmpint (lsc_cuda_alloc (context (), &work, work_bytes), ==, LSC_STATUS_OK);
+          g_assert_cmpint (lsc_cuda_attention (ctx, dout, q_dim, dlse, dq, ldq, dk, dv, start, T,
+                                               nh, nkv, hd, window, scale, drs, refine, work),
+                           ==, LSC_STATUS_OK);
+          g_assert_cmpint (lsc_cuda_sync (ctx), ==, LSC_STATUS_OK);
+          if (ctx != context ())
+            lsc_cuda_context_free (ctx);
+          g_autofree float *out = take_floats (dout, (size_t) T * q_dim);
+          g_autofree float *lse = take_floats (dlse, (size_t) nh * T);
+          assert_finite (out, (size_t) T * q_dim, "attention");
+          g_autofree float *ref = g_new (float, (size_t) T * q_dim);
+          g_autofree double *lse64 = g_new (double, (size_t) nh * T);
+          attention_ref (ref, lse64, q, ldq, k, v, start, T, nh, nkv, hd, window, scale, rs);
+          /* float logits round in proportion to their size, the output with them */
+          double big = cases[ci][6] / 3.0;
+          for (int i = 0; scaled && i < nh * T; i++)
+            big = MAX (big, cases[ci][6] / 3.0 * rs[i]);
+          assert_close (out, ref, (size_t) T * q_dim, 1e-4 * big, 1e-5 * big, "attention");
+          for (int i = 0; i < nh * T; i++)
+            {
+              /* refined: the float64 normaliser to float rounding; else float
+               * sums, whose error grows with the logits (and their scale) */
+              double tol = refine ? 1e-6 + 1.2e-7 * fabs (lse64[i])
+                                  : 2e-5 * cases[ci][6] / 3 * (scaled ? MAX (1.0, rs[i]) : 1.0);
+              if (fabs (lse[i] - lse64[i]) > tol)
+                g_error ("attention case %zu refine %d scaled %d: lse[%d] = %.9g, float64 %.9g", ci,
+                         refine, scaled, i, lse[i], lse64[i]);
+            }
+          if (drs != NULL)
+            g_free (take_floats (drs, (size_t) nh * T));   /* the kernel only reads it */
+          lsc_cuda_free (context (), dq);
+          lsc_cuda_free (context (), dk);
+          lsc_cuda_free (context (), dv);
+          lsc_cuda_free (context (), work);
+        }
 }
 
 /* ---- whole models ---- */
@@ -1566,6 +1596,64 @@ test_backend_memory (void)
   g_assert_cmpint (lsc_session_get_backend (s), ==, LSC_BACKEND_CUDA);
 }
 
+/* Shared memory per block: a head size whose tiles a GPU cannot hold (a
+ * T4's 64 KiB at head_dim 128) runs on the CPU under auto, with the reason,
+ * and is refused under cuda; with 99 KiB (an RTX 4090) the values share the
+ * keys' tile and the logits match the CPU's. Emulator only: its limit can
+ * be set. */
+static void
+test_backend_shared_memory (void)
+{
+  if (!have_device ())
+    return;
+#if LSC_CUDA_EMULATOR
+  g_autoptr(GError) error = NULL;
+  LscModelConfig config;
+  g_assert_true (lsc_model_config_init_shape (&config, "stories260K-shape"));
+  config.head_dim = 128;   /* explicit, above dim / n_heads */
+  g_autoptr(LscModel) model = lsc_model_new_synthetic (&config, LSC_DTYPE_F32, 7, &error);
+  g_assert_no_error (error);
+  LscSessionParams p;
+  lsc_session_params_init (&p);
+  p.n_ctx = 128;
+
+  g_setenv ("LSC_CUDA_EMULATOR_SHARED", "65536", TRUE);
+  p.backend = LSC_BACKEND_AUTO;
+  g_autoptr(LscSession) s = lsc_session_new (model, &p, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (lsc_session_get_backend (s), ==, LSC_BACKEND_CPU);
+  g_assert_cmpstr (lsc_session_get_backend_note (s), ==,
+                   "attention of head_dim 128 needs 84 KiB of shared memory per block, and "
+                   "Longscope CUDA emulator (CPU) allows 64 KiB");
+  p.backend = LSC_BACKEND_CUDA;
+  g_assert_null (lsc_session_new (model, &p, &error));
+  lsc_test_assert_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
+                         "the CUDA backend was asked for, but attention of head_dim 128", NULL);
+  g_clear_error (&error);
+
+  g_setenv ("LSC_CUDA_EMULATOR_SHARED", "101376", TRUE);
+  gint32 tokens[70];
+  for (int i = 0; i < 70; i++)
+    tokens[i] = 1 + (i * 37) % 500;
+  int vocab = config.vocab_size;
+  g_autofree float *logits = g_new (float, (size_t) 2 * 70 * vocab);
+  for (int b = 0; b < 2; b++)
+    {
+      p.backend = b ? LSC_BACKEND_CUDA : LSC_BACKEND_CPU;
+      g_autoptr(LscSession) sb = lsc_session_new (model, &p, &error);
+      g_assert_no_error (error);
+      g_assert_true (lsc_session_eval (sb, tokens, 70, logits + (size_t) b * 70 * vocab, TRUE,
+                                       NULL, NULL, &error));
+      g_assert_no_error (error);
+    }
+  g_unsetenv ("LSC_CUDA_EMULATOR_SHARED");
+  double diff = max_rel_diff (logits + (size_t) 70 * vocab, logits, (size_t) 70 * vocab);
+  g_assert_cmpfloat (diff, <, 1e-5);
+#else
+  g_test_skip ("the emulator's shared memory limit can be set, a GPU's cannot");
+#endif
+}
+
 #endif /* LSC_HAVE_CUDA */
 
 /* ---- backend selection (runs everywhere) ---- */
@@ -1769,6 +1857,7 @@ main (int argc, char **argv)
       add_data_func (name, mambas[i], test_ssm_shared);
     }
   add_func ("/cuda/backend/memory", test_backend_memory);
+  add_func ("/cuda/backend/shared-memory", test_backend_shared_memory);
 #endif
   return g_test_run ();
 }

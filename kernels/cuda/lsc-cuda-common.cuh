@@ -17,6 +17,7 @@ struct _LscCudaContext {
   int device;
   cudaStream_t stream;
   cublasHandle_t blas;
+  size_t smem_optin;    // the most dynamic shared memory a block may opt into
   size_t held;          // bytes allocated through lsc_cuda_alloc now
   size_t peak;          // the most ever held at once
   std::unordered_map<void *, size_t> sizes;   // of each live allocation

@@ -76,17 +76,16 @@ lsc_cuda_context_new (LscCudaContext **out, int device, char *name)
   if (device < 0 || device >= n)
     return LSC_STATUS_INVALID_ARGUMENT;
   LSC_CUDA_CHECK (cudaSetDevice (device));
+  cudaDeviceProp prop;
+  LSC_CUDA_CHECK (cudaGetDeviceProperties (&prop, device));
   if (name != NULL)
-    {
-      cudaDeviceProp prop;
-      LSC_CUDA_CHECK (cudaGetDeviceProperties (&prop, device));
-      snprintf (name, 256, "%s", prop.name);
-    }
+    snprintf (name, 256, "%s", prop.name);
 
   LscCudaContext *ctx = new (std::nothrow) LscCudaContext ();
   if (ctx == NULL)
     return LSC_STATUS_OUT_OF_MEMORY;
   ctx->device = device;
+  ctx->smem_optin = prop.sharedMemPerBlockOptin;
   cudaError_t err = cudaStreamCreateWithFlags (&ctx->stream, cudaStreamNonBlocking);
   if (err != cudaSuccess)
     {

@@ -93,7 +93,8 @@ namespace {
 
 const size_t TOTAL_MEMORY = (size_t) 80 << 30;   // an H100's, unless the environment says
 const size_t SHARED_DEFAULT = 48 << 10;          // dynamic shared memory without opting in
-const size_t SHARED_OPTIN = 227 << 10;           // an H100's most per block
+const size_t SHARED_OPTIN = 227 << 10;           // an H100's most per block, unless the
+                                                 // environment says
 const unsigned MAX_THREADS = 1024;
 
 [[noreturn]] void
@@ -121,6 +122,16 @@ total_memory ()
 {
   const char *v = getenv ("LSC_CUDA_EMULATOR_MEMORY");
   return v != nullptr && *v != '\0' ? (size_t) strtoull (v, nullptr, 10) : TOTAL_MEMORY;
+}
+
+// The most dynamic shared memory a kernel may opt into:
+// LSC_CUDA_EMULATOR_SHARED bytes when set (99 KiB is an RTX 4090's, 64 KiB
+// a T4's), else an H100's 227 KiB.
+size_t
+shared_optin ()
+{
+  const char *v = getenv ("LSC_CUDA_EMULATOR_SHARED");
+  return v != nullptr && *v != '\0' ? (size_t) strtoull (v, nullptr, 10) : SHARED_OPTIN;
 }
 
 size_t
@@ -459,7 +470,7 @@ cudaError_t
 lsc_emu_func_set_attribute (cudaFuncAttribute attr, int value)
 {
   if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0
-      || (size_t) value > SHARED_OPTIN)
+      || (size_t) value > shared_optin ())
     return last_error = cudaErrorInvalidValue;
   Memory &m = memory ();
   std::lock_guard<std::mutex> g (m.lock);
@@ -589,7 +600,7 @@ cudaGetDeviceProperties (cudaDeviceProp *prop, int device)
   snprintf (prop->name, sizeof prop->name, "Longscope CUDA emulator (CPU)");
   prop->totalGlobalMem = total_memory ();
   prop->sharedMemPerBlock = SHARED_DEFAULT;
-  prop->sharedMemPerBlockOptin = SHARED_OPTIN;
+  prop->sharedMemPerBlockOptin = shared_optin ();
   prop->maxThreadsPerBlock = MAX_THREADS;
   prop->multiProcessorCount = 1;
   prop->warpSize = 32;
