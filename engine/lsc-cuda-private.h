@@ -37,7 +37,7 @@ struct _LscCudaState {
   float *x;                      /* (cap, dim) residual stream */
   float *xb;                     /* (cap, at least dim): the normalised stream */
   float *logits;                 /* (min(cap, LSC_CUDA_LOGIT_ROWS), vocab) */
-  void *x_half;                  /* (2, cap, widest GEMM input) 16-bit GEMM inputs */
+  void *x_half;                  /* 16-bit GEMM inputs: lsc_cuda_gemm_scratch_bytes (cap, widest) */
   guint64 host_bytes;            /* host buffers (lsc_session_get_memory ()) */
 
   LscSsmCuda *ssm;               /* Mamba; the rest is the transformer's */

@@ -244,7 +244,7 @@ alloc_blocks (LscSession *s, LscCudaState *g, int cap, GError **error)
   g->cap = cap;
   TRY (lsc_cuda_alloc (g->ctx, (void **) &g->tokens, cap * sizeof (int32_t)),
        "allocating device buffers");
-  TRY (lsc_cuda_alloc (g->ctx, &g->x_half, (size_t) cap * widest * 2 * sizeof (guint16)),
+  TRY (lsc_cuda_alloc (g->ctx, &g->x_half, lsc_cuda_gemm_scratch_bytes (cap, widest)),
        "allocating device buffers");
   TRY (lsc_cuda_alloc (g->ctx, &g->attn_work,
                        lsc_cuda_attention_workspace (MIN (cap, 4), c->n_heads, c->head_dim)),
@@ -429,7 +429,7 @@ _lsc_cuda_memory (const LscModel *model, const LscSessionParams *params, guint64
   guint64 cap = MIN (params->n_ctx, BLOCK_TOKENS);
   guint64 widest = MAX (MAX ((guint64) c->dim, q_dim), (guint64) c->hidden_dim);
   guint64 vocab = output != NULL ? output->shape[0] : embd != NULL ? embd->shape[0] : 0;
-  dev += cap * sizeof (int32_t) + cap * widest * 2 * sizeof (guint16)
+  dev += cap * sizeof (int32_t) + lsc_cuda_gemm_scratch_bytes ((int) cap, (int) widest)
          + lsc_cuda_attention_workspace ((int) MIN (cap, 4), c->n_heads, c->head_dim);
   guint64 floats = cap * c->head_dim + cap * c->dim + cap * MAX ((guint64) c->dim, q_dim)
                    + cap * c->dim + cap * (q_dim + 2 * kv_dim) + cap * 2 * c->hidden_dim

@@ -135,8 +135,7 @@ _lsc_ssm_cuda_upload (LscSession *s, LscCudaState *g, GError **error)
   int cap = g->cap = MIN (s->params.n_ctx, LSC_CUDA_BLOCK_TOKENS);
   TRY (lsc_cuda_alloc (g->ctx, (void **) &g->tokens, cap * sizeof (int32_t)),
        "allocating device buffers");
-  TRY (lsc_cuda_alloc (g->ctx, &g->x_half,
-                       (size_t) cap * sh->widest * 2 * sizeof (guint16)),
+  TRY (lsc_cuda_alloc (g->ctx, &g->x_half, lsc_cuda_gemm_scratch_bytes (cap, sh->widest)),
        "allocating device buffers");
   if (!_lsc_cuda_upload_floats (g, &g->x, NULL, (size_t) cap * c->dim, error)
       || !_lsc_cuda_upload_floats (g, &g->xb, NULL, (size_t) cap * c->dim, error)
@@ -192,7 +191,7 @@ _lsc_ssm_cuda_memory (const LscModel *model, const LscSessionParams *params,
   if (out == NULL)
     out = lsc_model_get_weight (model, LSC_TENSOR_TOKEN_EMBD, -1);
   guint64 vocab = out != NULL ? out->shape[0] : 0;
-  dev += cap * sizeof (int32_t) + cap * sh.widest * 2 * sizeof (guint16);
+  dev += cap * sizeof (int32_t) + lsc_cuda_gemm_scratch_bytes ((int) cap, sh.widest);
   floats += cap * c->dim * 2 + MIN (cap, LSC_CUDA_LOGIT_ROWS) * vocab + cap * sh.n_in
             + cap * sh.n_conv + (sh.m2 ? 0 : cap * (sh.R + 2 * sh.N)) + cap * sh.H + cap * sh.E
             + cap * c->dim;

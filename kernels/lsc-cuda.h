@@ -65,13 +65,18 @@ LscStatus lsc_cuda_sync (LscCudaContext *ctx);
 
 /* Y (T, d; ldy) <- X (T, n; ldx) W^T for W (d, n) in dtype (F32, F16 or
  * BF16), all device. Half-precision W needs x_half: device scratch of
- * 2 * T * n 16-bit values (NULL for F32). Tensor cores multiply W by X split
- * into two 16-bit halves, X = hi + lo to about 2^-17, in two GEMMs: the
- * result is W times the float32 X, as on the CPU, not times X rounded to
- * W's 8 or 11 bits of mantissa (which moved logits of small random models by
- * 4 %). */
+ * lsc_cuda_gemm_scratch_bytes (T, n) (NULL for F32). Tensor cores multiply W
+ * by X split into two 16-bit halves, X = hi + lo to about 2^-17, in two
+ * GEMMs: the result is W times the float32 X, as on the CPU, not times X
+ * rounded to W's 8 or 11 bits of mantissa (which moved logits of small
+ * random models by 4 %). F16's 5-bit exponent cannot hold every float32:
+ * each row of X is scaled by a power of two first (its largest |x| to
+ * [2^13, 2^14)) and its row of Y scaled back, so that nothing overflows
+ * 65504 and small rows keep their precision. */
 LscStatus lsc_cuda_gemm_xwt (LscCudaContext *ctx, float *y, int ldy, const float *x, int ldx,
                              int T, const void *w, LscDType dtype, int d, int n, void *x_half);
+/* Bytes of x_half for T rows of n: the two halves and the rows' scales. */
+size_t lsc_cuda_gemm_scratch_bytes (int T, int n);
 
 /* out (T, dim) <- rows tokens[t] of table (vocab, dim) in dtype, widened;
  * tokens (T) device int32, already checked to be < vocab. */

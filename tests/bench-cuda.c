@@ -98,7 +98,7 @@ gemm_rate (const LscModelConfig *c, LscDType dtype, int T, double *flops_per_tok
   if (lsc_cuda_alloc (ctx, &x, (size_t) T * widest * 4) != LSC_STATUS_OK
       || lsc_cuda_alloc (ctx, &y, (size_t) T * tallest * 4) != LSC_STATUS_OK
       || lsc_cuda_alloc (ctx, &w, (size_t) tallest * widest * 4) != LSC_STATUS_OK
-      || lsc_cuda_alloc (ctx, &half, (size_t) 2 * T * widest * 2) != LSC_STATUS_OK)
+      || lsc_cuda_alloc (ctx, &half, lsc_cuda_gemm_scratch_bytes (T, widest)) != LSC_STATUS_OK)
     die ("allocating GEMM buffers", NULL);
   double flops = 0.0, best = 1e30;
   for (guint i = 0; i < G_N_ELEMENTS (shapes); i++)

@@ -128,54 +128,58 @@ test_gemm (void)
   const int shapes[][4] = { { 1, 1, 1, 0 }, { 3, 17, 33, 5 }, { 8, 64, 64, 0 },
                             { 37, 129, 257, 3 }, { 130, 300, 96, 0 }, { 1, 1000, 2048, 0 } };
   const LscDType dtypes[] = { LSC_DTYPE_F32, LSC_DTYPE_F16, LSC_DTYPE_BF16 };
-  for (gsize di = 0; di < G_N_ELEMENTS (dtypes); di++)
-    for (gsize si = 0; si < G_N_ELEMENTS (shapes); si++)
-      {
-        LscDType dt = dtypes[di];
-        int T = shapes[si][0], d = shapes[si][1], n = shapes[si][2];
-        int ldx = n + shapes[si][3], ldy = d + shapes[si][3];
-        g_autofree float *x = random_floats ((size_t) T * ldx, 1.0f);
-        g_autofree float *wf = random_floats ((size_t) d * n, 1.0f);
-        size_t wbytes = lsc_dtype_row_bytes (dt, n) * d;
-        g_autofree guint16 *wh = g_new (guint16, (size_t) d * n);
-        if (dt != LSC_DTYPE_F32)
-          lsc_from_f32 (wh, wf, dt, (size_t) d * n);
-        const void *w = dt == LSC_DTYPE_F32 ? (const void *) wf : (const void *) wh;
+  /* activations of 1, tiny ones (f16's subnormals) and ones past f16's 65504 */
+  const float amplitudes[] = { 1.0f, 1e-4f, 7e4f };
+  for (gsize ai = 0; ai < G_N_ELEMENTS (amplitudes); ai++)
+    for (gsize di = 0; di < G_N_ELEMENTS (dtypes); di++)
+      for (gsize si = 0; si < G_N_ELEMENTS (shapes); si++)
+        {
+          LscDType dt = dtypes[di];
+          int T = shapes[si][0], d = shapes[si][1], n = shapes[si][2];
+          int ldx = n + shapes[si][3], ldy = d + shapes[si][3];
+          g_autofree float *x = random_floats ((size_t) T * ldx, amplitudes[ai]);
+          g_autofree float *wf = random_floats ((size_t) d * n, 1.0f);
+          size_t wbytes = lsc_dtype_row_bytes (dt, n) * d;
+          g_autofree guint16 *wh = g_new (guint16, (size_t) d * n);
+          if (dt != LSC_DTYPE_F32)
+            lsc_from_f32 (wh, wf, dt, (size_t) d * n);
+          const void *w = dt == LSC_DTYPE_F32 ? (const void *) wf : (const void *) wh;
 
-        float *dx = device_floats (x, (size_t) T * ldx);
-        float *dy = device_floats (NULL, (size_t) T * ldy);
-        void *dw = device_bytes (w, wbytes);
-        void *half = NULL;
-        if (dt != LSC_DTYPE_F32)
-          g_assert_cmpint (lsc_cuda_alloc (context (), &half, (size_t) 2 * T * n * 2), ==,
-                           LSC_STATUS_OK);
-        g_assert_cmpint (lsc_cuda_gemm_xwt (context (), dy, ldy, dx, ldx, T, dw, dt, d, n, half),
-                         ==, LSC_STATUS_OK);
-        g_autofree float *y = take_floats (dy, (size_t) T * ldy);
-        assert_finite (y, (size_t) T * ldy, "gemm");
-        g_autofree float *wrow = g_new (float, n);
-        for (int i = 0; i < d; i++)
-          {
-            lsc_to_f32 (wrow, (const guint8 *) w + lsc_dtype_row_bytes (dt, n) * i, dt, n);
-            for (int t = 0; t < T; t++)
-              {
-                /* W times the float32 X, whatever W's type (X goes in two halves) */
-                double ref = 0.0, mag = 0.0;
-                for (int j = 0; j < n; j++)
-                  {
-                    ref += (double) wrow[j] * x[(size_t) t * ldx + j];
-                    mag += fabs ((double) wrow[j] * x[(size_t) t * ldx + j]);
-                  }
-                double err = fabs (y[(size_t) t * ldy + i] - ref);
-                if (err > (dt == LSC_DTYPE_F32 ? 1e-5 : 2e-5) * mag + 1e-7)
-                  g_error ("gemm %s T=%d d=%d n=%d: y[%d][%d] = %.9g, expected %.9g",
-                           lsc_dtype_name (dt), T, d, n, t, i, y[(size_t) t * ldy + i], ref);
-              }
-          }
-        lsc_cuda_free (context (), dx);
-        lsc_cuda_free (context (), dw);
-        lsc_cuda_free (context (), half);
-      }
+          float *dx = device_floats (x, (size_t) T * ldx);
+          float *dy = device_floats (NULL, (size_t) T * ldy);
+          void *dw = device_bytes (w, wbytes);
+          void *half = NULL;
+          if (dt != LSC_DTYPE_F32)
+            g_assert_cmpint (lsc_cuda_alloc (context (), &half, lsc_cuda_gemm_scratch_bytes (T, n)),
+                             ==, LSC_STATUS_OK);
+          g_assert_cmpint (lsc_cuda_gemm_xwt (context (), dy, ldy, dx, ldx, T, dw, dt, d, n, half),
+                           ==, LSC_STATUS_OK);
+          g_autofree float *y = take_floats (dy, (size_t) T * ldy);
+          assert_finite (y, (size_t) T * ldy, "gemm");
+          g_autofree float *wrow = g_new (float, n);
+          for (int i = 0; i < d; i++)
+            {
+              lsc_to_f32 (wrow, (const guint8 *) w + lsc_dtype_row_bytes (dt, n) * i, dt, n);
+              for (int t = 0; t < T; t++)
+                {
+                  /* W times the float32 X, whatever W's type (X goes in two halves) */
+                  double ref = 0.0, mag = 0.0;
+                  for (int j = 0; j < n; j++)
+                    {
+                      ref += (double) wrow[j] * x[(size_t) t * ldx + j];
+                      mag += fabs ((double) wrow[j] * x[(size_t) t * ldx + j]);
+                    }
+                  double err = fabs (y[(size_t) t * ldy + i] - ref);
+                  if (err > (dt == LSC_DTYPE_F32 ? 1e-5 : 2e-5) * mag + 1e-7 * amplitudes[ai])
+                    g_error ("gemm %s T=%d d=%d n=%d |x| %g: y[%d][%d] = %.9g, expected %.9g",
+                             lsc_dtype_name (dt), T, d, n, amplitudes[ai], t, i,
+                             y[(size_t) t * ldy + i], ref);
+                }
+            }
+          lsc_cuda_free (context (), dx);
+          lsc_cuda_free (context (), dw);
+          lsc_cuda_free (context (), half);
+        }
 }
 
 static void

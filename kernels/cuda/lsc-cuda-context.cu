@@ -6,6 +6,7 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cfloat>
 #include <cstdio>
 #include <new>
 
@@ -243,25 +244,63 @@ lsc_cuda_sync (LscCudaContext *ctx)
 
 /* ---- projections ---- */
 
-// round to nearest even, as lsc_f32_to_f16_1 () / lsc_f32_to_bf16_1 ()
-static __device__ inline __half to_half (float v, __half) { return __float2half_rn (v); }
-static __device__ inline __nv_bfloat16 to_half (float v, __nv_bfloat16) { return __float2bfloat16_rn (v); }
-static __device__ inline float from_half (__half v) { return __half2float (v); }
-static __device__ inline float from_half (__nv_bfloat16 v) { return __bfloat162float (v); }
-
-// x (T, n; ldx) split into two 16-bit halves: hi (T, n) <- x rounded to H,
-// lo (T, n) <- the rest (x - hi) rounded to H; hi + lo holds x to ~2^-17
-template <typename H>
+// BF16 X (float32's exponents): x (T, n; ldx) split into two halves, hi
+// (T, n) <- x rounded to bf16 (to nearest even, as lsc_f32_to_bf16_1 ()),
+// lo (T, n) <- the rest (x - hi) rounded; hi + lo holds x to ~2^-17
 static __global__ void
-split_rows_kernel (H *hi, H *lo, const float *x, int ldx, int T, int n)
+split_rows_kernel (__nv_bfloat16 *hi, __nv_bfloat16 *lo, const float *x, int ldx, int T, int n)
 {
   size_t i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= (size_t) T * n)
     return;
   float v = x[(i / n) * ldx + i % n];
-  H h = to_half (v, H ());
+  __nv_bfloat16 h = __float2bfloat16_rn (v);
   hi[i] = h;
-  lo[i] = to_half (v - from_half (h), H ());
+  lo[i] = __float2bfloat16_rn (v - __bfloat162float (h));
+}
+
+// F16 X: row t of x scaled by s_t = 2^k first, k such that the row's
+// largest |x| lands in [2^13, 2^14) (clamped to float's exponents): no half
+// overflows 65504, and lo is a normal f16 for every entry above 2^-17 of
+// the row's largest. inv_scale[t] = 2^-k undoes it on Y's row, exactly. NaN
+// or Inf in a row poisons its y, as on the CPU.
+static __global__ void
+split_rows_scaled_kernel (__half *hi, __half *lo, float *inv_scale, const float *x, int ldx, int n)
+{
+  const int t = blockIdx.x;
+  const float *xr = x + (size_t) t * ldx;
+  float mx = 0.0f;
+  for (int j = threadIdx.x; j < n; j += 256)
+    mx = fmaxf (mx, fabsf (xr[j]));
+  mx = lsc_block_reduce<256> (mx, LscMaxOp ());
+  int e = 0;
+  if (mx > 0.0f && mx <= FLT_MAX)
+    frexpf (mx, &e);   // mx < 2^e
+  int k = max (-126, min (127, 14 - e));
+  float s = ldexpf (1.0f, k);
+  for (int j = threadIdx.x; j < n; j += 256)
+    {
+      float v = xr[j] * s;
+      __half h = __float2half_rn (v);
+      hi[(size_t) t * n + j] = h;
+      lo[(size_t) t * n + j] = __float2half_rn (v - __half2float (h));
+    }
+  if (threadIdx.x == 0)
+    inv_scale[t] = ldexpf (1.0f, -k);
+}
+
+static __global__ void
+scale_rows_kernel (float *y, int ldy, int T, int d, const float *inv_scale)
+{
+  size_t i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < (size_t) T * d)
+    y[(i / d) * ldy + i % d] *= inv_scale[i / d];
+}
+
+extern "C" size_t
+lsc_cuda_gemm_scratch_bytes (int T, int n)
+{
+  return (size_t) 2 * T * n * sizeof (uint16_t) + (size_t) T * sizeof (float);
 }
 
 extern "C" LscStatus
@@ -290,9 +329,10 @@ lsc_cuda_gemm_xwt (LscCudaContext *ctx, float *y, int ldy, const float *x, int l
   // CPU) and not times X rounded to 8 or 11 bits.
   cudaDataType_t type = dtype == LSC_DTYPE_F16 ? CUDA_R_16F : CUDA_R_16BF;
   uint16_t *hi = (uint16_t *) x_half, *lo = hi + count;
+  float *inv_scale = (float *) (lo + count);
   if (dtype == LSC_DTYPE_F16)
-    split_rows_kernel<<<lsc_cuda_blocks (count, 256), 256, 0, ctx->stream>>> (
-        (__half *) hi, (__half *) lo, x, ldx, T, n);
+    split_rows_scaled_kernel<<<T, 256, 0, ctx->stream>>> ((__half *) hi, (__half *) lo, inv_scale,
+                                                          x, ldx, n);
   else
     split_rows_kernel<<<lsc_cuda_blocks (count, 256), 256, 0, ctx->stream>>> (
         (__nv_bfloat16 *) hi, (__nv_bfloat16 *) lo, x, ldx, T, n);
@@ -304,7 +344,12 @@ lsc_cuda_gemm_xwt (LscCudaContext *ctx, float *y, int ldy, const float *x, int l
                                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   if (status != LSC_STATUS_OK)
     return status;
-  return lsc_cublas_status (cublasGemmEx (ctx->blas, CUBLAS_OP_T, CUBLAS_OP_N, d, T, n, &one, w,
-                                          type, n, lo, type, n, &one, y, CUDA_R_32F, ldy,
-                                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  status = lsc_cublas_status (cublasGemmEx (ctx->blas, CUBLAS_OP_T, CUBLAS_OP_N, d, T, n, &one, w,
+                                            type, n, lo, type, n, &one, y, CUDA_R_32F, ldy,
+                                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  if (status != LSC_STATUS_OK || dtype != LSC_DTYPE_F16)
+    return status;
+  scale_rows_kernel<<<lsc_cuda_blocks ((size_t) T * d, 256), 256, 0, ctx->stream>>> (y, ldy, T, d,
+                                                                                     inv_scale);
+  return LSC_CUDA_LAUNCHED ();
 }
