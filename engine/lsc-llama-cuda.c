@@ -247,7 +247,8 @@ alloc_blocks (LscSession *s, LscCudaState *g, int cap, GError **error)
   TRY (lsc_cuda_alloc (g->ctx, &g->x_half, lsc_cuda_gemm_scratch_bytes (cap, widest)),
        "allocating device buffers");
   TRY (lsc_cuda_alloc (g->ctx, &g->attn_work,
-                       lsc_cuda_attention_workspace (MIN (cap, 4), c->n_heads, c->head_dim)),
+                       lsc_cuda_attention_workspace (MIN (cap, 4), c->n_heads, c->head_dim,
+                                                     s->params.n_ctx)),
        "allocating device buffers");
   g->host_cs = LSC_COUNTED_NEW (&g->host_bytes, float, (size_t) cap * c->head_dim);
   if (s->params.hooks.scale != NULL)
@@ -430,7 +431,8 @@ _lsc_cuda_memory (const LscModel *model, const LscSessionParams *params, guint64
   guint64 widest = MAX (MAX ((guint64) c->dim, q_dim), (guint64) c->hidden_dim);
   guint64 vocab = output != NULL ? output->shape[0] : embd != NULL ? embd->shape[0] : 0;
   dev += cap * sizeof (int32_t) + lsc_cuda_gemm_scratch_bytes ((int) cap, (int) widest)
-         + lsc_cuda_attention_workspace ((int) MIN (cap, 4), c->n_heads, c->head_dim);
+         + lsc_cuda_attention_workspace ((int) MIN (cap, 4), c->n_heads, c->head_dim,
+                                         params->n_ctx);
   guint64 floats = cap * c->head_dim + cap * c->dim + cap * MAX ((guint64) c->dim, q_dim)
                    + cap * c->dim + cap * (q_dim + 2 * kv_dim) + cap * 2 * c->hidden_dim
                    + cap * c->hidden_dim + (guint64) c->n_heads * cap

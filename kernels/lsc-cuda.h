@@ -138,11 +138,12 @@ LscStatus lsc_cuda_attention (LscCudaContext *ctx, float *out, int ldo, float *l
  * is more, lsc_cuda_attention () of more than a few rows is UNSUPPORTED
  * (head_dim over 64 on a 64 KB GPU such as a T4). */
 size_t lsc_cuda_attention_shared_bytes (LscCudaContext *ctx, int head_dim, size_t *allowed);
-/* Bytes of `work` that lets lsc_cuda_attention () run T rows split across
- * the keys (decode: T <= 4, refined or not): one block per (chunk of keys,
- * head, row), then a merge. 0 when T is too large to split; work may be NULL
- * to always use the tiled kernel. */
-size_t lsc_cuda_attention_workspace (int T, int n_heads, int head_dim);
+/* Bytes of `work` that lets lsc_cuda_attention () run T rows that see at
+ * most n_keys keys (the session's n_ctx) split across the keys (decode:
+ * T <= 4, refined or not): one block per (chunk of keys, head, row), then a
+ * merge. 0 when T is too large to split; work may be NULL to always use the
+ * tiled kernel. */
+size_t lsc_cuda_attention_workspace (int T, int n_heads, int head_dim, int n_keys);
 
 /* ---- attention maps from a capture (the CPU twin is engine/lsc-attention.c) ---- */
 

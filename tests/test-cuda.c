@@ -404,6 +404,7 @@ test_attention (void)
     { 2, 2, 16, 0, 1, 0, 3 },     { 2, 1, 64, 1000, 3, 17, 3 }, { 4, 1, 128, 20000, 2, 0, 3 },
     { 2, 2, 64, 5000, 4, 3000, 3 }, { 3, 1, 3, 0, 70, 0, 3 },   { 2, 1, 36, 10, 100, 40, 3 },
     { 2, 1, 5, 600, 2, 0, 3 },    { 2, 1, 128, 0, 150, 0, 40 }, { 4, 2, 64, 3000, 2, 0, 40 },
+    { 1, 1, 8, 600000, 1, 0, 3 },   /* past 128 chunks of 4096: 512 splits */
   };
   /* the device's shared memory per block: an H100's 227 KiB; on the
    * emulator also an RTX 4090's 99 KiB (values share the keys' tile at head
@@ -464,7 +465,7 @@ test_attention (void)
             }
           /* few rows take the split (decode) kernel, refined or not */
           void *work = NULL;
-          size_t work_bytes = lsc_cuda_attention_workspace (T, nh, hd);
+          size_t work_bytes = lsc_cuda_attention_workspace (T, nh, hd, n_keys);
           if (work_bytes > 0)
             g_assert_cmpint (lsc_cuda_alloc (context (), &work, work_bytes), ==, LSC_STATUS_OK);
           g_assert_cmpint (lsc_cuda_attention (ctx, dout, q_dim, dlse, dq, ldq, dk, dv, start, T,

@@ -313,7 +313,7 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
 // over its keys with p >= 1e-3 of the chunk's sum: a superset of the keys
 // whose final p >= 1e-3, the row's sum being at least the chunk's.
 #define SPLIT_THREADS 128
-#define MAX_SPLITS 128
+#define MAX_SPLITS 512         // with MAX_CHUNK: rows of up to 2M keys
 #define MIN_CHUNK 256
 #define MAX_CHUNK 4096
 #define SPLIT_MAX_T 4
@@ -445,10 +445,13 @@ decode_merge_kernel (float *o, int ldo, float *lse, const float *part, int n_spl
 }
 
 extern "C" size_t
-lsc_cuda_attention_workspace (int T, int n_heads, int head_dim)
+lsc_cuda_attention_workspace (int T, int n_heads, int head_dim, int n_keys)
 {
-  return T > SPLIT_MAX_T ? 0
-                         : (size_t) T * n_heads * MAX_SPLITS * (PART_HEAD + head_dim) * sizeof (float);
+  // lsc_cuda_attention () cuts a row of n_vis <= n_keys keys into this many or fewer
+  size_t splits = std::min (MAX_SPLITS, (std::max (n_keys, 1) + MIN_CHUNK - 1) / MIN_CHUNK);
+  if (T > SPLIT_MAX_T)
+    return 0;
+  return (size_t) T * n_heads * splits * (PART_HEAD + head_dim) * sizeof (float);
 }
 
 template <int HDP, bool SHARED_KV>
