@@ -35,6 +35,9 @@
 #include "lsc-error.h"
 #include "lsc-llama-private.h"
 #include "lsc-rope.h"
+#if LSC_HAVE_CUDA
+#include "lsc-cuda.h"
+#endif
 
 /* Set once tests/test-cuda.c's scale-hook cases have passed on a GPU; until
  * then `auto` runs a session with a logit-scale hook on the CPU (as
@@ -89,6 +92,15 @@ _lsc_cuda_unsupported_reason (const LscModel *model, const LscSessionParams *par
   if (c->head_dim > 128 || c->head_dim % 2 != 0)
     return g_strdup_printf ("head_dim %d (the CUDA attention kernel takes even sizes up to 128)",
                             c->head_dim);
+#if LSC_HAVE_CUDA
+  /* a GPU whose blocks get too little shared memory for this head size's
+   * attention tiles (a T4 at head_dim 128) */
+  size_t allowed = 0, tiles = lsc_cuda_attention_shared_bytes (c->head_dim);
+  if (lsc_cuda_device_shared_optin (0, &allowed) == LSC_STATUS_OK && tiles > allowed)
+    return g_strdup_printf ("attention of head_dim %d needs %zu KiB of shared memory per block, "
+                            "and the GPU allows %zu KiB", c->head_dim, tiles >> 10,
+                            allowed >> 10);
+#endif
   static const LscTensorRole roles[] = { LSC_TENSOR_ATTN_Q, LSC_TENSOR_ATTN_K, LSC_TENSOR_ATTN_V,
                                          LSC_TENSOR_ATTN_O, LSC_TENSOR_FFN_GATE, LSC_TENSOR_FFN_UP,
                                          LSC_TENSOR_FFN_DOWN };
@@ -336,28 +348,6 @@ _lsc_session_init_cuda (LscSession *s, GError **error)
       return TRUE;
     }
   s->cuda = g;
-  /* a GPU whose blocks get too little shared memory for this head size's
-   * attention tiles (a T4 at head_dim 128) is like an operation the backend
-   * does not run */
-  size_t allowed = 0;
-  size_t tiles = s->ssm != NULL ? 0 : lsc_cuda_attention_shared_bytes (g->ctx, s->c.head_dim,
-                                                                       &allowed);
-  if (tiles > allowed)
-    {
-      g_autofree char *why = g_strdup_printf ("attention of head_dim %d needs %zu KiB of shared "
-                                              "memory per block, and %s allows %zu KiB",
-                                              s->c.head_dim, tiles >> 10, g->device,
-                                              allowed >> 10);
-      _lsc_session_free_cuda (s);
-      if (s->params.backend == LSC_BACKEND_CUDA)
-        {
-          g_set_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
-                       "the CUDA backend was asked for, but %s", why);
-          return FALSE;
-        }
-      s->backend_note = g_steal_pointer (&why);
-      return TRUE;
-    }
   /* a session the GPU cannot hold stops here, saying by how much, before
    * an upload runs out of memory part way (auto too: the CPU would run a
    * model this size far slower than the user chose a GPU for) */

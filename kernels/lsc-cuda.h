@@ -34,6 +34,8 @@ LscStatus lsc_cuda_saxpy (float *out, float a, const float *x, const float *y, s
 /* A device, one stream and one cuBLAS handle. name (at least 256 bytes) may
  * be NULL; it receives the device's name. */
 LscStatus lsc_cuda_context_new (LscCudaContext **ctx, int device, char *name);
+/* The most dynamic shared memory a block may opt into on the device. */
+LscStatus lsc_cuda_device_shared_optin (int device, size_t *bytes);
 void lsc_cuda_context_free (LscCudaContext *ctx);
 /* Free and total device memory in bytes, and the most this context has held
  * allocated at once. */
@@ -134,10 +136,10 @@ LscStatus lsc_cuda_attention (LscCudaContext *ctx, float *out, int ldo, float *l
                               int n_heads, int n_kv_heads, int head_dim, int window, float scale,
                               const float *row_scale, int refine, void *work);
 /* The shared memory per block the tiled attention kernel needs at least for
- * head_dim, and (*allowed) what the device lets a block opt into: where it
- * is more, lsc_cuda_attention () of more than a few rows is UNSUPPORTED
- * (head_dim over 64 on a 64 KB GPU such as a T4). */
-size_t lsc_cuda_attention_shared_bytes (LscCudaContext *ctx, int head_dim, size_t *allowed);
+ * head_dim: where the device allows less (lsc_cuda_device_shared_optin ()),
+ * lsc_cuda_attention () of more than a few rows is UNSUPPORTED (head_dim
+ * over 64 on a 64 KiB GPU such as a T4). */
+size_t lsc_cuda_attention_shared_bytes (int head_dim);
 /* Bytes of `work` that lets lsc_cuda_attention () run T rows that see at
  * most n_keys keys (the session's n_ctx) split across the keys (decode:
  * T <= 4, refined or not): one block per (chunk of keys, head, row), then a

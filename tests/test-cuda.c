@@ -423,15 +423,17 @@ test_attention (void)
           int start = cases[ci][3], T = cases[ci][4], window = cases[ci][5];
           int q_dim = nh * hd, kv_dim = nkv * hd, ldq = q_dim + 3, n_keys = start + T;
           float scale = 1.0f / sqrtf ((float) hd);
+          /* a context of the device with that limit */
           LscCudaContext *ctx = context ();
+          size_t allowed = 0;
           if (limits[li] != NULL)
             {
               g_setenv ("LSC_CUDA_EMULATOR_SHARED", limits[li], TRUE);
               g_assert_cmpint (lsc_cuda_context_new (&ctx, 0, NULL), ==, LSC_STATUS_OK);
-              g_unsetenv ("LSC_CUDA_EMULATOR_SHARED");
             }
-          size_t allowed;
-          if (lsc_cuda_attention_shared_bytes (ctx, hd, &allowed) > allowed && T > 4)
+          g_assert_cmpint (lsc_cuda_device_shared_optin (0, &allowed), ==, LSC_STATUS_OK);
+          g_unsetenv ("LSC_CUDA_EMULATOR_SHARED");
+          if (lsc_cuda_attention_shared_bytes (hd) > allowed && T > 4)
             {
               /* more than a decode step's rows take the tiled kernel */
               g_assert_cmpint (lsc_cuda_attention (ctx, NULL, q_dim, NULL, NULL, ldq, NULL, NULL,
@@ -1602,10 +1604,10 @@ test_backend_memory (void)
 }
 
 /* Shared memory per block: a head size whose tiles a GPU cannot hold (a
- * T4's 64 KiB at head_dim 128) runs on the CPU under auto, with the reason,
- * and is refused under cuda; with 99 KiB (an RTX 4090) the values share the
- * keys' tile and the logits match the CPU's. Emulator only: its limit can
- * be set. */
+ * T4's 64 KiB at head_dim 128) runs on the CPU with the reason, like
+ * anything the backend does not run, and the estimate agrees; with 99 KiB
+ * (an RTX 4090) the values share the keys' tile and the logits match the
+ * CPU's. Emulator only: its limit can be set. */
 static void
 test_backend_shared_memory (void)
 {
@@ -1623,18 +1625,24 @@ test_backend_shared_memory (void)
   p.n_ctx = 128;
 
   g_setenv ("LSC_CUDA_EMULATOR_SHARED", "65536", TRUE);
-  p.backend = LSC_BACKEND_AUTO;
-  g_autoptr(LscSession) s = lsc_session_new (model, &p, &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (lsc_session_get_backend (s), ==, LSC_BACKEND_CPU);
-  g_assert_cmpstr (lsc_session_get_backend_note (s), ==,
-                   "attention of head_dim 128 needs 84 KiB of shared memory per block, and "
-                   "Longscope CUDA emulator (CPU) allows 64 KiB");
-  p.backend = LSC_BACKEND_CUDA;
-  g_assert_null (lsc_session_new (model, &p, &error));
-  lsc_test_assert_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_UNSUPPORTED,
-                         "the CUDA backend was asked for, but attention of head_dim 128", NULL);
-  g_clear_error (&error);
+  for (int b = 0; b < 2; b++)
+    {
+      p.backend = b ? LSC_BACKEND_CUDA : LSC_BACKEND_AUTO;
+      g_autoptr(LscSession) s = lsc_session_new (model, &p, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (lsc_session_get_backend (s), ==, LSC_BACKEND_CPU);
+      g_assert_cmpstr (lsc_session_get_backend_note (s), ==,
+                       "attention of head_dim 128 needs 84 KiB of shared memory per block, and "
+                       "the GPU allows 64 KiB");
+    }
+  /* the estimate says so too */
+  LscEstimateParams ep;
+  lsc_estimate_params_init (&ep);
+  ep.session = p;
+  ep.prefill_gflops = ep.decode_gbps = 1;
+  LscEstimate est;
+  g_assert_true (lsc_estimate_run (model, &ep, &est, &error));
+  g_assert_cmpint (est.backend, ==, LSC_BACKEND_CPU);
 
   g_setenv ("LSC_CUDA_EMULATOR_SHARED", "101376", TRUE);
   gint32 tokens[70];

@@ -487,9 +487,8 @@ launch (LscCudaContext *ctx, float *out, int ldo, float *lse, const float *q, in
 }
 
 extern "C" size_t
-lsc_cuda_attention_shared_bytes (LscCudaContext *ctx, int head_dim, size_t *allowed)
+lsc_cuda_attention_shared_bytes (int head_dim)
 {
-  *allowed = ctx->smem_optin;
   return head_dim <= 32 ? AttnSmem<32, true>::bytes
          : head_dim <= 64 ? AttnSmem<64, true>::bytes : AttnSmem<128, true>::bytes;
 }

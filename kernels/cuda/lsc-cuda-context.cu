@@ -64,6 +64,16 @@ out:
   return status;
 }
 
+extern "C" LscStatus
+lsc_cuda_device_shared_optin (int device, size_t *bytes)
+{
+  cudaDeviceProp prop;
+  *bytes = 0;
+  LSC_CUDA_CHECK (cudaGetDeviceProperties (&prop, device));
+  *bytes = prop.sharedMemPerBlockOptin;
+  return LSC_STATUS_OK;
+}
+
 /* ---- context and memory ---- */
 
 extern "C" LscStatus
