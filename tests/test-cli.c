@@ -1072,7 +1072,7 @@ test_batch_kv (void)
   g_autofree char *job = g_strdup_printf (
     "{\"model\": \"%s\", \"prompt\": \"Once upon a time there was a little girl who liked "
     "to play in the sun with her dog\", \"max_tokens\": 9, \"stop_at_eos\": false, "
-    "\"backend\": \"cpu\", "
+    "\"backend\": \"auto\", "
     "\"kv\": {\"policy\": \"h2o\", \"heavy\": 3, \"recent\": 5, \"chunk\": 7}, "
     "\"figures\": [{\"kind\": \"kv_timeline\", \"layer\": 1, \"head\": 1, \"file\": \"t.svg\"}, "
     "{\"kind\": \"kv_layers\"}, {\"kind\": \"kv_kl\"}]}", model);
@@ -1084,9 +1084,9 @@ test_batch_kv (void)
   g_assert_cmpstr (json_object_to_json_string (json_object_object_get (res, "figures")), ==,
                    "[ \"t.svg\", \"kv-layers.png\", \"kv-kl.png\" ]");
 
-  /* the same run in this process, on the CPU as the job asks: the
-   * comparison is to the last bit, and with a GPU `auto` would run the
-   * full-cache session there (the policy's runs on the CPU) */
+  /* the same run in this process, on the CPU: the comparison is to the
+   * last bit, also where `auto` has a GPU (test-cli-on-gpu): the policy
+   * runs on the CPU, and the full-cache session with it */
   json_object *toks = json_object_object_get (res, "prompt_tokens");
   int n = (int) json_object_array_length (toks);
   g_autofree gint32 *prompt = g_new (gint32, n);

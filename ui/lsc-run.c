@@ -237,8 +237,10 @@ execute_kv (LscRun *self, LscModel *model, LscSession *session, const LscSession
   g_autoptr(LscSession) full = NULL;
   if (self->params.kv_compare)
     {
+      /* on the policy session's backend: the two differ by the policy alone */
       LscSessionParams fp = *sp;
       lsc_kv_policy_init (&fp.kv_policy, LSC_KV_FULL);
+      fp.backend = lsc_session_get_backend (session);
       fp.n_ctx = (int) prompt->len + MAX (self->params.max_tokens, 0);
       full = lsc_session_new (model, &fp, error);
       if (full == NULL)
