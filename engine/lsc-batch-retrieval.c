@@ -510,6 +510,19 @@ run_retrieval (const LscJobRetrieval *r, LscModel *model, const LscTokenizer *to
   rp.backend = backend->requested;
   rp.memory_budget = r->budget;
   rp.hooks = r->hooks;
+  if (r->ablation->len > 0)
+    {
+      /* masked runs on the CPU and the others on the GPU would mix two
+       * backends' rounding into the ablation's recalls: all on the CPU */
+      g_autofree char *why = lsc_retrieval_masks_split_backends (model, &rp);
+      if (why != NULL)
+        {
+          g_autofree char *note = g_strdup_printf ("every run on the CPU, as the ablation's "
+                                                   "masked heads: %s", why);
+          rp.backend = LSC_BACKEND_CPU;
+          _lsc_job_backend_record (backend, LSC_BACKEND_CPU, note);
+        }
+    }
   if (stop_at_eos)
     {
       rp.eos_id = lsc_tokenizer_get_eos (tok);

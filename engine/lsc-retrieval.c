@@ -9,6 +9,7 @@
 
 #include "lsc-error.h"
 #include "lsc-json.h"
+#include "lsc-llama-private.h"   /* _lsc_cuda_unsupported_reason () */
 #include "lsc-retrieval.h"
 
 /* ---- ROUGE-1 recall ---- */
@@ -200,6 +201,25 @@ trace_head (const LscAttentionStore *a, int layer, int head, int row0, int steps
         }
     }
   return TRUE;
+}
+
+char *
+lsc_retrieval_masks_split_backends (LscModel *model, const LscRetrievalParams *params)
+{
+  if (params->backend != LSC_BACKEND_AUTO || lsc_backend_cuda_unavailable () != NULL)
+    return NULL;
+  LscSessionParams sp;
+  lsc_session_params_init (&sp);
+  sp.backend = params->backend;
+  sp.reference = params->reference;
+  sp.hooks = params->hooks;
+  g_autofree char *plain = _lsc_cuda_unsupported_reason (model, &sp);
+  sp.hooks.scale = mask_scale;   /* as lsc_retrieval_run () masks heads */
+  char *masked = _lsc_cuda_unsupported_reason (model, &sp);
+  if (plain == NULL && masked != NULL)
+    return masked;
+  g_free (masked);
+  return NULL;
 }
 
 LscRetrievalSample *

@@ -100,6 +100,13 @@ typedef struct {
 
 void lsc_retrieval_sample_free (LscRetrievalSample *sample);
 
+/* Why runs with heads masked (a logit scale) would run on the CPU where the
+ * same runs without masks take the GPU (auto keeps logit scales off the GPU
+ * until they are checked there), or NULL when both go to the same backend.
+ * A grid with ablations then runs everything on the CPU, so that recalls
+ * with and without masks compare. */
+char *lsc_retrieval_masks_split_backends (LscModel *model, const LscRetrievalParams *params);
+
 /* Runs one sample: generation from a fresh session (capture and masks per
  * params), then the trace, scores and the recall filter. */
 LscRetrievalSample *lsc_retrieval_run (LscModel *model, const LscTokenizer *tok,

@@ -297,6 +297,15 @@ test_demo_job (void)
   const char *backend = json_object_get_string (json_object_object_get (
                           json_object_object_get (res, "provenance"), "backend"));
   g_assert_true (g_strcmp0 (backend, "cpu") == 0 || g_strcmp0 (backend, "cuda") == 0);
+  /* with a GPU, one backend for all: the GPU, or (where auto keeps the
+   * masks' logit scales off it) the CPU for every run, saying why */
+  const char *note = json_object_get_string (json_object_object_get (
+                       json_object_object_get (res, "provenance"), "backend_note"));
+  if (lsc_backend_cuda_unavailable () == NULL)
+    g_assert_true ((g_strcmp0 (backend, "cuda") == 0 && note == NULL)
+                   || (g_strcmp0 (backend, "cpu") == 0 && note != NULL
+                       && g_str_has_prefix (note, "every run on the CPU, as the ablation's "
+                                                  "masked heads: ")));
   json_object_put (res);
   static const char *const files[] = { "retrieval_heads.json", "retrieval-scores.png",
                                        "retrieval-ranking.png", "ablation.png" };
