@@ -203,16 +203,25 @@ trace_head (const LscAttentionStore *a, int layer, int head, int row0, int steps
   return TRUE;
 }
 
+/* A sample's session for n_ctx positions, before capture and masks. */
+static void
+session_params (const LscRetrievalParams *params, int n_ctx, LscSessionParams *sp)
+{
+  lsc_session_params_init (sp);
+  sp->n_ctx = n_ctx;
+  sp->n_threads = params->n_threads;
+  sp->reference = params->reference;
+  sp->backend = params->backend;
+  sp->hooks = params->hooks;
+}
+
 char *
 lsc_retrieval_masks_split_backends (LscModel *model, const LscRetrievalParams *params)
 {
   if (params->backend != LSC_BACKEND_AUTO || lsc_backend_cuda_unavailable () != NULL)
     return NULL;
   LscSessionParams sp;
-  lsc_session_params_init (&sp);
-  sp.backend = params->backend;
-  sp.reference = params->reference;
-  sp.hooks = params->hooks;
+  session_params (params, 1, &sp);
   g_autofree char *plain = _lsc_cuda_unsupported_reason (model, &sp);
   sp.hooks.scale = mask_scale;   /* as lsc_retrieval_run () masks heads */
   char *masked = _lsc_cuda_unsupported_reason (model, &sp);
@@ -241,12 +250,7 @@ lsc_retrieval_run (LscModel *model, const LscTokenizer *tok, const LscNeedleProm
     }
 
   LscSessionParams sp;
-  lsc_session_params_init (&sp);
-  sp.n_ctx = n + params->max_tokens + 1;
-  sp.n_threads = params->n_threads;
-  sp.reference = params->reference;
-  sp.backend = params->backend;
-  sp.hooks = params->hooks;
+  session_params (params, n + params->max_tokens + 1, &sp);
   if (params->capture)
     {
       sp.capture.enabled = TRUE;
