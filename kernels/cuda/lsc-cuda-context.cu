@@ -64,13 +64,14 @@ out:
   return status;
 }
 
+// one attribute, not every property: the estimate asks for each run
 extern "C" LscStatus
 lsc_cuda_device_shared_optin (int device, size_t *bytes)
 {
-  cudaDeviceProp prop;
+  int v = 0;
   *bytes = 0;
-  LSC_CUDA_CHECK (cudaGetDeviceProperties (&prop, device));
-  *bytes = prop.sharedMemPerBlockOptin;
+  LSC_CUDA_CHECK (cudaDeviceGetAttribute (&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  *bytes = (size_t) v;
   return LSC_STATUS_OK;
 }
 
@@ -87,16 +88,22 @@ lsc_cuda_context_new (LscCudaContext **out, int device, char *name)
   if (device < 0 || device >= n)
     return LSC_STATUS_INVALID_ARGUMENT;
   LSC_CUDA_CHECK (cudaSetDevice (device));
-  cudaDeviceProp prop;
-  LSC_CUDA_CHECK (cudaGetDeviceProperties (&prop, device));
+  size_t smem_optin;
+  status = lsc_cuda_device_shared_optin (device, &smem_optin);
+  if (status != LSC_STATUS_OK)
+    return status;
   if (name != NULL)
-    snprintf (name, 256, "%s", prop.name);
+    {
+      cudaDeviceProp prop;
+      LSC_CUDA_CHECK (cudaGetDeviceProperties (&prop, device));
+      snprintf (name, 256, "%s", prop.name);
+    }
 
   LscCudaContext *ctx = new (std::nothrow) LscCudaContext ();
   if (ctx == NULL)
     return LSC_STATUS_OUT_OF_MEMORY;
   ctx->device = device;
-  ctx->smem_optin = prop.sharedMemPerBlockOptin;
+  ctx->smem_optin = smem_optin;
   cudaError_t err = cudaStreamCreateWithFlags (&ctx->stream, cudaStreamNonBlocking);
   if (err != cudaSuccess)
     {

@@ -72,6 +72,7 @@ enum cudaMemcpyKind {
 };
 
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+enum cudaDeviceAttr { cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
 
 struct cudaDeviceProp {
   char name[256];
@@ -87,6 +88,7 @@ struct cudaDeviceProp {
 cudaError_t cudaGetDeviceCount (int *count);
 cudaError_t cudaSetDevice (int device);
 cudaError_t cudaGetDeviceProperties (cudaDeviceProp *prop, int device);
+cudaError_t cudaDeviceGetAttribute (int *value, cudaDeviceAttr attr, int device);
 cudaError_t cudaGetLastError (void);
 const char *cudaGetErrorString (cudaError_t err);
 cudaError_t cudaMalloc (void **ptr, size_t bytes);

@@ -114,24 +114,28 @@ die (const char *fmt, ...)
 
 /* ---- memory ---- */
 
-// The device's memory: LSC_CUDA_EMULATOR_MEMORY bytes when set (a test of
-// what a smaller GPU does), else an H100's. Read at each call, so that a
-// test may change it between sessions.
+// The environment's bytes for `name` when set, else `fallback`: read at
+// each call, so that a test may change them between contexts and sessions.
+size_t
+env_bytes (const char *name, size_t fallback)
+{
+  const char *v = getenv (name);
+  return v != nullptr && *v != '\0' ? (size_t) strtoull (v, nullptr, 10) : fallback;
+}
+
+// The device's memory (a test of what a smaller GPU does).
 size_t
 total_memory ()
 {
-  const char *v = getenv ("LSC_CUDA_EMULATOR_MEMORY");
-  return v != nullptr && *v != '\0' ? (size_t) strtoull (v, nullptr, 10) : TOTAL_MEMORY;
+  return env_bytes ("LSC_CUDA_EMULATOR_MEMORY", TOTAL_MEMORY);
 }
 
-// The most dynamic shared memory a kernel may opt into:
-// LSC_CUDA_EMULATOR_SHARED bytes when set (99 KiB is an RTX 4090's, 64 KiB
-// a T4's), else an H100's 227 KiB.
+// The most dynamic shared memory a kernel may opt into (99 KiB is an RTX
+// 4090's, 64 KiB a T4's).
 size_t
 shared_optin ()
 {
-  const char *v = getenv ("LSC_CUDA_EMULATOR_SHARED");
-  return v != nullptr && *v != '\0' ? (size_t) strtoull (v, nullptr, 10) : SHARED_OPTIN;
+  return env_bytes ("LSC_CUDA_EMULATOR_SHARED", SHARED_OPTIN);
 }
 
 size_t
@@ -589,6 +593,17 @@ cudaError_t
 cudaSetDevice (int device)
 {
   return device == 0 ? cudaSuccess : cudaErrorInvalidDevice;
+}
+
+cudaError_t
+cudaDeviceGetAttribute (int *value, cudaDeviceAttr attr, int device)
+{
+  if (device != 0)
+    return cudaErrorInvalidDevice;
+  if (attr != cudaDevAttrMaxSharedMemoryPerBlockOptin)
+    return cudaErrorInvalidValue;
+  *value = (int) shared_optin ();
+  return cudaSuccess;
 }
 
 cudaError_t
