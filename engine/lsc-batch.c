@@ -942,14 +942,9 @@ run_job (LscJob *job, const char *output_dir, LscFigureFunc figure, gpointer fig
         kv_compare |= job->kv.runs[i].compare;
       if (kv_compare)
         {
-          /* the same model without the policy, for the comparison, on the
-           * policy's backend (the CPU) so that the two differ by the policy
-           * alone */
-          LscSessionParams fp = sp;
-          lsc_kv_policy_init (&fp.kv_policy, LSC_KV_FULL);
-          fp.backend = lsc_session_get_backend (session);
-          fp.n_ctx = (int) prompt->len + job->gen.max_tokens;
-          full = lsc_session_new (model, &fp, &error);
+          /* the same model without the policy, for the comparison */
+          full = lsc_generate_kv_full_new (model, session, (int) prompt->len + job->gen.max_tokens,
+                                           &error);
           if (full == NULL)
             {
               g_printerr ("longscope: %s\n", error->message);

@@ -166,6 +166,16 @@ compare_step (const float *policy, const float *full, int vocab, GArray *kl, GAr
   g_array_append_val (agree, same);
 }
 
+LscSession *
+lsc_generate_kv_full_new (LscModel *model, const LscSession *session, int n_ctx, GError **error)
+{
+  LscSessionParams fp = *lsc_session_get_params (session);
+  lsc_kv_policy_init (&fp.kv_policy, LSC_KV_FULL);
+  fp.backend = lsc_session_get_backend (session);
+  fp.n_ctx = n_ctx;
+  return lsc_session_new (model, &fp, error);
+}
+
 gboolean
 lsc_generate_kv (LscSession *session, LscSession *full, const gint32 *prompt, int n_prompt,
                  int chunk, const LscGenerateParams *params, GArray *out_tokens,

@@ -73,6 +73,11 @@ gboolean lsc_generate_kv (LscSession *session, LscSession *full, const gint32 *p
                           GArray *out_tokens, GArray *out_logprobs, GArray *kl, GArray *agree,
                           LscTokenFunc on_token, gpointer token_data, LscCancelFunc cancel,
                           gpointer cancel_data, GError **error);
+/* The `full` session for lsc_generate_kv (): `session`'s settings without
+ * its KV policy, for n_ctx positions, on the backend `session` runs on (the
+ * CPU, which runs the policies) so that the two differ by the policy alone. */
+LscSession *lsc_generate_kv_full_new (LscModel *model, const LscSession *session, int n_ctx,
+                                      GError **error);
 /* Teacher-forced scoring of tokens (n >= 2) from an empty session:
  * logprobs (n - 1) receives log p(tokens[i + 1] | tokens[0..i]). Returns the
  * perplexity exp(-mean logprob) in *perplexity. */

@@ -230,19 +230,15 @@ lsc_run_params_get_session (const LscRunParams *params, const LscModelConfig *co
  * runs it (lsc-batch.c): the whole prompt under the policy (in chunks),
  * then generation, the full cache alongside when compared. */
 static gboolean
-execute_kv (LscRun *self, LscModel *model, LscSession *session, const LscSessionParams *sp,
-            GArray *prompt, const LscGenerateParams *gp, GArray *generated, GArray *logprobs,
+execute_kv (LscRun *self, LscModel *model, LscSession *session, GArray *prompt,
+            const LscGenerateParams *gp, GArray *generated, GArray *logprobs,
             GCancellable *cancellable, GError **error)
 {
   g_autoptr(LscSession) full = NULL;
   if (self->params.kv_compare)
     {
-      /* on the policy session's backend: the two differ by the policy alone */
-      LscSessionParams fp = *sp;
-      lsc_kv_policy_init (&fp.kv_policy, LSC_KV_FULL);
-      fp.backend = lsc_session_get_backend (session);
-      fp.n_ctx = (int) prompt->len + MAX (self->params.max_tokens, 0);
-      full = lsc_session_new (model, &fp, error);
+      full = lsc_generate_kv_full_new (model, session,
+                                       (int) prompt->len + MAX (self->params.max_tokens, 0), error);
       if (full == NULL)
         return FALSE;
     }
@@ -329,7 +325,7 @@ execute (LscRun *self, GCancellable *cancellable, GError **error)
   gint64 tp = g_get_monotonic_time ();
   if (sp.kv_policy.kind != LSC_KV_FULL)
     {
-      if (!execute_kv (self, model, session, &sp, prompt, &gp, generated, logprobs, cancellable,
+      if (!execute_kv (self, model, session, prompt, &gp, generated, logprobs, cancellable,
                        error))
         return FALSE;
     }
