@@ -256,6 +256,8 @@ longest_capture (LscModel *model, guint64 device_free, guint64 host_ram, guint64
 int
 main (int argc, char **argv)
 {
+  /* a row at a time: a run stopped at a device call's time limit keeps the rows it made */
+  setvbuf (stdout, NULL, _IOLBF, 0);
   g_autoptr(GOptionContext) octx = g_option_context_new ("- the CUDA backend's speed");
   g_autoptr(GError) error = NULL;
   g_option_context_add_main_entries (octx, entries, NULL);

@@ -5,21 +5,24 @@
 # device-memory estimate, and with --bench the benchmarks (Llama 1B and Mamba
 # 1.4B shapes; about 10 minutes: a call of its own). Writes the
 # full logs under $OUT (or ./gpu-logs) and prints a short table. Needs no
-# build tools; the test data is read from LSC_SHARED_DIR, ./shared or
-# ../shared.
+# build tools; the test data is read from LSC_SHARED_DIR, the bundle's
+# shared/, ./shared or ../shared.
 set -u
 bundle=$(cd "${1:-gpu-bundle}" && pwd) || exit 1
 bench=${2:-}
 logs=${OUT:-gpu-logs}
 mkdir -p "$logs"
-libs=$bundle/lib
+unpacked=${TMPDIR:-/tmp}/longscope-gpu-bundle
+rm -rf "$unpacked" && mkdir -p "$unpacked" && tar xzf "$bundle/lib.tar.gz" -C "$unpacked" || exit 1
+# the compiler's runtimes one by one, only those the machine lacks (ours
+# may need a newer C library than the machine's own libstdc++ does)
 for lib in libstdc++.so.6 libgcc_s.so.1 libgomp.so.1; do
-  ldconfig -p 2>/dev/null | grep -q "$lib" || { libs=$libs:$bundle/lib/fallback; break; }
+  ldconfig -p 2>/dev/null | grep -q "$lib" || cp "$unpacked/lib/fallback/$lib" "$unpacked/lib/"
 done
-export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export LD_LIBRARY_PATH="$unpacked/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export G_TEST_SRCDIR="$PWD/tests" G_TEST_BUILDDIR="$PWD/tests" OMP_WAIT_POLICY=passive
 if [ -z "${LSC_SHARED_DIR:-}" ]; then
-  for d in shared ../shared; do
+  for d in "$bundle/shared" shared ../shared; do
     [ -d "$d/models" ] && export LSC_SHARED_DIR="$(cd "$d" && pwd)" && break
   done
 fi
@@ -53,9 +56,12 @@ run test-estimate "$bundle/bin/test-estimate" -p /engine/estimate/cuda-memory
 # the measured differences, as the tests print them
 grep -h 'CUDA vs CPU' "$logs"/test-cuda.log | sed 's/^# */  /'
 if [ "$bench" = --bench ]; then
-  "$bundle/bin/bench-cuda" --capture 32768,131072 > "$logs/bench-cuda.log" 2>&1 || status=1
-  "$bundle/bin/bench-cuda" --shape mamba-1.4b --lengths 4096,32768 >> "$logs/bench-cuda.log" 2>&1 \
-    || status=1
-  cat "$logs/bench-cuda.log"
+  # streamed to the log: a run stopped at the call's time limit keeps its rows
+  : > "$logs/bench-cuda.log"
+  for shape in "--capture 32768,131072" "--shape mamba-1.4b --lengths 4096,32768"; do
+    # shellcheck disable=SC2086
+    ("$bundle/bin/bench-cuda" $shape 2>&1; echo "bench-cuda exit $?") | tee -a "$logs/bench-cuda.log"
+  done
+  grep -q '^bench-cuda exit [1-9]' "$logs/bench-cuda.log" && status=1
 fi
 exit $status
