@@ -1,15 +1,19 @@
 #!/bin/sh
-# gpu-check.sh [BUNDLE_DIR] [--bench]: on a machine with an NVIDIA GPU, runs
-# the bundle of tools/gpu-bundle.sh from the repository root: the `cuda`
-# suite (kernels against the CPU, whole models, capture, Mamba), the
-# device-memory estimate, and with --bench the benchmarks (Llama 1B and Mamba
-# 1.4B shapes; about 10 minutes: a call of its own). Writes the
-# full logs under $OUT (or ./gpu-logs) and prints a short table. Needs no
-# build tools; the test data is read from LSC_SHARED_DIR, the bundle's
-# shared/, ./shared or ../shared.
+# gpu-check.sh [BUNDLE_DIR] [--bench | --sanitize]: on a machine with an
+# NVIDIA GPU, runs the bundle of tools/gpu-bundle.sh from the repository root.
+# One mode per call (each fits a device call's 10 minutes):
+#   (none)      the `cuda` suite (kernels against the CPU, whole models,
+#               capture, Mamba), one test per process, and the device-memory
+#               estimate against the measured peak;
+#   --bench     the benchmarks (Llama 1B and Mamba 1.4B shapes);
+#   --sanitize  the kernel and capture tests under compute-sanitizer's
+#               memcheck, racecheck (shared-memory hazards) and synccheck.
+# Writes the full logs under $OUT (or ./gpu-logs) and prints a short table.
+# Needs no build tools; the test data is read from LSC_SHARED_DIR, the
+# bundle's shared/, ./shared or ../shared.
 set -u
 bundle=$(cd "${1:-gpu-bundle}" && pwd) || exit 1
-bench=${2:-}
+mode=${2:-}
 logs=${OUT:-gpu-logs}
 mkdir -p "$logs"
 unpacked=${TMPDIR:-/tmp}/longscope-gpu-bundle
@@ -50,12 +54,15 @@ cuda_each () {
   done
   return $failed
 }
-run test-cuda cuda_each
-grep -h '^not ok' "$logs"/test-cuda.log | sed 's/^/  /'
-run test-estimate "$bundle/bin/test-estimate" -p /engine/estimate/cuda-memory
-# the measured differences, as the tests print them
-grep -h 'CUDA vs CPU' "$logs"/test-cuda.log | sed 's/^# */  /'
-if [ "$bench" = --bench ]; then
+case "$mode" in
+'')
+  run test-cuda cuda_each
+  grep -h '^not ok' "$logs"/test-cuda.log | sed 's/^/  /'
+  run test-estimate "$bundle/bin/test-estimate" -p /engine/estimate/cuda-memory
+  # the measured differences, as the tests print them
+  grep -h 'CUDA vs CPU' "$logs"/test-cuda.log | sed 's/^# */  /'
+  ;;
+--bench)
   # streamed to the log: a run stopped at the call's time limit keeps its rows
   : > "$logs/bench-cuda.log"
   for shape in "--capture 32768,131072" "--shape mamba-1.4b --lengths 4096,32768"; do
@@ -63,5 +70,29 @@ if [ "$bench" = --bench ]; then
     ("$bundle/bin/bench-cuda" $shape 2>&1; echo "bench-cuda exit $?") | tee -a "$logs/bench-cuda.log"
   done
   grep -q '^bench-cuda exit [1-9]' "$logs/bench-cuda.log" && status=1
-fi
+  ;;
+--sanitize)
+  cs=$(command -v compute-sanitizer \
+       || find "${CUDA_HOME:-/usr/local/cuda}/" /usr/local /opt -name compute-sanitizer -type f \
+            -perm -u+x 2>/dev/null | head -1)
+  [ -n "$cs" ] || { echo "compute-sanitizer: not found"; exit 1; }
+  echo "sanitizer: $cs"
+  for tool in memcheck racecheck synccheck; do
+    sanitize () {
+      failed=0
+      # the tall tile (a million rows) would take the call's whole time
+      for t in $("$bundle/bin/test-cuda" -l | grep -E '^/cuda/(capture|kernels/)' | grep -v tall); do
+        echo "# $tool $t"
+        timeout 120 "$cs" --tool "$tool" --error-exitcode 9 "$bundle/bin/test-cuda" -p "$t" \
+          || { echo "not ok - $t under $tool exited with $?"; failed=1; }
+      done
+      return $failed
+    }
+    run "$tool" sanitize
+    grep -h '^not ok\|=========.*\(Invalid\|Race\|Barrier\|ERROR\)' "$logs/$tool.log" | head -5 | sed 's/^/  /'
+  done
+  ;;
+*)
+  echo "gpu-check.sh: unknown mode $mode (--bench or --sanitize)"; exit 2 ;;
+esac
 exit $status
