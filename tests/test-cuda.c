@@ -405,7 +405,14 @@ test_attention (void)
     { 2, 2, 64, 5000, 4, 3000, 3 }, { 3, 1, 3, 0, 70, 0, 3 },   { 2, 1, 36, 10, 100, 40, 3 },
     { 2, 1, 5, 600, 2, 0, 3 },    { 2, 1, 128, 0, 150, 0, 40 }, { 4, 2, 64, 3000, 2, 0, 40 },
     { 1, 1, 8, 600000, 1, 0, 3 },   /* past 128 chunks of 4096: 512 splits */
+    { 1, 1, 4, 2200000, 1, 0, 3 },  /* past 512 chunks of 4096 (an H200's 1B cache) */
   };
+  /* a row past 2M keys is still split, in chunks of at most 4096 keys (the
+   * part of each: max, sum, correction and head_dim weighted values), not
+   * left to one block per head walking the whole cache */
+  for (int n = 2097152; n <= 8388608; n += 1048577)
+    g_assert_cmpuint (lsc_cuda_attention_workspace (1, 1, 4, n), >=,
+                      (size_t) ((n + 4095) / 4096) * (3 + 4) * sizeof (float));
   /* the device's shared memory per block: an H100's 227 KiB; on the
    * emulator also an RTX 4090's 99 KiB (values share the keys' tile at head
    * sizes over 64) and a T4's 64 KiB (over 32; over 64 it cannot) */

@@ -313,7 +313,7 @@ attention_kernel (float *out, int ldo, float *lse, const float *q, int ldq, cons
 // over its keys with p >= 1e-3 of the chunk's sum: a superset of the keys
 // whose final p >= 1e-3, the row's sum being at least the chunk's.
 #define SPLIT_THREADS 128
-#define MAX_SPLITS 512         // with MAX_CHUNK: rows of up to 2M keys
+#define MAX_SPLITS 512         // chunks of a row up to 2M keys (MAX_SPLITS x MAX_CHUNK)
 #define MIN_CHUNK 256
 #define MAX_CHUNK 4096
 #define SPLIT_MAX_T 4
@@ -444,11 +444,25 @@ decode_merge_kernel (float *o, int ldo, float *lse, const float *part, int n_spl
     lse[(size_t) h * T + t] = (float) (M + log (L) + log1p (C / L));
 }
 
+// The chunks a decode row of n_vis keys is cut into: chunks of MIN_CHUNK
+// keys or more, up to MAX_SPLITS of them; past MAX_SPLITS x MAX_CHUNK keys
+// (2M: an H200 holds more of a 1B model's cache) as many chunks of MAX_CHUNK
+// as the row needs, where a fallback to the tiled kernel would leave one
+// block per head to walk the whole cache. Grows with n_vis, so a workspace
+// sized for n_ctx keys holds every row's.
+static int
+decode_splits (int n_vis)
+{
+  long long n = std::max (n_vis, 1);
+  long long fine = std::min ((long long) MAX_SPLITS, (n + MIN_CHUNK - 1) / MIN_CHUNK);
+  return (int) std::max (fine, (n + MAX_CHUNK - 1) / MAX_CHUNK);
+}
+
 extern "C" size_t
 lsc_cuda_attention_workspace (int T, int n_heads, int head_dim, int n_keys)
 {
   // lsc_cuda_attention () cuts a row of n_vis <= n_keys keys into this many or fewer
-  size_t splits = std::min (MAX_SPLITS, (std::max (n_keys, 1) + MIN_CHUNK - 1) / MIN_CHUNK);
+  size_t splits = decode_splits (n_keys);
   if (T > SPLIT_MAX_T)
     return 0;
   return (size_t) T * n_heads * splits * (PART_HEAD + head_dim) * sizeof (float);
@@ -508,9 +522,9 @@ lsc_cuda_attention (LscCudaContext *ctx, float *out, int ldo, float *lse, const 
 
   /* the last row sees the most keys */
   int pos = start + T - 1, n_vis = window > 0 ? std::min (window, pos + 1) : pos + 1;
-  int n_splits = std::min (MAX_SPLITS, (n_vis + MIN_CHUNK - 1) / MIN_CHUNK);
-  int chunk = (n_vis + n_splits - 1) / n_splits;
-  if (work != NULL && T <= SPLIT_MAX_T && chunk <= MAX_CHUNK)
+  int n_splits = decode_splits (n_vis);
+  int chunk = (int) (((long long) n_vis + n_splits - 1) / n_splits);   // at most MAX_CHUNK
+  if (work != NULL && T <= SPLIT_MAX_T)
     {
       dim3 grid (n_splits, n_heads, T);
       size_t smem = (refine ? 2 : 1) * chunk * sizeof (float);
