@@ -939,13 +939,16 @@ pool_cpu (const HeadView *v, int r0, int n_rows, int sink_tokens, int block, int
         for (int i0 = b0; i0 < b1; i0 += sub)
           {
             int i1 = MIN (i0 + sub, b1);
-            int kmax = i1;   /* keys [0, i1) cover every row of the GEMM */
-            cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, kmax, v->hd, 1.0f,
-                         v->q + (gsize) i0 * v->q_stride, v->q_stride, v->keys, v->kv_dim, 0.0f, S,
-                         kmax);
+            /* keys [k0, i1) cover every row of the GEMM: a sliding window's
+             * first key grows with the row, so at 1M tokens a 4k window
+             * computes 1/250 of the scores */
+            int k0 = row_first_key (v, i0), width = i1 - k0;
+            cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, width, v->hd, 1.0f,
+                         v->q + (gsize) i0 * v->q_stride, v->q_stride,
+                         v->keys + (gsize) k0 * v->kv_dim, v->kv_dim, 0.0f, S, width);
             for (int i = i0; i < i1; i++)
               {
-                const float *row = S + (gsize) (i - i0) * kmax;
+                const float *row = S + (gsize) (i - i0) * width;   /* key j at row[j - k0] */
                 int first = row_first_key (v, i);
                 const guint8 *hidden = row_hidden (v, i, buf);
                 float s = row_scale (v, i), lse = v->lse[i];
@@ -955,7 +958,7 @@ pool_cpu (const HeadView *v, int r0, int n_rows, int sink_tokens, int block, int
                   {
                     if (hidden != NULL && hidden[j])
                       continue;
-                    float p = expf (s * row[j] - lse);
+                    float p = expf (s * row[j - k0] - lse);
                     rmax = fmaxf (rmax, p);
                     if (p > 0)
                       entropy -= p * logf (p);

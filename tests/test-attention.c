@@ -289,92 +289,116 @@ test_paths_agree (void)
       }
 }
 
-/* Pyramid and statistics against pooling of the full map. */
+/* Pyramid and statistics of one head against pooling of its full map (NaN
+ * where a row cannot see a key). */
+static void
+check_pyramid_and_stats (const Run *r, int layer, int head)
+{
+  g_autoptr(GError) error = NULL;
+  int n = r->n;
+  g_autofree float *map = g_new (float, (gsize) n * n);
+  g_autoptr(LscAttentionPyramid) pyr = NULL;
+  LscHeadStats st;
+  g_assert_true (lsc_attention_analyze (r->store, layer, head, 4, &pyr, &st, &error));
+  g_assert_no_error (error);
+  g_assert_true (lsc_attention_tile (r->store, layer, head, 0, n, 0, n, NAN, map, &error));
+
+  /* statistics */
+  double entropy = 0, sink = 0, maxp = 0, dist = 0;
+  for (int i = 0; i < n; i++)
+    {
+      double m = 0;
+      for (int j = 0; j <= i; j++)
+        {
+          double x = map[(gsize) i * n + j];
+          if (isnan (x))
+            continue;
+          if (x > 0)
+            entropy -= x * log (x);
+          if (j < 4)
+            sink += x;
+          m = fmax (m, x);
+          dist += x * (i - j);
+        }
+      maxp += m;
+    }
+  g_assert_cmpfloat (fabs (st.entropy - entropy / n), <=, 1e-4 * entropy / n);
+  g_assert_cmpfloat (fabs (st.sink_mass - sink / n), <=, 1e-5);
+  g_assert_cmpfloat (fabs (st.max_prob - maxp / n), <=, 1e-5);
+  g_assert_cmpfloat (fabs (st.mean_distance - dist / n), <=, 1e-4 * dist / n);
+
+  /* every level against naive pooling */
+  g_assert_cmpint (pyr->levels[0].block, ==, 2);
+  g_assert_cmpint (pyr->levels[pyr->n_levels - 1].rows, ==, 1);
+  for (int k = 0; k < pyr->n_levels; k++)
+    {
+      const LscPyramidLevel *lv = &pyr->levels[k];
+      g_assert_cmpint (lv->rows, ==, (n + lv->block - 1) / lv->block);
+      for (int br = 0; br < lv->rows; br++)
+        for (int bc = 0; bc < lv->cols; bc++)
+          {
+            double mx = NAN, sum = 0;
+            int count = 0;
+            for (int i = br * lv->block; i < MIN (n, (br + 1) * lv->block); i++)
+              for (int j = bc * lv->block; j < MIN (n, (bc + 1) * lv->block); j++)
+                {
+                  float x = map[(gsize) i * n + j];
+                  if (isnan (x))
+                    continue;
+                  mx = isnan (mx) ? x : fmax (mx, x);
+                  sum += x;
+                  count++;
+                }
+            float gmax = lv->max[br * lv->cols + bc], gmean = lv->mean[br * lv->cols + bc];
+            if (count == 0)
+              {
+                g_assert_true (isnan (gmax) && isnan (gmean));
+                continue;
+              }
+            g_assert_cmpfloat (fabs (gmax - mx), <=, 1e-6 + 1e-4 * mx);
+            g_assert_cmpfloat (fabs (gmean - sum / count), <=, 1e-6 + 1e-4 * sum / count);
+          }
+    }
+
+  /* mass: every row sums to one; a key span of a query span */
+  double mass;
+  g_assert_true (lsc_attention_mass (r->store, layer, head, 0, n, 0, n, &mass, &error));
+  g_assert_cmpfloat (fabs (mass - n), <=, 1e-3);
+  g_assert_true (lsc_attention_mass (r->store, layer, head, n - 100, n, n - 110, n - 100, &mass,
+                                     &error));
+  double want = 0;
+  for (int i = n - 100; i < n; i++)
+    for (int j = n - 110; j < n - 100; j++)
+      if (!isnan (map[(gsize) i * n + j]))
+        want += map[(gsize) i * n + j];
+  g_assert_cmpfloat (fabs (mass - want), <=, 1e-5 * MAX (want, 1));
+}
+
+/* 700^2 > 2^18: the finest stored level pools 2 x 2 */
 static void
 test_pyramid_and_stats (void)
 {
-  g_autoptr(GError) error = NULL;
   LscSessionParams p = capture_all (FALSE);
   g_auto(Run) r = { 0 };
-  const int n = 700;   /* 700^2 > 2^18: the finest stored level pools 2 x 2 */
-  if (!run_model (&r, "models/random/tiny-llama", n, &p))
+  if (!run_model (&r, "models/random/tiny-llama", 700, &p))
     return;
-  g_autofree float *map = g_new (float, (gsize) n * n);
-  for (int layer = 0; layer < 3; layer += 2)
-    {
-      int head = layer + 1;
-      g_autoptr(LscAttentionPyramid) pyr = NULL;
-      LscHeadStats st;
-      g_assert_true (lsc_attention_analyze (r.store, layer, head, 4, &pyr, &st, &error));
-      g_assert_no_error (error);
-      g_assert_true (lsc_attention_tile (r.store, layer, head, 0, n, 0, n, NAN, map, &error));
+  check_pyramid_and_stats (&r, 0, 1);
+  check_pyramid_and_stats (&r, 2, 3);
+}
 
-      /* statistics */
-      double entropy = 0, sink = 0, maxp = 0, dist = 0;
-      for (int i = 0; i < n; i++)
-        {
-          double m = 0;
-          for (int j = 0; j <= i; j++)
-            {
-              double x = map[(gsize) i * n + j];
-              if (x > 0)
-                entropy -= x * log (x);
-              if (j < 4)
-                sink += x;
-              m = fmax (m, x);
-              dist += x * (i - j);
-            }
-          maxp += m;
-        }
-      g_assert_cmpfloat (fabs (st.entropy - entropy / n), <=, 1e-4 * entropy / n);
-      g_assert_cmpfloat (fabs (st.sink_mass - sink / n), <=, 1e-5);
-      g_assert_cmpfloat (fabs (st.max_prob - maxp / n), <=, 1e-5);
-      g_assert_cmpfloat (fabs (st.mean_distance - dist / n), <=, 1e-4 * dist / n);
-
-      /* every level against naive pooling */
-      g_assert_cmpint (pyr->levels[0].block, ==, 2);
-      g_assert_cmpint (pyr->levels[pyr->n_levels - 1].rows, ==, 1);
-      for (int k = 0; k < pyr->n_levels; k++)
-        {
-          const LscPyramidLevel *lv = &pyr->levels[k];
-          g_assert_cmpint (lv->rows, ==, (n + lv->block - 1) / lv->block);
-          for (int br = 0; br < lv->rows; br++)
-            for (int bc = 0; bc < lv->cols; bc++)
-              {
-                double mx = NAN, sum = 0;
-                int count = 0;
-                for (int i = br * lv->block; i < MIN (n, (br + 1) * lv->block); i++)
-                  for (int j = bc * lv->block; j < MIN (n, (bc + 1) * lv->block); j++)
-                    {
-                      float x = map[(gsize) i * n + j];
-                      if (isnan (x))
-                        continue;
-                      mx = isnan (mx) ? x : fmax (mx, x);
-                      sum += x;
-                      count++;
-                    }
-                float gmax = lv->max[br * lv->cols + bc], gmean = lv->mean[br * lv->cols + bc];
-                if (count == 0)
-                  {
-                    g_assert_true (isnan (gmax) && isnan (gmean));
-                    continue;
-                  }
-                g_assert_cmpfloat (fabs (gmax - mx), <=, 1e-6 + 1e-4 * mx);
-                g_assert_cmpfloat (fabs (gmean - sum / count), <=, 1e-6 + 1e-4 * sum / count);
-              }
-        }
-
-      /* mass: every row sums to one; a key span of a query span */
-      double mass;
-      g_assert_true (lsc_attention_mass (r.store, layer, head, 0, n, 0, n, &mass, &error));
-      g_assert_cmpfloat (fabs (mass - n), <=, 1e-3);
-      g_assert_true (lsc_attention_mass (r.store, layer, head, 600, 700, 0, 4, &mass, &error));
-      double want = 0;
-      for (int i = 600; i < 700; i++)
-        for (int j = 0; j < 4; j++)
-          want += map[(gsize) i * n + j];
-      g_assert_cmpfloat (fabs (mass - want), <=, 1e-5 * MAX (want, 1));
-    }
+/* A sliding window of 8: the streaming pass computes only the scores of the
+ * keys its rows can see (a 4k window at 1M tokens: 1/250 of them). */
+static void
+test_pyramid_sliding_window (void)
+{
+  LscSessionParams p = capture_all (FALSE);
+  g_autofree char *dir = g_test_build_filename (G_TEST_DIST, "fixtures", "hf",
+                                                "mistral-sliding-window", NULL);
+  g_auto(Run) r = { 0 };
+  run_model (&r, dir, 700, &p);
+  g_assert_cmpint (r.c->sliding_window, ==, 8);
+  check_pyramid_and_stats (&r, 0, 1);
+  check_pyramid_and_stats (&r, 1, 3);
 }
 
 /* The streaming pass cuts a pyramid row of rows into GEMMs of fewer rows
@@ -774,6 +798,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/attention/hooks", test_hooks);
   g_test_add_func ("/engine/attention/paths-agree", test_paths_agree);
   g_test_add_func ("/engine/attention/pyramid-and-stats", test_pyramid_and_stats);
+  g_test_add_func ("/engine/attention/pyramid-sliding-window", test_pyramid_sliding_window);
   g_test_add_func ("/engine/attention/pool-in-parts", test_pool_in_parts);
   g_test_add_func ("/engine/attention/partial-plan-and-budget", test_partial_plan_and_budget);
   g_test_add_func ("/engine/attention/save-and-load", test_save_and_load);
