@@ -58,6 +58,7 @@ enum cudaError {
   cudaErrorInsufficientDriver = 35,
   cudaErrorNoDevice = 100,
   cudaErrorInvalidDevice = 101,
+  cudaErrorLaunchFailure = 719,
 };
 typedef enum cudaError cudaError_t;
 

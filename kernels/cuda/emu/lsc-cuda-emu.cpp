@@ -22,6 +22,12 @@
 // There is one device, and only when LSC_CUDA_EMULATOR_DEVICE=1 is set:
 // the test harness sets it for the cuda suite, so every other suite of an
 // emulated build runs as it does without a GPU.
+//
+// LSC_CUDA_EMULATOR_FAIL_LAUNCH=NAME:K makes the K-th launch (from 1) of a
+// kernel whose name starts with NAME, counted since the variable took that
+// value, fail as a kernel that faults does (cudaErrorLaunchFailure, which
+// the emulator does not keep): a device error part way through a forward
+// pass, for the tests of what a session does then.
 
 #include "cublas_v2.h"
 #include "cuda_fp16.h"
@@ -40,8 +46,10 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -484,10 +492,44 @@ lsc_emu_func_set_attribute (cudaFuncAttribute attr, int value)
   return cudaSuccess;
 }
 
+namespace {
+
+// Whether LSC_CUDA_EMULATOR_FAIL_LAUNCH says this launch of `name` fails.
+bool
+injected_failure (const char *name)
+{
+  static std::mutex lock;
+  static std::string value;   // the variable's value the count is of
+  static int count;
+  const char *env = getenv ("LSC_CUDA_EMULATOR_FAIL_LAUNCH");
+  std::lock_guard<std::mutex> g (lock);
+  if (env == nullptr || *env == '\0')
+    {
+      value.clear ();
+      return false;
+    }
+  if (value != env)
+    {
+      value = env;
+      count = 0;
+    }
+  const char *colon = strrchr (env, ':');
+  size_t len = colon != nullptr ? (size_t) (colon - env) : strlen (env);
+  int k = colon != nullptr ? atoi (colon + 1) : 1;
+  return strncmp (name, env, len) == 0 && ++count == k;
+}
+
+}  // namespace
+
 void
 lsc_emu_run (const char *name, dim3 grid, dim3 dim, size_t smem, void (*body) (void *),
              void *closure)
 {
+  if (injected_failure (name))
+    {
+      last_error = cudaErrorLaunchFailure;
+      return;
+    }
   size_t n = (size_t) dim.x * dim.y * dim.z;
   size_t shared_limit;
   {
@@ -641,6 +683,7 @@ cudaGetErrorString (cudaError_t err)
     case cudaErrorMemoryAllocation: return "out of memory";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
     default: return "unknown error";
     }
 }
