@@ -8,7 +8,8 @@
  *     A, D) as the host widened them;
  *   - the recurrent state (the last K - 1 convolution inputs and the scan
  *     state of every layer, in the host's layout) lives on the device, with
- *     a copy taken before an evaluation that may be cancelled;
+ *     a copy taken before every evaluation (one that is cancelled or meets
+ *     a device error part way through the layers goes back to it);
  *   - the prompt runs in blocks of up to LSC_CUDA_BLOCK_TOKENS tokens: per
  *     layer a norm, the GEMMs, the convolution, Δ, the scan (and Mamba-2's
  *     gated norm);
@@ -62,7 +63,7 @@ struct _LscSsmCuda {
   SsmCudaLayer *layers;   /* host array (n_layers) */
   gsize state_floats;
   float *state;           /* (n_layers, K - 1, n_conv) conv inputs, then (n_layers, E, N) */
-  float *backup;          /* (state_floats) */
+  float *backup;          /* (state_floats) the state before the evaluation */
   float *proj;            /* (cap, n_in) */
   float *u;               /* (cap, n_conv) after the convolution */
   float *xdb;             /* (cap, R + 2N) Mamba-1's δ | B | C; NULL for Mamba-2 */

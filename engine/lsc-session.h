@@ -123,8 +123,9 @@ void lsc_session_rewind (LscSession *session, int pos);
 /* Runs tokens (n) at positions pos .. pos + n - 1, appending them to the
  * cache. logits receives (n, vocab) when all_logits, else (vocab) for the
  * last token; it may be NULL. Fails with LSC_RUN_ERROR (CONTEXT_FULL,
- * INVALID_TOKEN, CANCELLED); a cancelled call leaves the cache at its old
- * position. */
+ * INVALID_TOKEN, CANCELLED, and on a GPU DEVICE or OUT_OF_MEMORY); a call
+ * that fails, cancelled or not, leaves the cache (an SSM's recurrent state
+ * too) at its old position. */
 gboolean lsc_session_eval (LscSession *session, const gint32 *tokens, int n, float *logits,
                            gboolean all_logits, LscCancelFunc cancel, gpointer cancel_data,
                            GError **error);

@@ -1556,6 +1556,75 @@ test_ssm_shared (gconstpointer data)
   check_model_parity (path, data);
 }
 
+#if LSC_CUDA_EMULATOR
+/* A device error part way through an evaluation with no cancel callback
+ * (the emulator refuses layer 1's scan): the call fails and leaves the
+ * session as it was, the recurrent state of the layers that ran included,
+ * as a cancelled one does. The next evaluations then match a CPU session
+ * that never saw the failed call. */
+static void
+check_ssm_device_error (const char *path, const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LscModel) model = lsc_model_load (path, &error);
+  g_assert_no_error (error);
+  int vocab = lsc_model_get_config (model)->vocab_size;
+  const gint32 tokens[] = { 5, 17, 3, 60, 9, 41, 22, 7, 80, 1, 33 };
+  const int n = G_N_ELEMENTS (tokens);
+  LscSession *s[2];
+  for (int b = 0; b < 2; b++)
+    {
+      LscSessionParams p;
+      lsc_session_params_init (&p);
+      p.backend = b == 0 ? LSC_BACKEND_CPU : LSC_BACKEND_CUDA;
+      p.n_ctx = 64;
+      s[b] = lsc_session_new (model, &p, &error);
+      g_assert_no_error (error);
+    }
+  float *l[2] = { g_new (float, vocab), g_new (float, vocab) };
+  /* failing at once (the state still empty) and after a prefix */
+  for (int round = 0; round < 2; round++)
+    {
+      g_setenv ("LSC_CUDA_EMULATOR_FAIL_LAUNCH", "scan_kernel:2", TRUE);
+      g_assert_false (lsc_session_eval (s[1], tokens, n, l[1], FALSE, NULL, NULL, &error));
+      g_unsetenv ("LSC_CUDA_EMULATOR_FAIL_LAUNCH");
+      g_assert_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_DEVICE);
+      g_clear_error (&error);
+      g_assert_cmpint (lsc_session_get_pos (s[1]), ==, round * 4);
+      for (int b = 0; b < 2; b++)
+        {
+          g_assert_true (lsc_session_eval (s[b], tokens + 2 * round, 4, l[b], FALSE, NULL, NULL,
+                                           &error));
+          g_assert_no_error (error);
+        }
+      double rel = max_rel_diff (l[1], l[0], vocab);
+      g_test_message ("%s after a device error (round %d): CUDA vs CPU %.3g", name, round, rel);
+      g_assert_cmpfloat (rel, <=, 1e-4);
+    }
+  g_free (l[0]);
+  g_free (l[1]);
+  lsc_session_free (s[0]);
+  lsc_session_free (s[1]);
+}
+#endif
+
+static void
+test_ssm_device_error (void)
+{
+  if (!have_device ())
+    return;
+#if LSC_CUDA_EMULATOR
+  g_autofree char *dir = g_test_build_filename (G_TEST_DIST, "fixtures", "ssm", "tiny-mamba2",
+                                                NULL);
+  check_ssm_device_error (dir, "tiny-mamba2");
+  g_autofree char *path = lsc_test_shared_path ("models/random/tiny-mamba");
+  if (path != NULL)
+    check_ssm_device_error (path, "tiny-mamba");
+#else
+  g_test_skip ("a device error is injected by the emulator");
+#endif
+}
+
 /* A session the GPU cannot hold stops before uploading anything, with what
  * it needs and what is free: the emulator is told it has 4 MiB, a GPU is
  * filled but for 4 MiB. */
@@ -1869,6 +1938,7 @@ main (int argc, char **argv)
   add_func ("/cuda/kernels/ssm-scan", test_ssm_scan);
   add_func ("/cuda/kernels/ssm-gated-norm", test_ssm_gated_norm);
   add_func ("/cuda/ssm/fixture/tiny-mamba2", test_ssm_fixture);
+  add_func ("/cuda/ssm/device-error", test_ssm_device_error);
   static const char *const mambas[] = { "models/random/tiny-mamba",
                                         "models/random/tiny-mamba/tiny-mamba.f32.gguf" };
   for (gsize i = 0; i < G_N_ELEMENTS (mambas); i++)
