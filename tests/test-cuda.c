@@ -1556,6 +1556,84 @@ test_ssm_shared (gconstpointer data)
   check_model_parity (path, data);
 }
 
+/* Mamba sessions fed the same tokens in pieces of several sizes on both
+ * backends (1 token first, fewer than d_conv, odd sizes, a block that is
+ * n_ctx's end): the last logits of every piece and the recorded Δ agree. */
+static void
+check_ssm_splits (const char *path, const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LscModel) model = lsc_model_load (path, &error);
+  g_assert_no_error (error);
+  const LscModelConfig *c = lsc_model_get_config (model);
+  int vocab = c->vocab_size;
+  static const int pieces[][8] = { { 1, 1, 2, 5, 0 }, { 2, 1, 40, 1, 0 }, { 3, 17, 1, 1, 0 },
+                                   { 37, 1, 2, 3, 0 } };
+  const int n_ctxs[] = { 64, 13, 4096 };
+  for (gsize ni = 0; ni < G_N_ELEMENTS (n_ctxs); ni++)
+    for (gsize pi = 0; pi < G_N_ELEMENTS (pieces); pi++)
+      {
+        int n_ctx = n_ctxs[ni];
+        LscSession *s[2];
+        for (int b = 0; b < 2; b++)
+          {
+            LscSessionParams p;
+            lsc_session_params_init (&p);
+            p.backend = b == 0 ? LSC_BACKEND_CPU : LSC_BACKEND_CUDA;
+            p.n_ctx = n_ctx;
+            p.ssm_capture = (LscSsmCapturePlan) { TRUE, 0, -1 };
+            s[b] = lsc_session_new (model, &p, &error);
+            g_assert_no_error (error);
+          }
+        int pos = 0;
+        for (int k = 0; pieces[pi][k] > 0; k++)
+          {
+            int n = pieces[pi][k];
+            if (pos + n > n_ctx)
+              n = n_ctx - pos;
+            if (n <= 0)
+              break;
+            g_autofree gint32 *tokens = g_new (gint32, n);
+            for (int i = 0; i < n; i++)
+              tokens[i] = (pos + i * 7 + 3) % vocab;
+            g_autofree float *l[2] = { g_new (float, (size_t) n * vocab),
+                                       g_new (float, (size_t) n * vocab) };
+            for (int b = 0; b < 2; b++)
+              {
+                g_assert_true (lsc_session_eval (s[b], tokens, n, l[b], TRUE, NULL, NULL, &error));
+                g_assert_no_error (error);
+              }
+            double rel = max_rel_diff (l[1], l[0], (size_t) n * vocab);
+            g_test_message ("%s n_ctx %d piece %d (%d tokens at %d): %.3g", name, n_ctx, k, n, pos,
+                            rel);
+            g_assert_cmpfloat (rel, <=, 1e-4);
+            pos += n;
+          }
+        const LscSsmStore *st[2] = { lsc_session_get_ssm (s[0]), lsc_session_get_ssm (s[1]) };
+        g_assert_cmpint (lsc_ssm_store_get_n_rows (st[1]), ==, pos);
+        g_assert_cmpint (lsc_ssm_store_get_n_rows (st[0]), ==, pos);
+        int H = lsc_ssm_store_get_n_channels (st[0]);
+        for (int l = 0; l < c->n_layers; l++)
+          assert_close (lsc_ssm_store_get_dt (st[1], l), lsc_ssm_store_get_dt (st[0], l),
+                        (size_t) pos * H, 1e-4, 1e-7, "recorded Δ");
+        lsc_session_free (s[0]);
+        lsc_session_free (s[1]);
+      }
+}
+
+static void
+test_ssm_splits (void)
+{
+  if (!have_device ())
+    return;
+  g_autofree char *dir = g_test_build_filename (G_TEST_DIST, "fixtures", "ssm", "tiny-mamba2",
+                                                NULL);
+  check_ssm_splits (dir, "tiny-mamba2");
+  g_autofree char *path = lsc_test_shared_path ("models/random/tiny-mamba");
+  if (path != NULL)
+    check_ssm_splits (path, "tiny-mamba");
+}
+
 #if LSC_CUDA_EMULATOR
 /* A device error part way through an evaluation with no cancel callback
  * (the emulator refuses layer 1's scan): the call fails and leaves the
@@ -1938,6 +2016,7 @@ main (int argc, char **argv)
   add_func ("/cuda/kernels/ssm-scan", test_ssm_scan);
   add_func ("/cuda/kernels/ssm-gated-norm", test_ssm_gated_norm);
   add_func ("/cuda/ssm/fixture/tiny-mamba2", test_ssm_fixture);
+  add_func ("/cuda/ssm/splits", test_ssm_splits);
   add_func ("/cuda/ssm/device-error", test_ssm_device_error);
   static const char *const mambas[] = { "models/random/tiny-mamba",
                                         "models/random/tiny-mamba/tiny-mamba.f32.gguf" };
