@@ -605,13 +605,12 @@ _lsc_ssm_eval (LscSession *s, const gint32 *tokens, int n, float *logits, gboole
   const LscSsmFilter *f = &s->params.ssm_filter;
   m->filtering = f->enabled && n >= (f->min_tokens > 0 ? f->min_tokens : 3000);
   /* the state to go back to when the call fails part way through the
-   * layers: on the CPU only a cancel stops it, on the GPU a device error
-   * may too (cancel or not), and the session keeps its old position either
-   * way; a device-to-device copy, small next to the forward pass */
-  gboolean backed_up = cancel != NULL || gpu;
-  if (backed_up && gpu && !_lsc_ssm_cuda_state (s, LSC_SSM_STATE_SAVE, error))
+   * layers (the session keeps its old position): on the CPU only a cancel
+   * stops it, on the GPU a device error may too, so there it is always
+   * taken (a device-to-device copy, small next to the forward pass) */
+  if (gpu && !_lsc_ssm_cuda_state (s, LSC_SSM_STATE_SAVE, error))
     return FALSE;
-  if (backed_up && !gpu)
+  if (cancel != NULL && !gpu)
     memcpy (m->backup, m->conv_state, m->state_floats * sizeof (float));
   /* BLAS runs inside OpenMP regions only: single-threaded for this evaluation */
   if (!gpu)
@@ -634,9 +633,9 @@ _lsc_ssm_eval (LscSession *s, const gint32 *tokens, int n, float *logits, gboole
     {
       /* the state as it was (a device that failed may fail this too, which
        * the error already says) */
-      if (backed_up && gpu)
+      if (gpu)
         _lsc_ssm_cuda_state (s, LSC_SSM_STATE_RESTORE, NULL);
-      if (backed_up && !gpu)
+      if (cancel != NULL && !gpu)
         memcpy (m->conv_state, m->backup, m->state_floats * sizeof (float));
       return FALSE;
     }
