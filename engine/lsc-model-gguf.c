@@ -253,6 +253,15 @@ read_mamba_config (LscModel *model, const GgufConfigReader *cr, GError **error)
                        c->ssm_n_groups);
           return FALSE;
         }
+      if (c->ssm_n_heads % c->ssm_n_groups != 0)
+        {
+          /* a head's B and C come from group head / (heads / groups) */
+          g_set_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_BAD_CONFIG,
+                       "%s: key '%s.ssm.group_count' = %d does not divide the %d heads "
+                       "('%s.ssm.time_step_rank')", cr->name, cr->arch, c->ssm_n_groups,
+                       c->ssm_n_heads, cr->arch);
+          return FALSE;
+        }
       c->ssm_head_dim = c->ssm_d_inner / c->ssm_n_heads;
     }
   c->ssm_conv_bias = find_tensor_info (cr->gguf, "blk.0.ssm_conv1d.bias") != NULL;

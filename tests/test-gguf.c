@@ -1091,6 +1091,31 @@ test_model_errors (void)
                          "'general.architecture'", NULL);
 }
 
+/* A Mamba-2 file's heads (time_step_rank, as llama.cpp stores them) must
+ * split into its groups: 4 heads in 8 groups of a 128-wide inner size would
+ * have heads read B and C past the groups. Only metadata: the config is
+ * read before any tensor. */
+static void
+test_mamba2_groups (void)
+{
+  g_autoptr(GByteArray) b = g_byte_array_new ();
+  g_autoptr(GError) error = NULL;
+  const struct { const char *key; guint32 v; } kvs[] = {
+    { "mamba2.context_length", 256 }, { "mamba2.embedding_length", 64 },
+    { "mamba2.block_count", 2 }, { "mamba2.ssm.conv_kernel", 4 },
+    { "mamba2.ssm.inner_size", 128 }, { "mamba2.ssm.state_size", 16 },
+    { "mamba2.ssm.time_step_rank", 4 }, { "mamba2.ssm.group_count", 8 },
+  };
+  put_header (b, 3, 0, G_N_ELEMENTS (kvs) + 1);
+  kv_string (b, "general.architecture", "mamba2");
+  for (guint i = 0; i < G_N_ELEMENTS (kvs); i++)
+    kv_u32 (b, kvs[i].key, kvs[i].v);
+  g_autofree char *path = lsc_test_write_file ("mamba2-groups.gguf", b->data, b->len);
+  g_assert_null (lsc_model_load (path, &error));
+  lsc_test_assert_error (error, LSC_MODEL_ERROR, LSC_MODEL_ERROR_BAD_CONFIG, "mamba2-groups.gguf",
+                         "'mamba2.ssm.group_count' = 8 does not divide the 4 heads", NULL);
+}
+
 /* stories260K.gguf without `drop_key` and with one more key (written by
  * `put_kv`), loaded; NULL with `error` set when it fails. */
 static LscModel *
@@ -1650,6 +1675,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/gguf/model/stories260K", test_model_stories260k);
   g_test_add_func ("/engine/gguf/model/tiny", test_model_tiny);
   g_test_add_func ("/engine/gguf/model/errors", test_model_errors);
+  g_test_add_func ("/engine/gguf/model/mamba2-groups", test_mamba2_groups);
   g_test_add_func ("/engine/gguf/model/q4-k", test_q4_k_model);
   g_test_add_func ("/engine/gguf/model/config-keys", test_model_config_keys);
   g_test_add_func ("/engine/gguf/convert/v2", test_convert_v2);
