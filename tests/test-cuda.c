@@ -1596,8 +1596,9 @@ check_ssm_splits (const char *path, const char *name)
             g_autofree gint32 *tokens = g_new (gint32, n);
             for (int i = 0; i < n; i++)
               tokens[i] = (pos + i * 7 + 3) % vocab;
-            g_autofree float *l[2] = { g_new (float, (size_t) n * vocab),
-                                       g_new (float, (size_t) n * vocab) };
+            g_autofree float *l0 = g_new (float, (size_t) n * vocab);
+            g_autofree float *l1 = g_new (float, (size_t) n * vocab);
+            float *l[2] = { l0, l1 };
             for (int b = 0; b < 2; b++)
               {
                 g_assert_true (lsc_session_eval (s[b], tokens, n, l[b], TRUE, NULL, NULL, &error));
