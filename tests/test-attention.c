@@ -200,18 +200,6 @@ test_tiles_tiny_llama (void)
   check_tiles (&r, 0, NULL, NULL);
 }
 
-static void
-test_tiles_sliding_window (void)
-{
-  LscSessionParams p = capture_all (FALSE);
-  g_autofree char *dir = g_test_build_filename (G_TEST_DIST, "fixtures", "hf",
-                                                "mistral-sliding-window", NULL);
-  g_auto(Run) r = { 0 };
-  run_model (&r, dir, 48, &p);
-  g_assert_cmpint (r.c->sliding_window, ==, 8);
-  check_tiles (&r, 8, NULL, NULL);
-}
-
 /* A hand-made mask and scale: head 1 of every layer cannot see odd keys
  * other than itself; layer 0 head 0 runs at temperature 0.5. */
 static void
@@ -386,10 +374,11 @@ test_pyramid_and_stats (void)
   check_pyramid_and_stats (&r, 2, 3);
 }
 
-/* A sliding window of 8: the streaming pass computes only the scores of the
- * keys its rows can see (a 4k window at 1M tokens: 1/250 of them). */
+/* A sliding window of 8: tiles, and the streaming pass, which computes only
+ * the scores of the keys its rows can see (a 4k window at 1M tokens: 1/250
+ * of them). */
 static void
-test_pyramid_sliding_window (void)
+test_sliding_window (void)
 {
   LscSessionParams p = capture_all (FALSE);
   g_autofree char *dir = g_test_build_filename (G_TEST_DIST, "fixtures", "hf",
@@ -397,6 +386,7 @@ test_pyramid_sliding_window (void)
   g_auto(Run) r = { 0 };
   run_model (&r, dir, 700, &p);
   g_assert_cmpint (r.c->sliding_window, ==, 8);
+  check_tiles (&r, 8, NULL, NULL);
   check_pyramid_and_stats (&r, 0, 1);
   check_pyramid_and_stats (&r, 1, 3);
 }
@@ -794,11 +784,10 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/engine/attention/tiles-stories260K", test_tiles_stories);
   g_test_add_func ("/engine/attention/tiles-tiny-llama", test_tiles_tiny_llama);
-  g_test_add_func ("/engine/attention/tiles-sliding-window", test_tiles_sliding_window);
+  g_test_add_func ("/engine/attention/sliding-window", test_sliding_window);
   g_test_add_func ("/engine/attention/hooks", test_hooks);
   g_test_add_func ("/engine/attention/paths-agree", test_paths_agree);
   g_test_add_func ("/engine/attention/pyramid-and-stats", test_pyramid_and_stats);
-  g_test_add_func ("/engine/attention/pyramid-sliding-window", test_pyramid_sliding_window);
   g_test_add_func ("/engine/attention/pool-in-parts", test_pool_in_parts);
   g_test_add_func ("/engine/attention/partial-plan-and-budget", test_partial_plan_and_budget);
   g_test_add_func ("/engine/attention/save-and-load", test_save_and_load);
