@@ -40,7 +40,6 @@ for d in shared ../shared; do
 done
 if [ -n "$shared" ]; then
   for m in random stories260K; do
-    mkdir -p "$out/shared/models/$m"
     (cd "$shared/models" && find "$m" -type f ! -name reference-logits.json) | while read -r f; do
       mkdir -p "$out/shared/models/$(dirname "$f")"
       cp "$shared/models/$f" "$out/shared/models/$f"
