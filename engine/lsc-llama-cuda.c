@@ -331,7 +331,7 @@ _lsc_session_init_cuda (LscSession *s, GError **error)
     }
   if (st != LSC_STATUS_OK)
     {
-      const char *why = st == LSC_STATUS_NO_DEVICE ? "no CUDA device is present"
+      const char *why = st == LSC_STATUS_NO_DEVICE ? lsc_cuda_unavailable_reason ()
                                                    : lsc_status_to_string (st);
       if (s->params.backend == LSC_BACKEND_CUDA)
         {
@@ -665,11 +665,7 @@ forward_block (LscSession *s, const gint32 *tokens, int start, int T, float *log
 const char *
 lsc_backend_cuda_unavailable (void)
 {
-  int n = 0;
-  LscStatus st = lsc_cuda_device_count (&n);
-  if (st == LSC_STATUS_OK)
-    return NULL;
-  return st == LSC_STATUS_NO_DEVICE ? "no CUDA device is present" : lsc_status_to_string (st);
+  return lsc_cuda_unavailable_reason ();
 }
 
 gboolean

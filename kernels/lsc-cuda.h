@@ -24,9 +24,13 @@
 
 typedef struct _LscCudaContext LscCudaContext;
 
-/* Number of CUDA devices (NO_DEVICE when none or no driver); the runtime is
- * asked once per process, by the first caller. */
+/* Number of CUDA devices (NO_DEVICE when none, no driver, a driver older
+ * than the runtime, or a first GPU older than the kernels were built for);
+ * the runtime is asked once per process, by the first caller. */
 LscStatus lsc_cuda_device_count (int *n_devices);
+/* Why no device can be used, for the user ("no CUDA device is present",
+ * the driver's or the GPU's age, another error); NULL when one can. */
+const char *lsc_cuda_unavailable_reason (void);
 /* Smoke test of the toolchain and the device: out (n) <- a * x (n) + y (n)
  * computed on the GPU (host pointers). */
 LscStatus lsc_cuda_saxpy (float *out, float a, const float *x, const float *y, size_t n);

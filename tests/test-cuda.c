@@ -1927,6 +1927,64 @@ test_backend_selection (void)
                             device ? "attention mask hooks" : "CUDA"));
 }
 
+#if LSC_CUDA_EMULATOR
+/* A driver older than the runtime, or a GPU older than the oldest
+ * architecture built for (compute_75), is no device: the reason, word for
+ * word, in the note of an auto session (which runs on the CPU) and in the
+ * error of a cuda one. Each case in a process of its own, the device count
+ * being asked once per process; 7.5 itself is a device. */
+static void
+test_backend_unusable (void)
+{
+  static const struct { const char *var, *value, *says; } cases[] = {
+    { "LSC_CUDA_EMULATOR_DRIVER", "12020",
+      "the NVIDIA driver supports CUDA 12.2, older than the CUDA 13.0 this build uses "
+      "(update the driver)" },
+    { "LSC_CUDA_EMULATOR_CAPABILITY", "7.0",
+      "the GPU (Longscope CUDA emulator (CPU)) has compute capability 7.0; this build's kernels "
+      "need 7.5 or newer" },
+    { "LSC_CUDA_EMULATOR_CAPABILITY", "7.5", "" },
+  };
+  if (g_test_subprocess ())
+    {
+      const char *says = g_getenv ("LSC_TEST_UNUSABLE");
+      g_autoptr(GError) error = NULL;
+      LscModelConfig config;
+      g_assert_true (lsc_model_config_init_shape (&config, "stories260K-shape"));
+      g_autoptr(LscModel) model = lsc_model_new_synthetic (&config, LSC_DTYPE_F32, 7, &error);
+      g_assert_no_error (error);
+      LscSessionParams p;
+      lsc_session_params_init (&p);
+      p.backend = LSC_BACKEND_AUTO;
+      g_autoptr(LscSession) s = lsc_session_new (model, &p, &error);
+      g_assert_no_error (error);
+      if (*says == '\0')
+        {
+          g_assert_null (lsc_backend_cuda_unavailable ());
+          g_assert_cmpint (lsc_session_get_backend (s), ==, LSC_BACKEND_CUDA);
+          return;
+        }
+      g_assert_cmpstr (lsc_backend_cuda_unavailable (), ==, says);
+      g_assert_cmpint (lsc_session_get_backend (s), ==, LSC_BACKEND_CPU);
+      g_assert_cmpstr (lsc_session_get_backend_note (s), ==, says);
+      p.backend = LSC_BACKEND_CUDA;
+      g_assert_null (lsc_session_new (model, &p, &error));
+      g_autofree char *want = g_strdup_printf ("the CUDA backend was asked for, but %s", says);
+      g_assert_cmpstr (error->message, ==, want);
+      return;
+    }
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_setenv (cases[i].var, cases[i].value, TRUE);
+      g_setenv ("LSC_TEST_UNUSABLE", cases[i].says, TRUE);
+      g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
+      g_unsetenv (cases[i].var);
+      g_unsetenv ("LSC_TEST_UNUSABLE");
+      g_test_trap_assert_passed ();
+    }
+}
+#endif
+
 /* The tests to add: all, or those under the prefixes given as arguments
  * (the emulated build runs the suite in parts; GLib's -p skips tests under a
  * suite that holds both tests and suites). */
@@ -2028,6 +2086,9 @@ main (int argc, char **argv)
     }
   add_func ("/cuda/backend/memory", test_backend_memory);
   add_func ("/cuda/backend/shared-memory", test_backend_shared_memory);
+#if LSC_CUDA_EMULATOR
+  add_func ("/cuda/backend/unusable", test_backend_unusable);
+#endif
 #endif
   return g_test_run ();
 }

@@ -18,9 +18,16 @@ saxpy_kernel (float *out, float a, const float *x, const float *y, size_t n)
     out[i] = a * x[i] + y[i];
 }
 
+// Why the first device cannot run these kernels (text for the user), set
+// once with the device count.
+static char unusable[256] = "no CUDA device is present";
+
 // The runtime's answer, asked once per process: without a driver every
 // call would try (and fail) to load it again, leaking its error buffer in
-// each thread that asks.
+// each thread that asks. A driver older than the runtime, or a GPU older
+// than the oldest architecture built for, counts as no device, with the
+// reason: `auto` then runs on the CPU and says why, where the first kernel
+// launch would otherwise fail part way through a prefill.
 extern "C" LscStatus
 lsc_cuda_device_count (int *n_devices)
 {
@@ -29,15 +36,47 @@ lsc_cuda_device_count (int *n_devices)
     cudaError_t err = cudaGetDeviceCount (&count);
     if (err != cudaSuccess)
       {
+        int driver = 0, runtime = 0;
         count = 0;
         cudaGetLastError ();   // clear the sticky error
+        if (err == cudaErrorInsufficientDriver && cudaDriverGetVersion (&driver) == cudaSuccess
+            && driver > 0 && cudaRuntimeGetVersion (&runtime) == cudaSuccess)
+          snprintf (unusable, sizeof unusable,
+                    "the NVIDIA driver supports CUDA %d.%d, older than the CUDA %d.%d this "
+                    "build uses (update the driver)", driver / 1000, driver % 1000 / 10,
+                    runtime / 1000, runtime % 1000 / 10);
         return err == cudaErrorNoDevice || err == cudaErrorInsufficientDriver
                  ? LSC_STATUS_NO_DEVICE : lsc_cuda_status (err);
+      }
+    int major = 0, minor = 0;
+    if (count > 0
+        && cudaDeviceGetAttribute (&major, cudaDevAttrComputeCapabilityMajor, 0) == cudaSuccess
+        && cudaDeviceGetAttribute (&minor, cudaDevAttrComputeCapabilityMinor, 0) == cudaSuccess
+        && major * 10 + minor < LSC_CUDA_MIN_ARCH)
+      {
+        cudaDeviceProp prop;
+        if (cudaGetDeviceProperties (&prop, 0) != cudaSuccess)
+          snprintf (prop.name, sizeof prop.name, "device 0");
+        snprintf (unusable, sizeof unusable,
+                  "the GPU (%s) has compute capability %d.%d; this build's kernels need %d.%d "
+                  "or newer", prop.name, major, minor, LSC_CUDA_MIN_ARCH / 10,
+                  LSC_CUDA_MIN_ARCH % 10);
+        count = 0;
       }
     return count > 0 ? LSC_STATUS_OK : LSC_STATUS_NO_DEVICE;
   }();
   *n_devices = count;
   return status;
+}
+
+extern "C" const char *
+lsc_cuda_unavailable_reason (void)
+{
+  int n;
+  LscStatus st = lsc_cuda_device_count (&n);
+  if (st == LSC_STATUS_OK)
+    return NULL;
+  return st == LSC_STATUS_NO_DEVICE ? unusable : lsc_status_to_string (st);
 }
 
 extern "C" LscStatus

@@ -73,7 +73,11 @@ enum cudaMemcpyKind {
 };
 
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
-enum cudaDeviceAttr { cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
+enum cudaDeviceAttr {
+  cudaDevAttrComputeCapabilityMajor = 75,
+  cudaDevAttrComputeCapabilityMinor = 76,
+  cudaDevAttrMaxSharedMemoryPerBlockOptin = 97,
+};
 
 struct cudaDeviceProp {
   char name[256];
@@ -87,6 +91,8 @@ struct cudaDeviceProp {
 };
 
 cudaError_t cudaGetDeviceCount (int *count);
+cudaError_t cudaDriverGetVersion (int *version);
+cudaError_t cudaRuntimeGetVersion (int *version);
 cudaError_t cudaSetDevice (int device);
 cudaError_t cudaGetDeviceProperties (cudaDeviceProp *prop, int device);
 cudaError_t cudaDeviceGetAttribute (int *value, cudaDeviceAttr attr, int device);

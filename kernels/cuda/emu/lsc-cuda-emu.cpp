@@ -21,7 +21,10 @@
 //
 // There is one device, and only when LSC_CUDA_EMULATOR_DEVICE=1 is set:
 // the test harness sets it for the cuda suite, so every other suite of an
-// emulated build runs as it does without a GPU.
+// emulated build runs as it does without a GPU. LSC_CUDA_EMULATOR_DRIVER
+// and LSC_CUDA_EMULATOR_CAPABILITY make it a device with an old driver or
+// an old GPU, LSC_CUDA_EMULATOR_MEMORY and LSC_CUDA_EMULATOR_SHARED a
+// smaller one.
 //
 // LSC_CUDA_EMULATOR_FAIL_LAUNCH=NAME:K makes the K-th launch (from 1) of a
 // kernel whose name starts with NAME, counted since the variable took that
@@ -627,8 +630,44 @@ cudaError_t
 cudaGetDeviceCount (int *count)
 {
   const char *env = getenv ("LSC_CUDA_EMULATOR_DEVICE");
+  int driver = 0, runtime = 0;
   *count = env != nullptr && strcmp (env, "1") == 0;
+  cudaDriverGetVersion (&driver);
+  cudaRuntimeGetVersion (&runtime);
+  if (*count > 0 && driver < runtime)
+    {
+      *count = 0;
+      return cudaErrorInsufficientDriver;
+    }
   return *count > 0 ? cudaSuccess : cudaErrorNoDevice;
+}
+
+// The CUDA version the driver supports: LSC_CUDA_EMULATOR_DRIVER (12020 is
+// CUDA 12.2's driver, older than the runtime's 13.0), else the runtime's.
+cudaError_t
+cudaDriverGetVersion (int *version)
+{
+  const char *env = getenv ("LSC_CUDA_EMULATOR_DRIVER");
+  *version = env != nullptr && *env != '\0' ? atoi (env) : 13000;
+  return cudaSuccess;
+}
+
+cudaError_t
+cudaRuntimeGetVersion (int *version)
+{
+  *version = 13000;
+  return cudaSuccess;
+}
+
+// LSC_CUDA_EMULATOR_CAPABILITY=MAJOR.MINOR (a V100 is 7.0), else 9.0.
+static void
+capability (int *major, int *minor)
+{
+  const char *env = getenv ("LSC_CUDA_EMULATOR_CAPABILITY");
+  *major = 9;
+  *minor = 0;
+  if (env != nullptr && *env != '\0')
+    sscanf (env, "%d.%d", major, minor);
 }
 
 cudaError_t
@@ -642,10 +681,15 @@ cudaDeviceGetAttribute (int *value, cudaDeviceAttr attr, int device)
 {
   if (device != 0)
     return cudaErrorInvalidDevice;
-  if (attr != cudaDevAttrMaxSharedMemoryPerBlockOptin)
-    return cudaErrorInvalidValue;
-  *value = (int) shared_optin ();
-  return cudaSuccess;
+  int major, minor;
+  capability (&major, &minor);
+  switch (attr)
+    {
+    case cudaDevAttrComputeCapabilityMajor: *value = major; return cudaSuccess;
+    case cudaDevAttrComputeCapabilityMinor: *value = minor; return cudaSuccess;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = (int) shared_optin (); return cudaSuccess;
+    }
+  return cudaErrorInvalidValue;
 }
 
 cudaError_t
@@ -661,7 +705,7 @@ cudaGetDeviceProperties (cudaDeviceProp *prop, int device)
   prop->maxThreadsPerBlock = MAX_THREADS;
   prop->multiProcessorCount = 1;
   prop->warpSize = 32;
-  prop->major = 9;
+  capability (&prop->major, &prop->minor);
   return cudaSuccess;
 }
 
