@@ -18,8 +18,11 @@
  *     pyramid and statistics (lsc_attention_analyze () on the device, the
  *     mean of three heads) and what every head would take;
  *   - decode tokens/s after the first length's prompt and after each
- *     captured one, and with --capture the same steps captured (every row
- *     of every head stored as it is generated, as retrieval-head runs do);
+ *     captured one, against the floor of reading every weight and the
+ *     context's float32 keys and values once per step at the measured
+ *     device-to-device copy rate, and with --capture the same steps
+ *     captured (every row of every head stored as it is generated, as
+ *     retrieval-head runs do);
  *   - with --capture, the longest prompt whose full capture this machine
  *     holds: device memory by the session's estimate (test-estimate checks
  *     that it equals the peak byte for byte) within what the GPU has free,
@@ -146,6 +149,33 @@ attention_rate (const LscModelConfig *c, int T)
   lsc_cuda_context_free (ctx);
   /* QK^T and PV over the causal half */
   return 4.0 * (double) T * T / 2 * q_dim / best;
+}
+
+/* Bytes/s of device memory: a device-to-device copy of 1 GiB (less on the
+ * emulator's small devices), bytes read plus bytes written. */
+static double
+copy_rate (void)
+{
+  LscCudaContext *ctx;
+  size_t free_b = 0, bytes;
+  void *a, *b;
+  if (lsc_cuda_context_new (&ctx, 0, NULL) != LSC_STATUS_OK
+      || lsc_cuda_mem_info (ctx, &free_b, NULL, NULL) != LSC_STATUS_OK)
+    die ("CUDA", NULL);
+  bytes = MIN ((size_t) 1 << 30, free_b / 4);
+  if (lsc_cuda_alloc (ctx, &a, bytes) != LSC_STATUS_OK
+      || lsc_cuda_alloc (ctx, &b, bytes) != LSC_STATUS_OK)
+    die ("allocating copy buffers", NULL);
+  double best = 1e30;
+  for (int rep = 0; rep < 5; rep++)
+    {
+      double t = now_s ();
+      if (lsc_cuda_copy (ctx, b, a, bytes) != LSC_STATUS_OK || lsc_cuda_sync (ctx) != LSC_STATUS_OK)
+        die ("copy", NULL);
+      best = MIN (best, now_s () - t);
+    }
+  lsc_cuda_context_free (ctx);
+  return 2.0 * bytes / best;
 }
 
 typedef struct {
@@ -302,6 +332,13 @@ main (int argc, char **argv)
                attn / 1e12);
     }
   int q_dim = config.n_heads * config.head_dim;
+  /* a decode step reads every weight once and, for a transformer, the
+   * float32 keys and values of its context */
+  double bandwidth = copy_rate ();
+  double kv_token = ssm ? 0 : 2.0 * config.n_kv_heads * config.head_dim * 4 * config.n_layers;
+  g_print ("device memory: %.0f GB/s (device-to-device copy); weights %.2f GB, %.0f KiB of KV "
+           "cache per token of context\n", bandwidth / 1e9,
+           lsc_model_get_weight_bytes (model) / 1e9, kv_token / 1024);
 
   g_autofree gint32 *tokens = g_new (gint32, longest + opt_decode);
   for (int i = 0; i < longest + opt_decode; i++)
@@ -312,8 +349,8 @@ main (int argc, char **argv)
 
   g_print ("\n| tokens | prefill s | tok/s | floor tok/s | capture s | capture / plain "
            "| peak GiB plain | peak GiB capture | pyramid s/head | all heads s | decode tok/s "
-           "| decode tok/s capture |\n");
-  g_print ("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+           "| decode floor tok/s | decode tok/s capture |\n");
+  g_print ("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (guint i = 0; i < lengths->len; i++)
     {
       int n = g_array_index (lengths, int, i);
@@ -337,9 +374,10 @@ main (int argc, char **argv)
       else
         g_print ("- | - | %.1f | - | - | - | ", plain.peak_gib);
       if (decode > 0)
-        g_print ("%.1f | ", plain.decode_tok_s);
+        g_print ("%.1f | %.1f | ", plain.decode_tok_s,
+                 bandwidth / (lsc_model_get_weight_bytes (model) + kv_token * n));
       else
-        g_print ("- | ");
+        g_print ("- | - | ");
       if (cap && decode > 0)
         g_print ("%.1f |\n", with.decode_tok_s);
       else
