@@ -1704,6 +1704,221 @@ test_ssm_device_error (void)
 #endif
 }
 
+#if LSC_CUDA_EMULATOR
+/* A device error part way through a transformer evaluation (the emulator
+ * fails the K-th launch of a kernel) in a prefill and in a decode step, with
+ * capture off, every head of every layer, or some heads of some layers and
+ * rows: the call fails with a device error and leaves the session as it
+ * was, position and captured rows included; the next evaluations and the
+ * captured tiles then match a CPU session that never saw the failed call. */
+typedef struct {
+  const char *kernel;   /* LSC_CUDA_EMULATOR_FAIL_LAUNCH */
+  int n;                /* tokens of the failed call: a prefill block or a decode step */
+} DeviceFault;
+
+static void
+assert_same_store_rows (const LscAttentionStore *a, const LscModelConfig *c, int r0, int r1,
+                        const float *q_before, const float *lse_before, gboolean save)
+{
+  g_autoptr(GError) error = NULL;
+  int hd = c->head_dim, i = 0;
+  for (int l = 0; l < c->n_layers; l++)
+    for (int h = 0; h < c->n_heads; h++)
+      if (lsc_attention_has_head (a, l, h))
+        for (int pos = r0; pos < r1; pos++, i++)
+          {
+            float q[256], sc, lse;
+            g_assert_true (lsc_attention_get_query (a, l, h, pos, q, &error));
+            g_assert_true (lsc_attention_get_row (a, l, h, pos, &sc, &lse, &error));
+            g_assert_no_error (error);
+            if (save)
+              {
+                memcpy ((float *) q_before + (gsize) i * hd, q, hd * sizeof (float));
+                ((float *) lse_before)[i] = lse;
+              }
+            else
+              {
+                g_assert_cmpmem (q, hd * sizeof (float), q_before + (gsize) i * hd,
+                                 hd * sizeof (float));
+                g_assert_cmpfloat (lse, ==, lse_before[i]);
+              }
+          }
+}
+
+static void
+check_llama_device_error (LscModel *model, const char *name, const LscCapturePlan *plan)
+{
+  g_autoptr(GError) error = NULL;
+  const LscModelConfig *c = lsc_model_get_config (model);
+  int vocab = c->vocab_size;
+  const int n_ctx = 256;
+  gint32 tokens[256];
+  for (int i = 0; i < n_ctx; i++)
+    tokens[i] = g_test_rand_int_range (0, vocab);
+  LscSession *s[2];
+  for (int b = 0; b < 2; b++)
+    {
+      LscSessionParams p;
+      lsc_session_params_init (&p);
+      p.backend = b == 0 ? LSC_BACKEND_CPU : LSC_BACKEND_CUDA;
+      p.n_ctx = n_ctx;
+      if (plan != NULL)
+        p.capture = *plan;
+      s[b] = lsc_session_new (model, &p, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (lsc_session_get_backend (s[b]), ==, p.backend);
+    }
+  const LscAttentionStore *a[2] = { lsc_session_get_attention (s[0]),
+                                    lsc_session_get_attention (s[1]) };
+  g_autofree float *l0 = g_new (float, (size_t) 32 * vocab);
+  g_autofree float *l1 = g_new (float, (size_t) 32 * vocab);
+  int pos = 0;
+  for (int b = 0; b < 2; b++)
+    g_assert_true (lsc_session_eval (s[b], tokens, 24, NULL, FALSE, NULL, NULL, &error));
+  pos = 24;
+  static const DeviceFault faults[] = {
+    { "embed_kernel:1", 20 }, { "rmsnorm_kernel:3", 20 }, { "rope_kernel:4", 20 },
+    { "attention_kernel:2", 20 }, { "swiglu_kernel:2", 20 },
+    { "rmsnorm_kernel:1", 20 }, { "attention_kernel:1", 20 },
+    { "decode_partial_kernel:1", 1 }, { "decode_merge_kernel:3", 1 }, { "rope_kernel:2", 1 },
+    { "rmsnorm_kernel:6", 1 },
+    { "decode_partial_kernel:2", 3 }, { "rmsnorm_kernel:5", 1 },
+  };
+  size_t cells = 0;
+  for (gsize f = 0; f < G_N_ELEMENTS (faults); f++)
+    {
+      int rows = a[1] != NULL ? lsc_attention_get_n_rows (a[1]) : 0;
+      int row0 = a[1] != NULL ? lsc_attention_get_row_start (a[1]) : 0;
+      g_autofree float *q_before = g_new (float, (size_t) (rows + 1) * c->n_layers * c->n_heads * c->head_dim);
+      g_autofree float *lse_before = g_new (float, (size_t) (rows + 1) * c->n_layers * c->n_heads);
+      if (a[1] != NULL)
+        assert_same_store_rows (a[1], c, row0, row0 + rows, q_before, lse_before, TRUE);
+      g_setenv ("LSC_CUDA_EMULATOR_FAIL_LAUNCH", faults[f].kernel, TRUE);
+      gboolean ok = lsc_session_eval (s[1], tokens + pos, faults[f].n, l1, FALSE, NULL, NULL, &error);
+      g_unsetenv ("LSC_CUDA_EMULATOR_FAIL_LAUNCH");
+      if (ok)
+        g_error ("%s: no failure with %s", name, faults[f].kernel);
+      g_test_message ("%s: %s: %s", name, faults[f].kernel, error->message);
+      g_assert_error (error, LSC_RUN_ERROR, LSC_RUN_ERROR_DEVICE);
+      g_clear_error (&error);
+      g_assert_cmpint (lsc_session_get_pos (s[1]), ==, pos);
+      if (a[1] != NULL)
+        {
+          g_assert_cmpint (lsc_attention_get_n_rows (a[1]), ==, rows);
+          assert_same_store_rows (a[1], c, row0, row0 + rows, q_before, lse_before, FALSE);
+        }
+      /* then the same tokens, which the CPU runs for the first time */
+      int m = faults[f].n;
+      for (int b = 0; b < 2; b++)
+        {
+          g_assert_true (lsc_session_eval (s[b], tokens + pos, m, b ? l1 : l0, TRUE, NULL, NULL,
+                                           &error));
+          g_assert_no_error (error);
+        }
+      pos += m;
+      double rel = max_rel_diff (l1, l0, (size_t) m * vocab);
+      g_test_message ("%s after %s: CUDA vs CPU %.3g", name, faults[f].kernel, rel);
+      if (rel > 1e-4)
+        g_error ("%s after %s: CUDA vs CPU %.3g", name, faults[f].kernel, rel);
+    }
+  if (a[1] != NULL)
+    {
+      int row0 = lsc_attention_get_row_start (a[1]);
+      g_assert_cmpint (lsc_attention_get_n_rows (a[1]), ==, lsc_attention_get_n_rows (a[0]));
+      int r1 = row0 + lsc_attention_get_n_rows (a[1]);
+      cells = (size_t) (r1 - row0) * pos;
+      g_autofree float *t0 = g_new (float, MAX (cells, 1));
+      g_autofree float *t1 = g_new (float, MAX (cells, 1));
+      for (int l = 0; l < c->n_layers; l++)
+        for (int h = 0; h < c->n_heads; h++)
+          if (lsc_attention_has_head (a[1], l, h) && r1 > row0)
+            {
+              g_assert_true (lsc_attention_tile (a[0], l, h, row0, r1, 0, pos, 0.0f, t0, &error));
+              g_assert_true (lsc_attention_tile (a[1], l, h, row0, r1, 0, pos, 0.0f, t1, &error));
+              g_assert_no_error (error);
+              assert_close (t1, t0, cells, 1e-3, 1e-6, "tile after device errors");
+            }
+    }
+  lsc_session_free (s[0]);
+  lsc_session_free (s[1]);
+}
+#endif
+
+static void
+test_llama_device_error (void)
+{
+  if (!have_device ())
+    return;
+#if LSC_CUDA_EMULATOR
+  g_autoptr(GError) error = NULL;
+  const char *const paths[] = { "models/stories260K/stories260K.bin", "models/random/tiny-qwen2" };
+  for (gsize i = 0; i < G_N_ELEMENTS (paths); i++)
+    {
+      g_autofree char *path = lsc_test_shared_path (paths[i]);
+      if (path == NULL)
+        continue;
+      g_autoptr(LscModel) model = lsc_model_load (path, &error);
+      g_assert_no_error (error);
+      check_llama_device_error (model, paths[i], NULL);
+      LscCapturePlan all = { .enabled = TRUE };
+      check_llama_device_error (model, paths[i], &all);
+      const int layers[] = { 0, 1 }, heads[] = { 1, 2 };
+      LscCapturePlan some = { .enabled = TRUE, .layers = layers, .n_layers = 2, .heads = heads,
+                              .n_heads = 2, .row_start = 30 };
+      check_llama_device_error (model, paths[i], &some);
+    }
+#else
+  g_test_skip ("a device error is injected by the emulator");
+#endif
+}
+
+#if LSC_CUDA_EMULATOR
+/* A session created, the device left with a few KiB: what runs later
+ * (evaluations, tiles of every size, pyramids on the device) allocates
+ * nothing more, or fails with a clear error and leaves the session whole. */
+static void
+test_llama_device_memory (void)
+{
+  if (!have_device ())
+    return;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = lsc_test_shared_path ("models/stories260K/stories260K.bin");
+  if (path == NULL)
+    return;
+  g_autoptr(LscModel) model = lsc_model_load (path, &error);
+  g_assert_no_error (error);
+  const LscModelConfig *c = lsc_model_get_config (model);
+  const int n_ctx = 1024, n = 600;
+  g_autofree gint32 *tokens = g_new (gint32, n_ctx);
+  for (int i = 0; i < n_ctx; i++)
+    tokens[i] = g_test_rand_int_range (0, c->vocab_size);
+  LscSessionParams p;
+  lsc_session_params_init (&p);
+  p.backend = LSC_BACKEND_CUDA;
+  p.n_ctx = n_ctx;
+  p.capture.enabled = TRUE;
+  g_autoptr(LscSession) s = lsc_session_new (model, &p, &error);
+  g_assert_no_error (error);
+  size_t free_bytes = 0, total = 0;
+  g_assert_cmpint (lsc_cuda_mem_info (context (), &free_bytes, &total, NULL), ==, LSC_STATUS_OK);
+  g_autofree char *limit = g_strdup_printf ("%zu", total - free_bytes + 4096);
+  g_setenv ("LSC_CUDA_EMULATOR_MEMORY", limit, TRUE);
+  g_assert_true (lsc_session_eval (s, tokens, n, NULL, FALSE, NULL, NULL, &error));
+  g_assert_no_error (error);
+  const LscAttentionStore *a = lsc_session_get_attention (s);
+  g_autofree float *tile = g_new (float, (size_t) n * n);
+  g_assert_true (lsc_attention_tile (a, 1, 2, 0, n, 0, n, 0.0f, tile, &error));
+  g_assert_no_error (error);
+  g_autoptr(LscAttentionPyramid) pyr = NULL;
+  LscHeadStats st;
+  g_assert_true (lsc_attention_analyze (a, 1, 2, 4, &pyr, &st, &error));
+  g_assert_no_error (error);
+  g_assert_true (lsc_session_eval (s, tokens + n, 1, NULL, FALSE, NULL, NULL, &error));
+  g_assert_no_error (error);
+  g_unsetenv ("LSC_CUDA_EMULATOR_MEMORY");
+}
+#endif
+
 /* A session the GPU cannot hold stops before uploading anything, with what
  * it needs and what is free: the emulator is told it has 4 MiB, a GPU is
  * filled but for 4 MiB. */
@@ -2084,6 +2299,10 @@ main (int argc, char **argv)
       g_autofree char *name = g_strdup_printf ("/cuda/ssm/%s", mambas[i] + strlen ("models/"));
       add_data_func (name, mambas[i], test_ssm_shared);
     }
+  add_func ("/cuda/llama/device-error", test_llama_device_error);
+#if LSC_CUDA_EMULATOR
+  add_func ("/cuda/llama/device-memory", test_llama_device_memory);
+#endif
   add_func ("/cuda/backend/memory", test_backend_memory);
   add_func ("/cuda/backend/shared-memory", test_backend_shared_memory);
 #if LSC_CUDA_EMULATOR
