@@ -544,6 +544,10 @@ run_retrieval (const LscJobRetrieval *r, LscModel *model, const LscTokenizer *to
                                       cancel, cancel_data, error);
       if (samples[i] == NULL)
         {
+          /* which run of the grid stopped (a device error names only its operation) */
+          g_prefix_error (error, "$.retrieval: retrieval sample %d (needle %d, %d tokens, "
+                          "depth %g%%): ", i + 1, grid[i].needle,
+                          (int) grid[i].prompt->tokens->len, grid[i].prompt->depth_percent);
           ok = FALSE;
           break;
         }
@@ -555,7 +559,9 @@ run_retrieval (const LscJobRetrieval *r, LscModel *model, const LscTokenizer *to
     }
 
   g_autoptr(LscRetrievalSummary) sum = lsc_retrieval_summarize (samples, done, L, H);
-  const char *status = sum->n_passed > 0 ? "ok" : "no_successful_samples";
+  /* a grid cut short (a device error, Ctrl-C) says so here as well as in
+   * the job's status: its scores are of the samples that ran */
+  const char *status = !ok ? "incomplete" : sum->n_passed > 0 ? "ok" : "no_successful_samples";
   json_object_object_add (sec, "status", json_object_new_string (status));
   json_object_object_add (sec, "n_samples", json_object_new_int (done));
   json_object_object_add (sec, "n_passed", json_object_new_int (sum->n_passed));
@@ -592,15 +598,19 @@ run_retrieval (const LscJobRetrieval *r, LscModel *model, const LscTokenizer *to
       json_object_object_add (sec, "n_heads_above_threshold", NULL);
     }
 
-  /* the reference's file, and arrays */
-  g_autoptr(json_object) ref = lsc_retrieval_reference_json (samples, done, L, H);
-  g_autofree char *ref_path = g_build_filename (output_dir, "retrieval_heads.json", NULL);
-  g_autoptr(GError) ref_error = NULL;
-  if (g_mkdir_with_parents (output_dir, 0755) == 0
-      && lsc_json_write_file (ref, ref_path, ok ? error : &ref_error))
-    json_object_object_add (sec, "reference_file", json_object_new_string ("retrieval_heads.json"));
-  else if (ok)
-    return FALSE;
+  /* the reference's file, only for a finished grid: its layout has no
+   * place to say that samples are missing, and a reader would take the
+   * scores of the samples that ran for the grid's */
+  if (ok)
+    {
+      g_autoptr(json_object) ref = lsc_retrieval_reference_json (samples, done, L, H);
+      g_autofree char *ref_path = g_build_filename (output_dir, "retrieval_heads.json", NULL);
+      if (g_mkdir_with_parents (output_dir, 0755) != 0
+          || !lsc_json_write_file (ref, ref_path, error))
+        return FALSE;
+      json_object_object_add (sec, "reference_file",
+                              json_object_new_string ("retrieval_heads.json"));
+    }
 
   {
     gint64 shape[3] = { L, H, 0 };

@@ -21,9 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lsc-batch.h"
 #include "lsc-cuda.h"
 #include "lsc-error.h"
 #include "lsc-estimate.h"
+#include "lsc-json.h"
 #include "lsc-session.h"
 #include "lsc-test-util.h"
 
@@ -1919,6 +1921,86 @@ test_llama_device_memory (void)
 }
 #endif
 
+#if LSC_CUDA_EMULATOR
+/* Runs a job on the GPU with LSC_CUDA_EMULATOR_FAIL_LAUNCH = fail; returns
+ * its results.json. */
+static json_object *
+run_failing_job (const char *name, const char *job, const char *fail, int *exit_status)
+{
+  g_autofree char *job_name = g_strdup_printf ("%s.json", name);
+  g_autofree char *job_path = lsc_test_write_file (job_name, job, strlen (job));
+  g_autofree char *out = g_build_filename (lsc_test_tmpdir (), name, NULL);
+  LscBackend cuda = LSC_BACKEND_CUDA;
+  g_setenv ("LSC_CUDA_EMULATOR_FAIL_LAUNCH", fail, TRUE);
+  *exit_status = lsc_batch_run_file (job_path, out, &cuda, NULL, NULL);
+  g_unsetenv ("LSC_CUDA_EMULATOR_FAIL_LAUNCH");
+  g_autofree char *rpath = g_build_filename (out, "results.json", NULL);
+  return json_object_from_file (rpath);
+}
+
+static const char *
+json_string (json_object *o, const char *key)
+{
+  return json_object_get_string (json_object_object_get (o, key));
+}
+#endif
+
+/* A batch job whose evaluation fails on the device part way (the second
+ * retrieval sample, a decode step of a generation): exit status 1,
+ * results.json "failed" with the device's error and what it stopped, and no
+ * file that reads as a finished result (retrieval_heads.json, whose layout
+ * cannot say that samples are missing). */
+static void
+test_batch_device_error (void)
+{
+  if (!have_device ())
+    return;
+#if LSC_CUDA_EMULATOR
+  static const char hay[] =
+    "the sun was warm and the sea was calm. a small cat sat on the wall, and a dog ran to the "
+    "gate. we had bread, milk and tea in the old room. the wind came over the hill at night. "
+    "she said it was late, so they went home. rain fell on the roof and the road was wet. "
+    "in the morning the birds sang in the tall trees. he read a book by the fire. ";
+  g_autofree char *hay_path = lsc_test_write_file ("hay.txt", hay, strlen (hay));
+  g_autofree char *job =
+    g_strdup_printf ("{\"model\": \"demo:induction\", \"threads\": 1, \"retrieval\": {"
+                     "\"haystack_file\": \"%s\", \"needles\": [{\"needle\": \"\\n#7KZ9 X4W8 "
+                     "M2P6%%\\n\", \"question\": \"What is the code?\", \"answer\": "
+                     "\"KZ9 X4W8 M2P6\"}], \"context_lengths\": {\"min\": 200, \"max\": 400, "
+                     "\"n\": 2}, \"depths\": [0, 100], \"buffer_tokens\": 64, "
+                     "\"cue_tokens\": 3, \"max_tokens\": 24}}", hay_path);
+  int status;
+  /* the first sample's 24 decode steps launch 48 split kernels */
+  g_autoptr(json_object) res = run_failing_job ("retrieval-fail", job, "decode_partial_kernel:60",
+                                                &status);
+  g_assert_nonnull (res);
+  g_assert_cmpint (status, ==, 1);
+  g_assert_cmpstr (json_string (res, "status"), ==, "failed");
+  g_assert_nonnull (strstr (json_string (res, "error"), "CUDA: device error while attending"));
+  g_assert_nonnull (strstr (json_string (res, "error"), "retrieval sample 2"));
+  json_object *r = json_object_object_get (res, "retrieval");
+  g_assert_cmpstr (json_string (r, "status"), ==, "incomplete");
+  g_assert_cmpint (json_object_get_int (json_object_object_get (r, "n_samples")), ==, 1);
+  g_assert_null (json_object_object_get (r, "reference_file"));
+  g_autofree char *heads = g_build_filename (lsc_test_tmpdir (), "retrieval-fail",
+                                             "retrieval_heads.json", NULL);
+  g_assert_false (g_file_test (heads, G_FILE_TEST_EXISTS));
+
+  const char *gen = "{\"model\": \"demo:induction\", \"threads\": 1, \"prompt\": \"the sun was "
+                    "warm and the sea\", \"max_tokens\": 20, \"capture\": {\"stats\": true}}";
+  g_autoptr(json_object) g = run_failing_job ("generation-fail", gen, "decode_partial_kernel:9",
+                                              &status);
+  g_assert_nonnull (g);
+  g_assert_cmpint (status, ==, 1);
+  g_assert_cmpstr (json_string (g, "status"), ==, "failed");
+  g_assert_nonnull (strstr (json_string (g, "error"), "CUDA: device error while attending"));
+  g_assert_null (json_object_object_get (g, "attention"));
+  g_assert_null (json_object_object_get (g, "tensors_file"));
+#else
+  g_test_skip ("a device error is injected by the emulator");
+#endif
+}
+
 /* A session the GPU cannot hold stops before uploading anything, with what
  * it needs and what is free: the emulator is told it has 4 MiB, a GPU is
  * filled but for 4 MiB. */
@@ -2303,6 +2385,7 @@ main (int argc, char **argv)
 #if LSC_CUDA_EMULATOR
   add_func ("/cuda/llama/device-memory", test_llama_device_memory);
 #endif
+  add_func ("/cuda/batch/device-error", test_batch_device_error);
   add_func ("/cuda/backend/memory", test_backend_memory);
   add_func ("/cuda/backend/shared-memory", test_backend_shared_memory);
 #if LSC_CUDA_EMULATOR
