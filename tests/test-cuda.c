@@ -1820,7 +1820,9 @@ check_llama_device_error (LscModel *model, const char *name, const LscCapturePla
       pos += m;
       double rel = max_rel_diff (l1, l0, (size_t) m * vocab);
       g_test_message ("%s after %s: CUDA vs CPU %.3g", name, faults[f].kernel, rel);
-      if (rel > 1e-4)
+      /* rounding is ~1e-4 of the largest logit (tiny-qwen2's random weights
+       * reach it on one block); a stale cache or row is off by far more */
+      if (rel > 1e-3)
         g_error ("%s after %s: CUDA vs CPU %.3g", name, faults[f].kernel, rel);
     }
   if (a[1] != NULL)
