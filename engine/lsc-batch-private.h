@@ -31,6 +31,8 @@ typedef struct {
  * `note`); prints the first note as a warning on stderr when the job asked
  * for CUDA by name. */
 void _lsc_job_backend_record (LscJobBackend *backend, LscBackend used, const char *note);
+/* Creates the output folder (and its parents); the error names the folder. */
+gboolean _lsc_batch_make_output_dir (const char *output_dir, GError **error);
 
 /* The job's "capture" object. */
 typedef struct {

@@ -33,7 +33,6 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <math.h>
 #include <string.h>
 
@@ -606,14 +605,8 @@ run_retrieval (const LscJobRetrieval *r, LscModel *model, const LscTokenizer *to
     {
       g_autoptr(json_object) ref = lsc_retrieval_reference_json (samples, done, L, H);
       g_autofree char *ref_path = g_build_filename (output_dir, "retrieval_heads.json", NULL);
-      if (g_mkdir_with_parents (output_dir, 0755) != 0)
-        {
-          int saved = errno;
-          g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (saved), "%s: %s", output_dir,
-                       g_strerror (saved));
-          return FALSE;
-        }
-      if (!lsc_json_write_file (ref, ref_path, error))
+      if (!_lsc_batch_make_output_dir (output_dir, error)
+          || !lsc_json_write_file (ref, ref_path, error))
         return FALSE;
       json_object_object_add (sec, "reference_file",
                               json_object_new_string ("retrieval_heads.json"));

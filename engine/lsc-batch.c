@@ -746,8 +746,8 @@ results_add_kv (const LscJob *job, KvRuns *r, int n_prompt, const char *output_d
   return results_add_tensors (writer, output_dir, results, error);
 }
 
-static gboolean
-make_output_dir (const char *output_dir, GError **error)
+gboolean
+_lsc_batch_make_output_dir (const char *output_dir, GError **error)
 {
   if (g_mkdir_with_parents (output_dir, 0755) == 0)
     return TRUE;
@@ -771,7 +771,7 @@ results_write (json_object *results, const LscJob *job, const LscModel *model, i
   json_object_object_add (results, "timings", timings);
   json_object_object_add (results, "warnings", warnings);
 
-  if (!make_output_dir (output_dir, error))
+  if (!_lsc_batch_make_output_dir (output_dir, error))
     return FALSE;
   g_autofree char *out = g_build_filename (output_dir, "results.json", NULL);
   return lsc_json_write_file (results, out, error);
@@ -1223,7 +1223,7 @@ write_record (LscJob *job, const LscBatchRecord *r, const char *output_dir, GErr
       return FALSE;
     }
   /* the folder first: nothing is computed for a destination that cannot be written */
-  if (!make_output_dir (output_dir, error))
+  if (!_lsc_batch_make_output_dir (output_dir, error))
     return FALSE;
 
   _lsc_job_backend_record (&job->backend, lsc_session_get_backend (r->session),
