@@ -3,6 +3,8 @@
 
 #include "lsc-test-util.h"
 
+#include "lsc-model.h"
+
 #include <glib/gstdio.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -29,6 +31,19 @@ lsc_test_shared_path (const char *rel)
       return NULL;
     }
   return path;
+}
+
+LscModel *
+lsc_test_load_shared_model (const char *rel)
+{
+  g_autofree char *path = lsc_test_shared_path (rel);
+  g_autoptr(GError) error = NULL;
+  if (path == NULL)
+    return NULL;
+  LscModel *model = lsc_model_load (path, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (model);
+  return model;
 }
 
 static void

@@ -14,6 +14,11 @@ G_BEGIN_DECLS
  * g_test_skip () with a message naming the missing file. */
 char *lsc_test_shared_path (const char *rel);
 
+typedef struct _LscModel LscModel;
+/* The model at `rel` under the shared data folder, or NULL after
+ * g_test_skip () when it is absent; a load error fails the test. */
+LscModel *lsc_test_load_shared_model (const char *rel);
+
 /* A fresh scratch directory for this test process, removed at exit. */
 const char *lsc_test_tmpdir (void);
 /* tmpdir/name, written with `len` bytes of data; returns the path. */

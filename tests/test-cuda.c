@@ -723,12 +723,9 @@ test_capture (void)
 {
   if (!have_device ())
     return;
-  g_autoptr(GError) error = NULL;
-  g_autofree char *path = lsc_test_shared_path ("models/stories260K/stories260K.bin");
-  if (path == NULL)
+  g_autoptr(LscModel) model = lsc_test_load_shared_model ("models/stories260K/stories260K.bin");
+  if (model == NULL)
     return;
-  g_autoptr(LscModel) model = lsc_model_load (path, &error);
-  g_assert_no_error (error);
   const int some_layers[] = { 0, 3 }, some_heads[] = { 1, 2, 7 }, one_layer[] = { 4 };
   check_capture (model, some_layers, 2, some_heads, 3, NULL);
   check_capture (model, one_layer, 1, NULL, 0, NULL);
@@ -1854,15 +1851,12 @@ test_llama_device_error (void)
   if (!have_device ())
     return;
 #if LSC_CUDA_EMULATOR
-  g_autoptr(GError) error = NULL;
   const char *const paths[] = { "models/stories260K/stories260K.bin", "models/random/tiny-qwen2" };
   for (gsize i = 0; i < G_N_ELEMENTS (paths); i++)
     {
-      g_autofree char *path = lsc_test_shared_path (paths[i]);
-      if (path == NULL)
+      g_autoptr(LscModel) model = lsc_test_load_shared_model (paths[i]);
+      if (model == NULL)
         continue;
-      g_autoptr(LscModel) model = lsc_model_load (path, &error);
-      g_assert_no_error (error);
       check_llama_device_error (model, paths[i], NULL);
       LscCapturePlan all = { .enabled = TRUE };
       check_llama_device_error (model, paths[i], &all);
@@ -1886,11 +1880,9 @@ test_llama_device_memory (void)
   if (!have_device ())
     return;
   g_autoptr(GError) error = NULL;
-  g_autofree char *path = lsc_test_shared_path ("models/stories260K/stories260K.bin");
-  if (path == NULL)
+  g_autoptr(LscModel) model = lsc_test_load_shared_model ("models/stories260K/stories260K.bin");
+  if (model == NULL)
     return;
-  g_autoptr(LscModel) model = lsc_model_load (path, &error);
-  g_assert_no_error (error);
   const LscModelConfig *c = lsc_model_get_config (model);
   const int n_ctx = 1024, n = 600;
   g_autofree gint32 *tokens = g_new (gint32, n_ctx);

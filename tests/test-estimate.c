@@ -141,12 +141,9 @@ params_init (LscEstimateParams *p, int n_prompt, int max_tokens)
 static void
 test_memory_tiny_llama (void)
 {
-  g_autofree char *path = lsc_test_shared_path ("models/random/tiny-llama");
-  if (path == NULL)
+  g_autoptr(LscModel) model = lsc_test_load_shared_model ("models/random/tiny-llama");
+  if (model == NULL)
     return;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(LscModel) model = lsc_model_load (path, &error);
-  g_assert_no_error (error);
   LscEstimateParams p;
 
   /* no capture, default n_ctx (4096) */

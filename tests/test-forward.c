@@ -197,11 +197,9 @@ static void
 test_incremental (void)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *path = lsc_test_shared_path ("models/stories260K/stories260K.bin");
-  if (path == NULL)
+  g_autoptr(LscModel) model = lsc_test_load_shared_model ("models/stories260K/stories260K.bin");
+  if (model == NULL)
     return;
-  g_autoptr(LscModel) model = lsc_model_load (path, &error);
-  g_assert_no_error (error);
   const int n = 300, vocab = 512;
   gint32 tokens[300];
   for (int i = 0; i < n; i++)
@@ -237,11 +235,9 @@ static void
 test_fast_matches_reference (void)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *path = lsc_test_shared_path ("models/random/tiny-qwen2");
-  if (path == NULL)
+  g_autoptr(LscModel) stored = lsc_test_load_shared_model ("models/random/tiny-qwen2");
+  if (stored == NULL)
     return;
-  g_autoptr(LscModel) stored = lsc_model_load (path, &error);
-  g_assert_no_error (error);
   const int n = 700, vocab = lsc_model_get_config (stored)->vocab_size;
   g_autofree gint32 *tokens = g_new (gint32, n);
   for (int i = 0; i < n; i++)
@@ -296,10 +292,9 @@ static void
 test_errors (void)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *path = lsc_test_shared_path ("models/stories260K/stories260K.bin");
-  if (path == NULL)
+  g_autoptr(LscModel) model = lsc_test_load_shared_model ("models/stories260K/stories260K.bin");
+  if (model == NULL)
     return;
-  g_autoptr(LscModel) model = lsc_model_load (path, &error);
   LscSessionParams p;
   lsc_session_params_init (&p);
   p.n_ctx = 8;

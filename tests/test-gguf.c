@@ -548,15 +548,10 @@ test_getter_errors (void)
 static LscModel *
 load_shared_model (const char *rel)
 {
-  g_autofree char *path = lsc_test_shared_path (rel);
-  g_autoptr(GError) error = NULL;
-  LscModel *model;
+  LscModel *model = lsc_test_load_shared_model (rel);
 
-  if (path == NULL)
+  if (model == NULL)
     return NULL;
-  model = lsc_model_load (path, &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (model);
   g_assert_cmpint (lsc_model_get_format (model), ==, LSC_FORMAT_GGUF);
   return model;
 }
