@@ -107,6 +107,7 @@ const size_t SHARED_DEFAULT = 48 << 10;          // dynamic shared memory withou
 const size_t SHARED_OPTIN = 227 << 10;           // an H100's most per block, unless the
                                                  // environment says
 const unsigned MAX_THREADS = 1024;
+const int RUNTIME_VERSION = 13000;                // CUDA 13.0, as nvcc here
 
 [[noreturn]] void
 die (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
@@ -648,14 +649,14 @@ cudaError_t
 cudaDriverGetVersion (int *version)
 {
   const char *env = getenv ("LSC_CUDA_EMULATOR_DRIVER");
-  *version = env != nullptr && *env != '\0' ? atoi (env) : 13000;
+  *version = env != nullptr && *env != '\0' ? atoi (env) : RUNTIME_VERSION;
   return cudaSuccess;
 }
 
 cudaError_t
 cudaRuntimeGetVersion (int *version)
 {
-  *version = 13000;
+  *version = RUNTIME_VERSION;
   return cudaSuccess;
 }
 
