@@ -334,11 +334,10 @@ main (int argc, char **argv)
   int q_dim = config.n_heads * config.head_dim;
   /* a decode step reads every weight once and, for a transformer, the
    * float32 keys and values of its context */
-  double bandwidth = copy_rate ();
+  double bandwidth = copy_rate (), weights = lsc_model_get_weight_bytes (model);
   double kv_token = ssm ? 0 : 2.0 * config.n_kv_heads * config.head_dim * 4 * config.n_layers;
   g_print ("device memory: %.0f GB/s (device-to-device copy); weights %.2f GB, %.0f KiB of KV "
-           "cache per token of context\n", bandwidth / 1e9,
-           lsc_model_get_weight_bytes (model) / 1e9, kv_token / 1024);
+           "cache per token of context\n", bandwidth / 1e9, weights / 1e9, kv_token / 1024);
 
   g_autofree gint32 *tokens = g_new (gint32, longest + opt_decode);
   for (int i = 0; i < longest + opt_decode; i++)
@@ -374,8 +373,7 @@ main (int argc, char **argv)
       else
         g_print ("- | - | %.1f | - | - | - | ", plain.peak_gib);
       if (decode > 0)
-        g_print ("%.1f | %.1f | ", plain.decode_tok_s,
-                 bandwidth / (lsc_model_get_weight_bytes (model) + kv_token * n));
+        g_print ("%.1f | %.1f | ", plain.decode_tok_s, bandwidth / (weights + kv_token * n));
       else
         g_print ("- | - | ");
       if (cap && decode > 0)
