@@ -45,18 +45,20 @@ run () {   # name, program, args...
   printf '%-14s exit %3d   %3d ok (%d skipped)   %d failed\n' "$name" "$rc" "$ok" "$skip" "$bad"
   [ $rc -eq 0 ] || tail -5 "$logs/$name.log" | sed 's/^/    /'
 }
-# test-cuda one test at a time: a g_error () in one kernel's test must not
-# hide the rest of a precious device session
-cuda_each () {
+# each_test [WRAPPER...]: the test-cuda tests in $tests one at a time, each
+# under WRAPPER: a g_error () in one kernel's test must not hide the rest of
+# a precious device session
+each_test () {
   failed=0
-  for t in $("$bundle/bin/test-cuda" -l | grep '^/'); do
-    "$bundle/bin/test-cuda" --verbose -p "$t" || { echo "not ok - $t exited with $?"; failed=1; }
+  for t in $tests; do
+    "$@" "$bundle/bin/test-cuda" --verbose -p "$t" || { echo "not ok - $t exited with $?"; failed=1; }
   done
   return $failed
 }
 case "$mode" in
 '')
-  run test-cuda cuda_each
+  tests=$("$bundle/bin/test-cuda" -l | grep '^/')
+  run test-cuda each_test
   grep -h '^not ok' "$logs"/test-cuda.log | sed 's/^/  /'
   run test-estimate "$bundle/bin/test-estimate" -p /engine/estimate/cuda-memory
   # the measured differences, as the tests print them
@@ -77,18 +79,10 @@ case "$mode" in
             -perm -u+x 2>/dev/null | head -1)
   [ -n "$cs" ] || { echo "compute-sanitizer: not found"; exit 1; }
   echo "sanitizer: $cs"
+  # the tall tile (a million rows) would take the call's whole time
+  tests=$("$bundle/bin/test-cuda" -l | grep -E '^/cuda/(capture|kernels/)' | grep -v tall)
   for tool in memcheck racecheck synccheck; do
-    sanitize () {
-      failed=0
-      # the tall tile (a million rows) would take the call's whole time
-      for t in $("$bundle/bin/test-cuda" -l | grep -E '^/cuda/(capture|kernels/)' | grep -v tall); do
-        echo "# $tool $t"
-        timeout 120 "$cs" --tool "$tool" --error-exitcode 9 "$bundle/bin/test-cuda" -p "$t" \
-          || { echo "not ok - $t under $tool exited with $?"; failed=1; }
-      done
-      return $failed
-    }
-    run "$tool" sanitize
+    run "$tool" each_test timeout 120 "$cs" --tool "$tool" --error-exitcode 9
     grep -h '^not ok\|=========.*\(Invalid\|Race\|Barrier\|ERROR\)' "$logs/$tool.log" | head -5 | sed 's/^/  /'
   done
   ;;
