@@ -1771,10 +1771,9 @@ check_llama_device_error (LscModel *model, const char *name, const LscCapturePla
                                     lsc_session_get_attention (s[1]) };
   g_autofree float *l0 = g_new (float, (size_t) 32 * vocab);
   g_autofree float *l1 = g_new (float, (size_t) 32 * vocab);
-  int pos = 0;
+  int pos = 24;
   for (int b = 0; b < 2; b++)
-    g_assert_true (lsc_session_eval (s[b], tokens, 24, NULL, FALSE, NULL, NULL, &error));
-  pos = 24;
+    g_assert_true (lsc_session_eval (s[b], tokens, pos, NULL, FALSE, NULL, NULL, &error));
   static const DeviceFault faults[] = {
     { "embed_kernel:1", 20 }, { "rmsnorm_kernel:3", 20 }, { "rope_kernel:4", 20 },
     { "attention_kernel:2", 20 }, { "swiglu_kernel:2", 20 },
@@ -1783,7 +1782,6 @@ check_llama_device_error (LscModel *model, const char *name, const LscCapturePla
     { "rmsnorm_kernel:6", 1 },
     { "decode_partial_kernel:2", 3 }, { "rmsnorm_kernel:5", 1 },
   };
-  size_t cells = 0;
   for (gsize f = 0; f < G_N_ELEMENTS (faults); f++)
     {
       int rows = a[1] != NULL ? lsc_attention_get_n_rows (a[1]) : 0;
@@ -1827,7 +1825,7 @@ check_llama_device_error (LscModel *model, const char *name, const LscCapturePla
       int row0 = lsc_attention_get_row_start (a[1]);
       g_assert_cmpint (lsc_attention_get_n_rows (a[1]), ==, lsc_attention_get_n_rows (a[0]));
       int r1 = row0 + lsc_attention_get_n_rows (a[1]);
-      cells = (size_t) (r1 - row0) * pos;
+      size_t cells = (size_t) (r1 - row0) * pos;
       g_autofree float *t0 = g_new (float, MAX (cells, 1));
       g_autofree float *t1 = g_new (float, MAX (cells, 1));
       for (int l = 0; l < c->n_layers; l++)
